@@ -1,0 +1,295 @@
+//! The report model: what one analysis of a workspace found.
+//!
+//! These are plain values. The CLI maps them to its versioned JSON schema (`src/output.rs`) and the
+//! `templates` crate renders them; neither adds analysis of its own.
+//!
+//! A [`ModuleId`] is always `crate_name::path::to::module`, with the crate's Rust name (dashes
+//! become underscores); a crate root is just `crate_name`.
+
+use std::path::PathBuf;
+
+/// `crate_name::path::to::module`; the crate root is `crate_name`.
+pub type ModuleId = String;
+
+/// Everything one run of the analyzer found in a workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Absolute path of the workspace root.
+    pub workspace_root: PathBuf,
+    /// Which edges the graph algorithms looked at (the edges list always has all of them).
+    pub scope: EdgeScope,
+    /// Workspace member crates, sorted by name.
+    pub crates: Vec<CrateInfo>,
+    /// Every module of every analysed target, sorted by id.
+    pub modules: Vec<Module>,
+    /// Module -> module dependencies of every kind, sorted by (from, to).
+    pub edges: Vec<Edge>,
+    /// Module edges rolled up to crates (only edges between two different workspace crates).
+    pub crate_edges: Vec<CrateEdge>,
+    /// Non-trivial strongly connected components of the in-scope module graph.
+    pub cycles: Vec<Cycle>,
+    /// Non-trivial strongly connected components of the crate graph.
+    pub crate_cycles: Vec<Cycle>,
+    /// Elementary cycles, shortest first, at most `elementary_cycle_cap` of them.
+    pub elementary_cycles: Vec<Vec<ModuleId>>,
+    /// True when more elementary cycles exist than were listed.
+    pub elementary_cycles_truncated: bool,
+    /// Pairs of modules that depend on each other directly (in scope).
+    pub bidirectional: Vec<Bidirectional>,
+    /// A smallest-weight set of edges whose removal makes the in-scope graph acyclic.
+    pub cut: Vec<CutEdge>,
+    /// Whether the cut is proven minimal for every component or comes from a heuristic somewhere.
+    pub cut_exact: bool,
+    /// One suggestion per edge of the cut list.
+    pub suggestions: Vec<Suggestion>,
+    /// Per module and per crate metrics.
+    pub metrics: Metrics,
+    /// Candidate service boundaries.
+    pub services: Vec<CandidateService>,
+    /// In-scope module edges that cross two candidate services (would become network calls).
+    pub service_edges: Vec<ServiceEdge>,
+    /// Source files that could not be read or parsed; the run went on without them.
+    pub skipped_files: Vec<SkippedFile>,
+}
+
+/// Which edges count for cycles, the cut list, suggestions and services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeScope {
+    /// Also count edges between a module and its own ancestor or descendant.
+    pub include_hierarchical: bool,
+    /// Also count edges that exist only under `#[cfg(test)]`.
+    pub include_test_only: bool,
+}
+
+/// A workspace member crate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrateInfo {
+    /// Rust name (underscores), the first segment of its module ids.
+    pub name: String,
+    /// Package name as written in Cargo.toml.
+    pub package: String,
+    pub version: String,
+    pub manifest_path: PathBuf,
+    /// Analysed targets (lib, bins, ...).
+    pub targets: Vec<Target>,
+    /// Workspace crates this one depends on (normal dependencies), by Rust name.
+    pub depends_on: Vec<String>,
+}
+
+/// A build target of a crate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// `lib`, `bin`, `test`, `example`, `bench`, ...
+    pub kind: String,
+    pub name: String,
+    pub root: PathBuf,
+}
+
+/// A module in some crate's module tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Module {
+    pub id: ModuleId,
+    /// Rust name of the crate the module belongs to.
+    pub krate: String,
+    /// Parent module id; `None` for a crate root.
+    pub parent: Option<ModuleId>,
+    /// File the module's items are in (for an inline module, the file that holds it).
+    pub file: PathBuf,
+    /// Line of the `mod` declaration (1 for a crate root).
+    pub line: u32,
+    /// Non-blank, non-comment lines of code of the module's own items (children excluded).
+    pub lines_of_code: u32,
+    /// Whether the module is declared inline (`mod x { ... }`) rather than in a file of its own.
+    pub inline: bool,
+    /// The `#[cfg(...)]` predicate on the declaration, as written, if any.
+    pub cfg: Option<String>,
+    /// Whether the module exists only under `#[cfg(test)]`.
+    pub test_only: bool,
+    /// Whether the declaration was found inside an item macro body (`cfg_foo! { mod x; }`).
+    pub in_macro: bool,
+    /// Public traits declared in the module (for abstractness).
+    pub n_traits: u32,
+    /// All types declared in the module: structs, enums, unions, traits, type aliases.
+    pub n_types: u32,
+}
+
+/// Whether an edge runs along the module tree or across it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hierarchy {
+    /// From a module to its own ancestor or descendant (facades, `use super::*`).
+    Hierarchical,
+    /// Between two modules in different subtrees.
+    Cross,
+}
+
+/// How the target is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Usage {
+    /// Only in signatures, fields, bounds, impl headers and `use` items.
+    TypeOnly,
+    /// Also in function bodies (calls, constructors, patterns in code).
+    Code,
+}
+
+/// A module -> module dependency, with every reference that makes it up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    pub from: ModuleId,
+    pub to: ModuleId,
+    /// Number of references.
+    pub weight: u32,
+    /// Names of the items of `to` that `from` uses, sorted, deduplicated.
+    pub items: Vec<String>,
+    pub hierarchy: Hierarchy,
+    pub usage: Usage,
+    /// Every reference is under `#[cfg(test)]`.
+    pub test_only: bool,
+    /// Where the references are, sorted; at most a few dozen per edge.
+    pub locations: Vec<Location>,
+}
+
+/// A place in a source file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// A crate -> crate dependency rolled up from module edges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrateEdge {
+    pub from: String,
+    pub to: String,
+    /// Sum of the module edge weights.
+    pub weight: u32,
+}
+
+/// A non-trivial strongly connected component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cycle {
+    /// Sorted member ids.
+    pub members: Vec<String>,
+    /// Sum of the weights of the edges inside the component.
+    pub weight: u32,
+}
+
+/// Two modules that depend on each other directly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bidirectional {
+    /// `a < b`.
+    pub a: ModuleId,
+    pub b: ModuleId,
+    pub a_to_b_weight: u32,
+    pub b_to_a_weight: u32,
+    pub a_to_b_items: Vec<String>,
+    pub b_to_a_items: Vec<String>,
+}
+
+/// An edge of the cut list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CutEdge {
+    pub from: ModuleId,
+    pub to: ModuleId,
+    pub weight: u32,
+}
+
+/// What to do about one edge of the cut list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    /// Stable kebab-case kind; today always `extract-interface`.
+    pub kind: String,
+    /// The module that uses (`from`) and the module used (`to`): the edge to invert.
+    pub from: ModuleId,
+    pub to: ModuleId,
+    /// Name of the trait to extract, e.g. `PaymentPort`.
+    pub trait_name: String,
+    /// Where the trait should live: a new module id (or new crate) both sides depend on.
+    pub trait_home: String,
+    /// The module whose types implement the trait (usually `to`).
+    pub implemented_by: ModuleId,
+    /// The methods of the trait, with signatures taken from the source.
+    pub methods: Vec<Method>,
+    /// Items used across the edge that are not functions (types, constants) and so must move
+    /// to `trait_home` or be mirrored there.
+    pub moved_items: Vec<String>,
+    /// Step-by-step plan, one sentence per step.
+    pub steps: Vec<String>,
+}
+
+/// One method of a suggested trait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Method {
+    pub name: String,
+    /// Full signature as it should appear in the trait, e.g. `fn charge(&mut self, order: OrderId, amount: Money) -> Result<Receipt, PaymentError>`.
+    pub signature: String,
+    /// Path of the item it comes from, e.g. `shop::payment::PaymentService::charge`.
+    pub source: String,
+    pub class: Access,
+    /// For commands: the event that could replace the call, e.g. `PaymentRequested`.
+    pub event: Option<String>,
+}
+
+/// Whether a used item only reads state or changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Access {
+    Query,
+    Command,
+}
+
+/// Metrics for every module and crate.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Metrics {
+    pub modules: Vec<UnitMetrics>,
+    pub crates: Vec<UnitMetrics>,
+}
+
+/// Robert C. Martin's package metrics for one module or crate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitMetrics {
+    pub id: String,
+    /// Afferent couplings: distinct in-scope units that depend on this one.
+    pub fan_in: u32,
+    /// Efferent couplings: distinct in-scope units this one depends on.
+    pub fan_out: u32,
+    /// fan_out / (fan_in + fan_out); 0 when both are 0.
+    pub instability: f64,
+    /// traits / types; 0 when there are no types.
+    pub abstractness: f64,
+    /// |abstractness + instability - 1|.
+    pub distance: f64,
+    pub lines_of_code: u32,
+}
+
+/// A group of modules that could become one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateService {
+    /// A readable name, from the heaviest module.
+    pub name: String,
+    pub modules: Vec<ModuleId>,
+    /// Sum of edge weights inside the group.
+    pub internal_weight: u32,
+    /// Sum of edge weights leaving or entering the group.
+    pub external_weight: u32,
+}
+
+/// An in-scope module edge between two candidate services.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceEdge {
+    pub from_service: String,
+    pub to_service: String,
+    pub from: ModuleId,
+    pub to: ModuleId,
+    pub weight: u32,
+    pub items: Vec<String>,
+}
+
+/// A source file left out of the analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedFile {
+    pub path: PathBuf,
+    /// Line and column of the parse error, when there is one.
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub error: String,
+}

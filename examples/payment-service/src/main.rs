@@ -1,0 +1,2 @@
+//! The extracted payment service.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Feature-flag stores and Unleash-compatible evaluation.

@@ -1,0 +1,91 @@
+//! The `fig` command-line interface.
+//!
+//! This crate is the only place that knows about clap, exit codes, colours and the JSON output
+//! schema. Each subcommand lives in `commands/<name>.rs` with its own `Args` and `run`; the crates
+//! below (`analyzer`, `feature-flags`, `strangler-proxy`, `templates`) do the work.
+//!
+//! Exit codes: 0 success, 1 findings that fail a check, 2 usage or input error.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod commands;
+pub mod exit;
+
+/// Strangler-fig toolkit: split a Rust monolith into services step by step.
+#[derive(Debug, Parser)]
+#[command(name = "fig", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every `fig` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report module and crate dependencies, cycles, cut list and suggestions of a workspace.
+    Analyze(commands::analyze::Args),
+    /// Suggest interfaces to extract so that two-way dependencies run one way.
+    Suggest(commands::suggest::Args),
+    /// Check architecture rules for CI (layers, cycle caps, no new cycles against a baseline).
+    Check(commands::check::Args),
+    /// Read and flip feature flags, in the embedded file store or on an Unleash server.
+    Flags(commands::flags::Args),
+    /// Run the strangler reverse proxy.
+    Proxy(commands::proxy::Args),
+    /// Inspect routes of a running proxy and roll them back or restore them.
+    Route(commands::route::Args),
+    /// Start the example monolith, the payment service and a proxy in front of them.
+    Demo(commands::demo::Args),
+}
+
+/// Runs `fig` with the given arguments and returns its exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version to stdout with exit 0, usage errors to stderr with 2.
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(exit::ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(cli.verbose);
+    let res = match cli.command {
+        Command::Analyze(args) => commands::analyze::run(args),
+        Command::Suggest(args) => commands::suggest::run(args),
+        Command::Check(args) => commands::check::run(args),
+        Command::Flags(args) => commands::flags::run(args),
+        Command::Proxy(args) => commands::proxy::run(args),
+        Command::Route(args) => commands::route::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+    };
+    match res {
+        Ok(code) => code,
+        Err(err) => exit::report(&err),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

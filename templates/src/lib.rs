@@ -1,0 +1,1 @@
+//! Askama templates: the HTML report and generated interface code.

@@ -1,0 +1,3 @@
+//! End-to-end tests of the `fig` binary: each module drives real processes.
+
+mod support;
