@@ -1,3 +1,11 @@
-//! End-to-end tests of the `fig` binary: each module drives real processes.
+//! End-to-end tests of the `fig` binary: each module drives real processes over loopback.
 
+/// `fig analyze`, `fig suggest`, `fig check` on real workspaces.
+mod analyze;
+/// `fig demo`: the example system started as a newcomer would.
+mod demo;
+/// `fig flags` on the file store and on a real Unleash server.
+mod flags;
+/// `fig proxy` and `fig route` in front of the example monolith and service.
+mod proxy;
 mod support;
