@@ -1,0 +1,797 @@
+//! Cycles in the module graph: strongly connected components, two-way pairs, elementary cycles and
+//! the cut list (a minimum-weight feedback arc set).
+//!
+//! Everything here is value in, value out, and deterministic: nodes are numbered in the sorted order
+//! of their ids, and every loop walks them in that order, so the same graph always yields the same
+//! report.
+//!
+//! A module's references to itself are not dependencies: self-edges are ignored everywhere here.
+//!
+//! The cut list is solved one strongly connected component at a time (an edge between two
+//! components is never on a cycle). A component small enough gets an exact answer from a dynamic
+//! programme over subsets of its nodes; a larger one gets the Eades–Lin–Smyth heuristic, improved by
+//! moving single nodes to their best place in the order and by putting back every cut edge whose
+//! return closes no cycle. A heuristic answer is still reported as exact when it meets a lower bound
+//! found by packing cycles.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::report::{Bidirectional, CrateEdge, CutEdge, Cycle, Edge, Module, ModuleId};
+
+/// Largest component solved exactly by the subset dynamic programme.
+const EXACT_MAX_NODES: usize = 20;
+/// Work allowed for one exact component, counted as `2^n * (n + m)`.
+const EXACT_MAX_WORK: u64 = 1 << 26;
+/// Steps of search allowed for listing elementary cycles, over the whole graph.
+const ELEMENTARY_WORK_CAP: u64 = 4_000_000;
+/// Passes of the node-moving improvement over one component.
+const SIFT_MAX_PASSES: usize = 16;
+/// Steps of search allowed for putting cut edges back, per component, per edge of the component.
+const READD_WORK_PER_EDGE: u64 = 200;
+/// Steps of search allowed for the cycle-packing lower bound, per component, per edge.
+const BOUND_WORK_PER_EDGE: u64 = 200;
+
+/// The cycle-related part of a report.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CycleAnalysis {
+    /// Non-trivial strongly connected components, members sorted, components sorted.
+    pub cycles: Vec<Cycle>,
+    /// Elementary cycles, shortest first, each starting at its smallest id.
+    pub elementary: Vec<Vec<ModuleId>>,
+    /// True when more elementary cycles may exist than were listed (the cap or the work bound hit).
+    pub elementary_truncated: bool,
+    /// Pairs of modules that depend on each other directly, sorted by `(a, b)`.
+    pub bidirectional: Vec<Bidirectional>,
+    /// A minimum-weight (or, for huge components, small) set of edges whose removal leaves the
+    /// graph acyclic, sorted by `(from, to)`.
+    pub cut: Vec<CutEdge>,
+    /// True when every component's cut is proven minimal.
+    pub cut_exact: bool,
+}
+
+/// Analyses the cycles of the in-scope module graph.
+///
+/// `edges` may name modules missing from `modules`; they become nodes too. Parallel edges are
+/// merged (weights added).
+pub fn analyze(modules: &[Module], edges: &[&Edge], elementary_cap: usize) -> CycleAnalysis {
+    let _span = tracing::info_span!("cycles", modules = modules.len(), edges = edges.len()).entered();
+    let graph = Digraph::new(
+        modules.iter().map(|module| module.id.as_str()),
+        edges.iter().map(|edge| (edge.from.as_str(), edge.to.as_str(), u64::from(edge.weight))),
+    );
+    let components = graph.components();
+    let cycles = component_cycles(&graph, &components);
+    let (elementary, elementary_truncated) = {
+        let _span = tracing::info_span!("elementary_cycles").entered();
+        elementary_cycles(&graph, &components, elementary_cap, ELEMENTARY_WORK_CAP)
+    };
+    let (cut, cut_exact) = {
+        let _span = tracing::info_span!("cut").entered();
+        feedback_arc_set(&graph, &components)
+    };
+    CycleAnalysis {
+        cycles,
+        elementary: elementary
+            .into_iter()
+            .map(|cycle| cycle.into_iter().map(|node| graph.ids[node].to_owned()).collect())
+            .collect(),
+        elementary_truncated,
+        bidirectional: bidirectional(edges),
+        cut: cut
+            .into_iter()
+            .map(|(from, to, weight)| CutEdge {
+                from: graph.ids[from].to_owned(),
+                to: graph.ids[to].to_owned(),
+                weight: saturate(weight),
+            })
+            .collect(),
+        cut_exact,
+    }
+}
+
+/// Non-trivial strongly connected components of the crate graph.
+pub fn crate_cycles(crate_edges: &[CrateEdge]) -> Vec<Cycle> {
+    let graph = Digraph::new(
+        std::iter::empty(),
+        crate_edges.iter().map(|edge| (edge.from.as_str(), edge.to.as_str(), u64::from(edge.weight))),
+    );
+    let components = graph.components();
+    component_cycles(&graph, &components)
+}
+
+/// A directed graph with nodes numbered in sorted id order and merged, self-loop-free edges.
+#[derive(Debug, Clone)]
+pub(crate) struct Digraph<'a> {
+    /// Node ids, sorted, distinct.
+    pub(crate) ids: Vec<&'a str>,
+    /// Out-edges of each node as `(target, weight)`, sorted by target.
+    pub(crate) out: Vec<Vec<(usize, u64)>>,
+}
+
+/// Strongly connected components: which component each node is in, and the members of each.
+#[derive(Debug, Clone)]
+pub(crate) struct Components {
+    pub(crate) of_node: Vec<usize>,
+    /// Members of each component, sorted ascending.
+    pub(crate) members: Vec<Vec<usize>>,
+}
+
+impl<'a> Digraph<'a> {
+    pub(crate) fn new(
+        nodes: impl Iterator<Item = &'a str>,
+        edges: impl Iterator<Item = (&'a str, &'a str, u64)> + Clone,
+    ) -> Digraph<'a> {
+        let mut ids: Vec<&'a str> = nodes.collect();
+        ids.extend(edges.clone().flat_map(|(from, to, _)| [from, to]));
+        ids.sort_unstable();
+        ids.dedup();
+        let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(idx, id)| (*id, idx)).collect();
+        let mut out: Vec<Vec<(usize, u64)>> = vec![Vec::new(); ids.len()];
+        for (from, to, weight) in edges {
+            let (from, to) = (index[from], index[to]);
+            if from != to {
+                out[from].push((to, weight));
+            }
+        }
+        for targets in &mut out {
+            targets.sort_unstable_by_key(|(to, _)| *to);
+            targets.dedup_by(|later, earlier| {
+                let same = later.0 == earlier.0;
+                if same {
+                    earlier.1 += later.1;
+                }
+                same
+            });
+        }
+        Digraph { ids, out }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(crate) fn components(&self) -> Components {
+        let mut graph = DiGraph::<(), ()>::with_capacity(self.len(), 0);
+        for _ in 0..self.len() {
+            graph.add_node(());
+        }
+        for (from, targets) in self.out.iter().enumerate() {
+            for &(to, _) in targets {
+                graph.add_edge(NodeIndex::new(from), NodeIndex::new(to), ());
+            }
+        }
+        let mut members: Vec<Vec<usize>> = petgraph::algo::tarjan_scc(&graph)
+            .into_iter()
+            .map(|component| {
+                let mut nodes: Vec<usize> = component.into_iter().map(NodeIndex::index).collect();
+                nodes.sort_unstable();
+                nodes
+            })
+            .collect();
+        members.sort_unstable();
+        let mut of_node = vec![0; self.len()];
+        for (component, nodes) in members.iter().enumerate() {
+            for &node in nodes {
+                of_node[node] = component;
+            }
+        }
+        Components { of_node, members }
+    }
+}
+
+fn saturate(weight: u64) -> u32 {
+    u32::try_from(weight).unwrap_or(u32::MAX)
+}
+
+fn component_cycles(graph: &Digraph<'_>, components: &Components) -> Vec<Cycle> {
+    let mut weights = vec![0u64; components.members.len()];
+    for (from, targets) in graph.out.iter().enumerate() {
+        for &(to, weight) in targets {
+            if components.of_node[from] == components.of_node[to] {
+                weights[components.of_node[from]] += weight;
+            }
+        }
+    }
+    // Members are sorted node numbers, so node order is id order and the components are already
+    // sorted by their member lists.
+    components
+        .members
+        .iter()
+        .zip(weights)
+        .filter(|(members, _)| members.len() > 1)
+        .map(|(members, weight)| Cycle {
+            members: members.iter().map(|&node| graph.ids[node].to_owned()).collect(),
+            weight: saturate(weight),
+        })
+        .collect()
+}
+
+fn bidirectional(edges: &[&Edge]) -> Vec<Bidirectional> {
+    let mut merged: BTreeMap<(&str, &str), (u64, Vec<&str>)> = BTreeMap::new();
+    for edge in edges {
+        if edge.from == edge.to {
+            continue;
+        }
+        let entry = merged.entry((edge.from.as_str(), edge.to.as_str())).or_default();
+        entry.0 += u64::from(edge.weight);
+        entry.1.extend(edge.items.iter().map(String::as_str));
+    }
+    let items = |list: &[&str]| {
+        let mut list: Vec<String> = list.iter().map(|item| (*item).to_owned()).collect();
+        list.sort_unstable();
+        list.dedup();
+        list
+    };
+    merged
+        .iter()
+        .filter(|((from, to), _)| from < to)
+        .filter_map(|(&(a, b), (a_to_b_weight, a_to_b_items))| {
+            let (b_to_a_weight, b_to_a_items) = merged.get(&(b, a))?;
+            Some(Bidirectional {
+                a: a.to_owned(),
+                b: b.to_owned(),
+                a_to_b_weight: saturate(*a_to_b_weight),
+                b_to_a_weight: saturate(*b_to_a_weight),
+                a_to_b_items: items(a_to_b_items),
+                b_to_a_items: items(b_to_a_items),
+            })
+        })
+        .collect()
+}
+
+/// Lists elementary cycles shortest first, then in id order, each starting at its smallest node.
+///
+/// Lengths are tried in increasing order; for each length and each start node `s`, a depth-first
+/// search walks only nodes greater than `s` in the same component, pruned by the distance back to
+/// `s`. Work is bounded by `work_cap` steps; the second value is true when the listing stopped early
+/// (cap or work bound), so more cycles may exist.
+pub(crate) fn elementary_cycles(
+    graph: &Digraph<'_>,
+    components: &Components,
+    cap: usize,
+    work_cap: u64,
+) -> (Vec<Vec<usize>>, bool) {
+    let n = graph.len();
+    let starts: Vec<usize> =
+        (0..n).filter(|&node| components.members[components.of_node[node]].len() > 1).collect();
+    if starts.is_empty() {
+        return (Vec::new(), false);
+    }
+    if cap == 0 {
+        return (Vec::new(), true);
+    }
+    let mut reverse: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (from, targets) in graph.out.iter().enumerate() {
+        for &(to, _) in targets {
+            reverse[to].push(from);
+        }
+    }
+    let max_len = starts.iter().map(|&node| components.members[components.of_node[node]].len()).max().unwrap_or(0);
+    let mut found: Vec<Vec<usize>> = Vec::new();
+    let mut work = 0u64;
+    // `dist[x]` is valid when `dist_stamp[x] == stamp`.
+    let mut dist = vec![0usize; n];
+    let mut dist_stamp = vec![0u64; n];
+    let mut stamp = 0u64;
+    let mut on_path = vec![false; n];
+    let mut queue = VecDeque::new();
+    for len in 2..=max_len {
+        for &start in &starts {
+            let component = components.of_node[start];
+            if components.members[component].len() < len {
+                continue;
+            }
+            let allowed = |node: usize| node > start && components.of_node[node] == component;
+            // Backward breadth-first search: distance from each allowed node to `start`.
+            stamp += 1;
+            queue.clear();
+            for &pred in &reverse[start] {
+                if allowed(pred) && dist_stamp[pred] != stamp {
+                    dist_stamp[pred] = stamp;
+                    dist[pred] = 1;
+                    queue.push_back(pred);
+                }
+            }
+            while let Some(node) = queue.pop_front() {
+                work += 1;
+                if dist[node] + 1 >= len {
+                    continue;
+                }
+                for &pred in &reverse[node] {
+                    work += 1;
+                    if allowed(pred) && dist_stamp[pred] != stamp {
+                        dist_stamp[pred] = stamp;
+                        dist[pred] = dist[node] + 1;
+                        queue.push_back(pred);
+                    }
+                }
+            }
+            // Depth-first search for paths of exactly `len` edges back to `start`.
+            let mut path = vec![start];
+            let mut cursor = vec![0usize];
+            while let Some(&node) = path.last() {
+                if work > work_cap {
+                    return (found, true);
+                }
+                let depth = path.len() - 1;
+                let next_idx = cursor[depth];
+                let Some(&(next, _)) = graph.out[node].get(next_idx) else {
+                    path.pop();
+                    cursor.pop();
+                    on_path[node] = false;
+                    continue;
+                };
+                cursor[depth] += 1;
+                work += 1;
+                if next == start {
+                    if depth + 1 == len {
+                        found.push(path.clone());
+                        if found.len() > cap {
+                            found.truncate(cap);
+                            return (found, true);
+                        }
+                    }
+                } else if allowed(next)
+                    && !on_path[next]
+                    && dist_stamp[next] == stamp
+                    && depth + 1 + dist[next] <= len
+                {
+                    on_path[next] = true;
+                    path.push(next);
+                    cursor.push(0);
+                }
+            }
+            on_path[start] = false;
+        }
+    }
+    (found, false)
+}
+
+/// A feedback arc set of the whole graph: the cut edges as `(from, to, weight)` sorted by node
+/// number, and whether every component was solved exactly.
+pub(crate) fn feedback_arc_set(graph: &Digraph<'_>, components: &Components) -> (Vec<(usize, usize, u64)>, bool) {
+    let mut cut = Vec::new();
+    let mut exact = true;
+    for members in &components.members {
+        if members.len() < 2 {
+            continue;
+        }
+        let local: HashMap<usize, usize> = members.iter().enumerate().map(|(idx, &node)| (node, idx)).collect();
+        let mut edges = Vec::new();
+        for (local_from, &from) in members.iter().enumerate() {
+            for &(to, weight) in &graph.out[from] {
+                if let Some(&local_to) = local.get(&to) {
+                    edges.push((local_from, local_to, weight));
+                }
+            }
+        }
+        let solution = solve_component(members.len(), &edges);
+        exact &= solution.exact;
+        cut.extend(
+            edges
+                .iter()
+                .zip(&solution.cut)
+                .filter(|(_, is_cut)| **is_cut)
+                .map(|(&(from, to, weight), _)| (members[from], members[to], weight)),
+        );
+    }
+    cut.sort_unstable();
+    (cut, exact)
+}
+
+/// The answer for one component.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ComponentCut {
+    /// One flag per input edge: whether it is cut.
+    pub(crate) cut: Vec<bool>,
+    /// Whether the cut is proven minimal.
+    pub(crate) exact: bool,
+}
+
+/// Finds a small-weight feedback arc set of a graph with nodes `0..n` and the given edges (no
+/// self-loops, no parallel edges). Exact when small enough, otherwise heuristic.
+pub(crate) fn solve_component(n: usize, edges: &[(usize, usize, u64)]) -> ComponentCut {
+    let work = (1u64 << n.min(63)).saturating_mul((n + edges.len()) as u64);
+    if n <= EXACT_MAX_NODES && work <= EXACT_MAX_WORK {
+        let order = exact_order(n, edges);
+        return ComponentCut { cut: backward_edges(&order, edges), exact: true };
+    }
+    let cut = heuristic_cut(n, edges);
+    let cost: u64 = edges.iter().zip(&cut).filter(|(_, is_cut)| **is_cut).map(|(edge, _)| edge.2).sum();
+    let bound = cycle_packing_bound(n, edges, BOUND_WORK_PER_EDGE.saturating_mul(edges.len() as u64));
+    ComponentCut { cut, exact: bound >= cost }
+}
+
+/// Flags the edges that run backward in `order` (a permutation of the nodes).
+fn backward_edges(order: &[usize], edges: &[(usize, usize, u64)]) -> Vec<bool> {
+    let mut position = vec![0usize; order.len()];
+    for (idx, &node) in order.iter().enumerate() {
+        position[node] = idx;
+    }
+    edges.iter().map(|&(from, to, _)| position[from] > position[to]).collect()
+}
+
+/// The linear order of the nodes with the least total weight of backward edges, by dynamic
+/// programming over the sets of nodes placed first: `best[S]` is the least backward weight of an
+/// order of `S`, and appending `v` after `S` adds the weight of `v`'s edges into `S`.
+pub(crate) fn exact_order(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
+    let mut out: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    for &(from, to, weight) in edges {
+        out[from].push((to, weight));
+    }
+    let into = |node: usize, set: usize| -> u64 {
+        out[node].iter().filter(|(to, _)| set & (1 << to) != 0).map(|(_, weight)| weight).sum()
+    };
+    let full = (1usize << n) - 1;
+    let mut best = vec![u64::MAX; full + 1];
+    best[0] = 0;
+    for set in 0..full {
+        let base = best[set];
+        if base == u64::MAX {
+            continue;
+        }
+        for node in 0..n {
+            if set & (1 << node) == 0 {
+                let cost = base + into(node, set);
+                let next = set | (1 << node);
+                if cost < best[next] {
+                    best[next] = cost;
+                }
+            }
+        }
+    }
+    // Walk back from the full set, taking the smallest node that can come last.
+    let mut order = Vec::with_capacity(n);
+    let mut set = full;
+    while set != 0 {
+        let last = (0..n)
+            .find(|&node| {
+                let rest = set & !(1 << node);
+                set & (1 << node) != 0 && best[rest] != u64::MAX && best[rest] + into(node, rest) == best[set]
+            })
+            .unwrap_or_else(|| set.trailing_zeros() as usize);
+        order.push(last);
+        set &= !(1 << last);
+    }
+    order.reverse();
+    order
+}
+
+/// Eades–Lin–Smyth with weights, then node moves, then putting back redundant cut edges.
+pub(crate) fn heuristic_cut(n: usize, edges: &[(usize, usize, u64)]) -> Vec<bool> {
+    let order = eades_lin_smyth(n, edges);
+    let mut keys = vec![0u64; n];
+    for (idx, &node) in order.iter().enumerate() {
+        keys[node] = (idx as u64 + 1) * KEY_SPACING;
+    }
+    sift(n, edges, &mut keys);
+    let mut cut: Vec<bool> = edges.iter().map(|&(from, to, _)| keys[from] > keys[to]).collect();
+    readd_redundant(n, edges, &mut keys, &mut cut, READD_WORK_PER_EDGE.saturating_mul(edges.len() as u64));
+    cut
+}
+
+const KEY_SPACING: u64 = 1 << 32;
+
+/// The Eades–Lin–Smyth order: sinks go to the back, sources to the front, otherwise the node with
+/// the largest out-weight minus in-weight goes to the front.
+fn eades_lin_smyth(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut into: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut out_count = vec![0usize; n];
+    let mut in_count = vec![0usize; n];
+    let mut out_weight = vec![0i128; n];
+    let mut in_weight = vec![0i128; n];
+    for (idx, &(from, to, weight)) in edges.iter().enumerate() {
+        out[from].push(idx);
+        into[to].push(idx);
+        out_count[from] += 1;
+        in_count[to] += 1;
+        out_weight[from] += i128::from(weight);
+        in_weight[to] += i128::from(weight);
+    }
+    let mut removed = vec![false; n];
+    let mut front = Vec::new();
+    let mut back = Vec::new();
+    let mut sinks: Vec<usize> = (0..n).rev().filter(|&node| out_count[node] == 0).collect();
+    let mut sources: Vec<usize> = (0..n).rev().filter(|&node| in_count[node] == 0 && out_count[node] != 0).collect();
+    let mut heap: BinaryHeap<(i128, std::cmp::Reverse<usize>)> =
+        (0..n).map(|node| (out_weight[node] - in_weight[node], std::cmp::Reverse(node))).collect();
+    let mut remaining = n;
+    while remaining > 0 {
+        let node = if let Some(node) = sinks.pop() {
+            if removed[node] {
+                continue;
+            }
+            back.push(node);
+            node
+        } else if let Some(node) = sources.pop() {
+            if removed[node] {
+                continue;
+            }
+            front.push(node);
+            node
+        } else {
+            let Some((delta, std::cmp::Reverse(node))) = heap.pop() else { break };
+            if removed[node] || delta != out_weight[node] - in_weight[node] {
+                continue;
+            }
+            front.push(node);
+            node
+        };
+        removed[node] = true;
+        remaining -= 1;
+        for &edge in &out[node] {
+            let (_, to, weight) = edges[edge];
+            if !removed[to] {
+                in_count[to] -= 1;
+                in_weight[to] -= i128::from(weight);
+                heap.push((out_weight[to] - in_weight[to], std::cmp::Reverse(to)));
+                if in_count[to] == 0 {
+                    sources.push(to);
+                }
+            }
+        }
+        for &edge in &into[node] {
+            let (from, _, weight) = edges[edge];
+            if !removed[from] {
+                out_count[from] -= 1;
+                out_weight[from] -= i128::from(weight);
+                heap.push((out_weight[from] - in_weight[from], std::cmp::Reverse(from)));
+                if out_count[from] == 0 {
+                    sinks.push(from);
+                }
+            }
+        }
+    }
+    back.reverse();
+    front.extend(back);
+    front
+}
+
+/// Moves single nodes to the place in the order that minimises the weight of their backward edges,
+/// until no move helps (or a pass cap). `keys` give the order; they are spaced so that a node can
+/// be put between two others without renumbering most of the time.
+fn sift(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64]) {
+    // Neighbours of each node as `(neighbour, weight of node -> neighbour, weight of neighbour -> node)`.
+    let mut neighbours: Vec<Vec<(usize, u64, u64)>> = vec![Vec::new(); n];
+    for &(from, to, weight) in edges {
+        neighbours[from].push((to, weight, 0));
+        neighbours[to].push((from, 0, weight));
+    }
+    for list in &mut neighbours {
+        list.sort_unstable_by_key(|entry| entry.0);
+        list.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                earlier.1 += later.1;
+                earlier.2 += later.2;
+            }
+            same
+        });
+    }
+    let mut order: BTreeMap<u64, usize> = keys.iter().enumerate().map(|(node, &key)| (key, node)).collect();
+    // `(key, neighbour, weight of node -> neighbour, weight of neighbour -> node)`.
+    let mut sorted: Vec<(u64, usize, u64, u64)> = Vec::new();
+    for _pass in 0..SIFT_MAX_PASSES {
+        let mut moved = false;
+        for node in 0..n {
+            if neighbours[node].is_empty() {
+                continue;
+            }
+            sorted.clear();
+            sorted.extend(neighbours[node].iter().map(|&(other, out_w, in_w)| (keys[other], other, out_w, in_w)));
+            sorted.sort_unstable_by_key(|entry| entry.0);
+            // Cost of placing the node after the first `gap` neighbours: its edges into earlier
+            // neighbours and the edges from later neighbours run backward.
+            let mut cost: i128 = sorted.iter().map(|entry| i128::from(entry.3)).sum();
+            let current_gap = sorted.partition_point(|entry| entry.0 < keys[node]);
+            let mut current_cost = cost;
+            let mut best = (cost, 0usize);
+            for (idx, &(_, _, out_w, in_w)) in sorted.iter().enumerate() {
+                cost += i128::from(out_w) - i128::from(in_w);
+                let gap = idx + 1;
+                if gap == current_gap {
+                    current_cost = cost;
+                }
+                if cost < best.0 {
+                    best = (cost, gap);
+                }
+            }
+            if best.0 >= current_cost {
+                continue;
+            }
+            moved = true;
+            order.remove(&keys[node]);
+            // Put the node just before the neighbour that starts the best gap, or just after the
+            // last neighbour.
+            let anchor = if best.1 < sorted.len() { (sorted[best.1].1, true) } else { (sorted[sorted.len() - 1].1, false) };
+            let key = match key_next_to(&order, keys[anchor.0], anchor.1) {
+                Some(key) => key,
+                None => {
+                    renumber(&mut order, keys);
+                    // After renumbering every gap is `KEY_SPACING` wide.
+                    key_next_to(&order, keys[anchor.0], anchor.1).unwrap_or(keys[anchor.0] - 1)
+                }
+            };
+            keys[node] = key;
+            order.insert(key, node);
+        }
+        if !moved {
+            break;
+        }
+    }
+}
+
+/// A free key just before (`before`) or just after `anchor`, if there is room.
+fn key_next_to(order: &BTreeMap<u64, usize>, anchor: u64, before: bool) -> Option<u64> {
+    if before {
+        let below = order.range(..anchor).next_back().map_or(0, |(key, _)| *key);
+        (anchor - below >= 2).then(|| below + (anchor - below) / 2)
+    } else {
+        match order.range(anchor + 1..).next() {
+            Some((&above, _)) => (above - anchor >= 2).then(|| anchor + (above - anchor) / 2),
+            None => anchor.checked_add(KEY_SPACING),
+        }
+    }
+}
+
+/// Spreads the keys out again, keeping the order.
+fn renumber(order: &mut BTreeMap<u64, usize>, keys: &mut [u64]) {
+    let nodes: Vec<usize> = order.values().copied().collect();
+    order.clear();
+    for (idx, node) in nodes.into_iter().enumerate() {
+        let key = (idx as u64 + 1) * KEY_SPACING;
+        keys[node] = key;
+        order.insert(key, node);
+    }
+}
+
+/// Puts back cut edges, heaviest first, whenever that closes no cycle, keeping `keys` a
+/// topological order of the kept edges (Pearce–Kelly). Search work is bounded by `work_cap`.
+fn readd_redundant(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64], cut: &mut [bool], work_cap: u64) {
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut into: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (idx, &(from, to, _)) in edges.iter().enumerate() {
+        out[from].push(idx);
+        into[to].push(idx);
+    }
+    let mut candidates: Vec<usize> = (0..edges.len()).filter(|&idx| cut[idx]).collect();
+    candidates.sort_by_key(|&idx| (std::cmp::Reverse(edges[idx].2), edges[idx].0, edges[idx].1));
+    let mut work = 0u64;
+    let mut seen = vec![0u64; n];
+    let mut stamp = 0u64;
+    let mut stack = Vec::new();
+    for idx in candidates {
+        let (from, to, _) = edges[idx];
+        // Kept edges all run forward in key order, so a path `to ~> from` stays within
+        // `keys[to]..=keys[from]`.
+        stamp += 1;
+        let mut forward = Vec::new();
+        let mut cycle = false;
+        stack.clear();
+        stack.push(to);
+        seen[to] = stamp;
+        while let Some(node) = stack.pop() {
+            forward.push(node);
+            for &edge in &out[node] {
+                work += 1;
+                let next = edges[edge].1;
+                if cut[edge] || seen[next] == stamp || keys[next] > keys[from] {
+                    continue;
+                }
+                if next == from {
+                    cycle = true;
+                    break;
+                }
+                seen[next] = stamp;
+                stack.push(next);
+            }
+            if cycle || work > work_cap {
+                break;
+            }
+        }
+        if work > work_cap {
+            return;
+        }
+        if cycle {
+            continue;
+        }
+        stamp += 1;
+        let mut backward = Vec::new();
+        stack.clear();
+        stack.push(from);
+        seen[from] = stamp;
+        while let Some(node) = stack.pop() {
+            backward.push(node);
+            for &edge in &into[node] {
+                work += 1;
+                let prev = edges[edge].0;
+                if cut[edge] || seen[prev] == stamp || keys[prev] < keys[to] {
+                    continue;
+                }
+                seen[prev] = stamp;
+                stack.push(prev);
+            }
+        }
+        // Give the smallest of the freed keys to the nodes that reach `from`, the rest to the nodes
+        // reachable from `to`, each group keeping its order.
+        forward.sort_unstable_by_key(|&node| keys[node]);
+        backward.sort_unstable_by_key(|&node| keys[node]);
+        let mut freed: Vec<u64> = forward.iter().chain(&backward).map(|&node| keys[node]).collect();
+        freed.sort_unstable();
+        for (node, key) in backward.iter().chain(&forward).zip(freed) {
+            keys[*node] = key;
+        }
+        cut[idx] = false;
+    }
+}
+
+/// A lower bound on the weight of any feedback arc set: cycles are packed greedily (shortest
+/// through each edge first), each taking the least remaining weight along it from all its edges.
+pub(crate) fn cycle_packing_bound(n: usize, edges: &[(usize, usize, u64)], work_cap: u64) -> u64 {
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (idx, &(from, _, _)) in edges.iter().enumerate() {
+        out[from].push(idx);
+    }
+    let mut residual: Vec<u64> = edges.iter().map(|edge| edge.2).collect();
+    let mut bound = 0u64;
+    let mut work = 0u64;
+    let mut via = vec![usize::MAX; n];
+    let mut seen = vec![0u64; n];
+    let mut stamp = 0u64;
+    let mut queue = VecDeque::new();
+    // Light edges first: they are the likeliest to be cut, so their cycles are packed first.
+    let mut order: Vec<usize> = (0..edges.len()).collect();
+    order.sort_by_key(|&idx| (edges[idx].2, edges[idx].0, edges[idx].1));
+    for idx in order {
+        let (from, to, _) = edges[idx];
+        while residual[idx] > 0 {
+            // Shortest path `to ~> from` over edges with weight left.
+            stamp += 1;
+            queue.clear();
+            queue.push_back(to);
+            seen[to] = stamp;
+            let mut reached = to == from;
+            while let Some(node) = queue.pop_front() {
+                if reached {
+                    break;
+                }
+                for &edge in &out[node] {
+                    work += 1;
+                    let next = edges[edge].1;
+                    if residual[edge] == 0 || seen[next] == stamp {
+                        continue;
+                    }
+                    seen[next] = stamp;
+                    via[next] = edge;
+                    if next == from {
+                        reached = true;
+                        break;
+                    }
+                    queue.push_back(next);
+                }
+            }
+            if work > work_cap {
+                return bound;
+            }
+            if !reached {
+                break;
+            }
+            let mut cycle = vec![idx];
+            let mut node = from;
+            while node != to {
+                let edge = via[node];
+                cycle.push(edge);
+                node = edges[edge].0;
+            }
+            let take = cycle.iter().map(|&edge| residual[edge]).min().unwrap_or(0);
+            for &edge in &cycle {
+                residual[edge] -= take;
+            }
+            bound += take;
+        }
+    }
+    bound
+}
