@@ -1,0 +1,3 @@
+//! The `shop` binary (HTTP server coming next).
+
+fn main() {}
