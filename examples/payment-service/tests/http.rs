@@ -1,0 +1,155 @@
+//! End-to-end tests of the `payment-service` binary, and its agreement with the shop's data.
+
+mod support;
+
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+use support::{RawEcho, Server, get, send};
+
+fn start() -> Server {
+    Server::start(env!("CARGO_BIN_EXE_payment-service"))
+}
+
+#[tokio::test]
+async fn seeded_payment_is_the_shops_document_with_other_key_order() {
+    let server = start();
+
+    let reply = get(&server.url("/payments/7")).await;
+
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("x-served-by"), Some("payment-service"));
+    assert_eq!(
+        reply.json(),
+        json!({"id": 7, "order_id": 7, "amount": {"cents": 2418, "currency": "EUR"},
+               "status": "captured", "method": "wallet"})
+    );
+    let text = String::from_utf8_lossy(&reply.body);
+    assert_eq!(
+        text,
+        r#"{"method":"wallet","status":"captured","amount":{"currency":"EUR","cents":2418},"order_id":7,"id":7}"#
+    );
+}
+
+/// The proxy may send `/payments/{id}` to either program: they must agree on every seeded payment.
+#[test]
+fn every_seeded_payment_matches_the_shop() {
+    let shop = shop::Shop::seeded();
+    let book = payment_service::PaymentBook::seeded();
+
+    for id in 1..=payment_service::model::SEEDED_PAYMENTS {
+        let in_shop = shop
+            .payments
+            .find(shop::PaymentId(id))
+            .map(|payment| serde_json::to_value(payment).expect("serializable"));
+        let in_service = book
+            .find(payment_service::model::PaymentId(id))
+            .map(|payment| serde_json::to_value(payment).expect("serializable"));
+        assert!(in_shop.is_some(), "shop has payment {id}");
+        assert_eq!(in_shop, in_service, "payment {id}");
+    }
+    assert_eq!(book.find(payment_service::model::PaymentId(101)), None);
+}
+
+#[tokio::test]
+async fn unknown_ids_and_paths_are_json_404s() {
+    let server = start();
+
+    for path in [
+        "/payments/101",
+        "/payments/abc",
+        "/orders/1",
+        "/no/such/route",
+    ] {
+        let reply = get(&server.url(path)).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            reply.header("x-served-by"),
+            Some("payment-service"),
+            "{path}"
+        );
+        assert!(reply.json()["error"].is_string(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_payment_is_refunded_once() {
+    let server = start();
+
+    let first = send(Method::POST, &server.url("/payments/3/refund"), "").await;
+    let second = send(Method::POST, &server.url("/payments/3/refund"), "").await;
+    let after = get(&server.url("/payments/3")).await;
+
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.json()["status"], "refunded");
+    assert_eq!(second.status, StatusCode::CONFLICT);
+    assert_eq!(after.json()["status"], "refunded");
+}
+
+#[tokio::test]
+async fn bytes_streams_the_pattern_chunked() {
+    let server = start();
+    let n = 300_007;
+
+    let reply = get(&server.url(&format!("/bytes?n={n}"))).await;
+
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(reply.body.len(), n);
+    assert!(
+        reply
+            .body
+            .iter()
+            .enumerate()
+            .all(|(offset, byte)| usize::from(*byte) == offset % 251)
+    );
+}
+
+#[tokio::test]
+async fn echo_returns_the_body() {
+    let server = start();
+    let body: Vec<u8> = (0..1_000_000u32).map(|i| (i * 13 % 256) as u8).collect();
+
+    let reply = send(Method::POST, &server.url("/echo"), body.clone()).await;
+
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body == body);
+}
+
+#[tokio::test]
+async fn slow_waits() {
+    let server = start();
+
+    let reply = get(&server.url("/slow?ms=20")).await;
+
+    assert_eq!(reply.json(), json!({"slept_ms": 20}));
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish() {
+    let mut server = start();
+    let mut echo = RawEcho::start(&server.addr).await;
+    echo.send_chunk("before").await;
+    echo.read_until("before").await;
+
+    server.terminate();
+    echo.send_chunk("after").await;
+    echo.finish().await;
+    let all = echo.read_until("\r\n0\r\n\r\n").await;
+    let status = server.wait();
+
+    assert!(all.contains("after"), "{all}");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn healthz_answers() {
+    let server = start();
+
+    let reply = get(&server.url("/healthz")).await;
+
+    assert_eq!(
+        reply.json(),
+        json!({"status": "ok", "service": "payment-service"})
+    );
+}
