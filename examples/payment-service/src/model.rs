@@ -56,6 +56,16 @@ pub enum PaymentStatus {
     Refunded,
 }
 
+impl std::fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PaymentStatus::Captured => "captured",
+            PaymentStatus::Declined => "declined",
+            PaymentStatus::Refunded => "refunded",
+        })
+    }
+}
+
 /// How a member paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,7 +101,7 @@ pub enum RefundError {
     #[error("unknown payment {}", .0.0)]
     UnknownPayment(PaymentId),
     /// Only captured payments can be refunded.
-    #[error("payment {} is {status:?}, only captured payments can be refunded", .id.0)]
+    #[error("payment {} is {status}, only captured payments can be refunded", .id.0)]
     NotRefundable {
         /// The payment.
         id: PaymentId,

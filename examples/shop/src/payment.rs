@@ -31,6 +31,16 @@ pub enum PaymentStatus {
     Refunded,
 }
 
+impl std::fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PaymentStatus::Captured => "captured",
+            PaymentStatus::Declined => "declined",
+            PaymentStatus::Refunded => "refunded",
+        })
+    }
+}
+
 /// How a member pays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,7 +79,7 @@ pub enum PaymentError {
     #[error("unknown order {}", .0.0)]
     UnknownOrder(OrderId),
     /// The order is not waiting for payment.
-    #[error("order {} is {status:?}, not pending", .order.0)]
+    #[error("order {} is {status}, not pending", .order.0)]
     NotPayable {
         /// The order.
         order: OrderId,
@@ -80,7 +90,7 @@ pub enum PaymentError {
     #[error("unknown payment {}", .0.0)]
     UnknownPayment(PaymentId),
     /// Only captured payments can be refunded.
-    #[error("payment {} is {status:?}, only captured payments can be refunded", .id.0)]
+    #[error("payment {} is {status}, only captured payments can be refunded", .id.0)]
     NotRefundable {
         /// The payment.
         id: PaymentId,

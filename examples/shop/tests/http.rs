@@ -138,6 +138,10 @@ async fn a_payment_is_refunded_once() {
     assert_eq!(first.json()["status"], "refunded");
     assert_eq!(second.status, StatusCode::CONFLICT);
     assert_eq!(
+        second.json()["error"],
+        "payment 3 is refunded, only captured payments can be refunded"
+    );
+    assert_eq!(
         get(&server.url("/orders/3")).await.json()["status"],
         "refunded"
     );

@@ -29,3 +29,78 @@ fn grade_allows(actual: Grade, needed: Grade) -> bool {
         Grade::Bronze | Grade::Silver | Grade::Gold => actual.at_least(needed),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coupon::{CouponCode, Discount};
+    use crate::member::MemberId;
+
+    fn member(id: u64, grade: Grade) -> Member {
+        Member {
+            id: MemberId(id),
+            name: "Test Member".to_owned(),
+            email: "test@example.com".to_owned(),
+            grade,
+            suspended: false,
+        }
+    }
+
+    fn coupon(owner: Option<u64>, min_grade: Grade) -> Coupon {
+        Coupon::new(
+            CouponCode("TEST".to_owned()),
+            owner.map(MemberId),
+            Discount::Percent(10),
+            min_grade,
+        )
+    }
+
+    #[test]
+    fn grade_must_reach_the_minimum() {
+        let gold_coupon = coupon(None, Grade::Gold);
+
+        assert_eq!(check(&gold_coupon, &member(1, Grade::Gold)), Ok(()));
+        assert_eq!(
+            check(&gold_coupon, &member(1, Grade::Silver)),
+            Err(CouponError::GradeTooLow {
+                code: CouponCode("TEST".to_owned()),
+                needed: Grade::Gold,
+                actual: Grade::Silver,
+            })
+        );
+    }
+
+    #[test]
+    fn vip_may_use_any_grade() {
+        assert_eq!(
+            check(&coupon(None, Grade::Vip), &member(1, Grade::Vip)),
+            Ok(())
+        );
+        assert_eq!(
+            check(&coupon(None, Grade::Gold), &member(1, Grade::Vip)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn reserved_coupons_belong_to_their_owner() {
+        let reserved = coupon(Some(1), Grade::Bronze);
+
+        assert_eq!(check(&reserved, &member(1, Grade::Bronze)), Ok(()));
+        assert_eq!(
+            check(&reserved, &member(2, Grade::Vip)),
+            Err(CouponError::NotOwner(CouponCode("TEST".to_owned())))
+        );
+    }
+
+    #[test]
+    fn a_redeemed_coupon_is_spent() {
+        let mut spent = coupon(None, Grade::Bronze);
+        spent.redeemed = true;
+
+        assert_eq!(
+            check(&spent, &member(1, Grade::Gold)),
+            Err(CouponError::AlreadyRedeemed(CouponCode("TEST".to_owned())))
+        );
+    }
+}

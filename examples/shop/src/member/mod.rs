@@ -115,3 +115,46 @@ impl MemberService {
         Ok(member)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> (MemberService, CouponRepository) {
+        let coupons = CouponRepository::default();
+        (
+            MemberService::new(MemberRepository::default(), coupons.clone()),
+            coupons,
+        )
+    }
+
+    #[test]
+    fn register_gives_a_welcome_coupon() {
+        let (mut members, coupons) = service();
+
+        let member = members
+            .register("Ada", "ada@example.com")
+            .expect("registered");
+
+        let welcome = coupons
+            .find(&CouponCode(format!("WELCOME-{}", member.id.0)))
+            .expect("welcome coupon issued");
+        assert_eq!(member.grade, Grade::Bronze);
+        assert_eq!(welcome.owner, Some(member.id));
+        assert_eq!(welcome.discount, Discount::Percent(10));
+    }
+
+    #[test]
+    fn register_refuses_bad_and_taken_addresses() {
+        let (mut members, _) = service();
+        members
+            .register("Ada", "ada@example.com")
+            .expect("registered");
+
+        let taken = members.register("Another Ada", "ADA@example.com");
+        let invalid = members.register("Nobody", "nobody");
+
+        assert!(matches!(taken, Err(MemberError::DuplicateEmail(_))));
+        assert!(matches!(invalid, Err(MemberError::InvalidEmail(_))));
+    }
+}
