@@ -1,7 +1,343 @@
 //! Module graph analysis of Cargo workspaces.
 //!
-//! Entry point: [`analyze`] (to be written) loads a workspace, builds the module tree and the module
-//! edges of every member crate, and computes cycles, the cut list, suggestions, metrics and
-//! candidate services into a [`report::Report`].
+//! Entry point: [`analyze`] loads a workspace, builds the module tree and the module edges of
+//! every member crate, and computes cycles, the cut list, suggestions, metrics and candidate
+//! services into a [`report::Report`].
+//!
+//! The pipeline, one `tracing` span per phase:
+//!
+//! 1. `load` (`load.rs`, the only IO): `cargo metadata --no-deps --offline`, the member crates,
+//!    their targets and their path dependencies on each other.
+//! 2. `parse` (`modules.rs`): every file of every target's module tree, in parallel, reduced to
+//!    plain facts per module (items, `use`s, paths, method calls).
+//! 3. `resolve` (`resolve.rs`): names to modules, references to weighted edges.
+//! 4. the graph algorithms (`cycles.rs`, `metrics.rs`, `services.rs`) on the in-scope edges.
+//! 5. `suggest` (`suggest.rs`): an extracted interface per edge of the cut list.
+//!
+//! A key design decision is that resolution is purely syntactic: no type inference, no macro
+//! expansion, no dependency sources. That makes a 400k-line workspace take about as long as
+//! parsing it, and it works offline on a workspace whose dependencies were never downloaded. The
+//! price is a few heuristics, documented where they are made (`resolve.rs`).
+//!
+//! **Invariant:** the report is deterministic: every list is sorted, whatever the thread count.
 
+pub mod check;
+pub mod cycles;
+mod error;
+mod load;
+pub mod metrics;
+mod modules;
 pub mod report;
+mod resolve;
+pub mod services;
+mod suggest;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+pub use crate::error::Error;
+use crate::report::{CrateEdge, CrateInfo, Edge, EdgeScope, Hierarchy, Report};
+
+/// The elementary cycle cap used unless the caller chooses another.
+pub const DEFAULT_ELEMENTARY_CYCLE_CAP: usize = 100;
+
+/// A phase of [`analyze`], reported to [`Options::progress`] when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Running `cargo metadata`.
+    Load,
+    /// Reading and parsing the source files.
+    Parse,
+    /// Resolving names into module edges.
+    Resolve,
+    /// Cycles, cut list, metrics, services.
+    Graph,
+    /// Interface suggestions.
+    Suggest,
+}
+
+/// Called when a phase starts.
+pub type ProgressFn = Arc<dyn Fn(Phase) + Send + Sync>;
+
+/// How to run [`analyze`].
+#[derive(Clone)]
+pub struct Options {
+    /// Which edges the graph algorithms look at.
+    pub scope: EdgeScope,
+    /// Also analyse test and bench targets (`tests/*.rs`, `benches/*.rs`).
+    pub include_tests: bool,
+    /// Also analyse example targets (`examples/*.rs`).
+    pub include_examples: bool,
+    /// At most this many elementary cycles are listed.
+    pub elementary_cycle_cap: usize,
+    /// Told when each phase starts (the CLI shows it on a terminal).
+    pub progress: Option<ProgressFn>,
+}
+
+impl Options {
+    /// The defaults of `fig analyze`: cross-subtree, non-test edges; libs and bins only; at most
+    /// [`DEFAULT_ELEMENTARY_CYCLE_CAP`] elementary cycles; no progress callback.
+    pub fn new() -> Self {
+        Options {
+            scope: EdgeScope {
+                include_hierarchical: false,
+                include_test_only: false,
+            },
+            include_tests: false,
+            include_examples: false,
+            elementary_cycle_cap: DEFAULT_ELEMENTARY_CYCLE_CAP,
+            progress: None,
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("scope", &self.scope)
+            .field("include_tests", &self.include_tests)
+            .field("include_examples", &self.include_examples)
+            .field("elementary_cycle_cap", &self.elementary_cycle_cap)
+            .field("progress", &self.progress.as_ref().map(|_| "Fn(Phase)"))
+            .finish()
+    }
+}
+
+/// Whether an edge counts for cycles, the cut list, suggestions, metrics and services.
+pub fn in_scope(edge: &Edge, scope: EdgeScope) -> bool {
+    (scope.include_hierarchical || edge.hierarchy == Hierarchy::Cross)
+        && (scope.include_test_only || !edge.test_only)
+}
+
+/// Analyses the Cargo workspace or package at `path` (a directory or a `Cargo.toml`).
+///
+/// Fails only when the workspace cannot be loaded at all; files that cannot be read or parsed
+/// are listed in [`Report::skipped_files`].
+pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
+    let _span = tracing::info_span!("analyze", path = %path.display()).entered();
+    let progress = |phase: Phase| {
+        if let Some(progress) = &options.progress {
+            progress(phase);
+        }
+    };
+
+    progress(Phase::Load);
+    let selection = load::TargetSelection {
+        tests: options.include_tests,
+        examples: options.include_examples,
+    };
+    let workspace = load::load_workspace(path, selection)?;
+
+    progress(Phase::Parse);
+    let roots = target_roots(&workspace);
+    let extracted = modules::extract(&roots, &load::read_source);
+
+    progress(Phase::Resolve);
+    let crate_scope = crate_scope(&workspace, &roots, &extracted);
+    let mut resolver = resolve::Resolver::new(&extracted, &crate_scope);
+    let edges = resolve::edges(&mut resolver, &extracted.files);
+    let modules: Vec<report::Module> = extracted
+        .modules
+        .iter()
+        .map(|facts| facts.module.clone())
+        .collect();
+
+    progress(Phase::Graph);
+    let crates: Vec<CrateInfo> = workspace
+        .crates
+        .iter()
+        .map(|krate| {
+            let mut depends_on: Vec<String> = krate
+                .deps
+                .iter()
+                .filter(|dep| dep.normal)
+                .map(|dep| dep.krate.clone())
+                .collect();
+            depends_on.sort();
+            depends_on.dedup();
+            CrateInfo {
+                name: krate.name.clone(),
+                package: krate.package.clone(),
+                version: krate.version.clone(),
+                manifest_path: krate.manifest_path.clone(),
+                targets: krate.targets.clone(),
+                depends_on,
+            }
+        })
+        .collect();
+    let scoped: Vec<&Edge> = edges
+        .iter()
+        .filter(|edge| in_scope(edge, options.scope))
+        .collect();
+    let crate_edges = crate_edges(&modules, &scoped);
+    let cycle_analysis = cycles::analyze(&modules, &scoped, options.elementary_cycle_cap);
+    let crate_cycles = cycles::crate_cycles(&crate_edges);
+    let metrics = metrics::compute(&modules, &crates, &scoped, &crate_edges);
+    let (services, service_edges) = services::candidates(&modules, &scoped);
+
+    progress(Phase::Suggest);
+    let suggestions = suggest::suggestions(&cycle_analysis.cut, &edges, &mut resolver);
+
+    Ok(Report {
+        workspace_root: workspace.root,
+        scope: options.scope,
+        crates,
+        modules,
+        edges,
+        crate_edges,
+        cycles: cycle_analysis.cycles,
+        crate_cycles,
+        elementary_cycles: cycle_analysis.elementary,
+        elementary_cycles_truncated: cycle_analysis.elementary_truncated,
+        bidirectional: cycle_analysis.bidirectional,
+        cut: cycle_analysis.cut,
+        cut_exact: cycle_analysis.cut_exact,
+        suggestions,
+        metrics,
+        services,
+        service_edges,
+        skipped_files: extracted.skipped,
+    })
+}
+
+/// The root module of every target: the lib is `crate_name`, a bin-only package's first bin is
+/// `crate_name` too, any other target is `crate_name::<kind>::<target name>` (e.g.
+/// `shop::bin::shop`, `shop::test::api`).
+fn target_roots(workspace: &load::Workspace) -> Vec<modules::TargetRoot> {
+    let mut res = Vec::new();
+    for krate in &workspace.crates {
+        let mut root_taken = false;
+        for target in &krate.targets {
+            let id = if !root_taken
+                && (target.kind == "lib" || (target.kind == "bin" && !krate.has_lib))
+            {
+                root_taken = true;
+                krate.name.clone()
+            } else {
+                format!(
+                    "{}::{}::{}",
+                    krate.name,
+                    target.kind,
+                    target.name.replace('-', "_")
+                )
+            };
+            res.push(modules::TargetRoot {
+                id,
+                krate: krate.name.clone(),
+                file: target.root.clone(),
+            });
+        }
+    }
+    res
+}
+
+/// Which workspace crates each target can name, and under which names.
+fn crate_scope(
+    workspace: &load::Workspace,
+    roots: &[modules::TargetRoot],
+    extracted: &modules::Extracted,
+) -> resolve::CrateScope {
+    let module_index: FxHashMap<&str, u32> = extracted
+        .modules
+        .iter()
+        .enumerate()
+        .map(|(index, facts)| (facts.module.id.as_str(), index as u32))
+        .collect();
+    // A crate's lib root module has the crate's name as id (when it has a lib).
+    let lib_root = |krate: &str| -> Option<u32> {
+        let loaded = workspace
+            .crates
+            .iter()
+            .find(|loaded| loaded.name == krate)?;
+        if !loaded.has_lib {
+            return None;
+        }
+        module_index.get(krate).copied()
+    };
+    let mut scope = resolve::CrateScope::default();
+    let mut extern_crates_by_target: Vec<Vec<(&str, &str)>> = vec![Vec::new(); roots.len()];
+    for facts in &extracted.modules {
+        for (name, alias) in &facts.extern_crates {
+            if let Some(list) = extern_crates_by_target.get_mut(facts.target) {
+                list.push((name.as_str(), alias.as_str()));
+            }
+        }
+    }
+    for (target_index, root) in roots.iter().enumerate() {
+        let mut names: FxHashMap<String, u32> = FxHashMap::default();
+        let krate = workspace
+            .crates
+            .iter()
+            .find(|loaded| loaded.name == root.krate);
+        let mut edition_2015 = false;
+        if let Some(krate) = krate {
+            edition_2015 = krate.edition_2015;
+            for dep in &krate.deps {
+                if let Some(root_module) = lib_root(&dep.krate) {
+                    names.insert(dep.extern_name.clone(), root_module);
+                }
+            }
+            // Bins, tests and examples use their own package's lib by its name.
+            if root.id != krate.name
+                && let Some(own) = lib_root(&krate.name)
+            {
+                names.insert(krate.name.clone(), own);
+            }
+        }
+        let own_root = module_index.get(root.id.as_str()).copied();
+        for &(name, alias) in &extern_crates_by_target[target_index] {
+            let target_module = if name == "self" {
+                own_root
+            } else {
+                names.get(name).copied()
+            };
+            if let Some(module) = target_module {
+                names.insert(alias.to_owned(), module);
+            }
+        }
+        scope.extern_names.push(names);
+        scope.edition_2015.push(edition_2015);
+    }
+    scope
+}
+
+/// Rolls module edges up to crate edges (between two different crates), sorted by (from, to).
+fn crate_edges(modules: &[report::Module], edges: &[&Edge]) -> Vec<CrateEdge> {
+    let krate_of: FxHashMap<&str, &str> = modules
+        .iter()
+        .map(|module| (module.id.as_str(), module.krate.as_str()))
+        .collect();
+    let mut acc: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    for edge in edges {
+        let (Some(from), Some(to)) = (
+            krate_of.get(edge.from.as_str()),
+            krate_of.get(edge.to.as_str()),
+        ) else {
+            continue;
+        };
+        if from != to {
+            let weight = acc.entry((from, to)).or_default();
+            *weight = weight.saturating_add(edge.weight);
+        }
+    }
+    acc.into_iter()
+        .map(|((from, to), weight)| CrateEdge {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            weight,
+        })
+        .collect()
+}

@@ -1,0 +1,1422 @@
+//! The module tree of every target, and the raw facts of every module, from syn.
+//!
+//! Files are parsed in parallel, one breadth-first level of the module tree at a time: the roots of
+//! all targets, then every file their `mod x;` declarations name, and so on. Each file is parsed
+//! and reduced to plain values ([`ModuleFacts`]) on the worker thread that read it, because syn
+//! trees cannot cross threads; the syn tree is dropped right after.
+//!
+//! Facts are unresolved: a `use` is its path as written, a reference is a path as written. The
+//! names are resolved in `resolve.rs` once every module of the workspace is known.
+//!
+//! What we follow, like rustc does: inline and file modules, `name.rs` and `name/mod.rs`, nested
+//! directories of non-`mod.rs` files (`a.rs` + `a/b.rs`), `#[path]` (also inside inline modules),
+//! `include!("file.rs")` in item position, and modules declared inside item macros
+//! (`cfg_rt! { pub mod runtime; }`: the body is parsed as items when it parses). `#[cfg]`'d
+//! modules are kept, with their predicate noted.
+
+use std::path::{Path, PathBuf};
+
+use proc_macro2::{Delimiter, LineColumn, TokenStream, TokenTree};
+use rayon::prelude::*;
+use syn::spanned::Spanned;
+use syn::visit::{self, Visit};
+
+use crate::report::{Module, SkippedFile};
+
+/// How deep module trees may nest before we stop following `mod` declarations (guards against
+/// `#[path]` loops).
+const MAX_MODULE_DEPTH: usize = 64;
+/// Stack size of the parsing threads: syn and the visitor recurse on deeply nested expressions.
+const PARSER_STACK_SIZE: usize = 64 << 20;
+
+/// A place in a source file: an index into [`Extracted::files`], a 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Loc {
+    pub(crate) file: u32,
+    pub(crate) line: u32,
+    pub(crate) column: u32,
+}
+
+/// Where a reference sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RefContext {
+    pub(crate) loc: Loc,
+    /// Inside a function body or another expression.
+    pub(crate) code: bool,
+    /// Under `#[cfg(test)]` or in a `#[test]` function.
+    pub(crate) test_only: bool,
+}
+
+/// What kind of item a definition is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ItemKind {
+    Fn,
+    Struct,
+    Enum,
+    Union,
+    Trait,
+    TypeAlias,
+    Const,
+    Static,
+    Macro,
+}
+
+impl ItemKind {
+    pub(crate) fn is_type(self) -> bool {
+        matches!(
+            self,
+            Self::Struct | Self::Enum | Self::Union | Self::Trait | Self::TypeAlias
+        )
+    }
+}
+
+/// A function signature, as written in the source (whitespace collapsed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FnSig {
+    pub(crate) name: String,
+    /// `async `, `unsafe `, `const ` as written before `fn`.
+    pub(crate) qualifiers: String,
+    /// `<T: Clone>` or empty.
+    pub(crate) generics: String,
+    /// The receiver as written (`&self`, `&mut self`, `self: Box<Self>`), if any.
+    pub(crate) receiver: Option<String>,
+    /// The receiver is `&mut self` (or `mut self` by value counts as not).
+    pub(crate) mut_receiver: bool,
+    /// Other parameters as written (`order: &Order`).
+    pub(crate) params: Vec<String>,
+    /// Some parameter is a `&mut` reference.
+    pub(crate) mut_params: bool,
+    /// ` -> Receipt` or empty.
+    pub(crate) output: String,
+    /// ` where T: Clone` or empty.
+    pub(crate) where_clause: String,
+    /// Paths of the types named in parameters and the return type (`Money`, `order::OrderId`).
+    pub(crate) type_paths: Vec<Box<str>>,
+}
+
+/// An item defined in a module.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemDef {
+    pub(crate) name: String,
+    pub(crate) kind: ItemKind,
+    /// For functions.
+    pub(crate) sig: Option<FnSig>,
+    /// For traits: their methods.
+    pub(crate) methods: Vec<FnSig>,
+}
+
+/// An `impl` block: its self type's last path segment and its methods.
+#[derive(Debug, Clone)]
+pub(crate) struct ImplDef {
+    pub(crate) self_ty: String,
+    pub(crate) trait_name: Option<String>,
+    pub(crate) methods: Vec<FnSig>,
+}
+
+/// What a `use` leaf binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Binding {
+    /// `use a::b;` binds `b`, `use a::b as c;` binds `c`.
+    Name(String),
+    /// `use a::*;`
+    Glob,
+    /// `use a::Trait as _;`
+    Underscore,
+}
+
+/// One leaf of a `use` tree, flattened: `use a::{b, c::*}` gives two.
+#[derive(Debug, Clone)]
+pub(crate) struct UseDecl {
+    /// Segments as written, `crate`/`self`/`super` included; a leading `::` is the segment `::`.
+    pub(crate) path: Vec<String>,
+    pub(crate) binding: Binding,
+    pub(crate) ctx: RefContext,
+}
+
+/// A path in code, types, patterns or macros, as written: segments joined with `::`, a leading
+/// `::` kept.
+#[derive(Debug, Clone)]
+pub(crate) struct PathRef {
+    pub(crate) path: Box<str>,
+    pub(crate) ctx: RefContext,
+}
+
+/// A method call `.name(...)`, whose receiver type we do not know.
+#[derive(Debug, Clone)]
+pub(crate) struct MethodCall {
+    pub(crate) name: Box<str>,
+    pub(crate) ctx: RefContext,
+}
+
+/// Everything extracted from one module, unresolved.
+#[derive(Debug, Clone)]
+pub(crate) struct ModuleFacts {
+    pub(crate) module: Module,
+    /// Index of the target (crate root) this module belongs to, into the list of target roots.
+    pub(crate) target: usize,
+    /// The module's own name (last segment of its id).
+    pub(crate) name: String,
+    pub(crate) items: Vec<ItemDef>,
+    pub(crate) impls: Vec<ImplDef>,
+    pub(crate) uses: Vec<UseDecl>,
+    pub(crate) refs: Vec<PathRef>,
+    pub(crate) method_calls: Vec<MethodCall>,
+    /// `extern crate name as alias;` pairs (alias is the name when there is no `as`).
+    pub(crate) extern_crates: Vec<(String, String)>,
+}
+
+/// The root of one target to walk.
+#[derive(Debug, Clone)]
+pub(crate) struct TargetRoot {
+    /// Module id of the root.
+    pub(crate) id: String,
+    /// Rust name of the crate.
+    pub(crate) krate: String,
+    pub(crate) file: PathBuf,
+}
+
+/// The module trees of all targets.
+#[derive(Debug, Default)]
+pub(crate) struct Extracted {
+    /// Every file read, indexed by [`Loc::file`].
+    pub(crate) files: Vec<PathBuf>,
+    /// Every module; a module whose id appears twice (`#[cfg]` alternatives) is merged into one.
+    pub(crate) modules: Vec<ModuleFacts>,
+    pub(crate) skipped: Vec<SkippedFile>,
+}
+
+/// A file module waiting to be read.
+#[derive(Debug, Clone)]
+struct FileJob {
+    target: usize,
+    id: String,
+    name: String,
+    krate: String,
+    parent: Option<String>,
+    /// Candidate files in order (`x.rs`, then `x/mod.rs`).
+    candidates: Vec<PathBuf>,
+    /// For each candidate: whether it is a "mod-rs" file (its children live next to it).
+    mod_rs: Vec<bool>,
+    line: u32,
+    cfg: Option<String>,
+    test_only: bool,
+    in_macro: bool,
+    depth: usize,
+}
+
+/// What one file job produced.
+#[derive(Debug, Default)]
+struct FileOutput {
+    /// The file itself first, then the files it `include!`s.
+    files: Vec<PathBuf>,
+    modules: Vec<ModuleFacts>,
+    jobs: Vec<FileJob>,
+    skipped: Vec<SkippedFile>,
+}
+
+/// Reads and walks the module trees of all `roots`, in parallel.
+pub(crate) fn extract(
+    roots: &[TargetRoot],
+    read: &(dyn Fn(&Path) -> std::io::Result<String> + Sync),
+) -> Extracted {
+    let _span = tracing::info_span!("parse", targets = roots.len()).entered();
+    let mut jobs: Vec<FileJob> = roots
+        .iter()
+        .enumerate()
+        .map(|(target, root)| FileJob {
+            target,
+            id: root.id.clone(),
+            name: root.id.rsplit("::").next().unwrap_or(&root.id).to_owned(),
+            krate: root.krate.clone(),
+            parent: None,
+            candidates: vec![root.file.clone()],
+            mod_rs: vec![true],
+            line: 1,
+            cfg: None,
+            test_only: false,
+            in_macro: false,
+            depth: 0,
+        })
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .stack_size(PARSER_STACK_SIZE)
+        .build();
+    let mut extracted = Extracted::default();
+    let mut seen: rustc_hash::FxHashSet<(usize, PathBuf)> = rustc_hash::FxHashSet::default();
+    let run = |jobs: &[FileJob]| -> Vec<FileOutput> {
+        jobs.par_iter().map(|job| run_job(job, read)).collect()
+    };
+    while !jobs.is_empty() {
+        let outputs = match &pool {
+            Ok(pool) => pool.install(|| run(&jobs)),
+            Err(_) => run(&jobs),
+        };
+        let mut next = Vec::new();
+        for output in outputs {
+            let offset = u32::try_from(extracted.files.len()).unwrap_or(u32::MAX);
+            let mut new_file = true;
+            if let Some(first) = output.files.first() {
+                // The same file reached twice from one target (`#[path]` loops) is walked once.
+                let target = output
+                    .modules
+                    .first()
+                    .map_or(usize::MAX, |module| module.target);
+                new_file = seen.insert((target, first.clone()));
+            }
+            if !new_file {
+                continue;
+            }
+            extracted.files.extend(output.files);
+            for mut module in output.modules {
+                relocate(&mut module, offset);
+                extracted.modules.push(module);
+            }
+            extracted.skipped.extend(output.skipped);
+            next.extend(
+                output
+                    .jobs
+                    .into_iter()
+                    .filter(|job| job.depth <= MAX_MODULE_DEPTH),
+            );
+        }
+        jobs = next;
+    }
+    merge_duplicates(&mut extracted.modules);
+    extracted
+        .skipped
+        .sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
+    extracted.skipped.dedup();
+    extracted
+}
+
+/// Shifts the worker-local file indices of a module's locations to global ones.
+fn relocate(module: &mut ModuleFacts, offset: u32) {
+    if offset == 0 {
+        return;
+    }
+    for use_decl in &mut module.uses {
+        use_decl.ctx.loc.file += offset;
+    }
+    for path_ref in &mut module.refs {
+        path_ref.ctx.loc.file += offset;
+    }
+    for call in &mut module.method_calls {
+        call.ctx.loc.file += offset;
+    }
+}
+
+/// Merges modules with the same id (`#[cfg(unix)] mod imp;` and `#[cfg(windows)] mod imp;`) into
+/// the first one; sorts by id.
+fn merge_duplicates(modules: &mut Vec<ModuleFacts>) {
+    modules.sort_by(|a, b| a.module.id.cmp(&b.module.id));
+    let mut merged: Vec<ModuleFacts> = Vec::with_capacity(modules.len());
+    for module in modules.drain(..) {
+        match merged.last_mut() {
+            Some(last) if last.module.id == module.module.id => {
+                last.module.lines_of_code += module.module.lines_of_code;
+                last.module.n_traits += module.module.n_traits;
+                last.module.n_types += module.module.n_types;
+                last.module.test_only &= module.module.test_only;
+                last.items.extend(module.items);
+                last.impls.extend(module.impls);
+                last.uses.extend(module.uses);
+                last.refs.extend(module.refs);
+                last.method_calls.extend(module.method_calls);
+                last.extern_crates.extend(module.extern_crates);
+            }
+            _ => merged.push(module),
+        }
+    }
+    *modules = merged;
+}
+
+fn run_job(job: &FileJob, read: &(dyn Fn(&Path) -> std::io::Result<String> + Sync)) -> FileOutput {
+    let mut output = FileOutput::default();
+    let mut last_error = None;
+    for (candidate, &mod_rs) in job.candidates.iter().zip(&job.mod_rs) {
+        match read(candidate) {
+            Ok(text) => {
+                extract_file(job, candidate, mod_rs, text, read, &mut output);
+                return output;
+            }
+            Err(err) => last_error = Some((candidate, err)),
+        }
+    }
+    if let Some((candidate, err)) = last_error {
+        let error = if job.candidates.len() > 1 {
+            format!(
+                "cannot read module `{}`: neither `{}` nor `{}` could be read: {err}",
+                job.id,
+                job.candidates[0].display(),
+                job.candidates[1].display()
+            )
+        } else {
+            format!("cannot read module `{}`: {err}", job.id)
+        };
+        output.skipped.push(SkippedFile {
+            path: candidate.clone(),
+            line: None,
+            column: None,
+            error,
+        });
+    }
+    output
+}
+
+/// Strips a byte order mark and blanks a shebang line, keeping byte offsets and line numbers of
+/// everything else as they are in the file.
+fn prepare_source(mut text: String) -> String {
+    if text.starts_with('\u{feff}') {
+        text.replace_range(..3, "");
+    }
+    if text.starts_with("#!") && !text.starts_with("#![") {
+        let end = text.find('\n').unwrap_or(text.len());
+        text.replace_range(..end, &" ".repeat(end));
+    }
+    text
+}
+
+fn extract_file(
+    job: &FileJob,
+    path: &Path,
+    mod_rs: bool,
+    text: String,
+    read: &(dyn Fn(&Path) -> std::io::Result<String> + Sync),
+    output: &mut FileOutput,
+) {
+    let text = prepare_source(text);
+    output.files.push(path.to_path_buf());
+    let file_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let children_dir = if mod_rs {
+        file_dir.clone()
+    } else {
+        let stem = path.file_stem().map(PathBuf::from).unwrap_or_default();
+        file_dir.join(stem)
+    };
+    let parsed = syn::parse_file(&text);
+    let module = Module {
+        id: job.id.clone(),
+        krate: job.krate.clone(),
+        parent: job.parent.clone(),
+        file: path.to_path_buf(),
+        line: job.line,
+        lines_of_code: 0,
+        inline: false,
+        cfg: job.cfg.clone(),
+        test_only: job.test_only,
+        in_macro: job.in_macro,
+        n_traits: 0,
+        n_types: 0,
+    };
+    let facts = new_facts(module, job.target, job.name.clone());
+    match parsed {
+        Ok(file) => {
+            let code_lines = code_lines(&text);
+            let mut extractor = Extractor {
+                read,
+                output,
+                target: job.target,
+                krate: &job.krate,
+                depth: job.depth,
+                file: 0,
+                source: text,
+                code_lines,
+                current: 0,
+                modules: vec![facts],
+                code: false,
+                test_only: job.test_only,
+                in_macro: job.in_macro,
+                imported: rustc_hash::FxHashSet::default(),
+                any_glob: false,
+            };
+            extractor.prescan(&file.items);
+            let scope = Scope {
+                module: 0,
+                children_dir,
+                path_dir: file_dir,
+            };
+            let lines = (
+                1,
+                u32::try_from(extractor.code_lines.len()).unwrap_or(u32::MAX),
+            );
+            extractor.module_items(&file.items, &scope, lines);
+            let modules = std::mem::take(&mut extractor.modules);
+            drop(extractor);
+            output.modules.extend(modules);
+        }
+        Err(err) => {
+            let start = err.span().start();
+            output.skipped.push(SkippedFile {
+                path: path.to_path_buf(),
+                line: Some(u32::try_from(start.line).unwrap_or(u32::MAX)),
+                column: Some(u32::try_from(start.column + 1).unwrap_or(u32::MAX)),
+                error: err.to_string(),
+            });
+            // The module still exists (other modules may name it); it has no known contents.
+            output.modules.push(facts);
+        }
+    }
+    // Spans are only needed while the syn tree lives; free this thread's source map.
+    proc_macro2::extra::invalidate_current_thread_spans();
+}
+
+fn new_facts(module: Module, target: usize, name: String) -> ModuleFacts {
+    ModuleFacts {
+        module,
+        target,
+        name,
+        items: Vec::new(),
+        impls: Vec::new(),
+        uses: Vec::new(),
+        refs: Vec::new(),
+        method_calls: Vec::new(),
+        extern_crates: Vec::new(),
+    }
+}
+
+/// Per line (index 0 is line 1): whether it holds code, not only blanks and comments.
+fn code_lines(text: &str) -> Vec<bool> {
+    let mut res = Vec::new();
+    let mut in_block_comment = false;
+    for line in text.lines() {
+        let mut rest = line.trim();
+        let mut has_code = false;
+        loop {
+            if in_block_comment {
+                match rest.find("*/") {
+                    Some(end) => {
+                        in_block_comment = false;
+                        rest = rest[end + 2..].trim_start();
+                    }
+                    None => break,
+                }
+            } else if rest.is_empty() || rest.starts_with("//") {
+                break;
+            } else if let Some(after) = rest.strip_prefix("/*") {
+                in_block_comment = true;
+                rest = after;
+            } else {
+                has_code = true;
+                break;
+            }
+        }
+        res.push(has_code);
+    }
+    res
+}
+
+/// Where the children of the module being walked live.
+#[derive(Debug, Clone)]
+struct Scope {
+    /// Index into `Extractor::modules`.
+    module: usize,
+    /// Directory of `mod x;` files (`x.rs`, `x/mod.rs`).
+    children_dir: PathBuf,
+    /// Directory `#[path = "..."]` is relative to.
+    path_dir: PathBuf,
+}
+
+/// Walks one file's syn tree and fills [`ModuleFacts`].
+struct Extractor<'a> {
+    read: &'a (dyn Fn(&Path) -> std::io::Result<String> + Sync),
+    output: &'a mut FileOutput,
+    target: usize,
+    krate: &'a str,
+    depth: usize,
+    /// Worker-local index of the file being walked (0, or an `include!`d file).
+    file: u32,
+    source: String,
+    code_lines: Vec<bool>,
+    /// Index into `modules` of the module whose items are being walked.
+    current: usize,
+    modules: Vec<ModuleFacts>,
+    code: bool,
+    test_only: bool,
+    in_macro: bool,
+    /// Every name some `use` in the file binds: single-segment paths are kept only when they may
+    /// refer to one of them (or when the file has a glob import).
+    imported: rustc_hash::FxHashSet<String>,
+    any_glob: bool,
+}
+
+impl Extractor<'_> {
+    /// Collects the names bound by every `use` of the file, wherever it is.
+    fn prescan(&mut self, items: &[syn::Item]) {
+        struct Names<'n> {
+            names: &'n mut rustc_hash::FxHashSet<String>,
+            glob: &'n mut bool,
+        }
+        impl<'ast> Visit<'ast> for Names<'_> {
+            fn visit_use_tree(&mut self, tree: &'ast syn::UseTree) {
+                match tree {
+                    syn::UseTree::Name(name) => {
+                        self.names.insert(name.ident.to_string());
+                    }
+                    syn::UseTree::Rename(rename) => {
+                        self.names.insert(rename.rename.to_string());
+                    }
+                    syn::UseTree::Glob(_) => *self.glob = true,
+                    _ => visit::visit_use_tree(self, tree),
+                }
+            }
+            fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+                // Child modules are part of the file too.
+                visit::visit_item_mod(self, item);
+            }
+            fn visit_item_macro(&mut self, item: &'ast syn::ItemMacro) {
+                if let Ok(items) = parse_items(item.mac.tokens.clone()) {
+                    for item in &items {
+                        self.visit_item(item);
+                    }
+                }
+            }
+        }
+        let mut names = Names {
+            names: &mut self.imported,
+            glob: &mut self.any_glob,
+        };
+        for item in items {
+            names.visit_item(item);
+        }
+    }
+
+    fn loc(&self, span: proc_macro2::Span) -> Loc {
+        let LineColumn { line, column } = span.start();
+        Loc {
+            file: self.file,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column + 1).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn ctx(&self, span: proc_macro2::Span) -> RefContext {
+        RefContext {
+            loc: self.loc(span),
+            code: self.code,
+            test_only: self.test_only,
+        }
+    }
+
+    fn facts(&mut self) -> &mut ModuleFacts {
+        &mut self.modules[self.current]
+    }
+
+    /// Counts lines of code in `first..=last` (1-based) for the current module.
+    fn count_lines(&self, first: u32, last: u32) -> u32 {
+        let first = first.max(1) as usize - 1;
+        let last = (last as usize).min(self.code_lines.len());
+        if first >= last {
+            return 0;
+        }
+        let count = self.code_lines[first..last]
+            .iter()
+            .filter(|&&code| code)
+            .count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
+    /// Walks the items of a module. `lines` is the module's own line span, used for lines of code
+    /// (inline child modules' lines are subtracted).
+    fn module_items(&mut self, items: &[syn::Item], scope: &Scope, lines: (u32, u32)) {
+        let saved = self.current;
+        self.current = scope.module;
+        let mut loc = self.count_lines(lines.0, lines.1);
+        for item in items {
+            if let syn::Item::Mod(item_mod) = item
+                && item_mod.content.is_some()
+            {
+                let first = u32::try_from(item_mod.span().start().line).unwrap_or(0);
+                let last = u32::try_from(item_mod.span().end().line).unwrap_or(0);
+                loc = loc.saturating_sub(self.count_lines(first, last));
+            }
+            self.item(item, scope);
+        }
+        let facts = &mut self.modules[scope.module];
+        facts.module.lines_of_code = facts.module.lines_of_code.saturating_add(loc);
+        self.current = saved;
+    }
+
+    fn item(&mut self, item: &syn::Item, scope: &Scope) {
+        let attrs = item_attrs(item);
+        let saved_test = self.test_only;
+        if is_test_attr(attrs) {
+            self.test_only = true;
+        }
+        match item {
+            syn::Item::Mod(item_mod) => self.item_mod(item_mod, scope),
+            syn::Item::Use(item_use) => {
+                let root = if item_use.leading_colon.is_some() {
+                    vec!["::".to_owned()]
+                } else {
+                    Vec::new()
+                };
+                self.use_tree(&item_use.tree, root);
+            }
+            syn::Item::Macro(item_macro) => self.item_macro(item_macro, scope),
+            syn::Item::ExternCrate(extern_crate) => {
+                let name = extern_crate.ident.to_string();
+                let alias = extern_crate
+                    .rename
+                    .as_ref()
+                    .map_or_else(|| name.clone(), |(_, alias)| alias.to_string());
+                self.facts().extern_crates.push((name, alias));
+            }
+            _ => {
+                self.define(item);
+                visit::visit_item(self, item);
+            }
+        }
+        self.test_only = saved_test;
+    }
+
+    /// Records the definition an item makes in the current module.
+    fn define(&mut self, item: &syn::Item) {
+        let (name, kind, vis) = match item {
+            syn::Item::Fn(f) => (&f.sig.ident, ItemKind::Fn, &f.vis),
+            syn::Item::Struct(s) => (&s.ident, ItemKind::Struct, &s.vis),
+            syn::Item::Enum(e) => (&e.ident, ItemKind::Enum, &e.vis),
+            syn::Item::Union(u) => (&u.ident, ItemKind::Union, &u.vis),
+            syn::Item::Trait(t) => (&t.ident, ItemKind::Trait, &t.vis),
+            syn::Item::Type(t) => (&t.ident, ItemKind::TypeAlias, &t.vis),
+            syn::Item::Const(c) => (&c.ident, ItemKind::Const, &c.vis),
+            syn::Item::Static(s) => (&s.ident, ItemKind::Static, &s.vis),
+            syn::Item::Impl(item_impl) => {
+                let self_ty = last_type_segment(&item_impl.self_ty);
+                if let Some(self_ty) = self_ty {
+                    let methods = item_impl
+                        .items
+                        .iter()
+                        .filter_map(|impl_item| match impl_item {
+                            syn::ImplItem::Fn(f) => Some(self.signature(&f.sig)),
+                            _ => None,
+                        })
+                        .collect();
+                    let trait_name = item_impl.trait_.as_ref().and_then(|(_, path, _)| {
+                        path.segments
+                            .last()
+                            .map(|segment| segment.ident.to_string())
+                    });
+                    self.facts().impls.push(ImplDef {
+                        self_ty,
+                        trait_name,
+                        methods,
+                    });
+                }
+                return;
+            }
+            _ => return,
+        };
+        let is_pub = !matches!(vis, syn::Visibility::Inherited);
+        let sig = match item {
+            syn::Item::Fn(f) => Some(self.signature(&f.sig)),
+            _ => None,
+        };
+        let methods = match item {
+            syn::Item::Trait(t) => t
+                .items
+                .iter()
+                .filter_map(|trait_item| match trait_item {
+                    syn::TraitItem::Fn(f) => Some(self.signature(&f.sig)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let facts = self.facts();
+        if kind.is_type() {
+            facts.module.n_types += 1;
+        }
+        if kind == ItemKind::Trait && is_pub {
+            facts.module.n_traits += 1;
+        }
+        facts.items.push(ItemDef {
+            name: name.to_string(),
+            kind,
+            sig,
+            methods,
+        });
+    }
+
+    fn item_mod(&mut self, item_mod: &syn::ItemMod, scope: &Scope) {
+        let name = item_mod.ident.to_string();
+        let cfg = cfg_predicate(&item_mod.attrs);
+        let test_only = self.test_only || cfg.as_deref().is_some_and(cfg_is_test);
+        let path_attr = path_attribute(&item_mod.attrs);
+        let parent = &self.modules[scope.module];
+        let id = format!("{}::{name}", parent.module.id);
+        let line = u32::try_from(item_mod.ident.span().start().line).unwrap_or(0);
+        match &item_mod.content {
+            Some((_, items)) => {
+                let module = Module {
+                    id,
+                    krate: self.krate.to_owned(),
+                    parent: Some(parent.module.id.clone()),
+                    file: self.output.files[self.file as usize].clone(),
+                    line,
+                    lines_of_code: 0,
+                    inline: true,
+                    cfg,
+                    test_only,
+                    in_macro: self.in_macro,
+                    n_traits: 0,
+                    n_types: 0,
+                };
+                self.modules
+                    .push(new_facts(module, self.target, name.clone()));
+                let index = self.modules.len() - 1;
+                let dir = scope
+                    .children_dir
+                    .join(path_attr.as_deref().unwrap_or(&name));
+                let child = Scope {
+                    module: index,
+                    children_dir: dir.clone(),
+                    path_dir: dir,
+                };
+                let saved_test = self.test_only;
+                self.test_only = test_only;
+                let first = u32::try_from(item_mod.span().start().line).unwrap_or(0);
+                let last = u32::try_from(item_mod.span().end().line).unwrap_or(0);
+                self.module_items(items, &child, (first, last));
+                self.test_only = saved_test;
+            }
+            None => {
+                let (candidates, mod_rs) = match path_attr {
+                    // A file named by `#[path]` owns its directory, like a `mod.rs`.
+                    Some(path) => (vec![scope.path_dir.join(path)], vec![true]),
+                    None => (
+                        vec![
+                            scope.children_dir.join(format!("{name}.rs")),
+                            scope.children_dir.join(&name).join("mod.rs"),
+                        ],
+                        vec![false, true],
+                    ),
+                };
+                self.output.jobs.push(FileJob {
+                    target: self.target,
+                    id,
+                    name,
+                    krate: self.krate.to_owned(),
+                    parent: Some(parent.module.id.clone()),
+                    candidates,
+                    mod_rs,
+                    line,
+                    cfg,
+                    test_only,
+                    in_macro: self.in_macro,
+                    depth: self.depth + 1,
+                });
+            }
+        }
+    }
+
+    fn item_macro(&mut self, item_macro: &syn::ItemMacro, scope: &Scope) {
+        let mac = &item_macro.mac;
+        if item_macro.ident.is_some() {
+            // `macro_rules! name { ... }`: a definition; its body is a template, not code.
+            if let Some(ident) = &item_macro.ident {
+                self.facts().items.push(ItemDef {
+                    name: ident.to_string(),
+                    kind: ItemKind::Macro,
+                    sig: None,
+                    methods: Vec::new(),
+                });
+            }
+            return;
+        }
+        if mac.path.is_ident("include") {
+            self.include(mac, scope);
+            return;
+        }
+        self.macro_path(&mac.path);
+        match parse_items(mac.tokens.clone()) {
+            Ok(items) if !items.is_empty() => {
+                let saved = self.in_macro;
+                self.in_macro = true;
+                for item in &items {
+                    self.item(item, scope);
+                }
+                self.in_macro = saved;
+            }
+            _ => self.scan_tokens(mac.tokens.clone()),
+        }
+    }
+
+    /// Follows `include!("file.rs")`: its items become part of the current module.
+    fn include(&mut self, mac: &syn::Macro, scope: &Scope) {
+        let Ok(literal) = syn::parse2::<syn::LitStr>(mac.tokens.clone()) else {
+            return;
+        };
+        let current_file = self.output.files[self.file as usize].clone();
+        let path = current_file
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(literal.value());
+        if self.output.files.contains(&path) {
+            return;
+        }
+        let text = match (self.read)(&path) {
+            Ok(text) => prepare_source(text),
+            Err(err) => {
+                self.output.skipped.push(SkippedFile {
+                    path,
+                    line: None,
+                    column: None,
+                    error: format!(
+                        "cannot read file included from `{}`: {err}",
+                        current_file.display()
+                    ),
+                });
+                return;
+            }
+        };
+        // Parsing a second file while the first one's syn tree is alive keeps both source maps.
+        match syn::parse_file(&text) {
+            Ok(file) => {
+                self.output.files.push(path);
+                let saved_file = self.file;
+                self.file = u32::try_from(self.output.files.len() - 1).unwrap_or(u32::MAX);
+                let saved_source = std::mem::replace(&mut self.source, text);
+                let included_lines = code_lines(&self.source);
+                let saved_lines = std::mem::replace(&mut self.code_lines, included_lines);
+                let lines = (1, u32::try_from(self.code_lines.len()).unwrap_or(u32::MAX));
+                self.prescan(&file.items);
+                self.module_items(&file.items, scope, lines);
+                self.code_lines = saved_lines;
+                self.source = saved_source;
+                self.file = saved_file;
+            }
+            Err(err) => {
+                let start = err.span().start();
+                self.output.skipped.push(SkippedFile {
+                    path,
+                    line: Some(u32::try_from(start.line).unwrap_or(u32::MAX)),
+                    column: Some(u32::try_from(start.column + 1).unwrap_or(u32::MAX)),
+                    error: err.to_string(),
+                });
+            }
+        }
+    }
+
+    fn use_tree(&mut self, tree: &syn::UseTree, mut prefix: Vec<String>) {
+        match tree {
+            syn::UseTree::Path(use_path) => {
+                prefix.push(use_path.ident.to_string());
+                self.use_tree(&use_path.tree, prefix);
+            }
+            syn::UseTree::Name(use_name) => {
+                let name = use_name.ident.to_string();
+                let ctx = self.ctx(use_name.ident.span());
+                if name == "self" {
+                    // `use a::b::{self}` binds `b`.
+                    let Some(last) = prefix.last().cloned() else {
+                        return;
+                    };
+                    self.facts().uses.push(UseDecl {
+                        path: prefix,
+                        binding: Binding::Name(last),
+                        ctx,
+                    });
+                } else {
+                    prefix.push(name.clone());
+                    self.facts().uses.push(UseDecl {
+                        path: prefix,
+                        binding: Binding::Name(name),
+                        ctx,
+                    });
+                }
+            }
+            syn::UseTree::Rename(rename) => {
+                let name = rename.ident.to_string();
+                let ctx = self.ctx(rename.ident.span());
+                if name != "self" {
+                    prefix.push(name);
+                }
+                let binding = if rename.rename == "_" {
+                    Binding::Underscore
+                } else {
+                    Binding::Name(rename.rename.to_string())
+                };
+                self.facts().uses.push(UseDecl {
+                    path: prefix,
+                    binding,
+                    ctx,
+                });
+            }
+            syn::UseTree::Glob(glob) => {
+                let ctx = self.ctx(glob.star_token.span);
+                self.facts().uses.push(UseDecl {
+                    path: prefix,
+                    binding: Binding::Glob,
+                    ctx,
+                });
+            }
+            syn::UseTree::Group(group) => {
+                for tree in &group.items {
+                    self.use_tree(tree, prefix.clone());
+                }
+            }
+        }
+    }
+
+    fn macro_path(&mut self, path: &syn::Path) {
+        if path.segments.len() > 1 || path.leading_colon.is_some() {
+            self.record_path(path);
+        }
+    }
+
+    fn record_path(&mut self, path: &syn::Path) {
+        let Some(first) = path.segments.first() else {
+            return;
+        };
+        let single = path.segments.len() == 1 && path.leading_colon.is_none();
+        if single {
+            let name = first.ident.to_string();
+            if self.any_glob || self.imported.contains(&name) {
+                let ctx = self.ctx(first.ident.span());
+                self.facts().refs.push(PathRef {
+                    path: name.into_boxed_str(),
+                    ctx,
+                });
+            }
+            return;
+        }
+        if first.ident == "Self" {
+            return;
+        }
+        let mut text = String::with_capacity(32);
+        if path.leading_colon.is_some() {
+            text.push_str("::");
+        }
+        for (index, segment) in path.segments.iter().enumerate() {
+            if index > 0 {
+                text.push_str("::");
+            }
+            text.push_str(&segment.ident.to_string());
+        }
+        let ctx = self.ctx(first.ident.span());
+        self.facts().refs.push(PathRef {
+            path: text.into_boxed_str(),
+            ctx,
+        });
+    }
+
+    /// Finds paths (`a::b::c`, and imported single names) in a macro body we cannot parse.
+    fn scan_tokens(&mut self, tokens: TokenStream) {
+        let mut segments: Vec<proc_macro2::Ident> = Vec::new();
+        let mut leading = false;
+        let mut pending_colons = 0;
+                let flush =
+            |this: &mut Self, segments: &mut Vec<proc_macro2::Ident>, leading: &mut bool| {
+                if !segments.is_empty() {
+                    let path = syn::Path {
+                        leading_colon: if *leading {
+                            Some(Default::default())
+                        } else {
+                            None
+                        },
+                        segments: segments.drain(..).map(syn::PathSegment::from).collect(),
+                    };
+                    this.record_path(&path);
+                }
+                *leading = false;
+            };
+        for token in tokens {
+            match token {
+                TokenTree::Ident(ident) => {
+                    if !segments.is_empty() && pending_colons != 2 {
+                        flush(self, &mut segments, &mut leading);
+                    }
+                    if segments.is_empty() && pending_colons == 2 {
+                        leading = true;
+                    }
+                    pending_colons = 0;
+                    segments.push(ident);
+                }
+                TokenTree::Punct(punct) if punct.as_char() == ':' => {
+                    pending_colons += 1;
+                    if pending_colons > 2 {
+                        flush(self, &mut segments, &mut leading);
+                        pending_colons = 0;
+                    }
+                }
+                TokenTree::Group(group) => {
+                    flush(self, &mut segments, &mut leading);
+                    pending_colons = 0;
+                    if group.delimiter() != Delimiter::None || !group.stream().is_empty() {
+                        self.scan_tokens(group.stream());
+                    }
+                }
+                _ => {
+                    flush(self, &mut segments, &mut leading);
+                    pending_colons = 0;
+                }
+            }
+        }
+        flush(self, &mut segments, &mut leading);
+    }
+
+    fn text(&self, span: proc_macro2::Span) -> String {
+        let range = span.byte_range();
+        let raw = self.source.get(range).unwrap_or("");
+        collapse_whitespace(raw)
+    }
+
+    fn signature(&self, sig: &syn::Signature) -> FnSig {
+        let mut qualifiers = String::new();
+        if sig.constness.is_some() {
+            qualifiers.push_str("const ");
+        }
+        if sig.asyncness.is_some() {
+            qualifiers.push_str("async ");
+        }
+        if sig.unsafety.is_some() {
+            qualifiers.push_str("unsafe ");
+        }
+        let generics = match (&sig.generics.lt_token, &sig.generics.gt_token) {
+            (Some(lt), Some(gt)) => match lt.span.join(gt.span) {
+                Some(span) => self.text(span),
+                None => String::new(),
+            },
+            _ => String::new(),
+        };
+        let mut receiver = None;
+        let mut mut_receiver = false;
+        let mut params = Vec::new();
+        let mut mut_params = false;
+        let mut type_paths = Vec::new();
+        for input in &sig.inputs {
+            match input {
+                syn::FnArg::Receiver(recv) => {
+                    mut_receiver = recv.reference.is_some() && recv.mutability.is_some();
+                    receiver = Some(self.text(recv.span()));
+                }
+                syn::FnArg::Typed(typed) => {
+                    if let syn::Type::Reference(reference) = &*typed.ty
+                        && reference.mutability.is_some()
+                    {
+                        mut_params = true;
+                    }
+                    collect_type_paths(&typed.ty, &mut type_paths);
+                    params.push(self.text(typed.span()));
+                }
+            }
+        }
+        let output = match &sig.output {
+            syn::ReturnType::Default => String::new(),
+            syn::ReturnType::Type(_, ty) => {
+                collect_type_paths(ty, &mut type_paths);
+                format!(" -> {}", self.text(ty.span()))
+            }
+        };
+        let where_clause = match &sig.generics.where_clause {
+            Some(clause) => format!(" {}", self.text(clause.span())),
+            None => String::new(),
+        };
+        type_paths.sort();
+        type_paths.dedup();
+        FnSig {
+            name: sig.ident.to_string(),
+            qualifiers,
+            generics,
+            receiver,
+            mut_receiver,
+            params,
+            mut_params,
+            output,
+            where_clause,
+            type_paths,
+        }
+    }
+
+    /// Walks a function's signature as type-only and its body as code.
+    fn function(
+        &mut self,
+        attrs: &[syn::Attribute],
+        sig: &syn::Signature,
+        block: Option<&syn::Block>,
+    ) {
+        let saved_test = self.test_only;
+        if is_test_attr(attrs) {
+            self.test_only = true;
+        }
+        let saved_code = self.code;
+        self.visit_signature(sig);
+        if let Some(block) = block {
+            self.code = true;
+            self.visit_block(block);
+        }
+        self.code = saved_code;
+        self.test_only = saved_test;
+    }
+}
+
+impl<'ast> Visit<'ast> for Extractor<'_> {
+    fn visit_attribute(&mut self, _: &'ast syn::Attribute) {}
+
+    fn visit_visibility(&mut self, _: &'ast syn::Visibility) {}
+
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        self.record_path(path);
+        for segment in &path.segments {
+            self.visit_path_arguments(&segment.arguments);
+        }
+    }
+
+    fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+        let ctx = self.ctx(call.method.span());
+        let name = call.method.to_string().into_boxed_str();
+        self.facts().method_calls.push(MethodCall { name, ctx });
+        visit::visit_expr_method_call(self, call);
+    }
+
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        self.macro_path(&mac.path);
+        // Most macros in code take expressions (`format!`, `assert_eq!`, `vec!`): walk them as
+        // such, so that method calls count too; otherwise look for paths among the tokens.
+        let parser = syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated;
+        match syn::parse::Parser::parse2(parser, mac.tokens.clone()) {
+            Ok(exprs) => {
+                for expr in &exprs {
+                    self.visit_expr(expr);
+                }
+            }
+            Err(_) => self.scan_tokens(mac.tokens.clone()),
+        }
+    }
+
+    fn visit_item(&mut self, item: &'ast syn::Item) {
+        // Items nested in function bodies: `use`s count for the enclosing module, other items are
+        // walked for their references; a module inside a function is not part of the tree.
+        match item {
+            syn::Item::Use(item_use) => {
+                let root = if item_use.leading_colon.is_some() {
+                    vec!["::".to_owned()]
+                } else {
+                    Vec::new()
+                };
+                self.use_tree(&item_use.tree, root);
+            }
+            syn::Item::Mod(_) => {}
+            _ => visit::visit_item(self, item),
+        }
+    }
+
+    fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
+        self.function(&item.attrs, &item.sig, Some(&item.block));
+    }
+
+    fn visit_impl_item_fn(&mut self, item: &'ast syn::ImplItemFn) {
+        self.function(&item.attrs, &item.sig, Some(&item.block));
+    }
+
+    fn visit_trait_item_fn(&mut self, item: &'ast syn::TraitItemFn) {
+        self.function(&item.attrs, &item.sig, item.default.as_ref());
+    }
+
+    fn visit_expr(&mut self, expr: &'ast syn::Expr) {
+        let saved = self.code;
+        self.code = true;
+        visit::visit_expr(self, expr);
+        self.code = saved;
+    }
+
+    fn visit_impl_item(&mut self, item: &'ast syn::ImplItem) {
+        let saved = self.test_only;
+        if let syn::ImplItem::Const(c) = item
+            && is_test_attr(&c.attrs)
+        {
+            self.test_only = true;
+        }
+        visit::visit_impl_item(self, item);
+        self.test_only = saved;
+    }
+}
+
+/// Parses a macro body as a sequence of items.
+fn parse_items(tokens: TokenStream) -> syn::Result<Vec<syn::Item>> {
+    use syn::parse::Parser;
+    let parser = |input: syn::parse::ParseStream<'_>| {
+        let mut items = Vec::new();
+        while !input.is_empty() {
+            items.push(input.parse()?);
+        }
+        Ok(items)
+    };
+    parser.parse2(tokens)
+}
+
+fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
+    match item {
+        syn::Item::Const(i) => &i.attrs,
+        syn::Item::Enum(i) => &i.attrs,
+        syn::Item::ExternCrate(i) => &i.attrs,
+        syn::Item::Fn(i) => &i.attrs,
+        syn::Item::ForeignMod(i) => &i.attrs,
+        syn::Item::Impl(i) => &i.attrs,
+        syn::Item::Macro(i) => &i.attrs,
+        syn::Item::Mod(i) => &i.attrs,
+        syn::Item::Static(i) => &i.attrs,
+        syn::Item::Struct(i) => &i.attrs,
+        syn::Item::Trait(i) => &i.attrs,
+        syn::Item::TraitAlias(i) => &i.attrs,
+        syn::Item::Type(i) => &i.attrs,
+        syn::Item::Union(i) => &i.attrs,
+        syn::Item::Use(i) => &i.attrs,
+        _ => &[],
+    }
+}
+
+/// `#[test]`, or a `#[cfg(...)]` that needs `test`.
+fn is_test_attr(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|attr| attr.path().is_ident("test"))
+        || cfg_predicate(attrs).as_deref().is_some_and(cfg_is_test)
+}
+
+/// Whether a cfg predicate can only hold in test builds: `test`, or `all(..., test, ...)`.
+pub(crate) fn cfg_is_test(predicate: &str) -> bool {
+    if predicate == "test" {
+        return true;
+    }
+    let Some(inner) = predicate
+        .strip_prefix("all(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    else {
+        return false;
+    };
+    let mut depth = 0;
+    let mut start = 0;
+    for (index, ch) in inner.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                if inner[start..index].trim() == "test" {
+                    return true;
+                }
+                start = index + 1;
+            }
+            _ => {}
+        }
+    }
+    inner[start..].trim() == "test"
+}
+
+/// The predicates of all `#[cfg(...)]` attributes, as written (several are joined with `all`).
+fn cfg_predicate(attrs: &[syn::Attribute]) -> Option<String> {
+    let predicates: Vec<String> = attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"))
+        .filter_map(|attr| attr.meta.require_list().ok())
+        .map(|list| tokens_to_string(list.tokens.clone()))
+        .collect();
+    match predicates.len() {
+        0 => None,
+        1 => predicates.into_iter().next(),
+        _ => Some(format!("all({})", predicates.join(", "))),
+    }
+}
+
+/// The value of `#[path = "..."]`.
+fn path_attribute(attrs: &[syn::Attribute]) -> Option<String> {
+    attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("path"))
+        .find_map(|attr| match &attr.meta {
+            syn::Meta::NameValue(name_value) => match &name_value.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(literal),
+                    ..
+                }) => Some(literal.value()),
+                _ => None,
+            },
+            _ => None,
+        })
+}
+
+/// Renders tokens the way people write cfg predicates: `all(unix, feature = "x")`.
+fn tokens_to_string(tokens: TokenStream) -> String {
+    let mut res = String::new();
+    for token in tokens {
+        match token {
+            TokenTree::Group(group) => {
+                let (open, close) = match group.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::None => ("", ""),
+                };
+                res.push_str(open);
+                res.push_str(&tokens_to_string(group.stream()));
+                res.push_str(close);
+            }
+            TokenTree::Punct(punct) => match punct.as_char() {
+                ',' => res.push_str(", "),
+                '=' => res.push_str(" = "),
+                other => res.push(other),
+            },
+            TokenTree::Ident(ident) => res.push_str(&ident.to_string()),
+            TokenTree::Literal(literal) => res.push_str(&literal.to_string()),
+        }
+    }
+    res
+}
+
+fn collapse_whitespace(text: &str) -> String {
+    let mut res = String::with_capacity(text.len());
+    let mut space = false;
+    for ch in text.chars() {
+        if ch.is_whitespace() {
+            space = true;
+        } else {
+            if space
+                && !res.is_empty()
+                && !matches!(ch, ')' | ']' | '>' | ',')
+                && !res.ends_with(['(', '[', '<'])
+            {
+                res.push(' ');
+            }
+            space = false;
+            res.push(ch);
+        }
+    }
+    // A trailing comma before a closing delimiter reads oddly once on one line.
+    res.replace(",)", ")").replace(",>", ">")
+}
+
+/// The last segment of a type path (`crate::a::PaymentService<T>` gives `PaymentService`).
+fn last_type_segment(ty: &syn::Type) -> Option<String> {
+    match ty {
+        syn::Type::Path(type_path) => type_path
+            .path
+            .segments
+            .last()
+            .map(|segment| segment.ident.to_string()),
+        syn::Type::Reference(reference) => last_type_segment(&reference.elem),
+        syn::Type::Paren(paren) => last_type_segment(&paren.elem),
+        syn::Type::Group(group) => last_type_segment(&group.elem),
+        _ => None,
+    }
+}
+
+/// Collects the paths of the named types in a type (`Result<Receipt, payment::Error>` gives
+/// `Result`, `Receipt`, `payment::Error`).
+fn collect_type_paths(ty: &syn::Type, acc: &mut Vec<Box<str>>) {
+    struct Paths<'p>(&'p mut Vec<Box<str>>);
+    impl<'ast> Visit<'ast> for Paths<'_> {
+        fn visit_type_path(&mut self, type_path: &'ast syn::TypePath) {
+            if type_path.qself.is_none() {
+                let text: Vec<String> = type_path
+                    .path
+                    .segments
+                    .iter()
+                    .map(|segment| segment.ident.to_string())
+                    .collect();
+                if text.first().is_some_and(|first| first != "Self") {
+                    self.0.push(text.join("::").into_boxed_str());
+                }
+            }
+            visit::visit_type_path(self, type_path);
+        }
+    }
+    Paths(acc).visit_type(ty);
+}
