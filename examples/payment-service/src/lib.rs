@@ -5,7 +5,9 @@
 //! from either program. Unlike the shop's `payment` module it never reads orders; the amount is
 //! stored with the payment.
 
-mod diagnostics;
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod diagnostics;
 pub mod http;
 pub mod model;
 

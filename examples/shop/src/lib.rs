@@ -9,6 +9,8 @@
 //! `order <-> payment`, `member <-> coupon`, and `display -> order -> member -> display`.
 //! `examples/README.md` lists every such dependency and the items it goes through.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod coupon;
 pub mod display;
 pub mod http;

@@ -1,7 +1,8 @@
 //! The `shop` binary: serves the shop's HTTP API on `--listen` until Ctrl-C or SIGTERM.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -21,8 +22,7 @@ struct Args {
 /// How long requests in flight may run on after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -32,7 +32,17 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
 
+#[tokio::main]
+async fn run(args: &Args) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -41,7 +51,8 @@ async fn main() -> anyhow::Result<()> {
         .context("listener has no local address")?;
     let stop = shutdown_signal().context("cannot install signal handlers")?;
     // The first stdout line is the contract with scripts and tests that start us on port 0.
-    println!("listening on http://{addr}");
+    // Nobody reading stdout is no reason to stop serving, hence the ignored result.
+    let _ = writeln!(std::io::stdout(), "listening on http://{addr}");
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     tokio::spawn(async move {

@@ -7,7 +7,7 @@ use hyper::{Method, StatusCode};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::{RawEcho, Server, get, send};
+use support::{RawEcho, Server, get, run_until_exit, send};
 
 fn start() -> Server {
     Server::start(env!("CARGO_BIN_EXE_shop"))
@@ -276,4 +276,18 @@ async fn healthz_answers() {
     let reply = get(&server.url("/healthz")).await;
 
     assert_eq!(reply.json(), json!({"status": "ok", "service": "shop"}));
+}
+
+#[test]
+fn an_address_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = taken.local_addr().expect("bound address").to_string();
+
+    let (status, stderr) = run_until_exit(env!("CARGO_BIN_EXE_shop"), &addr);
+
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: cannot listen on {addr}")),
+        "{stderr}"
+    );
 }

@@ -206,3 +206,32 @@ impl RawEcho {
         String::from_utf8_lossy(&self.received).into_owned()
     }
 }
+
+/// Runs `bin --listen <listen>` expecting it to exit on its own; returns its status and stderr.
+pub fn run_until_exit(bin: &str, listen: &str) -> (ExitStatus, String) {
+    let mut child = Command::new(bin)
+        .args(["--listen", listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("child can be polled") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{bin} --listen {listen} still runs after {PATIENCE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(
+        &mut child.stderr.take().expect("stderr is piped"),
+        &mut stderr,
+    )
+    .expect("stderr is readable");
+    (status, stderr)
+}
