@@ -29,9 +29,13 @@ const ELEMENTARY_WORK_CAP: u64 = 4_000_000;
 /// Passes of the node-moving improvement over one component.
 const SIFT_MAX_PASSES: usize = 16;
 /// Steps of search allowed for putting cut edges back, per component, per edge of the component.
-const READD_WORK_PER_EDGE: u64 = 200;
+const READD_WORK_PER_EDGE: u64 = 100;
+/// Least search work allowed for a component, however small, in the steps below.
+const MIN_WORK: u64 = 100_000;
+/// Steps of search allowed for putting back one cut edge.
+const READD_SEARCH_CAP: u64 = 500;
 /// Steps of search allowed for the cycle-packing lower bound, per component, per edge.
-const BOUND_WORK_PER_EDGE: u64 = 200;
+const BOUND_WORK_PER_EDGE: u64 = 40;
 
 /// The cycle-related part of a report.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -56,10 +60,13 @@ pub struct CycleAnalysis {
 /// `edges` may name modules missing from `modules`; they become nodes too. Parallel edges are
 /// merged (weights added).
 pub fn analyze(modules: &[Module], edges: &[&Edge], elementary_cap: usize) -> CycleAnalysis {
-    let _span = tracing::info_span!("cycles", modules = modules.len(), edges = edges.len()).entered();
+    let _span =
+        tracing::info_span!("cycles", modules = modules.len(), edges = edges.len()).entered();
     let graph = Digraph::new(
         modules.iter().map(|module| module.id.as_str()),
-        edges.iter().map(|edge| (edge.from.as_str(), edge.to.as_str(), u64::from(edge.weight))),
+        edges
+            .iter()
+            .map(|edge| (edge.from.as_str(), edge.to.as_str(), u64::from(edge.weight))),
     );
     let components = graph.components();
     let cycles = component_cycles(&graph, &components);
@@ -75,7 +82,12 @@ pub fn analyze(modules: &[Module], edges: &[&Edge], elementary_cap: usize) -> Cy
         cycles,
         elementary: elementary
             .into_iter()
-            .map(|cycle| cycle.into_iter().map(|node| graph.ids[node].to_owned()).collect())
+            .map(|cycle| {
+                cycle
+                    .into_iter()
+                    .map(|node| graph.ids[node].to_owned())
+                    .collect()
+            })
             .collect(),
         elementary_truncated,
         bidirectional: bidirectional(edges),
@@ -95,7 +107,9 @@ pub fn analyze(modules: &[Module], edges: &[&Edge], elementary_cap: usize) -> Cy
 pub fn crate_cycles(crate_edges: &[CrateEdge]) -> Vec<Cycle> {
     let graph = Digraph::new(
         std::iter::empty(),
-        crate_edges.iter().map(|edge| (edge.from.as_str(), edge.to.as_str(), u64::from(edge.weight))),
+        crate_edges
+            .iter()
+            .map(|edge| (edge.from.as_str(), edge.to.as_str(), u64::from(edge.weight))),
     );
     let components = graph.components();
     component_cycles(&graph, &components)
@@ -127,7 +141,8 @@ impl<'a> Digraph<'a> {
         ids.extend(edges.clone().flat_map(|(from, to, _)| [from, to]));
         ids.sort_unstable();
         ids.dedup();
-        let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(idx, id)| (*id, idx)).collect();
+        let index: HashMap<&str, usize> =
+            ids.iter().enumerate().map(|(idx, id)| (*id, idx)).collect();
         let mut out: Vec<Vec<(usize, u64)>> = vec![Vec::new(); ids.len()];
         for (from, to, weight) in edges {
             let (from, to) = (index[from], index[to]);
@@ -202,7 +217,10 @@ fn component_cycles(graph: &Digraph<'_>, components: &Components) -> Vec<Cycle> 
         .zip(weights)
         .filter(|(members, _)| members.len() > 1)
         .map(|(members, weight)| Cycle {
-            members: members.iter().map(|&node| graph.ids[node].to_owned()).collect(),
+            members: members
+                .iter()
+                .map(|&node| graph.ids[node].to_owned())
+                .collect(),
             weight: saturate(weight),
         })
         .collect()
@@ -214,7 +232,9 @@ fn bidirectional(edges: &[&Edge]) -> Vec<Bidirectional> {
         if edge.from == edge.to {
             continue;
         }
-        let entry = merged.entry((edge.from.as_str(), edge.to.as_str())).or_default();
+        let entry = merged
+            .entry((edge.from.as_str(), edge.to.as_str()))
+            .or_default();
         entry.0 += u64::from(edge.weight);
         entry.1.extend(edge.items.iter().map(String::as_str));
     }
@@ -254,8 +274,9 @@ pub(crate) fn elementary_cycles(
     work_cap: u64,
 ) -> (Vec<Vec<usize>>, bool) {
     let n = graph.len();
-    let starts: Vec<usize> =
-        (0..n).filter(|&node| components.members[components.of_node[node]].len() > 1).collect();
+    let starts: Vec<usize> = (0..n)
+        .filter(|&node| components.members[components.of_node[node]].len() > 1)
+        .collect();
     if starts.is_empty() {
         return (Vec::new(), false);
     }
@@ -268,7 +289,11 @@ pub(crate) fn elementary_cycles(
             reverse[to].push(from);
         }
     }
-    let max_len = starts.iter().map(|&node| components.members[components.of_node[node]].len()).max().unwrap_or(0);
+    let max_len = starts
+        .iter()
+        .map(|&node| components.members[components.of_node[node]].len())
+        .max()
+        .unwrap_or(0);
     let mut found: Vec<Vec<usize>> = Vec::new();
     let mut work = 0u64;
     // `dist[x]` is valid when `dist_stamp[x] == stamp`.
@@ -351,14 +376,21 @@ pub(crate) fn elementary_cycles(
 
 /// A feedback arc set of the whole graph: the cut edges as `(from, to, weight)` sorted by node
 /// number, and whether every component was solved exactly.
-pub(crate) fn feedback_arc_set(graph: &Digraph<'_>, components: &Components) -> (Vec<(usize, usize, u64)>, bool) {
+pub(crate) fn feedback_arc_set(
+    graph: &Digraph<'_>,
+    components: &Components,
+) -> (Vec<(usize, usize, u64)>, bool) {
     let mut cut = Vec::new();
     let mut exact = true;
     for members in &components.members {
         if members.len() < 2 {
             continue;
         }
-        let local: HashMap<usize, usize> = members.iter().enumerate().map(|(idx, &node)| (node, idx)).collect();
+        let local: HashMap<usize, usize> = members
+            .iter()
+            .enumerate()
+            .map(|(idx, &node)| (node, idx))
+            .collect();
         let mut edges = Vec::new();
         for (local_from, &from) in members.iter().enumerate() {
             for &(to, weight) in &graph.out[from] {
@@ -396,12 +428,29 @@ pub(crate) fn solve_component(n: usize, edges: &[(usize, usize, u64)]) -> Compon
     let work = (1u64 << n.min(63)).saturating_mul((n + edges.len()) as u64);
     if n <= EXACT_MAX_NODES && work <= EXACT_MAX_WORK {
         let order = exact_order(n, edges);
-        return ComponentCut { cut: backward_edges(&order, edges), exact: true };
+        return ComponentCut {
+            cut: backward_edges(&order, edges),
+            exact: true,
+        };
     }
     let cut = heuristic_cut(n, edges);
-    let cost: u64 = edges.iter().zip(&cut).filter(|(_, is_cut)| **is_cut).map(|(edge, _)| edge.2).sum();
-    let bound = cycle_packing_bound(n, edges, BOUND_WORK_PER_EDGE.saturating_mul(edges.len() as u64));
-    ComponentCut { cut, exact: bound >= cost }
+    let cost: u64 = edges
+        .iter()
+        .zip(&cut)
+        .filter(|(_, is_cut)| **is_cut)
+        .map(|(edge, _)| edge.2)
+        .sum();
+    let bound = cycle_packing_bound(
+        n,
+        edges,
+        BOUND_WORK_PER_EDGE
+            .saturating_mul(edges.len() as u64)
+            .max(MIN_WORK),
+    );
+    ComponentCut {
+        cut,
+        exact: bound >= cost,
+    }
 }
 
 /// Flags the edges that run backward in `order` (a permutation of the nodes).
@@ -410,7 +459,10 @@ fn backward_edges(order: &[usize], edges: &[(usize, usize, u64)]) -> Vec<bool> {
     for (idx, &node) in order.iter().enumerate() {
         position[node] = idx;
     }
-    edges.iter().map(|&(from, to, _)| position[from] > position[to]).collect()
+    edges
+        .iter()
+        .map(|&(from, to, _)| position[from] > position[to])
+        .collect()
 }
 
 /// The linear order of the nodes with the least total weight of backward edges, by dynamic
@@ -422,7 +474,11 @@ pub(crate) fn exact_order(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize>
         out[from].push((to, weight));
     }
     let into = |node: usize, set: usize| -> u64 {
-        out[node].iter().filter(|(to, _)| set & (1 << to) != 0).map(|(_, weight)| weight).sum()
+        out[node]
+            .iter()
+            .filter(|(to, _)| set & (1 << to) != 0)
+            .map(|(_, weight)| weight)
+            .sum()
     };
     let full = (1usize << n) - 1;
     let mut best = vec![u64::MAX; full + 1];
@@ -442,16 +498,20 @@ pub(crate) fn exact_order(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize>
             }
         }
     }
-    // Walk back from the full set, taking the smallest node that can come last.
+    // Walk back from the full set, taking the largest node that can come last, so that among
+    // equally good orders the one closest to id order wins.
     let mut order = Vec::with_capacity(n);
     let mut set = full;
     while set != 0 {
         let last = (0..n)
+            .rev()
             .find(|&node| {
                 let rest = set & !(1 << node);
-                set & (1 << node) != 0 && best[rest] != u64::MAX && best[rest] + into(node, rest) == best[set]
+                set & (1 << node) != 0
+                    && best[rest] != u64::MAX
+                    && best[rest] + into(node, rest) == best[set]
             })
-            .unwrap_or_else(|| set.trailing_zeros() as usize);
+            .unwrap_or_else(|| (usize::BITS - 1 - set.leading_zeros()) as usize);
         order.push(last);
         set &= !(1 << last);
     }
@@ -467,16 +527,33 @@ pub(crate) fn heuristic_cut(n: usize, edges: &[(usize, usize, u64)]) -> Vec<bool
         keys[node] = (idx as u64 + 1) * KEY_SPACING;
     }
     sift(n, edges, &mut keys);
-    let mut cut: Vec<bool> = edges.iter().map(|&(from, to, _)| keys[from] > keys[to]).collect();
-    readd_redundant(n, edges, &mut keys, &mut cut, READD_WORK_PER_EDGE.saturating_mul(edges.len() as u64));
-    cut
+    let mut cut: Vec<bool> = edges
+        .iter()
+        .map(|&(from, to, _)| keys[from] > keys[to])
+        .collect();
+    readd_redundant(
+        n,
+        edges,
+        &mut keys,
+        &mut cut,
+        READD_SEARCH_CAP,
+        READD_WORK_PER_EDGE
+            .saturating_mul(edges.len() as u64)
+            .max(MIN_WORK),
+    );
+    // Putting edges back reorders nodes, which can turn other cut edges forward: the final cut is
+    // the backward edges of the final order, a subset of the edges still cut.
+    edges
+        .iter()
+        .map(|&(from, to, _)| keys[from] > keys[to])
+        .collect()
 }
 
-const KEY_SPACING: u64 = 1 << 32;
+pub(crate) const KEY_SPACING: u64 = 1 << 32;
 
 /// The Eades–Lin–Smyth order: sinks go to the back, sources to the front, otherwise the node with
 /// the largest out-weight minus in-weight goes to the front.
-fn eades_lin_smyth(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
+pub(crate) fn eades_lin_smyth(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
     let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut into: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut out_count = vec![0usize; n];
@@ -495,9 +572,13 @@ fn eades_lin_smyth(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
     let mut front = Vec::new();
     let mut back = Vec::new();
     let mut sinks: Vec<usize> = (0..n).rev().filter(|&node| out_count[node] == 0).collect();
-    let mut sources: Vec<usize> = (0..n).rev().filter(|&node| in_count[node] == 0 && out_count[node] != 0).collect();
-    let mut heap: BinaryHeap<(i128, std::cmp::Reverse<usize>)> =
-        (0..n).map(|node| (out_weight[node] - in_weight[node], std::cmp::Reverse(node))).collect();
+    let mut sources: Vec<usize> = (0..n)
+        .rev()
+        .filter(|&node| in_count[node] == 0 && out_count[node] != 0)
+        .collect();
+    let mut heap: BinaryHeap<(i128, std::cmp::Reverse<usize>)> = (0..n)
+        .map(|node| (out_weight[node] - in_weight[node], std::cmp::Reverse(node)))
+        .collect();
     let mut remaining = n;
     while remaining > 0 {
         let node = if let Some(node) = sinks.pop() {
@@ -513,7 +594,9 @@ fn eades_lin_smyth(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
             front.push(node);
             node
         } else {
-            let Some((delta, std::cmp::Reverse(node))) = heap.pop() else { break };
+            let Some((delta, std::cmp::Reverse(node))) = heap.pop() else {
+                break;
+            };
             if removed[node] || delta != out_weight[node] - in_weight[node] {
                 continue;
             }
@@ -553,7 +636,7 @@ fn eades_lin_smyth(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
 /// Moves single nodes to the place in the order that minimises the weight of their backward edges,
 /// until no move helps (or a pass cap). `keys` give the order; they are spaced so that a node can
 /// be put between two others without renumbering most of the time.
-fn sift(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64]) {
+pub(crate) fn sift(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64]) {
     // Neighbours of each node as `(neighbour, weight of node -> neighbour, weight of neighbour -> node)`.
     let mut neighbours: Vec<Vec<(usize, u64, u64)>> = vec![Vec::new(); n];
     for &(from, to, weight) in edges {
@@ -571,7 +654,11 @@ fn sift(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64]) {
             same
         });
     }
-    let mut order: BTreeMap<u64, usize> = keys.iter().enumerate().map(|(node, &key)| (key, node)).collect();
+    let mut order: BTreeMap<u64, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(node, &key)| (key, node))
+        .collect();
     // `(key, neighbour, weight of node -> neighbour, weight of neighbour -> node)`.
     let mut sorted: Vec<(u64, usize, u64, u64)> = Vec::new();
     for _pass in 0..SIFT_MAX_PASSES {
@@ -581,7 +668,11 @@ fn sift(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64]) {
                 continue;
             }
             sorted.clear();
-            sorted.extend(neighbours[node].iter().map(|&(other, out_w, in_w)| (keys[other], other, out_w, in_w)));
+            sorted.extend(
+                neighbours[node]
+                    .iter()
+                    .map(|&(other, out_w, in_w)| (keys[other], other, out_w, in_w)),
+            );
             sorted.sort_unstable_by_key(|entry| entry.0);
             // Cost of placing the node after the first `gap` neighbours: its edges into earlier
             // neighbours and the edges from later neighbours run backward.
@@ -606,7 +697,11 @@ fn sift(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64]) {
             order.remove(&keys[node]);
             // Put the node just before the neighbour that starts the best gap, or just after the
             // last neighbour.
-            let anchor = if best.1 < sorted.len() { (sorted[best.1].1, true) } else { (sorted[sorted.len() - 1].1, false) };
+            let anchor = if best.1 < sorted.len() {
+                (sorted[best.1].1, true)
+            } else {
+                (sorted[sorted.len() - 1].1, false)
+            };
             let key = match key_next_to(&order, keys[anchor.0], anchor.1) {
                 Some(key) => key,
                 None => {
@@ -650,12 +745,24 @@ fn renumber(order: &mut BTreeMap<u64, usize>, keys: &mut [u64]) {
 
 /// Puts back cut edges, heaviest first, whenever that closes no cycle, keeping `keys` a
 /// topological order of the kept edges (Pearce–Kelly). Search work is bounded by `work_cap`.
-fn readd_redundant(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64], cut: &mut [bool], work_cap: u64) {
+pub(crate) fn readd_redundant(
+    n: usize,
+    edges: &[(usize, usize, u64)],
+    keys: &mut [u64],
+    cut: &mut [bool],
+    search_cap: u64,
+    work_cap: u64,
+) {
     let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut into: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (idx, &(from, to, _)) in edges.iter().enumerate() {
         out[from].push(idx);
         into[to].push(idx);
+    }
+    // Searching the successor with the largest key first heads straight for `from`, the largest
+    // key of the window; the keys move a little as edges come back, so this is only a guide.
+    for list in &mut out {
+        list.sort_unstable_by_key(|&edge| keys[edges[edge].1]);
     }
     let mut candidates: Vec<usize> = (0..edges.len()).filter(|&idx| cut[idx]).collect();
     candidates.sort_by_key(|&idx| (std::cmp::Reverse(edges[idx].2), edges[idx].0, edges[idx].1));
@@ -673,6 +780,7 @@ fn readd_redundant(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64], cu
         stack.clear();
         stack.push(to);
         seen[to] = stamp;
+        let search_start = work;
         while let Some(node) = stack.pop() {
             forward.push(node);
             for &edge in &out[node] {
@@ -688,14 +796,15 @@ fn readd_redundant(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64], cu
                 seen[next] = stamp;
                 stack.push(next);
             }
-            if cycle || work > work_cap {
+            if cycle || work > work_cap || work - search_start > search_cap {
                 break;
             }
         }
         if work > work_cap {
             return;
         }
-        if cycle {
+        // A search that found a cycle, or ran too long to tell, leaves the edge cut.
+        if cycle || work - search_start > search_cap {
             continue;
         }
         stamp += 1;
@@ -719,7 +828,11 @@ fn readd_redundant(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64], cu
         // reachable from `to`, each group keeping its order.
         forward.sort_unstable_by_key(|&node| keys[node]);
         backward.sort_unstable_by_key(|&node| keys[node]);
-        let mut freed: Vec<u64> = forward.iter().chain(&backward).map(|&node| keys[node]).collect();
+        let mut freed: Vec<u64> = forward
+            .iter()
+            .chain(&backward)
+            .map(|&node| keys[node])
+            .collect();
         freed.sort_unstable();
         for (node, key) in backward.iter().chain(&forward).zip(freed) {
             keys[*node] = key;
@@ -728,8 +841,10 @@ fn readd_redundant(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64], cu
     }
 }
 
-/// A lower bound on the weight of any feedback arc set: cycles are packed greedily (shortest
-/// through each edge first), each taking the least remaining weight along it from all its edges.
+/// A lower bound on the weight of any feedback arc set: cycles are packed greedily (a shortest
+/// cycle through each edge in turn), each taking the least remaining weight along it from all its
+/// edges; any cut must pay at least what was packed. Edges whose ends fall in different strongly
+/// connected components of the remaining graph are skipped: they are on no cycle any more.
 pub(crate) fn cycle_packing_bound(n: usize, edges: &[(usize, usize, u64)], work_cap: u64) -> u64 {
     let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (idx, &(from, _, _)) in edges.iter().enumerate() {
@@ -738,6 +853,7 @@ pub(crate) fn cycle_packing_bound(n: usize, edges: &[(usize, usize, u64)], work_
     let mut residual: Vec<u64> = edges.iter().map(|edge| edge.2).collect();
     let mut bound = 0u64;
     let mut work = 0u64;
+    let mut component = residual_components(&out, edges, &residual, &mut work);
     let mut via = vec![usize::MAX; n];
     let mut seen = vec![0u64; n];
     let mut stamp = 0u64;
@@ -747,21 +863,21 @@ pub(crate) fn cycle_packing_bound(n: usize, edges: &[(usize, usize, u64)], work_
     order.sort_by_key(|&idx| (edges[idx].2, edges[idx].0, edges[idx].1));
     for idx in order {
         let (from, to, _) = edges[idx];
-        while residual[idx] > 0 {
-            // Shortest path `to ~> from` over edges with weight left.
+        while residual[idx] > 0 && component[from] == component[to] {
+            // Shortest path `to ~> from` over edges with weight left, inside the component.
             stamp += 1;
             queue.clear();
             queue.push_back(to);
             seen[to] = stamp;
-            let mut reached = to == from;
+            let mut reached = false;
             while let Some(node) = queue.pop_front() {
-                if reached {
-                    break;
-                }
                 for &edge in &out[node] {
                     work += 1;
                     let next = edges[edge].1;
-                    if residual[edge] == 0 || seen[next] == stamp {
+                    if residual[edge] == 0
+                        || seen[next] == stamp
+                        || component[next] != component[to]
+                    {
                         continue;
                     }
                     seen[next] = stamp;
@@ -772,11 +888,16 @@ pub(crate) fn cycle_packing_bound(n: usize, edges: &[(usize, usize, u64)], work_
                     }
                     queue.push_back(next);
                 }
+                if reached {
+                    break;
+                }
             }
             if work > work_cap {
                 return bound;
             }
             if !reached {
+                // The components are out of date: weight has run out along some of their cycles.
+                component = residual_components(&out, edges, &residual, &mut work);
                 break;
             }
             let mut cycle = vec![idx];
@@ -795,3 +916,73 @@ pub(crate) fn cycle_packing_bound(n: usize, edges: &[(usize, usize, u64)], work_
     }
     bound
 }
+
+/// Strongly connected components over the edges with weight left (iterative Tarjan): a label per
+/// node. Adds the steps taken to `work`.
+fn residual_components(
+    out: &[Vec<usize>],
+    edges: &[(usize, usize, u64)],
+    residual: &[u64],
+    work: &mut u64,
+) -> Vec<usize> {
+    let n = out.len();
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0usize; n];
+    let mut label = vec![usize::MAX; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut next_index = 0;
+    let mut next_label = 0;
+    // Frames of the depth-first search: `(node, position in its out-list)`.
+    let mut frames: Vec<(usize, usize)> = Vec::new();
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        frames.push((root, 0));
+        index[root] = next_index;
+        low[root] = next_index;
+        next_index += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (node, ref mut position)) = frames.last_mut() {
+            if let Some(&edge) = out[node].get(*position) {
+                *position += 1;
+                *work += 1;
+                if residual[edge] == 0 {
+                    continue;
+                }
+                let next = edges[edge].1;
+                if index[next] == usize::MAX {
+                    index[next] = next_index;
+                    low[next] = next_index;
+                    next_index += 1;
+                    stack.push(next);
+                    on_stack[next] = true;
+                    frames.push((next, 0));
+                } else if on_stack[next] {
+                    low[node] = low[node].min(index[next]);
+                }
+                continue;
+            }
+            frames.pop();
+            if let Some(&(parent, _)) = frames.last() {
+                low[parent] = low[parent].min(low[node]);
+            }
+            if low[node] == index[node] {
+                while let Some(member) = stack.pop() {
+                    on_stack[member] = false;
+                    label[member] = next_label;
+                    if member == node {
+                        break;
+                    }
+                }
+                next_label += 1;
+            }
+        }
+    }
+    label
+}
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,12 @@ use crate::report::{CrateEdge, CrateInfo, Edge, Metrics, Module, UnitMetrics};
 /// Computes the metrics of every module (sorted by id) and every crate (sorted by name).
 ///
 /// The crates listed are those of `crates` and any other crate a module belongs to.
-pub fn compute(modules: &[Module], crates: &[CrateInfo], edges: &[&Edge], crate_edges: &[CrateEdge]) -> Metrics {
+pub fn compute(
+    modules: &[Module],
+    crates: &[CrateInfo],
+    edges: &[&Edge],
+    crate_edges: &[CrateEdge],
+) -> Metrics {
     let _span = tracing::info_span!("metrics").entered();
     let mut module_counts: BTreeMap<&str, Counts> = modules
         .iter()
@@ -26,21 +31,39 @@ pub fn compute(modules: &[Module], crates: &[CrateInfo], edges: &[&Edge], crate_
             (module.id.as_str(), counts)
         })
         .collect();
-    add_couplings(&mut module_counts, edges.iter().map(|edge| (edge.from.as_str(), edge.to.as_str())));
+    add_couplings(
+        &mut module_counts,
+        edges
+            .iter()
+            .map(|edge| (edge.from.as_str(), edge.to.as_str())),
+    );
 
-    let mut crate_counts: BTreeMap<&str, Counts> =
-        crates.iter().map(|krate| (krate.name.as_str(), Counts::default())).collect();
+    let mut crate_counts: BTreeMap<&str, Counts> = crates
+        .iter()
+        .map(|krate| (krate.name.as_str(), Counts::default()))
+        .collect();
     for module in modules {
         let counts = crate_counts.entry(module.krate.as_str()).or_default();
         counts.n_traits += u64::from(module.n_traits);
         counts.n_types += u64::from(module.n_types);
         counts.lines_of_code += u64::from(module.lines_of_code);
     }
-    add_couplings(&mut crate_counts, crate_edges.iter().map(|edge| (edge.from.as_str(), edge.to.as_str())));
+    add_couplings(
+        &mut crate_counts,
+        crate_edges
+            .iter()
+            .map(|edge| (edge.from.as_str(), edge.to.as_str())),
+    );
 
     Metrics {
-        modules: module_counts.iter().map(|(id, counts)| counts.unit(id)).collect(),
-        crates: crate_counts.iter().map(|(id, counts)| counts.unit(id)).collect(),
+        modules: module_counts
+            .iter()
+            .map(|(id, counts)| counts.unit(id))
+            .collect(),
+        crates: crate_counts
+            .iter()
+            .map(|(id, counts)| counts.unit(id))
+            .collect(),
     }
 }
 
@@ -54,7 +77,10 @@ struct Counts<'a> {
 }
 
 /// Records each dependency between two distinct units that are both known.
-fn add_couplings<'a>(counts: &mut BTreeMap<&'a str, Counts<'a>>, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+fn add_couplings<'a>(
+    counts: &mut BTreeMap<&'a str, Counts<'a>>,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) {
     for (from, to) in pairs {
         if from == to || !counts.contains_key(from) || !counts.contains_key(to) {
             continue;
@@ -72,11 +98,18 @@ impl Counts<'_> {
     fn unit(&self, id: &str) -> UnitMetrics {
         let fan_in = self.depended_on_by.len();
         let fan_out = self.depends_on.len();
-        let instability = if fan_in + fan_out == 0 { 0.0 } else { fan_out as f64 / (fan_in + fan_out) as f64 };
+        let instability = if fan_in + fan_out == 0 {
+            0.0
+        } else {
+            fan_out as f64 / (fan_in + fan_out) as f64
+        };
         // Traits are counted among the types, so this stays within 0..=1 for consistent input; the
         // clamp keeps an inconsistent count from producing a meaningless metric.
-        let abstractness =
-            if self.n_types == 0 { 0.0 } else { (self.n_traits as f64 / self.n_types as f64).min(1.0) };
+        let abstractness = if self.n_types == 0 {
+            0.0
+        } else {
+            (self.n_traits as f64 / self.n_types as f64).min(1.0)
+        };
         UnitMetrics {
             id: id.to_owned(),
             fan_in: u32::try_from(fan_in).unwrap_or(u32::MAX),
@@ -88,3 +121,6 @@ impl Counts<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

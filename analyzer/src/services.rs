@@ -21,11 +21,17 @@ use crate::report::{CandidateService, Edge, Module, ServiceEdge};
 
 /// Groups modules into candidate services (sorted by name, modules sorted) and lists the in-scope
 /// edges between two different groups, sorted by `(from_service, to_service, from, to)`.
-pub fn candidates(modules: &[Module], edges: &[&Edge]) -> (Vec<CandidateService>, Vec<ServiceEdge>) {
-    let _span = tracing::info_span!("services", modules = modules.len(), edges = edges.len()).entered();
+pub fn candidates(
+    modules: &[Module],
+    edges: &[&Edge],
+) -> (Vec<CandidateService>, Vec<ServiceEdge>) {
+    let _span =
+        tracing::info_span!("services", modules = modules.len(), edges = edges.len()).entered();
     let graph = Digraph::new(
         modules.iter().map(|module| module.id.as_str()),
-        edges.iter().map(|edge| (edge.from.as_str(), edge.to.as_str(), u64::from(edge.weight))),
+        edges
+            .iter()
+            .map(|edge| (edge.from.as_str(), edge.to.as_str(), u64::from(edge.weight))),
     );
     let n = graph.len();
     let undirected = UndirectedGraph::from_digraph(&graph);
@@ -33,11 +39,22 @@ pub fn candidates(modules: &[Module], edges: &[&Edge]) -> (Vec<CandidateService>
     split_disconnected(&undirected, &mut group);
 
     // Modules with no in-scope edge take their nearest grouped ancestor's group.
-    let index: HashMap<&str, usize> = graph.ids.iter().enumerate().map(|(idx, id)| (*id, idx)).collect();
-    let connected: Vec<bool> = (0..n).map(|node| !undirected.adj[node].is_empty()).collect();
-    let parent: HashMap<&str, Option<&str>> =
-        modules.iter().map(|module| (module.id.as_str(), module.parent.as_deref())).collect();
-    let mut assigned: Vec<Option<usize>> = (0..n).map(|node| connected[node].then_some(group[node])).collect();
+    let index: HashMap<&str, usize> = graph
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(idx, id)| (*id, idx))
+        .collect();
+    let connected: Vec<bool> = (0..n)
+        .map(|node| !undirected.adj[node].is_empty())
+        .collect();
+    let parent: HashMap<&str, Option<&str>> = modules
+        .iter()
+        .map(|module| (module.id.as_str(), module.parent.as_deref()))
+        .collect();
+    let mut assigned: Vec<Option<usize>> = (0..n)
+        .map(|node| connected[node].then_some(group[node]))
+        .collect();
     for node in 0..n {
         if connected[node] {
             continue;
@@ -60,7 +77,10 @@ pub fn candidates(modules: &[Module], edges: &[&Edge]) -> (Vec<CandidateService>
         }
     }
 
-    let lines: HashMap<&str, u32> = modules.iter().map(|module| (module.id.as_str(), module.lines_of_code)).collect();
+    let lines: HashMap<&str, u32> = modules
+        .iter()
+        .map(|module| (module.id.as_str(), module.lines_of_code))
+        .collect();
     let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (node, grp) in assigned.iter().enumerate() {
         if let Some(grp) = grp {
@@ -84,7 +104,13 @@ pub fn candidates(modules: &[Module], edges: &[&Edge]) -> (Vec<CandidateService>
             (top, nodes)
         })
         .collect();
-    let short_name = |node: usize| graph.ids[node].rsplit("::").next().unwrap_or(graph.ids[node]).to_owned();
+    let short_name = |node: usize| {
+        graph.ids[node]
+            .rsplit("::")
+            .next()
+            .unwrap_or(graph.ids[node])
+            .to_owned()
+    };
     let mut name_count: HashMap<String, usize> = HashMap::new();
     for (top, _) in &heaviest {
         *name_count.entry(short_name(*top)).or_default() += 1;
@@ -93,13 +119,20 @@ pub fn candidates(modules: &[Module], edges: &[&Edge]) -> (Vec<CandidateService>
     let mut services: Vec<CandidateService> = Vec::with_capacity(heaviest.len());
     for (top, nodes) in &heaviest {
         let short = short_name(*top);
-        let name = if name_count[&short] > 1 { graph.ids[*top].to_owned() } else { short };
+        let name = if name_count[&short] > 1 {
+            graph.ids[*top].to_owned()
+        } else {
+            short
+        };
         for &node in nodes {
             service_of[node] = Some(services.len());
         }
         services.push(CandidateService {
             name,
-            modules: nodes.iter().map(|&node| graph.ids[node].to_owned()).collect(),
+            modules: nodes
+                .iter()
+                .map(|&node| graph.ids[node].to_owned())
+                .collect(),
             internal_weight: 0,
             external_weight: 0,
         });
@@ -140,7 +173,12 @@ pub fn candidates(modules: &[Module], edges: &[&Edge]) -> (Vec<CandidateService>
     }
     services.sort_by(|a, b| a.name.cmp(&b.name));
     service_edges.sort_by(|a, b| {
-        (&a.from_service, &a.to_service, &a.from, &a.to).cmp(&(&b.from_service, &b.to_service, &b.from, &b.to))
+        (&a.from_service, &a.to_service, &a.from, &a.to).cmp(&(
+            &b.from_service,
+            &b.to_service,
+            &b.from,
+            &b.to,
+        ))
     });
     (services, service_edges)
 }
@@ -166,7 +204,10 @@ impl UndirectedGraph {
         for list in &mut adj {
             merge_sorted(list);
         }
-        UndirectedGraph { adj, self_weight: vec![0.0; n] }
+        UndirectedGraph {
+            adj,
+            self_weight: vec![0.0; n],
+        }
     }
 
     fn len(&self) -> usize {
@@ -330,3 +371,6 @@ fn split_disconnected(graph: &UndirectedGraph, community: &mut [usize]) {
     }
     community.copy_from_slice(&part);
 }
+
+#[cfg(test)]
+mod tests;
