@@ -90,6 +90,11 @@ pub(crate) fn load_workspace(path: &Path, selection: TargetSelection) -> Result<
         .manifest_path(&manifest)
         .no_deps()
         .other_options(vec!["--offline".to_owned()]);
+    // Cargo names files relative to its working directory: make that the manifest's directory,
+    // which the error message names.
+    if let Some(dir) = manifest.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        command.current_dir(dir);
+    }
     let metadata = match command.exec() {
         Ok(metadata) => metadata,
         Err(cargo_metadata::Error::CargoMetadata { stderr }) => {

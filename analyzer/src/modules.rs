@@ -342,7 +342,8 @@ fn run_job(job: &FileJob, read: &(dyn Fn(&Path) -> std::io::Result<String> + Syn
             Err(err) => last_error = Some((candidate, err)),
         }
     }
-    if let Some((candidate, err)) = last_error {
+    if let Some((_, err)) = last_error {
+        let candidate = &job.candidates[0];
         let error = if job.candidates.len() > 1 {
             format!(
                 "cannot read module `{}`: neither `{}` nor `{}` could be read: {err}",
@@ -1005,7 +1006,7 @@ impl Extractor<'_> {
         let mut segments: Vec<proc_macro2::Ident> = Vec::new();
         let mut leading = false;
         let mut pending_colons = 0;
-                let flush =
+        let flush =
             |this: &mut Self, segments: &mut Vec<proc_macro2::Ident>, leading: &mut bool| {
                 if !segments.is_empty() {
                     let path = syn::Path {
