@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand};
 
 pub mod commands;
 pub mod exit;
+pub mod output;
+pub mod render;
 
 /// Strangler-fig toolkit: split a Rust monolith into services step by step.
 #[derive(Debug, Parser)]

@@ -1,1 +1,15 @@
 //! Askama templates: the HTML report and generated interface code.
+//!
+//! The templates live in `report/` (the HTML page) and `codegen/` (trait code, manifests, the
+//! extraction plan); `askama.toml` points askama at both. The Rust side holds view structs that
+//! reshape a [`analyzer::report::Report`] for a template, and the graph layout for the SVG.
+//!
+//! **Invariant:** no analysis here. Cycles, weights, suggestions and metrics come from the
+//! analyzer; this crate decides only how they look.
+
+pub mod codegen;
+pub mod layout;
+pub mod report;
+
+pub use codegen::{EmittedFile, emit};
+pub use report::{Meta, render_html};

@@ -1,0 +1,548 @@
+//! The JSON shapes `fig` prints (`--format json`), versioned by `schema_version`.
+//!
+//! The analyzer's report types carry no `Serialize`: the promise made to JSON readers lives here,
+//! in one place, and is documented field by field in `docs/report-schema.md`. Adding a field is a
+//! compatible change; renaming or removing one bumps [`SCHEMA_VERSION`].
+//!
+//! Paths inside the workspace are written relative to `workspace_root` (with `/` separators), so
+//! the output does not depend on where the workspace is checked out.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use analyzer::check::{Baseline, BaselineEdge, BaselinePair};
+use analyzer::report::{self, Access, Hierarchy, Report, Usage};
+
+/// Version of the JSON report schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `fig analyze --format json` and `fig suggest --format json`.
+#[derive(Debug, Serialize)]
+pub struct ReportJson {
+    pub schema_version: u32,
+    pub workspace_root: String,
+    pub scope: ScopeJson,
+    pub crates: Vec<CrateJson>,
+    pub modules: Vec<ModuleJson>,
+    pub edges: Vec<EdgeJson>,
+    pub crate_edges: Vec<CrateEdgeJson>,
+    pub cycles: Vec<CycleJson>,
+    pub crate_cycles: Vec<CycleJson>,
+    pub elementary_cycles: Vec<Vec<String>>,
+    pub elementary_cycles_truncated: bool,
+    pub bidirectional: Vec<BidirectionalJson>,
+    pub cut: Vec<CutJson>,
+    pub cut_exact: bool,
+    pub suggestions: Vec<SuggestionJson>,
+    pub metrics: MetricsJson,
+    pub services: Vec<ServiceJson>,
+    pub service_edges: Vec<ServiceEdgeJson>,
+    pub skipped_files: Vec<SkippedFileJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScopeJson {
+    pub include_hierarchical: bool,
+    pub include_test_only: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CrateJson {
+    pub name: String,
+    pub package: String,
+    pub version: String,
+    pub manifest_path: String,
+    pub targets: Vec<TargetJson>,
+    pub depends_on: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetJson {
+    pub kind: String,
+    pub name: String,
+    pub root: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModuleJson {
+    pub id: String,
+    #[serde(rename = "crate")]
+    pub krate: String,
+    pub parent: Option<String>,
+    pub file: String,
+    pub line: u32,
+    pub lines_of_code: u32,
+    pub inline: bool,
+    pub cfg: Option<String>,
+    pub test_only: bool,
+    pub in_macro: bool,
+    pub n_traits: u32,
+    pub n_types: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EdgeJson {
+    pub from: String,
+    pub to: String,
+    pub weight: u32,
+    pub items: Vec<String>,
+    pub kind: EdgeKindJson,
+    pub locations: Vec<LocationJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EdgeKindJson {
+    /// `"hierarchical"` (to an ancestor or descendant) or `"cross"`.
+    pub hierarchy: &'static str,
+    /// `"type-only"` or `"code"`.
+    pub usage: &'static str,
+    pub test_only: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LocationJson {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CrateEdgeJson {
+    pub from: String,
+    pub to: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CycleJson {
+    pub members: Vec<String>,
+    pub weight: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BidirectionalJson {
+    pub a: String,
+    pub b: String,
+    pub a_to_b_weight: u32,
+    pub b_to_a_weight: u32,
+    pub a_to_b_items: Vec<String>,
+    pub b_to_a_items: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CutJson {
+    pub from: String,
+    pub to: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SuggestionJson {
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub trait_name: String,
+    pub trait_home: String,
+    pub implemented_by: String,
+    pub methods: Vec<MethodJson>,
+    pub moved_items: Vec<String>,
+    pub steps: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MethodJson {
+    pub name: String,
+    pub signature: String,
+    pub source: String,
+    /// `"query"` or `"command"`.
+    pub class: &'static str,
+    pub event: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MetricsJson {
+    pub modules: Vec<UnitMetricsJson>,
+    pub crates: Vec<UnitMetricsJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnitMetricsJson {
+    pub id: String,
+    pub fan_in: u32,
+    pub fan_out: u32,
+    pub instability: f64,
+    pub abstractness: f64,
+    pub distance: f64,
+    pub lines_of_code: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceJson {
+    pub name: String,
+    pub modules: Vec<String>,
+    pub internal_weight: u32,
+    pub external_weight: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceEdgeJson {
+    pub from_service: String,
+    pub to_service: String,
+    pub from: String,
+    pub to: String,
+    pub weight: u32,
+    pub items: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SkippedFileJson {
+    pub path: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub error: String,
+}
+
+/// `fig suggest --format json`: the suggestions alone.
+#[derive(Debug, Serialize)]
+pub struct SuggestionsJson {
+    pub schema_version: u32,
+    pub workspace_root: String,
+    pub suggestions: Vec<SuggestionJson>,
+}
+
+/// `fig check --format json`.
+#[derive(Debug, Serialize)]
+pub struct CheckJson {
+    pub schema_version: u32,
+    pub workspace_root: String,
+    /// `true` when no finding fails the check.
+    pub passed: bool,
+    pub findings: Vec<FindingJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FindingJson {
+    /// Stable kebab-case code, documented in `docs/finding-codes.md`.
+    pub code: &'static str,
+    pub message: String,
+    /// Modules the finding is about.
+    pub modules: Vec<String>,
+    pub locations: Vec<LocationJson>,
+}
+
+/// `fig check --write-baseline FILE`: the structure later checks compare against, sorted, with
+/// no line numbers so that it does not churn.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineJson {
+    pub schema_version: u32,
+    /// In-scope edges inside a cycle, with the items they use.
+    pub cycle_edges: Vec<BaselineEdgeJson>,
+    /// Two-way pairs, `a < b`.
+    pub bidirectional: Vec<BaselinePairJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineEdgeJson {
+    pub from: String,
+    pub to: String,
+    pub items: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselinePairJson {
+    pub a: String,
+    pub b: String,
+    pub a_to_b_items: Vec<String>,
+    pub b_to_a_items: Vec<String>,
+}
+
+/// Maps a baseline to JSON.
+pub fn baseline(baseline: &Baseline) -> BaselineJson {
+    BaselineJson {
+        schema_version: SCHEMA_VERSION,
+        cycle_edges: baseline
+            .cycle_edges
+            .iter()
+            .map(|edge| BaselineEdgeJson {
+                from: edge.from.clone(),
+                to: edge.to.clone(),
+                items: edge.items.clone(),
+            })
+            .collect(),
+        bidirectional: baseline
+            .bidirectional
+            .iter()
+            .map(|pair| BaselinePairJson {
+                a: pair.a.clone(),
+                b: pair.b.clone(),
+                a_to_b_items: pair.a_to_b_items.clone(),
+                b_to_a_items: pair.b_to_a_items.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Reads a baseline back (sorting it, in case it was edited by hand).
+pub fn baseline_from_json(json: BaselineJson) -> Baseline {
+    let mut cycle_edges: Vec<BaselineEdge> = json
+        .cycle_edges
+        .into_iter()
+        .map(|edge| BaselineEdge {
+            from: edge.from,
+            to: edge.to,
+            items: edge.items,
+        })
+        .collect();
+    cycle_edges.sort();
+    let mut bidirectional: Vec<BaselinePair> = json
+        .bidirectional
+        .into_iter()
+        .map(|pair| BaselinePair {
+            a: pair.a,
+            b: pair.b,
+            a_to_b_items: pair.a_to_b_items,
+            b_to_a_items: pair.b_to_a_items,
+        })
+        .collect();
+    bidirectional.sort();
+    Baseline {
+        cycle_edges,
+        bidirectional,
+    }
+}
+
+/// Writes `path` relative to `root` when it is inside it, with `/` separators.
+pub fn relative(root: &Path, path: &Path) -> String {
+    let shown = path.strip_prefix(root).unwrap_or(path);
+    let text = shown.display().to_string();
+    if std::path::MAIN_SEPARATOR == '/' {
+        text
+    } else {
+        text.replace(std::path::MAIN_SEPARATOR, "/")
+    }
+}
+
+/// Maps a location to JSON, relative to `root`.
+pub fn location(root: &Path, location: &report::Location) -> LocationJson {
+    LocationJson {
+        file: relative(root, &location.file),
+        line: location.line,
+        column: location.column,
+    }
+}
+
+/// Maps a suggestion to JSON.
+pub fn suggestion(suggestion: &report::Suggestion) -> SuggestionJson {
+    SuggestionJson {
+        kind: suggestion.kind.clone(),
+        from: suggestion.from.clone(),
+        to: suggestion.to.clone(),
+        trait_name: suggestion.trait_name.clone(),
+        trait_home: suggestion.trait_home.clone(),
+        implemented_by: suggestion.implemented_by.clone(),
+        methods: suggestion
+            .methods
+            .iter()
+            .map(|method| MethodJson {
+                name: method.name.clone(),
+                signature: method.signature.clone(),
+                source: method.source.clone(),
+                class: access(method.class),
+                event: method.event.clone(),
+            })
+            .collect(),
+        moved_items: suggestion.moved_items.clone(),
+        steps: suggestion.steps.clone(),
+    }
+}
+
+/// `"query"` or `"command"`.
+pub fn access(access: Access) -> &'static str {
+    match access {
+        Access::Query => "query",
+        Access::Command => "command",
+    }
+}
+
+fn unit_metrics(units: &[report::UnitMetrics]) -> Vec<UnitMetricsJson> {
+    units
+        .iter()
+        .map(|unit| UnitMetricsJson {
+            id: unit.id.clone(),
+            fan_in: unit.fan_in,
+            fan_out: unit.fan_out,
+            // Three decimals are plenty and keep snapshots stable across float formatting.
+            instability: round3(unit.instability),
+            abstractness: round3(unit.abstractness),
+            distance: round3(unit.distance),
+            lines_of_code: unit.lines_of_code,
+        })
+        .collect()
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+fn cycles(cycles: &[report::Cycle]) -> Vec<CycleJson> {
+    cycles
+        .iter()
+        .map(|cycle| CycleJson {
+            members: cycle.members.clone(),
+            weight: cycle.weight,
+        })
+        .collect()
+}
+
+/// Maps a whole report to JSON.
+pub fn report(report: &Report) -> ReportJson {
+    let root = report.workspace_root.as_path();
+    ReportJson {
+        schema_version: SCHEMA_VERSION,
+        workspace_root: report.workspace_root.display().to_string(),
+        scope: ScopeJson {
+            include_hierarchical: report.scope.include_hierarchical,
+            include_test_only: report.scope.include_test_only,
+        },
+        crates: report
+            .crates
+            .iter()
+            .map(|krate| CrateJson {
+                name: krate.name.clone(),
+                package: krate.package.clone(),
+                version: krate.version.clone(),
+                manifest_path: relative(root, &krate.manifest_path),
+                targets: krate
+                    .targets
+                    .iter()
+                    .map(|target| TargetJson {
+                        kind: target.kind.clone(),
+                        name: target.name.clone(),
+                        root: relative(root, &target.root),
+                    })
+                    .collect(),
+                depends_on: krate.depends_on.clone(),
+            })
+            .collect(),
+        modules: report
+            .modules
+            .iter()
+            .map(|module| ModuleJson {
+                id: module.id.clone(),
+                krate: module.krate.clone(),
+                parent: module.parent.clone(),
+                file: relative(root, &module.file),
+                line: module.line,
+                lines_of_code: module.lines_of_code,
+                inline: module.inline,
+                cfg: module.cfg.clone(),
+                test_only: module.test_only,
+                in_macro: module.in_macro,
+                n_traits: module.n_traits,
+                n_types: module.n_types,
+            })
+            .collect(),
+        edges: report
+            .edges
+            .iter()
+            .map(|edge| EdgeJson {
+                from: edge.from.clone(),
+                to: edge.to.clone(),
+                weight: edge.weight,
+                items: edge.items.clone(),
+                kind: EdgeKindJson {
+                    hierarchy: match edge.hierarchy {
+                        Hierarchy::Hierarchical => "hierarchical",
+                        Hierarchy::Cross => "cross",
+                    },
+                    usage: match edge.usage {
+                        Usage::TypeOnly => "type-only",
+                        Usage::Code => "code",
+                    },
+                    test_only: edge.test_only,
+                },
+                locations: edge
+                    .locations
+                    .iter()
+                    .map(|loc| location(root, loc))
+                    .collect(),
+            })
+            .collect(),
+        crate_edges: report
+            .crate_edges
+            .iter()
+            .map(|edge| CrateEdgeJson {
+                from: edge.from.clone(),
+                to: edge.to.clone(),
+                weight: edge.weight,
+            })
+            .collect(),
+        cycles: cycles(&report.cycles),
+        crate_cycles: cycles(&report.crate_cycles),
+        elementary_cycles: report.elementary_cycles.clone(),
+        elementary_cycles_truncated: report.elementary_cycles_truncated,
+        bidirectional: report
+            .bidirectional
+            .iter()
+            .map(|pair| BidirectionalJson {
+                a: pair.a.clone(),
+                b: pair.b.clone(),
+                a_to_b_weight: pair.a_to_b_weight,
+                b_to_a_weight: pair.b_to_a_weight,
+                a_to_b_items: pair.a_to_b_items.clone(),
+                b_to_a_items: pair.b_to_a_items.clone(),
+            })
+            .collect(),
+        cut: report
+            .cut
+            .iter()
+            .map(|edge| CutJson {
+                from: edge.from.clone(),
+                to: edge.to.clone(),
+                weight: edge.weight,
+            })
+            .collect(),
+        cut_exact: report.cut_exact,
+        suggestions: report.suggestions.iter().map(suggestion).collect(),
+        metrics: MetricsJson {
+            modules: unit_metrics(&report.metrics.modules),
+            crates: unit_metrics(&report.metrics.crates),
+        },
+        services: report
+            .services
+            .iter()
+            .map(|service| ServiceJson {
+                name: service.name.clone(),
+                modules: service.modules.clone(),
+                internal_weight: service.internal_weight,
+                external_weight: service.external_weight,
+            })
+            .collect(),
+        service_edges: report
+            .service_edges
+            .iter()
+            .map(|edge| ServiceEdgeJson {
+                from_service: edge.from_service.clone(),
+                to_service: edge.to_service.clone(),
+                from: edge.from.clone(),
+                to: edge.to.clone(),
+                weight: edge.weight,
+                items: edge.items.clone(),
+            })
+            .collect(),
+        skipped_files: report
+            .skipped_files
+            .iter()
+            .map(|file| SkippedFileJson {
+                path: relative(root, &file.path),
+                line: file.line,
+                column: file.column,
+                error: file.error.clone(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,489 @@
+//! Generated interface code for `extract-interface` suggestions (`fig suggest --emit`).
+//!
+//! A key design decision: the generated trait must compile *on its own*, before the user has
+//! moved anything. Signatures copied from the source name types of the monolith (`Money`,
+//! `crate::order::OrderId`, ...) that a fresh crate cannot see, so each suggestion becomes a small
+//! crate of its own: the trait, plus one placeholder declaration per type or trait the signatures
+//! name. Paths are shortened to their last segment, so the placeholders stand in for them. The
+//! user then replaces each placeholder by a `pub use` of the real item, or moves the item there,
+//! as `PLAN.md` says step by step.
+//!
+//! The text comes from askama templates (`codegen/*`); the Rust source is then parsed by syn and
+//! printed by prettyplease, which also proves it is syntactically valid.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use askama::Template;
+use syn::visit_mut::VisitMut;
+
+use analyzer::report::{Access, Report, Suggestion};
+
+/// One file to write, relative to the output directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmittedFile {
+    pub path: String,
+    pub contents: String,
+}
+
+/// Generated code for one suggestion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraitCode {
+    /// Cargo package name of the generated crate, kebab-case, unique within one emit.
+    pub package: String,
+    /// `src/lib.rs` of that crate: the trait and its placeholders, formatted.
+    pub source: String,
+    /// Method signatures that could not be parsed and were left out, with the parse error.
+    pub left_out: Vec<(String, String)>,
+}
+
+/// Every file `fig suggest --emit DIR` writes: a Cargo workspace with one crate per suggestion and
+/// `PLAN.md`.
+pub fn emit(report: &Report, tool: &str) -> Result<Vec<EmittedFile>, askama::Error> {
+    let mut taken = BTreeSet::new();
+    let mut files = Vec::new();
+    let mut plans = Vec::new();
+    for suggestion in &report.suggestions {
+        let mut package = to_kebab(&suggestion.trait_name);
+        if package.is_empty() {
+            package = "extracted-interface".to_owned();
+        }
+        let mut candidate = package.clone();
+        let mut n = 2;
+        while !taken.insert(candidate.clone()) {
+            candidate = format!("{package}-{n}");
+            n += 1;
+        }
+        let code = trait_code(suggestion, &candidate, tool)?;
+        files.push(EmittedFile {
+            path: format!("{candidate}/Cargo.toml"),
+            contents: CrateManifest {
+                package: &candidate,
+            }
+            .render()?,
+        });
+        files.push(EmittedFile {
+            path: format!("{candidate}/src/lib.rs"),
+            contents: code.source.clone(),
+        });
+        plans.push(PlanEntry::new(suggestion, code));
+    }
+    let members: Vec<String> = plans.iter().map(|plan| plan.package.clone()).collect();
+    files.push(EmittedFile {
+        path: "Cargo.toml".to_owned(),
+        contents: WorkspaceManifest { members: &members }.render()?,
+    });
+    files.push(EmittedFile {
+        path: "PLAN.md".to_owned(),
+        contents: Plan {
+            tool,
+            workspace_root: &report.workspace_root.display().to_string(),
+            plans: &plans,
+        }
+        .render()?,
+    });
+    Ok(files)
+}
+
+/// The trait of one suggestion as a compilable `lib.rs` (see the module docs).
+pub fn trait_code(
+    suggestion: &Suggestion,
+    package: &str,
+    tool: &str,
+) -> Result<TraitCode, askama::Error> {
+    let mut collector = Placeholders {
+        types: BTreeMap::new(),
+        traits: BTreeMap::new(),
+        generics: Vec::new(),
+        result_alias: false,
+    };
+    let mut methods = Vec::new();
+    let mut left_out = Vec::new();
+    for method in &suggestion.methods {
+        match syn::parse_str::<syn::Signature>(&method.signature) {
+            Ok(mut signature) => {
+                // `const fn` is not allowed in traits; the rest of the signature carries over.
+                signature.constness = None;
+                collector.generics = signature
+                    .generics
+                    .type_params()
+                    .map(|param| param.ident.to_string())
+                    .collect();
+                collector.visit_signature_mut(&mut signature);
+                declare_free_lifetimes(&mut signature);
+                let doc = match method.class {
+                    Access::Query => format!("Query: from `{}`.", method.source),
+                    Access::Command => match &method.event {
+                        Some(event) => format!(
+                            "Command: from `{}`. Could instead be an event, `{event}`, on a queue.",
+                            method.source
+                        ),
+                        None => format!("Command: from `{}`.", method.source),
+                    },
+                };
+                methods.push(TraitMethod {
+                    doc,
+                    signature: quote::ToTokens::to_token_stream(&signature).to_string(),
+                });
+            }
+            Err(err) => left_out.push((method.signature.clone(), err.to_string())),
+        }
+    }
+    let placeholder_types = collector
+        .types
+        .iter()
+        .map(|(name, arity)| Placeholder::new(name, *arity, suggestion))
+        .collect::<Vec<_>>();
+    let placeholder_traits = collector
+        .traits
+        .iter()
+        .map(|(name, arity)| Placeholder::new(name, *arity, suggestion))
+        .collect::<Vec<_>>();
+    let other_moved: Vec<&String> = suggestion
+        .moved_items
+        .iter()
+        .filter(|item| {
+            let name = last_segment(item);
+            !collector.types.contains_key(name) && !collector.traits.contains_key(name)
+        })
+        .collect();
+    let raw = TraitFile {
+        suggestion,
+        package,
+        tool,
+        methods: &methods,
+        placeholder_types: &placeholder_types,
+        placeholder_traits: &placeholder_traits,
+        other_moved: &other_moved,
+        left_out: &left_out,
+        result_alias: collector.result_alias.then_some(RESULT_ALIAS),
+    }
+    .render()?;
+    // Printing through prettyplease formats the tokens `quote` spaced out; if the text somehow does
+    // not parse, the raw text is still more useful than nothing, and `cargo check` will say why.
+    let source = match syn::parse_file(&raw) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(_) => raw,
+    };
+    Ok(TraitCode {
+        package: package.to_owned(),
+        source,
+        left_out,
+    })
+}
+
+/// `PaymentPort` -> `payment-port`.
+pub fn to_kebab(name: &str) -> String {
+    let mut res = String::new();
+    for (idx, ch) in name.chars().enumerate() {
+        if ch.is_ascii_uppercase() {
+            if idx > 0 && !res.ends_with('-') {
+                res.push('-');
+            }
+            res.push(ch.to_ascii_lowercase());
+        } else if ch.is_ascii_alphanumeric() {
+            res.push(ch);
+        } else if !res.is_empty() && !res.ends_with('-') {
+            res.push('-');
+        }
+    }
+    res.trim_matches('-').to_owned()
+}
+
+fn last_segment(path: &str) -> &str {
+    path.rsplit("::").next().unwrap_or(path)
+}
+
+#[derive(Template)]
+#[template(path = "trait.rs.txt", escape = "none")]
+struct TraitFile<'a> {
+    suggestion: &'a Suggestion,
+    package: &'a str,
+    tool: &'a str,
+    methods: &'a [TraitMethod],
+    placeholder_types: &'a [Placeholder],
+    placeholder_traits: &'a [Placeholder],
+    other_moved: &'a [&'a String],
+    left_out: &'a [(String, String)],
+    result_alias: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "Cargo.toml.txt", escape = "none")]
+struct CrateManifest<'a> {
+    package: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "workspace.toml.txt", escape = "none")]
+struct WorkspaceManifest<'a> {
+    members: &'a [String],
+}
+
+#[derive(Template)]
+#[template(path = "PLAN.md", escape = "none")]
+struct Plan<'a> {
+    tool: &'a str,
+    workspace_root: &'a str,
+    plans: &'a [PlanEntry],
+}
+
+struct TraitMethod {
+    doc: String,
+    signature: String,
+}
+
+/// A stand-in for a type or trait the signatures name.
+struct Placeholder {
+    name: String,
+    /// `<'a, T0>` or empty.
+    generics: String,
+    /// Tuple-struct body using every parameter, or empty.
+    phantom: String,
+    /// Full path in the monolith when the suggestion names it among the moved items.
+    origin: Option<String>,
+}
+
+impl Placeholder {
+    fn new(name: &str, arity: (usize, usize), suggestion: &Suggestion) -> Placeholder {
+        let (n_lifetimes, n_types) = arity;
+        let lifetimes: Vec<String> = (0..n_lifetimes).map(|idx| format!("'l{idx}")).collect();
+        let types: Vec<String> = (0..n_types).map(|idx| format!("T{idx}")).collect();
+        let params: Vec<String> = lifetimes.iter().chain(&types).cloned().collect();
+        let generics = if params.is_empty() {
+            String::new()
+        } else {
+            format!("<{}>", params.join(", "))
+        };
+        let phantom = if params.is_empty() {
+            String::new()
+        } else {
+            let used: Vec<String> = lifetimes
+                .iter()
+                .map(|lifetime| format!("&{lifetime} ()"))
+                .chain(types.iter().cloned())
+                .collect();
+            format!("(core::marker::PhantomData<({},)>)", used.join(", "))
+        };
+        let origin = suggestion
+            .moved_items
+            .iter()
+            .find(|item| last_segment(item) == name && item.contains("::"))
+            .cloned();
+        Placeholder {
+            name: name.to_owned(),
+            generics,
+            phantom,
+            origin,
+        }
+    }
+}
+
+/// What `PLAN.md` says about one suggestion.
+struct PlanEntry {
+    package: String,
+    from: String,
+    to: String,
+    trait_name: String,
+    trait_home: String,
+    implemented_by: String,
+    steps: Vec<String>,
+    commands: Vec<String>,
+    queries: Vec<String>,
+    left_out: Vec<(String, String)>,
+}
+
+impl PlanEntry {
+    fn new(suggestion: &Suggestion, code: TraitCode) -> PlanEntry {
+        let by_class = |class: Access| {
+            suggestion
+                .methods
+                .iter()
+                .filter(|method| method.class == class)
+                .map(|method| match (&method.event, class) {
+                    (Some(event), Access::Command) => {
+                        format!("`{}` (or event `{event}`)", method.name)
+                    }
+                    _ => format!("`{}`", method.name),
+                })
+                .collect()
+        };
+        PlanEntry {
+            package: code.package,
+            from: suggestion.from.clone(),
+            to: suggestion.to.clone(),
+            trait_name: suggestion.trait_name.clone(),
+            trait_home: suggestion.trait_home.clone(),
+            implemented_by: suggestion.implemented_by.clone(),
+            steps: suggestion.steps.clone(),
+            commands: by_class(Access::Command),
+            queries: by_class(Access::Query),
+            left_out: code.left_out,
+        }
+    }
+}
+
+/// Shortens monolith paths to their last segment and records the names that need a placeholder.
+struct Placeholders {
+    /// Name -> (lifetime arguments, type arguments), the most seen.
+    types: BTreeMap<String, (usize, usize)>,
+    traits: BTreeMap<String, (usize, usize)>,
+    /// Type parameters of the method being visited.
+    generics: Vec<String>,
+    /// A one-argument `Result<T>` was seen (and renamed to [`RESULT_ALIAS`]).
+    result_alias: bool,
+}
+
+/// What a crate's own `Result<T>` alias is renamed to in the generated code.
+const RESULT_ALIAS: &str = "CrateResult";
+
+/// Names every crate can use without an import (the prelude and primitive types).
+const KNOWN_TYPES: &[&str] = &[
+    "Self", "Option", "Result", "Vec", "String", "Box", "bool", "char", "str", "u8", "u16", "u32",
+    "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64",
+];
+const KNOWN_TRAITS: &[&str] = &[
+    "Fn",
+    "FnMut",
+    "FnOnce",
+    "Iterator",
+    "IntoIterator",
+    "DoubleEndedIterator",
+    "ExactSizeIterator",
+    "Extend",
+    "Clone",
+    "Copy",
+    "Send",
+    "Sync",
+    "Sized",
+    "Unpin",
+    "Drop",
+    "Default",
+    "Eq",
+    "PartialEq",
+    "Ord",
+    "PartialOrd",
+    "AsRef",
+    "AsMut",
+    "Into",
+    "From",
+    "TryFrom",
+    "TryInto",
+    "ToOwned",
+    "ToString",
+];
+/// Path roots that stay as written: the standard library is visible everywhere.
+const STD_ROOTS: &[&str] = &["std", "core", "alloc"];
+
+impl Placeholders {
+    /// Shortens a path that points into the monolith or a third-party crate; returns the name
+    /// that then needs a declaration, with its generic arity.
+    fn shorten(&self, path: &mut syn::Path) -> Option<(String, (usize, usize))> {
+        let first = path.segments.first()?.ident.to_string();
+        if path.leading_colon.is_none() && path.segments.len() == 1 {
+            let name = first;
+            if self.generics.contains(&name) {
+                return None;
+            }
+            return Some((name, arity(path)));
+        }
+        if STD_ROOTS.contains(&first.as_str()) {
+            return None;
+        }
+        // crate::, self::, super::, a workspace crate, or a third-party crate: keep the last
+        // segment, which the placeholder declares.
+        let last = path.segments.pop()?.into_value();
+        path.segments.clear();
+        path.leading_colon = None;
+        path.segments.push(last);
+        let name = path.segments.first()?.ident.to_string();
+        Some((name, arity(path)))
+    }
+}
+
+fn arity(path: &syn::Path) -> (usize, usize) {
+    let Some(segment) = path.segments.last() else {
+        return (0, 0);
+    };
+    match &segment.arguments {
+        syn::PathArguments::AngleBracketed(args) => {
+            let lifetimes = args
+                .args
+                .iter()
+                .filter(|arg| matches!(arg, syn::GenericArgument::Lifetime(_)))
+                .count();
+            let types = args
+                .args
+                .iter()
+                .filter(|arg| matches!(arg, syn::GenericArgument::Type(_)))
+                .count();
+            (lifetimes, types)
+        }
+        _ => (0, 0),
+    }
+}
+
+fn record(map: &mut BTreeMap<String, (usize, usize)>, name: String, arity: (usize, usize)) {
+    let entry = map.entry(name).or_insert((0, 0));
+    entry.0 = entry.0.max(arity.0);
+    entry.1 = entry.1.max(arity.1);
+}
+
+impl VisitMut for Placeholders {
+    fn visit_type_path_mut(&mut self, node: &mut syn::TypePath) {
+        // Visit the arguments first: they are types too.
+        syn::visit_mut::visit_type_path_mut(self, node);
+        if node.qself.is_some() {
+            return;
+        }
+        let Some((name, arity)) = self.shorten(&mut node.path) else {
+            return;
+        };
+        if name == "Result" && arity.1 == 1 {
+            // A crate's own `Result<T>` alias: std's `Result` takes two arguments, so the alias
+            // gets a placeholder of its own, over a placeholder `Error`.
+            if let Some(segment) = node.path.segments.last_mut() {
+                segment.ident = syn::Ident::new(RESULT_ALIAS, segment.ident.span());
+            }
+            self.result_alias = true;
+            record(&mut self.types, "Error".to_owned(), (0, 0));
+        } else if !KNOWN_TYPES.contains(&name.as_str()) {
+            record(&mut self.types, name, arity);
+        }
+    }
+
+    fn visit_trait_bound_mut(&mut self, node: &mut syn::TraitBound) {
+        syn::visit_mut::visit_trait_bound_mut(self, node);
+        if let Some((name, arity)) = self.shorten(&mut node.path)
+            && !KNOWN_TRAITS.contains(&name.as_str())
+        {
+            record(&mut self.traits, name, arity);
+        }
+    }
+}
+
+/// Adds lifetimes the signature uses but does not declare (they came from the `impl` block).
+fn declare_free_lifetimes(signature: &mut syn::Signature) {
+    struct Lifetimes(BTreeSet<String>);
+    impl syn::visit::Visit<'_> for Lifetimes {
+        fn visit_lifetime(&mut self, lifetime: &syn::Lifetime) {
+            self.0.insert(lifetime.ident.to_string());
+        }
+    }
+    let mut used = Lifetimes(BTreeSet::new());
+    syn::visit::visit_signature(&mut used, signature);
+    let declared: BTreeSet<String> = signature
+        .generics
+        .lifetimes()
+        .map(|param| param.lifetime.ident.to_string())
+        .collect();
+    for name in used.0 {
+        if name == "static" || name == "_" || declared.contains(&name) {
+            continue;
+        }
+        let lifetime = syn::Lifetime::new(&format!("'{name}"), proc_macro2::Span::call_site());
+        signature.generics.params.insert(
+            0,
+            syn::GenericParam::Lifetime(syn::LifetimeParam::new(lifetime)),
+        );
+    }
+}
