@@ -159,6 +159,7 @@ pub(crate) async fn open(config: FileConfig) -> Result<Flags> {
             }
             if now.is_none() {
                 if !missing_logged {
+                    flags.set_error(Some(format!("{}: file is missing", config.path.display())));
                     tracing::warn!(path = %config.path.display(), "flags file disappeared; keeping the last flags");
                     missing_logged = true;
                 }
@@ -176,12 +177,14 @@ pub(crate) async fn open(config: FileConfig) -> Result<Flags> {
                     flags.apply(features);
                     stamp = now;
                     refused = None;
+                    flags.set_error(None);
                     tracing::info!(n_flags, revision = flags.revision(), "flags file reloaded");
                 }
                 Err(err) => {
                     // A file caught mid-write by a non-atomic writer looks bad too; the next
                     // write changes its stamp and it is read again.
                     tracing::error!("flags file refused, keeping the last good flags: {err}");
+                    flags.set_error(Some(err.to_string()));
                     refused = now;
                 }
             }

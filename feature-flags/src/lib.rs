@@ -22,7 +22,8 @@
 //!   current tokio runtime. The task ends when the last clone of the handle is dropped.
 //! - [`Flags::is_enabled`], [`Flags::variant`] and [`Flags::evaluate`] (enabled, variant and
 //!   the [`Reason`]: which strategy decided) take `&Context` or a borrowed [`ContextRef`].
-//! - [`Flags::list`], [`Flags::changes`], [`Flags::is_ready`], [`Flags::staleness`].
+//! - [`Flags::list`], [`Flags::changes`], [`Flags::is_ready`], [`Flags::staleness`],
+//!   [`Flags::last_error`].
 //! - [`FileStore`] is the writer for the file store (the CLI's `create/enable/disable/rollout/
 //!   users/ips/delete/import`), and [`UnleashAdmin`] does the same through Unleash's Admin API.
 //!
@@ -67,11 +68,11 @@ use unleash_types::client_metrics::ToggleStats;
 
 pub use admin::UnleashAdmin;
 pub use context::{Context, ContextRef};
-pub use edit::{Change, Stickiness};
+pub use edit::{Change, Stickiness, describe, describe_strategy};
 pub use error::{Error, Result};
 pub use file::{AuditEntry, FileConfig, FileStore, load_file, parse_features, to_json};
 pub use snapshot::{Evaluation, FlagSummary, Payload, Reason, Variant};
-pub use unleash::UnleashConfig;
+pub use unleash::{UnleashConfig, fetch_features};
 pub use unleash_types::client_features::{ClientFeature, ClientFeatures};
 
 use snapshot::{Defaults, Snapshot};
@@ -98,6 +99,8 @@ struct Inner {
     ready: AtomicBool,
     /// When flags were last fetched or confirmed unchanged (Unleash only).
     refreshed: Mutex<Option<Instant>>,
+    /// Why the last reload or poll failed, cleared by the next success.
+    last_error: Mutex<Option<String>>,
     /// Usage counts of snapshots already replaced, not yet sent as metrics.
     pending_counts: Mutex<std::collections::HashMap<String, ToggleStats>>,
 }
@@ -205,6 +208,24 @@ impl Flags {
         refreshed.map(|at| at.elapsed())
     }
 
+    /// Why the last reload (file) or poll (Unleash) failed, if it did and nothing has
+    /// succeeded since: e.g. `flags.json:3:16: expected value`. The last good flags are serving.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        *self
+            .inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = error;
+    }
+
     fn new(defaults: Defaults) -> Flags {
         let (revision, _) = watch::channel(0);
         Flags {
@@ -214,6 +235,7 @@ impl Flags {
                 revision,
                 ready: AtomicBool::new(false),
                 refreshed: Mutex::new(None),
+                last_error: Mutex::new(None),
                 pending_counts: Mutex::new(Default::default()),
             }),
         }

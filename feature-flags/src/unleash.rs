@@ -133,6 +133,7 @@ pub(crate) async fn open(config: UnleashConfig) -> Result<Flags> {
         Ok(Fetched::NotModified) => flags.mark_refreshed(),
         Err(err) => {
             tracing::warn!("Unleash unreachable at start: {err}");
+            flags.set_error(Some(error_chain(&err)));
             match load_file(&backup_path) {
                 Ok(features) => {
                     tracing::warn!(backup = %backup_path.display(), "serving flags from the backup file");
@@ -159,7 +160,10 @@ pub(crate) async fn open(config: UnleashConfig) -> Result<Flags> {
                     etag = new_etag;
                 }
                 Ok(Fetched::NotModified) => flags.mark_refreshed(),
-                Err(err) => tracing::warn!("Unleash poll failed, keeping the last flags: {err}"),
+                Err(err) => {
+                    tracing::warn!("Unleash poll failed, keeping the last flags: {err}");
+                    flags.set_error(Some(error_chain(&err)));
+                }
             }
         }
     });
@@ -191,6 +195,19 @@ pub(crate) async fn open(config: UnleashConfig) -> Result<Flags> {
         }
     });
     Ok(flags)
+}
+
+/// Fetches the flags once through the client API (what `fig flags list` shows for a server).
+pub async fn fetch_features(config: &UnleashConfig) -> Result<ClientFeatures> {
+    let client = Client::new(config)?;
+    match client.fetch(None).await? {
+        Fetched::Features(features, _) => Ok(features),
+        Fetched::NotModified => Err(Error::Server {
+            url: client.features_url,
+            status: 304,
+            body: "not modified without an ETag".to_owned(),
+        }),
+    }
 }
 
 fn apply(flags: &Flags, features: ClientFeatures, backup_path: &std::path::Path, url: &str) {
@@ -376,6 +393,17 @@ impl Client {
             })
         }
     }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut res = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        res.push_str(": ");
+        res.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    res
 }
 
 pub(crate) fn check_status(url: &str, status: StatusCode, which: &'static str) -> Result<()> {
