@@ -1,12 +1,158 @@
-//! `fig proxy`.
+//! `fig proxy`: run the strangler reverse proxy.
+//!
+//! With `--config FILE` the proxy reads its routes, upstreams and flag store from a TOML file
+//! (docs/proxy-config.md); with only `--listen ADDR --monolith URL` it sends everything to the
+//! monolith, the first step of every migration. Flags given here override the file, also on
+//! reload. The first lines on stdout are the bound addresses (`listening on http://ADDR`, then
+//! `admin on http://ADDR`), so scripts and tests can use port 0.
 
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use feature_flags::{FileConfig, Flags, StoreConfig, UnleashConfig};
+use strangler_proxy::config::FlagStoreConfig;
+use strangler_proxy::{Config, FlagSource, Listeners, NoFlags, Overrides, Proxy};
 
 /// Arguments of `fig proxy`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The config file (TOML); without it, --monolith is required and every request goes there.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (repeatable); overrides `server.listen`. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<SocketAddr>,
+    /// The monolith's address, e.g. http://127.0.0.1:8080; overrides `upstreams.monolith`.
+    #[arg(long, value_name = "URL")]
+    pub monolith: Option<String>,
+    /// Runtime worker threads (default: one per core); 1 runs everything on one thread.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// Admin API address; overrides `admin.listen` (default 127.0.0.1:9901).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+    /// File holding the admin API's bearer token; overrides `admin.token`/`admin.token_file`.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// The embedded flag store file; overrides `[flags]`.
+    #[arg(long, value_name = "FILE")]
+    pub flags: Option<PathBuf>,
+    /// Where rollbacks are kept; default `<config dir>/<config stem>.state.json`.
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+    /// Validate the config and exit (0 when valid).
+    #[arg(long)]
+    pub check: bool,
+}
 
 /// Runs `fig proxy`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`fig proxy` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides {
+        listen: args.listen.clone(),
+        monolith: args.monolith.clone(),
+        workers: args.workers.map(usize::from),
+        admin: args.admin,
+        admin_token_file: args.admin_token_file.clone(),
+        flags_file: args.flags.clone(),
+        state_file: args.state_file.clone(),
+    };
+    let config = match &args.config {
+        Some(path) => Config::load(path, &overrides)?,
+        None => Config::from_overrides(&overrides)?,
+    };
+    if args.check {
+        println!(
+            "config is valid: {} route(s), {} upstream(s)",
+            config.routes.len(),
+            config.upstreams.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let workers = config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    // One worker runs on the current thread: no work-stealing and no cross-thread wakeups, which
+    // is what a single-worker NGINX or HAProxy is compared with.
+    let runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, overrides))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config, overrides: Overrides) -> anyhow::Result<()> {
+    let flags: Arc<dyn FlagSource> = match &config.flags {
+        None => Arc::new(NoFlags),
+        Some(FlagStoreConfig::File(path)) => {
+            let mut store = FileConfig::new(path);
+            store.app_name.clone_from(&config.context.app_name);
+            store.environment.clone_from(&config.context.environment);
+            let flags = Flags::open(StoreConfig::File(store))
+                .await
+                .with_context(|| format!("cannot open flag store {}", path.display()))?;
+            Arc::new(flags)
+        }
+        Some(FlagStoreConfig::Unleash { url, token, refresh }) => {
+            let mut store = UnleashConfig::new(url.clone(), token.clone());
+            store.refresh_interval = *refresh;
+            if let Some(app_name) = &config.context.app_name {
+                store.app_name.clone_from(app_name);
+            }
+            store.environment.clone_from(&config.context.environment);
+            let flags = Flags::open(StoreConfig::Unleash(store))
+                .await
+                .with_context(|| format!("cannot open Unleash flag store {url}"))?;
+            Arc::new(flags)
+        }
+    };
+    let listeners = Listeners::bind(&config).await?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        for listener in &listeners.proxy {
+            writeln!(stdout, "listening on http://{}", listener.local_addr()?)?;
+        }
+        if let Some(admin) = &listeners.admin {
+            writeln!(stdout, "admin on http://{}", admin.local_addr()?)?;
+        }
+        stdout.flush()?;
+    }
+    if config.admin.listen.is_some() && config.admin.token.is_none() {
+        tracing::warn!("the admin API has no token: anyone on this machine can roll routes back");
+    }
+    let proxy = Proxy::new(config, flags, overrides)?;
+    proxy.serve(listeners, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,1 +1,37 @@
-//! The strangler reverse proxy.
+//! The strangler proxy: a reverse proxy that sends each route to the monolith or to an
+//! extracted service, decided per request by a feature flag.
+//!
+//! Entry points: [`Config::load`] (or [`Config::from_overrides`] for `--listen/--monolith` only),
+//! [`Listeners::bind`], then [`serve`] or [`Proxy::new`] + [`Proxy::serve`], which also gives a
+//! handle to reload, roll back and restore. The CLI (`fig proxy`) does exactly that.
+//!
+//! A key design decision is that the request path takes no lock and does no IO beyond the two
+//! sockets: the config in force is one `ArcSwap` load, route matchers are compiled when a config
+//! is loaded, a rollback is an `AtomicBool` per route, metrics are atomics held by the compiled
+//! routes, and flags are read from the in-memory snapshot of a [`FlagSource`]. The routing
+//! decision itself is the pure function [`route::route`].
+//!
+//! Module map: `config` (TOML → validated [`Config`]), `route` (matching and the decision),
+//! `context` (the flag context of a request), `upstream` (pools, balancing, health checks),
+//! `proxy` (the hyper service), `serve` (listeners, reload, drain), `admin` (the admin API),
+//! `metrics`, `state` (persisted rollbacks), `flags` (the [`FlagSource`] trait), `error`.
+
+pub mod admin;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod flags;
+pub mod metrics;
+pub mod proxy;
+pub mod route;
+pub mod serve;
+pub mod state;
+pub mod upstream;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{Config, Overrides};
+pub use error::{ConfigError, Error, ErrorSource};
+pub use flags::{Context, FlagSource, NoFlags};
+pub use serve::{Listeners, Proxy, serve};

@@ -1,0 +1,1133 @@
+//! The proxy's configuration: a TOML file, command-line overrides, and validation.
+//!
+//! Parsing happens in two steps, as in cargo-deny: serde reads the file into `Raw*` types that keep
+//! the span of every value (`toml::Spanned`), then [`validate`] turns them into [`Config`], the type
+//! the proxy uses. Each mistake is reported once, as `file:line:column: reason`, pointing at the
+//! value that is wrong. Every key, its default and an example are documented in
+//! `docs/proxy-config.md`; keep the two in step.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Uri};
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{ConfigError, Error};
+
+/// The upstream that gets every request no route takes, unless `server.default_upstream` says otherwise.
+pub const MONOLITH: &str = "monolith";
+/// The default response header naming the upstream that answered.
+pub const DEFAULT_UPSTREAM_HEADER: &str = "x-fig-upstream";
+/// The default admin listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+
+/// A validated proxy configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from; `None` for a config made of command-line flags only.
+    pub path: Option<PathBuf>,
+    /// Addresses the proxy listens on.
+    pub listen: Vec<SocketAddr>,
+    /// Runtime worker threads (`--workers`); `None` lets the CLI pick.
+    pub workers: Option<usize>,
+    /// Response header naming the upstream that answered; `None` turns it off.
+    pub upstream_header: Option<HeaderName>,
+    /// The upstream for requests no route matches, and the default fallback of routes.
+    pub default_upstream: String,
+    /// Forward the client's `Host` header (true) or the upstream address (false).
+    pub preserve_host: bool,
+    /// How long a shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+    /// Where route rollbacks are persisted; `None` keeps them in memory only.
+    pub state_file: Option<PathBuf>,
+    /// Where to write one line per request; `None` for no access log.
+    pub access_log: Option<AccessLog>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Size limits.
+    pub limits: Limits,
+    /// Upstreams, sorted by name.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Routes, in the order they are tried.
+    pub routes: Vec<RouteConfig>,
+    /// How the flag context of a request is built.
+    pub context: ContextConfig,
+    /// The flag store; `None` means no flags (every flagged route goes to its fallback).
+    pub flags: Option<FlagStoreConfig>,
+    /// The admin API.
+    pub admin: AdminConfig,
+    /// Config-file watching.
+    pub reload: ReloadConfig,
+}
+
+/// Where the access log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Standard output.
+    Stdout,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+/// Timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Connecting to an upstream.
+    pub connect: Duration,
+    /// Reading a client's request headers.
+    pub header_read: Duration,
+    /// Waiting for an upstream's response headers after the request was sent.
+    pub request: Duration,
+}
+
+/// Size limits on requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    pub max_header_size: usize,
+    /// Largest request body in bytes; larger gets 413. `None` is no limit.
+    pub max_body_size: Option<u64>,
+}
+
+/// One upstream: a named pool of addresses.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Its name, used by routes and in the response header.
+    pub name: String,
+    /// Base URIs (`http://host:port`), at least one.
+    pub addresses: Vec<Uri>,
+    /// How requests are spread over the addresses.
+    pub balance: Balance,
+    /// Active health checking, if configured.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// Load balancing over an upstream's addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// Each address in turn.
+    RoundRobin,
+    /// The address with the fewest requests in flight.
+    LeastConnections,
+}
+
+/// An active health check.
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    /// Path requested with GET; any 2xx or 3xx is healthy.
+    pub path: String,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Time a check may take.
+    pub timeout: Duration,
+}
+
+/// One route.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Its unique name.
+    pub name: String,
+    /// Which requests it takes.
+    pub matcher: MatchConfig,
+    /// The upstream requests go to when the flag is on (or when there is no flag).
+    pub service: String,
+    /// The flag deciding per request; `None` sends every matching request to `service`.
+    pub flag: Option<String>,
+    /// The upstream requests go to when the flag is off, or the route is rolled back.
+    pub fallback: String,
+}
+
+/// What a route matches. All given conditions must hold.
+#[derive(Debug, Clone)]
+pub struct MatchConfig {
+    /// The path condition.
+    pub path: PathMatch,
+    /// Allowed methods; empty allows all.
+    pub methods: Vec<Method>,
+    /// Required host (without port, lowercase); `*.example.com` matches any subdomain.
+    pub host: Option<String>,
+    /// Required headers with exact values; the value `*` only requires presence.
+    pub headers: Vec<(HeaderName, Option<HeaderValue>)>,
+}
+
+/// A path condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// The path is exactly this.
+    Exact(String),
+    /// The path is this or continues below it with `/` (segment-aware).
+    Prefix(String),
+    /// Segments: literals, `*` for exactly one segment, `**` for any number (also zero).
+    Pattern(String),
+}
+
+/// How the flag context of a request is built.
+#[derive(Debug, Clone)]
+pub struct ContextConfig {
+    /// Where the user id comes from; the first source with a value wins.
+    pub user_id: Vec<ValueSource>,
+    /// Where the session id comes from; the first source with a value wins.
+    pub session_id: Vec<ValueSource>,
+    /// Extra context properties, each from its source.
+    pub properties: Vec<(String, ValueSource)>,
+    /// The `environment` field of every context.
+    pub environment: Option<String>,
+    /// The `app_name` field of every context.
+    pub app_name: Option<String>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Where a JWT comes from and how it is checked; needed by `jwt:` sources.
+    pub jwt: Option<JwtConfig>,
+}
+
+/// Where a context value is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueSource {
+    /// A request header.
+    Header(HeaderName),
+    /// A cookie.
+    Cookie(String),
+    /// A claim of the request's JWT (see [`JwtConfig`]).
+    Jwt(String),
+}
+
+/// The request's JWT.
+#[derive(Clone)]
+pub struct JwtConfig {
+    /// Where the token is: a header (with or without `Bearer `) or a cookie.
+    pub from: TokenLocation,
+    /// The key checking its signature; `None` reads claims without checking (logged as a warning).
+    pub key: Option<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)>,
+    /// Required `iss`, if any.
+    pub issuer: Option<String>,
+    /// Required `aud`, if any.
+    pub audience: Option<String>,
+}
+
+impl std::fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("from", &self.from)
+            .field("algorithm", &self.key.as_ref().map(|(_, alg)| *alg))
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a JWT is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenLocation {
+    /// A header; a `Bearer ` prefix is removed.
+    Header(HeaderName),
+    /// A cookie.
+    Cookie(String),
+}
+
+/// The flag store to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagStoreConfig {
+    /// The embedded file store at this path.
+    File(PathBuf),
+    /// An Unleash server.
+    Unleash {
+        /// Base URL, e.g. `http://127.0.0.1:4242/api`.
+        url: String,
+        /// Client API token.
+        token: String,
+        /// Time between fetches.
+        refresh: Duration,
+    },
+}
+
+/// The admin API.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Its listener; `None` turns the admin API off.
+    pub listen: Option<SocketAddr>,
+    /// The bearer token; `None` means no token is asked (only allowed on loopback).
+    pub token: Option<String>,
+}
+
+/// Config-file watching.
+#[derive(Debug, Clone, Copy)]
+pub struct ReloadConfig {
+    /// Poll the config file and reload it when it changes.
+    pub watch: bool,
+    /// Time between polls.
+    pub poll_interval: Duration,
+}
+
+/// Values given on the command line; each replaces the one in the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`, one or more.
+    pub listen: Vec<SocketAddr>,
+    /// `--monolith URL`: the addresses of the `monolith` upstream.
+    pub monolith: Option<String>,
+    /// `--workers N`.
+    pub workers: Option<usize>,
+    /// `--admin ADDR`.
+    pub admin: Option<SocketAddr>,
+    /// `--admin-token-file F`.
+    pub admin_token_file: Option<PathBuf>,
+    /// `--flags FILE`: the embedded file store.
+    pub flags_file: Option<PathBuf>,
+    /// `--state-file F`.
+    pub state_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and validates a config file, then applies `overrides`.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Config::parse(&text, Some(path), overrides)?)
+    }
+
+    /// Validates config text. `path` names the file in errors and anchors relative paths.
+    pub fn parse(
+        text: &str,
+        path: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let file = path.map_or_else(|| "<config>".to_owned(), |p| p.display().to_string());
+        let ctx = Ctx {
+            file: &file,
+            text,
+            dir: path
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|err| {
+            let span = err.span().unwrap_or(0..0);
+            ctx.error(span, err.message().trim_end_matches('.').to_owned())
+        })?;
+        validate(raw, &ctx, path, overrides)
+    }
+
+    /// A config made of command-line flags only: everything goes to `--monolith`.
+    pub fn from_overrides(overrides: &Overrides) -> Result<Config, ConfigError> {
+        if overrides.monolith.is_none() {
+            return Err(ConfigError {
+                file: "<command line>".to_owned(),
+                line: 0,
+                column: 0,
+                reason: "without --config, --monolith URL is required".to_owned(),
+            });
+        }
+        let ctx = Ctx {
+            file: "<command line>",
+            text: "",
+            dir: PathBuf::new(),
+        };
+        validate(RawConfig::default(), &ctx, None, overrides)
+    }
+
+    /// The upstream with this name.
+    pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
+        self.upstreams.iter().find(|up| up.name == name)
+    }
+
+    /// The default place of the state file for a config file: `<dir>/<stem>.state.json`.
+    pub fn default_state_file(config_path: &Path) -> PathBuf {
+        let stem = config_path
+            .file_stem()
+            .map_or_else(|| "fig-proxy".into(), |s| s.to_string_lossy().into_owned());
+        config_path.with_file_name(format!("{stem}.state.json"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw types: what serde reads, with spans.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    upstreams: BTreeMap<Spanned<String>, RawUpstream>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    #[serde(default)]
+    context: RawContext,
+    flags: Option<RawFlags>,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    reload: RawReload,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<toml::Value>>,
+    workers: Option<Spanned<i64>>,
+    upstream_header: Option<Spanned<toml::Value>>,
+    default_upstream: Option<Spanned<String>>,
+    preserve_host: Option<bool>,
+    drain_timeout: Option<Spanned<String>>,
+    state_file: Option<Spanned<String>>,
+    access_log: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    connect: Option<Spanned<String>>,
+    header_read: Option<Spanned<String>>,
+    request: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_header_size: Option<Spanned<toml::Value>>,
+    max_body_size: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    addresses: Spanned<Vec<Spanned<String>>>,
+    balance: Option<Balance>,
+    health_check: Option<RawHealthCheck>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealthCheck {
+    path: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: Spanned<String>,
+    #[serde(rename = "match")]
+    matcher: Spanned<RawMatch>,
+    service: Spanned<String>,
+    flag: Option<Spanned<String>>,
+    fallback: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    prefix: Option<Spanned<String>>,
+    exact: Option<Spanned<String>>,
+    pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    methods: Vec<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    #[serde(default)]
+    headers: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContext {
+    user_id: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    session_id: Vec<Spanned<String>>,
+    #[serde(default)]
+    properties: BTreeMap<Spanned<String>, Spanned<String>>,
+    environment: Option<String>,
+    app_name: Option<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
+    jwt: Option<Spanned<RawJwt>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    from: Option<Spanned<String>>,
+    algorithm: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
+    secret_file: Option<Spanned<String>>,
+    public_key_file: Option<Spanned<String>>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlags {
+    file: Option<Spanned<String>>,
+    unleash: Option<Spanned<RawUnleash>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnleash {
+    url: Spanned<String>,
+    token: Option<String>,
+    token_file: Option<Spanned<String>>,
+    refresh: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReload {
+    watch: Option<bool>,
+    poll_interval: Option<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation.
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+    dir: PathBuf,
+}
+
+impl Ctx<'_> {
+    fn error(&self, span: Range<usize>, reason: impl Into<String>) -> ConfigError {
+        let (line, column) = if self.text.is_empty() {
+            (0, 0)
+        } else {
+            line_column(self.text, span.start)
+        };
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            reason: reason.into(),
+        }
+    }
+
+    fn path(&self, value: &str) -> PathBuf {
+        let path = Path::new(value);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.dir.join(path)
+        }
+    }
+
+    fn duration(&self, value: Option<&Spanned<String>>, default: Duration) -> Result<Duration, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        humantime::parse_duration(value.get_ref().trim()).map_err(|err| {
+            self.error(
+                value.span(),
+                format!("invalid duration `{}` ({err}); write e.g. \"500ms\", \"5s\", \"2m\"", value.get_ref()),
+            )
+        })
+    }
+
+    fn size(&self, value: &Spanned<toml::Value>) -> Result<u64, ConfigError> {
+        let bad = || {
+            self.error(
+                value.span(),
+                "invalid size; write a number of bytes or a string like \"64KiB\", \"10MiB\", \"1GB\"",
+            )
+        };
+        match value.get_ref() {
+            toml::Value::Integer(n) => u64::try_from(*n).map_err(|_| bad()),
+            toml::Value::String(s) => parse_size(s).ok_or_else(bad),
+            _ => Err(bad()),
+        }
+    }
+
+    fn read_secret(&self, value: &Spanned<String>) -> Result<String, ConfigError> {
+        let path = self.path(value.get_ref());
+        std::fs::read_to_string(&path)
+            .map(|s| s.trim().to_owned())
+            .map_err(|err| self.error(value.span(), format!("cannot read {}: {err}", path.display())))
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    (line, column)
+}
+
+/// Parses `123`, `64KiB`, `10MiB`, `1GB`, `512 kb` (binary units `KiB/MiB/GiB`, decimal `KB/MB/GB`).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number: u64 = text[..digits_end].parse().ok()?;
+    let unit = text[digits_end..].trim().to_ascii_lowercase();
+    let factor: u64 = match unit.as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+/// Parses `http://host:port` (an optional trailing `/` is allowed) into a base URI.
+pub fn parse_upstream_address(text: &str) -> Result<Uri, String> {
+    let uri: Uri = text
+        .parse()
+        .map_err(|err| format!("invalid upstream address `{text}`: {err}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "upstream address `{text}` has scheme `{other}`; only http:// is supported"
+            ));
+        }
+        None => return Err(format!("upstream address `{text}` needs a scheme, e.g. http://{text}")),
+    }
+    if uri.authority().is_none() {
+        return Err(format!("upstream address `{text}` has no host"));
+    }
+    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
+        return Err(format!(
+            "upstream address `{text}` has a path; give only scheme, host and port"
+        ));
+    }
+    Ok(uri)
+}
+
+fn parse_source(text: &str) -> Result<ValueSource, String> {
+    let (kind, name) = text.split_once(':').ok_or_else(|| {
+        format!("invalid source `{text}`; write `header:NAME`, `cookie:NAME` or `jwt:CLAIM`")
+    })?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("source `{text}` has an empty name"));
+    }
+    match kind.trim() {
+        "header" => HeaderName::try_from(name)
+            .map(ValueSource::Header)
+            .map_err(|_| format!("invalid header name `{name}`")),
+        "cookie" => Ok(ValueSource::Cookie(name.to_owned())),
+        "jwt" => Ok(ValueSource::Jwt(name.to_owned())),
+        other => Err(format!(
+            "unknown source kind `{other}`; use `header`, `cookie` or `jwt`"
+        )),
+    }
+}
+
+fn validate_pattern(pattern: &str) -> Result<(), String> {
+    if !pattern.starts_with('/') {
+        return Err(format!("pattern `{pattern}` must start with `/`"));
+    }
+    for segment in pattern[1..].split('/') {
+        if segment.contains('*') && segment != "*" && segment != "**" {
+            return Err(format!(
+                "pattern `{pattern}`: `*` and `**` must be a whole segment, found `{segment}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate(
+    raw: RawConfig,
+    ctx: &Ctx<'_>,
+    path: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<Config, ConfigError> {
+    let RawConfig {
+        server,
+        timeouts,
+        limits,
+        mut upstreams,
+        routes: raw_routes,
+        context,
+        flags,
+        admin,
+        reload,
+    } = raw;
+
+    // Command-line overrides of upstreams go in before validation so routes can name them.
+    if let Some(monolith) = &overrides.monolith {
+        parse_upstream_address(monolith).map_err(|reason| ConfigError {
+            file: "<command line>".to_owned(),
+            line: 0,
+            column: 0,
+            reason: format!("--monolith: {reason}"),
+        })?;
+        let entry = upstreams
+            .entry(Spanned::new(0..0, MONOLITH.to_owned()))
+            .or_insert_with(|| RawUpstream {
+                addresses: Spanned::new(0..0, Vec::new()),
+                balance: None,
+                health_check: None,
+            });
+        entry.addresses = Spanned::new(0..0, vec![Spanned::new(0..0, monolith.clone())]);
+    }
+
+    // [server]
+    let mut listen = Vec::new();
+    if let Some(value) = &server.listen {
+        let items: Vec<&str> = match value.get_ref() {
+            toml::Value::String(s) => vec![s.as_str()],
+            toml::Value::Array(items) => items.iter().filter_map(toml::Value::as_str).collect(),
+            _ => vec![],
+        };
+        if items.is_empty() {
+            return Err(ctx.error(value.span(), "`listen` must be an address or a list of addresses like \"127.0.0.1:8000\""));
+        }
+        for item in items {
+            listen.push(item.parse::<SocketAddr>().map_err(|_| {
+                ctx.error(value.span(), format!("invalid listen address `{item}`; write IP:PORT, e.g. 0.0.0.0:8000"))
+            })?);
+        }
+    }
+    if !overrides.listen.is_empty() {
+        listen.clone_from(&overrides.listen);
+    }
+    if listen.is_empty() {
+        listen.push(SocketAddr::from(([127, 0, 0, 1], 8000)));
+    }
+    let workers = match &server.workers {
+        Some(n) if *n.get_ref() < 1 || *n.get_ref() > 1024 => {
+            return Err(ctx.error(n.span(), "`workers` must be between 1 and 1024"));
+        }
+        Some(n) => Some(usize::try_from(*n.get_ref()).unwrap_or(1)),
+        None => None,
+    };
+    let workers = overrides.workers.or(workers);
+    let upstream_header = match &server.upstream_header {
+        None => Some(HeaderName::from_static(DEFAULT_UPSTREAM_HEADER)),
+        Some(value) => match value.get_ref() {
+            toml::Value::Boolean(false) => None,
+            toml::Value::Boolean(true) => Some(HeaderName::from_static(DEFAULT_UPSTREAM_HEADER)),
+            toml::Value::String(name) => Some(HeaderName::try_from(name.as_str()).map_err(|_| {
+                ctx.error(value.span(), format!("invalid header name `{name}`"))
+            })?),
+            _ => {
+                return Err(ctx.error(value.span(), "`upstream_header` must be a header name or false"));
+            }
+        },
+    };
+    let drain_timeout = ctx.duration(server.drain_timeout.as_ref(), Duration::from_secs(30))?;
+    let state_file = match (&overrides.state_file, &server.state_file) {
+        (Some(file), _) => Some(file.clone()),
+        (None, Some(file)) => Some(ctx.path(file.get_ref())),
+        (None, None) => path.map(Config::default_state_file),
+    };
+    let access_log = server.access_log.as_ref().map(|value| match value.get_ref().as_str() {
+        "stdout" | "-" => AccessLog::Stdout,
+        file => AccessLog::File(ctx.path(file)),
+    });
+
+    // [timeouts] and [limits]
+    let timeouts = Timeouts {
+        connect: ctx.duration(timeouts.connect.as_ref(), Duration::from_secs(5))?,
+        header_read: ctx.duration(timeouts.header_read.as_ref(), Duration::from_secs(30))?,
+        request: ctx.duration(timeouts.request.as_ref(), Duration::from_secs(60))?,
+    };
+    let max_header_size = match &limits.max_header_size {
+        Some(value) => {
+            let size = ctx.size(value)?;
+            if !(8192..=16 << 20).contains(&size) {
+                return Err(ctx.error(value.span(), "`max_header_size` must be between 8KiB and 16MiB"));
+            }
+            usize::try_from(size).unwrap_or(usize::MAX)
+        }
+        None => 64 << 10,
+    };
+    let max_body_size = limits.max_body_size.as_ref().map(|value| ctx.size(value)).transpose()?;
+
+    // [upstreams.NAME]
+    let mut upstream_list = Vec::with_capacity(upstreams.len());
+    for (name, upstream) in &upstreams {
+        check_name(ctx, name, "upstream")?;
+        if upstream.addresses.get_ref().is_empty() {
+            return Err(ctx.error(upstream.addresses.span(), format!("upstream `{}` has no addresses", name.get_ref())));
+        }
+        let mut addresses = Vec::new();
+        for address in upstream.addresses.get_ref() {
+            addresses.push(parse_upstream_address(address.get_ref()).map_err(|reason| ctx.error(address.span(), reason))?);
+        }
+        let health_check = match &upstream.health_check {
+            None => None,
+            Some(check) => {
+                let path = check.path.as_ref().map_or_else(|| "/".to_owned(), |p| p.get_ref().clone());
+                if !path.starts_with('/') {
+                    let span = check.path.as_ref().map_or(0..0, Spanned::span);
+                    return Err(ctx.error(span, "health check `path` must start with `/`"));
+                }
+                Some(HealthCheck {
+                    path,
+                    interval: ctx.duration(check.interval.as_ref(), Duration::from_secs(5))?,
+                    timeout: ctx.duration(check.timeout.as_ref(), Duration::from_secs(2))?,
+                })
+            }
+        };
+        upstream_list.push(UpstreamConfig {
+            name: name.get_ref().clone(),
+            addresses,
+            balance: upstream.balance.unwrap_or(Balance::RoundRobin),
+            health_check,
+        });
+    }
+    let upstream_exists = |name: &str| upstreams.keys().any(|key| key.get_ref() == name);
+
+    let default_upstream = match &server.default_upstream {
+        Some(name) if !upstream_exists(name.get_ref()) => {
+            return Err(ctx.error(name.span(), format!("no upstream named `{}`", name.get_ref())));
+        }
+        Some(name) => name.get_ref().clone(),
+        None => {
+            if !upstream_exists(MONOLITH) {
+                return Err(ctx.error(
+                    0..0,
+                    "no upstream named `monolith`: add [upstreams.monolith] with its addresses, pass --monolith URL, or set server.default_upstream",
+                ));
+            }
+            MONOLITH.to_owned()
+        }
+    };
+
+    // [[routes]]
+    let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw_routes.len());
+    for route in raw_routes {
+        check_name(ctx, &route.name, "route")?;
+        if routes.iter().any(|r| &r.name == route.name.get_ref()) {
+            return Err(ctx.error(route.name.span(), format!("a route named `{}` is already defined", route.name.get_ref())));
+        }
+        let matcher = validate_match(ctx, &route.matcher)?;
+        for target in [Some(&route.service), route.fallback.as_ref()].into_iter().flatten() {
+            if !upstream_exists(target.get_ref()) {
+                return Err(ctx.error(target.span(), format!("no upstream named `{}`", target.get_ref())));
+            }
+        }
+        if let Some(flag) = &route.flag
+            && flag.get_ref().trim().is_empty()
+        {
+            return Err(ctx.error(flag.span(), "`flag` is empty; remove it to route without a flag"));
+        }
+        routes.push(RouteConfig {
+            name: route.name.get_ref().clone(),
+            matcher,
+            service: route.service.get_ref().clone(),
+            flag: route.flag.map(Spanned::into_inner),
+            fallback: route.fallback.map_or_else(|| default_upstream.clone(), Spanned::into_inner),
+        });
+    }
+
+    let context = validate_context(ctx, context)?;
+
+    // [flags]
+    let mut flags = match flags {
+        None => None,
+        Some(RawFlags { file: Some(_), unleash: Some(unleash) }) => {
+            return Err(ctx.error(unleash.span(), "give either `flags.file` or `flags.unleash`, not both"));
+        }
+        Some(RawFlags { file: Some(file), unleash: None }) => Some(FlagStoreConfig::File(ctx.path(file.get_ref()))),
+        Some(RawFlags { file: None, unleash: Some(unleash) }) => {
+            let span = unleash.span();
+            let unleash = unleash.into_inner();
+            let token = match (unleash.token, &unleash.token_file) {
+                (Some(token), None) => token,
+                (None, Some(file)) => ctx.read_secret(file)?,
+                _ => return Err(ctx.error(span, "`flags.unleash` needs exactly one of `token` or `token_file`")),
+            };
+            Some(FlagStoreConfig::Unleash {
+                url: unleash.url.into_inner(),
+                token,
+                refresh: ctx.duration(unleash.refresh.as_ref(), Duration::from_secs(15))?,
+            })
+        }
+        Some(RawFlags { file: None, unleash: None }) => None,
+    };
+    if let Some(file) = &overrides.flags_file {
+        flags = Some(FlagStoreConfig::File(file.clone()));
+    }
+
+    // [admin]
+    let admin_listen = match &admin.listen {
+        Some(value) if value.get_ref() == "off" => None,
+        Some(value) => Some(value.get_ref().parse::<SocketAddr>().map_err(|_| {
+            ctx.error(value.span(), format!("invalid admin address `{}`; write IP:PORT or \"off\"", value.get_ref()))
+        })?),
+        None => DEFAULT_ADMIN_LISTEN.parse().ok(),
+    };
+    let admin_listen = overrides.admin.or(admin_listen);
+    let mut admin_token = match (&admin.token, &admin.token_file) {
+        (Some(_), Some(file)) => {
+            return Err(ctx.error(file.span(), "give either `admin.token` or `admin.token_file`, not both"));
+        }
+        (Some(token), None) => Some(token.get_ref().clone()),
+        (None, Some(file)) => Some(ctx.read_secret(file)?),
+        (None, None) => None,
+    };
+    if let Some(file) = &overrides.admin_token_file {
+        let token = std::fs::read_to_string(file).map_err(|err| ConfigError {
+            file: "<command line>".to_owned(),
+            line: 0,
+            column: 0,
+            reason: format!("--admin-token-file: cannot read {}: {err}", file.display()),
+        })?;
+        admin_token = Some(token.trim().to_owned());
+    }
+    if let Some(token) = &admin_token
+        && token.is_empty()
+    {
+        let span = admin.token_file.as_ref().or(admin.token.as_ref()).map_or(0..0, Spanned::span);
+        return Err(ctx.error(span, "the admin token is empty"));
+    }
+    if let Some(addr) = admin_listen
+        && admin_token.is_none()
+        && !addr.ip().is_loopback()
+    {
+        let span = admin.listen.as_ref().map_or(0..0, Spanned::span);
+        return Err(ctx.error(span, format!("the admin API on non-loopback address {addr} needs `admin.token` or `admin.token_file`")));
+    }
+
+    let reload = ReloadConfig {
+        watch: reload.watch.unwrap_or(true),
+        poll_interval: ctx.duration(reload.poll_interval.as_ref(), Duration::from_secs(1))?,
+    };
+
+    Ok(Config {
+        path: path.map(Path::to_path_buf),
+        listen,
+        workers,
+        upstream_header,
+        default_upstream,
+        preserve_host: server.preserve_host.unwrap_or(true),
+        drain_timeout,
+        state_file,
+        access_log,
+        timeouts,
+        limits: Limits {
+            max_header_size,
+            max_body_size,
+        },
+        upstreams: upstream_list,
+        routes,
+        context,
+        flags,
+        admin: AdminConfig {
+            listen: admin_listen,
+            token: admin_token,
+        },
+        reload,
+    })
+}
+
+fn check_name(ctx: &Ctx<'_>, name: &Spanned<String>, what: &str) -> Result<(), ConfigError> {
+    let ok = !name.get_ref().is_empty()
+        && !name.get_ref().starts_with('_')
+        && name
+            .get_ref()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ctx.error(
+            name.span(),
+            format!(
+                "invalid {what} name `{}`; use letters, digits, `-`, `_` and `.`, not starting with `_`",
+                name.get_ref()
+            ),
+        ))
+    }
+}
+
+fn validate_match(ctx: &Ctx<'_>, matcher: &Spanned<RawMatch>) -> Result<MatchConfig, ConfigError> {
+    let raw = matcher.get_ref();
+    let path = match (&raw.prefix, &raw.exact, &raw.pattern) {
+        (Some(prefix), None, None) => {
+            if !prefix.get_ref().starts_with('/') {
+                return Err(ctx.error(prefix.span(), "`prefix` must start with `/`"));
+            }
+            PathMatch::Prefix(prefix.get_ref().clone())
+        }
+        (None, Some(exact), None) => {
+            if !exact.get_ref().starts_with('/') {
+                return Err(ctx.error(exact.span(), "`exact` must start with `/`"));
+            }
+            PathMatch::Exact(exact.get_ref().clone())
+        }
+        (None, None, Some(pattern)) => {
+            validate_pattern(pattern.get_ref()).map_err(|reason| ctx.error(pattern.span(), reason))?;
+            PathMatch::Pattern(pattern.get_ref().clone())
+        }
+        _ => {
+            return Err(ctx.error(
+                matcher.span(),
+                "`match` needs exactly one of `prefix`, `exact` or `pattern`",
+            ));
+        }
+    };
+    let mut methods = Vec::new();
+    for method in &raw.methods {
+        let upper = method.get_ref().to_ascii_uppercase();
+        methods.push(Method::from_bytes(upper.as_bytes()).map_err(|_| {
+            ctx.error(method.span(), format!("invalid method `{}`", method.get_ref()))
+        })?);
+    }
+    let host = raw.host.as_ref().map(|host| host.get_ref().to_ascii_lowercase());
+    let mut headers = Vec::new();
+    for (name, value) in &raw.headers {
+        let header = HeaderName::try_from(name.get_ref().as_str())
+            .map_err(|_| ctx.error(name.span(), format!("invalid header name `{}`", name.get_ref())))?;
+        let value = if value.get_ref() == "*" {
+            None
+        } else {
+            Some(HeaderValue::try_from(value.get_ref().as_str()).map_err(|_| {
+                ctx.error(value.span(), format!("invalid header value `{}`", value.get_ref()))
+            })?)
+        };
+        headers.push((header, value));
+    }
+    Ok(MatchConfig {
+        path,
+        methods,
+        host,
+        headers,
+    })
+}
+
+fn validate_context(ctx: &Ctx<'_>, raw: RawContext) -> Result<ContextConfig, ConfigError> {
+    let sources = |list: &[Spanned<String>]| -> Result<Vec<ValueSource>, ConfigError> {
+        list.iter()
+            .map(|item| parse_source(item.get_ref()).map_err(|reason| ctx.error(item.span(), reason)))
+            .collect()
+    };
+    let user_id = match &raw.user_id {
+        Some(list) => sources(list)?,
+        None => vec![ValueSource::Header(HeaderName::from_static("x-user-id"))],
+    };
+    let session_id = sources(&raw.session_id)?;
+    let mut properties = Vec::new();
+    for (name, source) in &raw.properties {
+        properties.push((
+            name.get_ref().clone(),
+            parse_source(source.get_ref()).map_err(|reason| ctx.error(source.span(), reason))?,
+        ));
+    }
+    let mut trusted_proxies = Vec::new();
+    for item in &raw.trusted_proxies {
+        let text = item.get_ref().trim();
+        let net = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| ctx.error(item.span(), format!("invalid address or CIDR `{text}`")))?;
+        trusted_proxies.push(net);
+    }
+    let jwt = raw.jwt.map(|jwt| validate_jwt(ctx, jwt)).transpose()?;
+    let uses_jwt = user_id
+        .iter()
+        .chain(&session_id)
+        .chain(properties.iter().map(|(_, source)| source))
+        .any(|source| matches!(source, ValueSource::Jwt(_)));
+    if uses_jwt && jwt.is_none() {
+        let span = raw
+            .user_id
+            .iter()
+            .flatten()
+            .chain(&raw.session_id)
+            .find(|item| item.get_ref().starts_with("jwt:"))
+            .map_or(0..0, Spanned::span);
+        return Err(ctx.error(span, "a `jwt:` source needs a [context.jwt] table"));
+    }
+    Ok(ContextConfig {
+        user_id,
+        session_id,
+        properties,
+        environment: raw.environment,
+        app_name: raw.app_name,
+        trusted_proxies,
+        jwt,
+    })
+}
+
+fn validate_jwt(ctx: &Ctx<'_>, jwt: Spanned<RawJwt>) -> Result<JwtConfig, ConfigError> {
+    use jsonwebtoken::{Algorithm, DecodingKey};
+    let span = jwt.span();
+    let jwt = jwt.into_inner();
+    let from = match &jwt.from {
+        None => TokenLocation::Header(http::header::AUTHORIZATION),
+        Some(value) => match parse_source(value.get_ref()) {
+            Ok(ValueSource::Header(name)) => TokenLocation::Header(name),
+            Ok(ValueSource::Cookie(name)) => TokenLocation::Cookie(name),
+            Ok(ValueSource::Jwt(_)) => {
+                return Err(ctx.error(value.span(), "`from` must be `header:NAME` or `cookie:NAME`"));
+            }
+            Err(reason) => return Err(ctx.error(value.span(), reason)),
+        },
+    };
+    let algorithm = match jwt.algorithm.as_ref().map(|a| a.get_ref().to_ascii_uppercase()) {
+        None => None,
+        Some(alg) if alg == "HS256" => Some(Algorithm::HS256),
+        Some(alg) if alg == "RS256" => Some(Algorithm::RS256),
+        Some(other) => {
+            let span = jwt.algorithm.as_ref().map_or(span.clone(), Spanned::span);
+            return Err(ctx.error(span, format!("unsupported algorithm `{other}`; use HS256 or RS256")));
+        }
+    };
+    let secret = match (&jwt.secret, &jwt.secret_file) {
+        (Some(_), Some(file)) => {
+            return Err(ctx.error(file.span(), "give either `secret` or `secret_file`, not both"));
+        }
+        (Some(secret), None) => Some(secret.get_ref().clone()),
+        (None, Some(file)) => Some(ctx.read_secret(file)?),
+        (None, None) => None,
+    };
+    let key = match (algorithm, secret, &jwt.public_key_file) {
+        (None, None, None) => None,
+        (Some(Algorithm::HS256) | None, Some(secret), None) => {
+            Some((DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256))
+        }
+        (Some(Algorithm::RS256) | None, None, Some(file)) => {
+            let path = ctx.path(file.get_ref());
+            let pem = std::fs::read(&path)
+                .map_err(|err| ctx.error(file.span(), format!("cannot read {}: {err}", path.display())))?;
+            let key = DecodingKey::from_rsa_pem(&pem)
+                .map_err(|err| ctx.error(file.span(), format!("{} is not an RSA public key in PEM: {err}", path.display())))?;
+            Some((key, Algorithm::RS256))
+        }
+        (Some(Algorithm::HS256), _, _) => {
+            return Err(ctx.error(span, "HS256 needs `secret` or `secret_file` (and no `public_key_file`)"));
+        }
+        (Some(_), _, _) => {
+            return Err(ctx.error(span, "RS256 needs `public_key_file` (and no `secret`)"));
+        }
+        (None, _, _) => {
+            return Err(ctx.error(span, "give either a secret (HS256) or `public_key_file` (RS256), not both"));
+        }
+    };
+    Ok(JwtConfig {
+        from,
+        key,
+        issuer: jwt.issuer,
+        audience: jwt.audience,
+    })
+}

@@ -1,0 +1,245 @@
+//! The flag context of one request: user id, session id, client IP and properties.
+//!
+//! Values come from headers, cookies and JWT claims, as `[context]` in the config says. A JWT is
+//! decoded at most once per request, and only when a route with a flag needs the context. When a
+//! key is configured the signature (HS256 or RS256), `exp`/`nbf`, and the optional issuer and
+//! audience are checked, and a token that fails is treated as absent.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use http::HeaderMap;
+use http::request::Parts;
+use ipnet::IpNet;
+use serde_json::Value;
+
+use crate::config::{ContextConfig, JwtConfig, TokenLocation, ValueSource};
+use crate::flags::{Context, ContextRef};
+
+/// A [`ContextConfig`] ready for use on the request path.
+#[derive(Debug)]
+pub struct ContextBuilder {
+    config: ContextConfig,
+    validation: Option<jsonwebtoken::Validation>,
+}
+
+impl ContextBuilder {
+    /// Prepares the JWT validation rules once.
+    pub fn new(config: ContextConfig) -> ContextBuilder {
+        let validation = config.jwt.as_ref().map(|jwt| {
+            let mut validation = match &jwt.key {
+                Some((_, algorithm)) => jsonwebtoken::Validation::new(*algorithm),
+                None => {
+                    tracing::warn!("context.jwt has no key: JWT claims are read without checking signatures");
+                    jsonwebtoken::Validation::default()
+                }
+            };
+            // `exp` is checked when present, not required: many session tokens lack it.
+            validation.required_spec_claims.clear();
+            validation.validate_aud = jwt.audience.is_some();
+            if let Some(audience) = &jwt.audience {
+                validation.set_audience(&[audience]);
+            }
+            if let Some(issuer) = &jwt.issuer {
+                validation.set_issuer(&[issuer]);
+            }
+            validation
+        });
+        ContextBuilder { config, validation }
+    }
+
+    /// The peers whose `X-Forwarded-*` headers are believed.
+    pub fn trusted_proxies(&self) -> &[IpNet] {
+        &self.config.trusted_proxies
+    }
+
+    /// Builds the context of a request that came from `peer`. Values are borrowed from the
+    /// request where they can be; the client address is formatted on the stack.
+    pub fn build<'a>(&'a self, parts: &'a Parts, peer: IpAddr) -> RequestContext<'a> {
+        let mut claims: Option<Option<serde_json::Map<String, Value>>> = None;
+        let mut lookup = |source: &ValueSource| -> Option<Cow<'a, str>> {
+            match source {
+                ValueSource::Header(name) => parts
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(Cow::Borrowed),
+                ValueSource::Cookie(name) => cookie(&parts.headers, name).map(Cow::Borrowed),
+                ValueSource::Jwt(claim) => {
+                    let claims = claims.get_or_insert_with(|| self.claims(&parts.headers));
+                    claims.as_ref()?.get(claim).and_then(claim_string).map(Cow::Owned)
+                }
+            }
+        };
+        let user_id = self.config.user_id.iter().find_map(&mut lookup);
+        let session_id = self.config.session_id.iter().find_map(&mut lookup);
+        let properties = self
+            .config
+            .properties
+            .iter()
+            .filter_map(|(name, source)| Some((name.clone(), lookup(source)?.into_owned())))
+            .collect();
+        let client = client_ip(peer, &parts.headers, &self.config.trusted_proxies);
+        RequestContext {
+            user_id,
+            session_id,
+            remote_address: IpText::new(client),
+            environment: self.config.environment.as_deref(),
+            app_name: self.config.app_name.as_deref(),
+            properties,
+        }
+    }
+
+    fn claims(&self, headers: &HeaderMap) -> Option<serde_json::Map<String, Value>> {
+        let jwt: &JwtConfig = self.config.jwt.as_ref()?;
+        let validation = self.validation.as_ref()?;
+        let token = match &jwt.from {
+            TokenLocation::Header(name) => {
+                let value = headers.get(name)?.to_str().ok()?.trim();
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+                    .unwrap_or(value)
+                    .trim()
+            }
+            TokenLocation::Cookie(name) => cookie(headers, name)?,
+        };
+        let decoded = match &jwt.key {
+            Some((key, _)) => jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, validation),
+            None => jsonwebtoken::dangerous::insecure_decode::<serde_json::Map<String, Value>>(token),
+        };
+        match decoded {
+            Ok(data) => Some(data.claims),
+            Err(err) => {
+                tracing::debug!(error = %err, "ignoring a JWT that does not validate");
+                None
+            }
+        }
+    }
+}
+
+fn claim_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The value of cookie `name`, from any `Cookie` header.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key.trim() == name).then(|| value.trim().trim_matches('"'))
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the right-most address in
+/// `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    if trusted.is_empty() || !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let mut leftmost = None;
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|item| item.trim().parse::<IpAddr>().ok().map(canonical))
+        .collect();
+    for hop in hops.iter().rev() {
+        leftmost = Some(*hop);
+        if !is_trusted(*hop, trusted) {
+            return *hop;
+        }
+    }
+    leftmost.unwrap_or(peer)
+}
+
+/// Whether `ip` is in one of the `trusted` networks.
+pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let ip = canonical(ip);
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// The flag context of one request, borrowing from the request and the config.
+#[derive(Debug)]
+pub struct RequestContext<'a> {
+    user_id: Option<Cow<'a, str>>,
+    session_id: Option<Cow<'a, str>>,
+    remote_address: IpText,
+    environment: Option<&'a str>,
+    app_name: Option<&'a str>,
+    properties: HashMap<String, String>,
+}
+
+impl RequestContext<'_> {
+    /// The borrowed form flag stores evaluate.
+    pub fn as_ref(&self) -> ContextRef<'_> {
+        ContextRef {
+            user_id: self.user_id.as_deref(),
+            session_id: self.session_id.as_deref(),
+            remote_address: Some(self.remote_address.as_str()),
+            environment: self.environment,
+            app_name: self.app_name,
+            current_time: None,
+            properties: (!self.properties.is_empty()).then_some(&self.properties),
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> Context {
+        Context {
+            user_id: self.user_id.as_deref().map(str::to_owned),
+            session_id: self.session_id.as_deref().map(str::to_owned),
+            remote_address: Some(self.remote_address.as_str().to_owned()),
+            environment: self.environment.map(str::to_owned),
+            app_name: self.app_name.map(str::to_owned),
+            current_time: None,
+            properties: self.properties.clone(),
+        }
+    }
+}
+
+/// An IP address formatted into a stack buffer (the longest IPv6 text is 45 bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    /// Formats `ip`.
+    pub fn new(ip: IpAddr) -> IpText {
+        use std::io::Write as _;
+        let mut buf = [0u8; 48];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cursor, "{ip}");
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        IpText { buf, len }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}

@@ -1,0 +1,71 @@
+//! Where the proxy's flag decisions come from.
+//!
+//! The proxy asks [`FlagSource::is_enabled`] once per request of a flagged route. An
+//! implementation must answer from memory, without blocking and without IO: the `feature-flags`
+//! crate keeps its snapshot fresh in the background, and the proxy only reads it.
+
+use std::sync::Arc;
+
+pub use feature_flags::{Context, ContextRef};
+
+/// A source of flag decisions, read on the request path.
+pub trait FlagSource: Send + Sync + 'static {
+    /// Whether `flag` is on for this context. Unknown flags are off. Never blocks.
+    fn is_enabled(&self, flag: &str, context: ContextRef<'_>) -> bool;
+
+    /// Whether the flags have been loaded at least once. Until then the proxy sends flagged
+    /// routes to their fallback and `/readyz` answers 503.
+    fn is_ready(&self) -> bool;
+}
+
+impl<T: FlagSource + ?Sized> FlagSource for Arc<T> {
+    fn is_enabled(&self, flag: &str, context: ContextRef<'_>) -> bool {
+        (**self).is_enabled(flag, context)
+    }
+
+    fn is_ready(&self) -> bool {
+        (**self).is_ready()
+    }
+}
+
+/// No flag store: every flag is off, and the source is ready (flagged routes use their fallback).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFlags;
+
+impl FlagSource for NoFlags {
+    fn is_enabled(&self, _flag: &str, _context: ContextRef<'_>) -> bool {
+        false
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// The `feature-flags` store: evaluation reads its in-memory snapshot.
+impl FlagSource for feature_flags::Flags {
+    fn is_enabled(&self, flag: &str, context: ContextRef<'_>) -> bool {
+        feature_flags::Flags::is_enabled(self, flag, context)
+    }
+
+    fn is_ready(&self) -> bool {
+        feature_flags::Flags::is_ready(self)
+    }
+}
+
+/// A fixed answer per flag name, for tests: every listed flag is on for everyone.
+#[derive(Debug, Clone, Default)]
+pub struct StaticFlags {
+    /// The flags that are on.
+    pub enabled: Vec<String>,
+}
+
+impl FlagSource for StaticFlags {
+    fn is_enabled(&self, flag: &str, _context: ContextRef<'_>) -> bool {
+        self.enabled.iter().any(|f| f == flag)
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+}

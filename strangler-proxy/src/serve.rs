@@ -1,0 +1,446 @@
+//! Running the proxy: listeners, connections, reloads and graceful shutdown.
+//!
+//! [`Proxy`] owns everything that outlives one config: the flag source, the pins, the metrics and
+//! the current config, held in an `ArcSwap` so that the request path takes no lock. A reload
+//! (SIGHUP, `POST /reload`, or a change of the config file) validates the new file first and only
+//! then swaps it in; requests already running finish on the config they started with. On
+//! shutdown the listeners close, every connection is told to finish its current request, and
+//! [`Proxy::serve`] returns when they are done or when `drain_timeout` has passed.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use http::HeaderName;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{AccessLog, Config, Overrides};
+use crate::context::ContextBuilder;
+use crate::error::{ConfigError, Error};
+use crate::flags::FlagSource;
+use crate::metrics::Metrics;
+use crate::proxy::{self, ProxyBody, RequestBody};
+use crate::route::{Reason, RouteTable};
+use crate::state::Pins;
+use crate::upstream::{self, Upstream, UpstreamClient};
+
+/// The listeners a proxy serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Proxy listeners.
+    pub proxy: Vec<TcpListener>,
+    /// The admin listener, if the admin API is on.
+    pub admin: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(listener: TcpListener) -> Listeners {
+        Listeners {
+            proxy: vec![listener],
+            admin: None,
+        }
+    }
+}
+
+impl Listeners {
+    /// Binds the addresses of `config` (`listen` and `admin.listen`).
+    pub async fn bind(config: &Config) -> Result<Listeners, Error> {
+        let mut proxy = Vec::new();
+        for addr in &config.listen {
+            proxy.push(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind { addr: *addr, source })?,
+            );
+        }
+        let admin = match config.admin.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        Ok(Listeners { proxy, admin })
+    }
+}
+
+/// A configured proxy, ready to serve. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Proxy {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// State shared by every connection and the admin API.
+pub(crate) struct Shared {
+    pub(crate) active: ArcSwap<Active>,
+    pub(crate) flags: Arc<dyn FlagSource>,
+    pub(crate) pins: Pins,
+    pub(crate) metrics: Metrics,
+    pub(crate) access_log: Option<AccessLogger>,
+    overrides: Overrides,
+    reload_lock: Mutex<()>,
+}
+
+/// Everything derived from one config.
+pub(crate) struct Active {
+    pub(crate) config: Arc<Config>,
+    pub(crate) routes: RouteTable,
+    pub(crate) upstreams: Vec<Arc<Upstream>>,
+    pub(crate) context: ContextBuilder,
+    pub(crate) client: UpstreamClient<RequestBody>,
+    pub(crate) upstream_header: Option<HeaderName>,
+    health_checks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        for handle in &self.health_checks {
+            handle.abort();
+        }
+    }
+}
+
+impl Active {
+    fn new(config: Config, pins: &Pins, metrics: &Metrics) -> Active {
+        let routes = RouteTable::compile(&config, pins, metrics);
+        let upstreams: Vec<Arc<Upstream>> = config.upstreams.iter().map(|up| Arc::new(Upstream::new(up))).collect();
+        let health_checks = upstream::spawn_health_checks(&upstreams, &config);
+        Active {
+            routes,
+            upstreams,
+            context: ContextBuilder::new(config.context.clone()),
+            client: upstream::client(&config),
+            upstream_header: config.upstream_header.clone(),
+            health_checks,
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl Proxy {
+    /// Builds a proxy from a validated config. `overrides` are re-applied on every reload.
+    /// Must be called inside a tokio runtime (health checks and the access log start here).
+    pub fn new(config: Config, flags: Arc<dyn FlagSource>, overrides: Overrides) -> Result<Proxy, Error> {
+        let pins = Pins::open(config.state_file.clone())?;
+        let metrics = Metrics::default();
+        let access_log = config.access_log.clone().map(AccessLogger::start).transpose()?;
+        let active = Active::new(config, &pins, &metrics);
+        Ok(Proxy {
+            shared: Arc::new(Shared {
+                active: ArcSwap::from_pointee(active),
+                flags,
+                pins,
+                metrics,
+                access_log,
+                overrides,
+                reload_lock: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.active.load().config.clone()
+    }
+
+    /// Re-reads the config file and swaps it in. A config that does not validate is refused,
+    /// logged, and returned as the error; the old one keeps serving.
+    pub fn reload(&self) -> Result<(), Error> {
+        let shared = &self.shared;
+        let _guard = shared.reload_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let old = shared.active.load_full();
+        let Some(path) = old.config.path.clone() else {
+            return Err(Error::Config(ConfigError {
+                file: "<command line>".to_owned(),
+                line: 0,
+                column: 0,
+                reason: "this proxy was started without --config; there is no file to reload".to_owned(),
+            }));
+        };
+        match Config::load(&path, &shared.overrides) {
+            Ok(config) => {
+                if config.listen != old.config.listen || config.admin.listen != old.config.admin.listen {
+                    tracing::warn!("listen addresses changed in the config; they take effect on restart");
+                }
+                if config.flags != old.config.flags {
+                    tracing::warn!("the flag store changed in the config; it takes effect on restart");
+                }
+                if config.access_log != old.config.access_log {
+                    tracing::warn!("the access log changed in the config; it takes effect on restart");
+                }
+                if config.state_file != old.config.state_file {
+                    tracing::warn!("the state file changed in the config; it takes effect on restart");
+                }
+                let active = Active::new(config, &shared.pins, &shared.metrics);
+                shared.active.store(Arc::new(active));
+                shared.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(path = %path.display(), "config reloaded");
+                Ok(())
+            }
+            Err(err) => {
+                shared.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %err, "config reload refused; the previous config keeps serving");
+                Err(err)
+            }
+        }
+    }
+
+    /// Pins route `name` to its fallback (a rollback), in force for the next request.
+    pub fn rollback(&self, name: &str) -> Result<bool, Error> {
+        self.check_route(name)?;
+        let changed = self.shared.pins.set(name, true)?;
+        tracing::warn!(route = name, "route rolled back to its fallback");
+        Ok(changed)
+    }
+
+    /// Lifts the pin of route `name`: its flag decides again.
+    pub fn restore(&self, name: &str) -> Result<bool, Error> {
+        self.check_route(name)?;
+        let changed = self.shared.pins.set(name, false)?;
+        tracing::info!(route = name, "route restored");
+        Ok(changed)
+    }
+
+    fn check_route(&self, name: &str) -> Result<(), Error> {
+        let active = self.shared.active.load();
+        if active.config.routes.iter().any(|r| r.name == name) {
+            Ok(())
+        } else {
+            Err(Error::UnknownRoute(name.to_owned()))
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests for up to
+    /// `server.drain_timeout` and returns.
+    pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let graceful = Arc::new(GracefulShutdown::new());
+        let mut tasks = tokio::task::JoinSet::new();
+        for listener in listeners.proxy {
+            tasks.spawn(accept_loop(listener, self.shared.clone(), graceful.clone(), stop_rx.clone()));
+        }
+        if let Some(listener) = listeners.admin {
+            tasks.spawn(crate::admin::serve(listener, self.clone(), graceful.clone(), stop_rx.clone()));
+        }
+        let watcher = tokio::spawn(watch_config(self.clone(), stop_rx.clone()));
+        #[cfg(unix)]
+        let hangup = tokio::spawn(reload_on_sighup(self.clone()));
+
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, draining in-flight requests");
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        watcher.abort();
+        #[cfg(unix)]
+        hangup.abort();
+        let drain_timeout = self.shared.active.load().config.drain_timeout;
+        let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+        if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
+            tracing::warn!(?drain_timeout, "drain deadline passed; closing the remaining connections");
+        }
+        if let Some(log) = &self.shared.access_log {
+            log.flush().await;
+        }
+        Ok(())
+    }
+}
+
+/// Runs a proxy for `config` on `listeners` until `shutdown` resolves (see [`Proxy::serve`]).
+pub async fn serve(
+    listeners: impl Into<Listeners>,
+    config: Config,
+    flags: Arc<dyn FlagSource>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    Proxy::new(config, flags, Overrides::default())?
+        .serve(listeners.into(), shutdown)
+        .await
+}
+
+/// The HTTP server settings of a config.
+fn server_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.timeouts.header_read)
+        .max_buf_size(config.limits.max_header_size.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.limits.max_header_size).unwrap_or(u32::MAX));
+    builder
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, graceful: Arc<GracefulShutdown>, mut stop: watch::Receiver<bool>) {
+    // Server settings are read once: header limits and timeouts changed by a reload apply to
+    // connections accepted after the next restart, which the reload warns about.
+    let builder = Arc::new(server_builder(&shared.active.load().config));
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(proxy::handle(&shared, peer, req).await) }
+            });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(err) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn watch_config(proxy: Proxy, mut stop: watch::Receiver<bool>) {
+    let config = proxy.config();
+    let (Some(path), true) = (config.path.clone(), config.reload.watch) else {
+        return;
+    };
+    let stamp = |path: &std::path::Path| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
+    let mut last = stamp(&path);
+    loop {
+        let interval = proxy.config().reload.poll_interval;
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let now = stamp(&path);
+        if now != last && now.is_some() {
+            last = now;
+            tracing::info!(path = %path.display(), "config file changed; reloading");
+            // The error is logged by `reload`.
+            let _ = proxy.reload();
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(proxy: Proxy) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with the admin API instead");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config");
+        let _ = proxy.reload();
+    }
+}
+
+/// Writes access-log lines from a background task, so the request path never waits on IO.
+pub(crate) struct AccessLogger {
+    sender: mpsc::UnboundedSender<LogMessage>,
+}
+
+enum LogMessage {
+    Line(String),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+impl AccessLogger {
+    fn start(target: AccessLog) -> Result<AccessLogger, Error> {
+        let mut writer: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match &target {
+            AccessLog::Stdout => Box::new(tokio::io::stdout()),
+            AccessLog::File(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| Error::Io {
+                        context: format!("cannot open access log {}", path.display()),
+                        source,
+                    })?;
+                Box::new(tokio::fs::File::from_std(file))
+            }
+        };
+        let (sender, mut receiver) = mpsc::unbounded_channel::<LogMessage>();
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(64 << 10);
+            while let Some(message) = receiver.recv().await {
+                let mut flushes = Vec::new();
+                let mut handle = |message| match message {
+                    LogMessage::Line(line) => buf.extend_from_slice(line.as_bytes()),
+                    LogMessage::Flush(done) => flushes.push(done),
+                };
+                handle(message);
+                while let Ok(message) = receiver.try_recv() {
+                    handle(message);
+                }
+                if writer.write_all(&buf).await.is_err() || writer.flush().await.is_err() {
+                    tracing::warn!("cannot write the access log");
+                }
+                buf.clear();
+                for done in flushes {
+                    let _ = done.send(());
+                }
+            }
+        });
+        Ok(AccessLogger { sender })
+    }
+
+    /// Queues one line for a finished request head.
+    pub(crate) fn line(
+        &self,
+        client: std::net::IpAddr,
+        request: &(http::Method, http::Uri),
+        response: &http::Response<ProxyBody>,
+        route: &str,
+        upstream: &str,
+        reason: Reason,
+        elapsed: std::time::Duration,
+    ) {
+        let line = format!(
+            "{} {client} \"{} {}\" {} route={route} upstream={upstream} reason={} ms={:.3}\n",
+            humantime::format_rfc3339_millis(SystemTime::now()),
+            request.0,
+            request.1,
+            response.status().as_u16(),
+            reason.as_str(),
+            elapsed.as_secs_f64() * 1000.0,
+        );
+        let _ = self.sender.send(LogMessage::Line(line));
+    }
+
+    async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.sender.send(LogMessage::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// The socket address a listener is bound to, for printing.
+pub fn local_addrs(listeners: &Listeners) -> (Vec<SocketAddr>, Option<SocketAddr>) {
+    (
+        listeners.proxy.iter().filter_map(|l| l.local_addr().ok()).collect(),
+        listeners.admin.as_ref().and_then(|l| l.local_addr().ok()),
+    )
+}

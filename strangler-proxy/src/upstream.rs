@@ -1,0 +1,202 @@
+//! Upstream pools: addresses, load balancing, health checks, and the HTTP client.
+//!
+//! One hyper-util client (with its keep-alive pool per address) serves every upstream of a config.
+//! Balancing is round-robin or least-connections over the healthy addresses; when every address
+//! is unhealthy, all are used, since a health check that is wrong must not take the site down.
+//! Health checks run as background tasks that are aborted when their config is replaced.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Uri};
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::{Balance, Config, HealthCheck, UpstreamConfig};
+
+/// One upstream: a named pool of addresses.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Its name.
+    pub name: Arc<str>,
+    /// Its name as a header value, for the response header.
+    pub header_value: HeaderValue,
+    /// Its addresses.
+    pub addresses: Vec<Arc<Address>>,
+    balance: Balance,
+    next: AtomicUsize,
+    health_check: Option<HealthCheck>,
+}
+
+/// One address of an upstream.
+#[derive(Debug)]
+pub struct Address {
+    /// `http`.
+    pub scheme: Scheme,
+    /// `host:port`.
+    pub authority: Authority,
+    /// Requests in flight (until the response body ends).
+    pub in_flight: AtomicUsize,
+    /// Result of the last health check (true until a check fails).
+    pub healthy: AtomicBool,
+}
+
+/// Holds one in-flight slot of an address until dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<Address>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Upstream {
+    /// Builds the pool of one upstream config.
+    pub fn new(config: &UpstreamConfig) -> Upstream {
+        let addresses = config
+            .addresses
+            .iter()
+            .map(|uri| {
+                Arc::new(Address {
+                    scheme: uri.scheme().cloned().unwrap_or(Scheme::HTTP),
+                    authority: uri
+                        .authority()
+                        .cloned()
+                        .unwrap_or_else(|| Authority::from_static("localhost")),
+                    in_flight: AtomicUsize::new(0),
+                    healthy: AtomicBool::new(true),
+                })
+            })
+            .collect();
+        Upstream {
+            name: config.name.as_str().into(),
+            header_value: HeaderValue::from_str(&config.name)
+                .unwrap_or_else(|_| HeaderValue::from_static("upstream")),
+            addresses,
+            balance: config.balance,
+            next: AtomicUsize::new(0),
+            health_check: config.health_check.clone(),
+        }
+    }
+
+    /// Picks an address for one request and takes an in-flight slot on it.
+    pub fn pick(&self) -> (Arc<Address>, InFlight) {
+        let address = if self.addresses.len() == 1 {
+            &self.addresses[0]
+        } else {
+            let any_healthy = self.addresses.iter().any(|a| a.healthy.load(Ordering::Relaxed));
+            let usable = |a: &&Arc<Address>| !any_healthy || a.healthy.load(Ordering::Relaxed);
+            match self.balance {
+                Balance::RoundRobin => {
+                    let start = self.next.fetch_add(1, Ordering::Relaxed);
+                    let n = self.addresses.len();
+                    (0..n)
+                        .map(|i| &self.addresses[(start + i) % n])
+                        .find(|a| usable(a))
+                        .unwrap_or(&self.addresses[start % n])
+                }
+                Balance::LeastConnections => {
+                    // Ties go round-robin so an idle pool still spreads load.
+                    let start = self.next.fetch_add(1, Ordering::Relaxed);
+                    let n = self.addresses.len();
+                    (0..n)
+                        .map(|i| &self.addresses[(start + i) % n])
+                        .filter(|a| usable(a))
+                        .min_by_key(|a| a.in_flight.load(Ordering::Relaxed))
+                        .unwrap_or(&self.addresses[0])
+                }
+            }
+        };
+        address.in_flight.fetch_add(1, Ordering::Relaxed);
+        (address.clone(), InFlight(address.clone()))
+    }
+}
+
+/// The client type used for upstream requests.
+pub type UpstreamClient<B> = Client<HttpConnector, B>;
+
+/// Builds the upstream client with the config's connect timeout.
+pub fn client<B>(config: &Config) -> UpstreamClient<B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(config.timeouts.connect));
+    connector.set_nodelay(true);
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .set_host(false)
+        .build(connector)
+}
+
+/// Starts the health-check tasks of `upstreams`; abort the handles to stop them.
+pub fn spawn_health_checks(upstreams: &[Arc<Upstream>], config: &Config) -> Vec<tokio::task::AbortHandle> {
+    let client: UpstreamClient<Empty<Bytes>> = client(config);
+    let mut handles = Vec::new();
+    for upstream in upstreams {
+        let Some(check) = upstream.health_check.clone() else {
+            continue;
+        };
+        for address in &upstream.addresses {
+            let client = client.clone();
+            let address = address.clone();
+            let check = check.clone();
+            let name = upstream.name.clone();
+            let task = tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(check.interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    let healthy = probe(&client, &address, &check).await;
+                    let was = address.healthy.swap(healthy, Ordering::Relaxed);
+                    if was != healthy {
+                        if healthy {
+                            tracing::info!(upstream = %name, address = %address.authority, "upstream address is healthy again");
+                        } else {
+                            tracing::warn!(upstream = %name, address = %address.authority, path = %check.path, "upstream address failed its health check");
+                        }
+                    }
+                }
+            });
+            handles.push(task.abort_handle());
+        }
+    }
+    handles
+}
+
+async fn probe(client: &UpstreamClient<Empty<Bytes>>, address: &Address, check: &HealthCheck) -> bool {
+    let Ok(uri) = Uri::builder()
+        .scheme(address.scheme.clone())
+        .authority(address.authority.clone())
+        .path_and_query(check.path.as_str())
+        .build()
+    else {
+        return false;
+    };
+    let Ok(host) = HeaderValue::from_str(address.authority.as_str()) else {
+        return false;
+    };
+    let Ok(request) = Request::get(uri)
+        .header(http::header::HOST, host)
+        .header(http::header::USER_AGENT, "fig-proxy-health-check")
+        .body(Empty::new())
+    else {
+        return false;
+    };
+    match tokio::time::timeout(check.timeout, client.request(request)).await {
+        Ok(Ok(response)) => response.status().is_success() || response.status().is_redirection(),
+        _ => false,
+    }
+}
