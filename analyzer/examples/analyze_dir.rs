@@ -1,7 +1,7 @@
 //! Runs the analyzer on a directory and prints a one-line summary (used by
 //! `scripts/robustness.sh` and for measuring peak memory with `/usr/bin/time -v`).
 //!
-//! Usage: `analyze_dir PATH [--details]`. Exit codes: 0 analysed, 2 not a workspace.
+//! Usage: `analyze_dir PATH [--details | --phases | --baseline]`. Exit codes: 0 analysed, 2 not a workspace.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,9 +13,18 @@ fn main() -> ExitCode {
         eprintln!("usage: analyze_dir PATH [--details]");
         return ExitCode::from(2);
     };
-    let details = args.next().is_some_and(|arg| arg == "--details");
+    let flag = args.next();
+    let details = flag.as_ref().is_some_and(|arg| arg == "--details");
+    let phases = flag.as_ref().is_some_and(|arg| arg == "--phases");
+    let baseline = flag.as_ref().is_some_and(|arg| arg == "--baseline");
     let start = Instant::now();
-    match analyzer::analyze(&path, &analyzer::Options::new()) {
+    let mut options = analyzer::Options::new();
+    if phases {
+        options.progress = Some(std::sync::Arc::new(move |phase| {
+            eprintln!("{:>6} ms  {phase:?}", start.elapsed().as_millis());
+        }));
+    }
+    match analyzer::analyze(&path, &options) {
         Ok(report) => {
             println!(
                 "ok modules={} edges={} cycles={} bidirectional={} cut={} suggestions={} skipped={} loc={} ms={}",
@@ -33,6 +42,31 @@ fn main() -> ExitCode {
                     .sum::<u64>(),
                 start.elapsed().as_millis()
             );
+            if baseline {
+                // What `analyze` is compared with: reading and parsing the same files, one thread.
+                let mut files: Vec<&std::path::Path> = report
+                    .modules
+                    .iter()
+                    .filter(|module| !module.inline)
+                    .map(|module| module.file.as_path())
+                    .collect();
+                files.sort();
+                files.dedup();
+                let start = Instant::now();
+                let mut lines = 0;
+                for file in &files {
+                    let Ok(text) = std::fs::read_to_string(file) else {
+                        continue;
+                    };
+                    lines += text.lines().count();
+                    let _ = syn::parse_file(&text);
+                }
+                println!(
+                    "baseline files={} lines={lines} ms={}",
+                    files.len(),
+                    start.elapsed().as_millis()
+                );
+            }
             if details {
                 for edge in &report.edges {
                     println!(

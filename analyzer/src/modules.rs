@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use proc_macro2::{Delimiter, LineColumn, TokenStream, TokenTree};
 use rayon::prelude::*;
-use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
 
 use crate::report::{Module, SkippedFile};
@@ -90,8 +89,6 @@ pub(crate) struct FnSig {
     pub(crate) output: String,
     /// ` where T: Clone` or empty.
     pub(crate) where_clause: String,
-    /// Paths of the types named in parameters and the return type (`Money`, `order::OrderId`).
-    pub(crate) type_paths: Vec<Box<str>>,
 }
 
 /// An item defined in a module.
@@ -429,6 +426,7 @@ fn extract_file(
                 in_macro: job.in_macro,
                 imported: rustc_hash::FxHashSet::default(),
                 any_glob: false,
+                name_buffer: String::new(),
             };
             extractor.prescan(&file.items);
             let scope = Scope {
@@ -538,6 +536,8 @@ struct Extractor<'a> {
     /// refer to one of them (or when the file has a glob import).
     imported: rustc_hash::FxHashSet<String>,
     any_glob: bool,
+    /// Reused for single names, to avoid an allocation per local variable.
+    name_buffer: String,
 }
 
 impl Extractor<'_> {
@@ -626,8 +626,7 @@ impl Extractor<'_> {
             if let syn::Item::Mod(item_mod) = item
                 && item_mod.content.is_some()
             {
-                let first = u32::try_from(item_mod.span().start().line).unwrap_or(0);
-                let last = u32::try_from(item_mod.span().end().line).unwrap_or(0);
+                let (first, last) = inline_lines(item_mod);
                 loc = loc.saturating_sub(self.count_lines(first, last));
             }
             self.item(item, scope);
@@ -688,7 +687,10 @@ impl Extractor<'_> {
                         .items
                         .iter()
                         .filter_map(|impl_item| match impl_item {
-                            syn::ImplItem::Fn(f) => Some(self.signature(&f.sig)),
+                            syn::ImplItem::Fn(f) => Some(self.signature(
+                                &f.sig,
+                                f.block.brace_token.span.open().byte_range().start,
+                            )),
                             _ => None,
                         })
                         .collect();
@@ -709,7 +711,9 @@ impl Extractor<'_> {
         };
         let is_pub = !matches!(vis, syn::Visibility::Inherited);
         let sig = match item {
-            syn::Item::Fn(f) => Some(self.signature(&f.sig)),
+            syn::Item::Fn(f) => {
+                Some(self.signature(&f.sig, f.block.brace_token.span.open().byte_range().start))
+            }
             _ => None,
         };
         let methods = match item {
@@ -717,7 +721,14 @@ impl Extractor<'_> {
                 .items
                 .iter()
                 .filter_map(|trait_item| match trait_item {
-                    syn::TraitItem::Fn(f) => Some(self.signature(&f.sig)),
+                    syn::TraitItem::Fn(f) => {
+                        let end = match (&f.default, &f.semi_token) {
+                            (Some(block), _) => block.brace_token.span.open().byte_range().start,
+                            (None, Some(semi)) => semi.span.byte_range().start,
+                            (None, None) => f.sig.paren_token.span.close().byte_range().end,
+                        };
+                        Some(self.signature(&f.sig, end))
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -775,8 +786,7 @@ impl Extractor<'_> {
                 };
                 let saved_test = self.test_only;
                 self.test_only = test_only;
-                let first = u32::try_from(item_mod.span().start().line).unwrap_or(0);
-                let last = u32::try_from(item_mod.span().end().line).unwrap_or(0);
+                let (first, last) = inline_lines(item_mod);
                 self.module_items(items, &child, (first, last));
                 self.test_only = saved_test;
             }
@@ -966,19 +976,25 @@ impl Extractor<'_> {
     }
 
     fn record_path(&mut self, path: &syn::Path) {
+        use std::fmt::Write as _;
         let Some(first) = path.segments.first() else {
             return;
         };
         let single = path.segments.len() == 1 && path.leading_colon.is_none();
         if single {
-            let name = first.ident.to_string();
-            if self.any_glob || self.imported.contains(&name) {
+            // Most single names are locals: check them against the imported names without
+            // allocating.
+            let mut name = std::mem::take(&mut self.name_buffer);
+            name.clear();
+            let _ = write!(name, "{}", first.ident);
+            if self.any_glob || self.imported.contains(name.as_str()) {
                 let ctx = self.ctx(first.ident.span());
                 self.facts().refs.push(PathRef {
-                    path: name.into_boxed_str(),
+                    path: name.as_str().into(),
                     ctx,
                 });
             }
+            self.name_buffer = name;
             return;
         }
         if first.ident == "Self" {
@@ -992,7 +1008,7 @@ impl Extractor<'_> {
             if index > 0 {
                 text.push_str("::");
             }
-            text.push_str(&segment.ident.to_string());
+            let _ = write!(text, "{}", segment.ident);
         }
         let ctx = self.ctx(first.ident.span());
         self.facts().refs.push(PathRef {
@@ -1056,13 +1072,10 @@ impl Extractor<'_> {
         flush(self, &mut segments, &mut leading);
     }
 
-    fn text(&self, span: proc_macro2::Span) -> String {
-        let range = span.byte_range();
-        let raw = self.source.get(range).unwrap_or("");
-        collapse_whitespace(raw)
-    }
-
-    fn signature(&self, sig: &syn::Signature) -> FnSig {
+    /// The signature's parts, sliced out of the source text by byte offsets. `end` is where the
+    /// signature stops (the body's `{` or the `;`). Slicing is much cheaper than turning syn
+    /// nodes back into tokens.
+    fn signature(&self, sig: &syn::Signature, end: usize) -> FnSig {
         let mut qualifiers = String::new();
         if sig.constness.is_some() {
             qualifiers.push_str("const ");
@@ -1073,23 +1086,24 @@ impl Extractor<'_> {
         if sig.unsafety.is_some() {
             qualifiers.push_str("unsafe ");
         }
+        let slice = |from: usize, to: usize| -> String {
+            collapse_whitespace(self.source.get(from..to.max(from)).unwrap_or(""))
+        };
         let generics = match (&sig.generics.lt_token, &sig.generics.gt_token) {
-            (Some(lt), Some(gt)) => match lt.span.join(gt.span) {
-                Some(span) => self.text(span),
-                None => String::new(),
-            },
+            (Some(lt), Some(gt)) => slice(lt.span.byte_range().start, gt.span.byte_range().end),
             _ => String::new(),
         };
+        let paren = &sig.paren_token.span;
+        let params_end = paren.close().byte_range().start;
+        let inside = slice(paren.open().byte_range().end, params_end);
+        let mut pieces = split_top_level(&inside);
         let mut receiver = None;
         let mut mut_receiver = false;
-        let mut params = Vec::new();
         let mut mut_params = false;
-        let mut type_paths = Vec::new();
         for input in &sig.inputs {
             match input {
                 syn::FnArg::Receiver(recv) => {
                     mut_receiver = recv.reference.is_some() && recv.mutability.is_some();
-                    receiver = Some(self.text(recv.span()));
                 }
                 syn::FnArg::Typed(typed) => {
                     if let syn::Type::Reference(reference) = &*typed.ty
@@ -1097,35 +1111,40 @@ impl Extractor<'_> {
                     {
                         mut_params = true;
                     }
-                    collect_type_paths(&typed.ty, &mut type_paths);
-                    params.push(self.text(typed.span()));
                 }
             }
         }
+        if matches!(sig.inputs.first(), Some(syn::FnArg::Receiver(_))) && !pieces.is_empty() {
+            receiver = Some(pieces.remove(0));
+        }
+        let after_params = paren.close().byte_range().end;
+        let where_start = sig
+            .generics
+            .where_clause
+            .as_ref()
+            .map(|clause| clause.where_token.span.byte_range().start);
         let output = match &sig.output {
             syn::ReturnType::Default => String::new(),
-            syn::ReturnType::Type(_, ty) => {
-                collect_type_paths(ty, &mut type_paths);
-                format!(" -> {}", self.text(ty.span()))
+            syn::ReturnType::Type(arrow, _) => {
+                let from = arrow.spans[1].byte_range().end;
+                format!(" -> {}", slice(from, where_start.unwrap_or(end)))
             }
         };
-        let where_clause = match &sig.generics.where_clause {
-            Some(clause) => format!(" {}", self.text(clause.span())),
+        let where_clause = match where_start {
+            Some(from) => format!(" {}", slice(from, end).trim_end_matches(',')),
             None => String::new(),
         };
-        type_paths.sort();
-        type_paths.dedup();
+        let _ = after_params;
         FnSig {
             name: sig.ident.to_string(),
             qualifiers,
             generics,
             receiver,
             mut_receiver,
-            params,
+            params: pieces,
             mut_params,
             output,
             where_clause,
-            type_paths,
         }
     }
 
@@ -1399,25 +1418,45 @@ fn last_type_segment(ty: &syn::Type) -> Option<String> {
     }
 }
 
-/// Collects the paths of the named types in a type (`Result<Receipt, payment::Error>` gives
-/// `Result`, `Receipt`, `payment::Error`).
-fn collect_type_paths(ty: &syn::Type, acc: &mut Vec<Box<str>>) {
-    struct Paths<'p>(&'p mut Vec<Box<str>>);
-    impl<'ast> Visit<'ast> for Paths<'_> {
-        fn visit_type_path(&mut self, type_path: &'ast syn::TypePath) {
-            if type_path.qself.is_none() {
-                let text: Vec<String> = type_path
-                    .path
-                    .segments
-                    .iter()
-                    .map(|segment| segment.ident.to_string())
-                    .collect();
-                if text.first().is_some_and(|first| first != "Self") {
-                    self.0.push(text.join("::").into_boxed_str());
+/// Splits a parameter list at its top-level commas (not those inside `<>`, `()`, `[]`, `{}`).
+fn split_top_level(text: &str) -> Vec<String> {
+    let mut res = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    let mut previous = ' ';
+    for (index, ch) in text.char_indices() {
+        match ch {
+            '<' | '(' | '[' | '{' => depth += 1,
+            // `->` inside `Fn(u8) -> u8` is not a closing angle bracket.
+            '>' if previous != '-' => depth -= 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                let piece = text[start..index].trim();
+                if !piece.is_empty() {
+                    res.push(piece.to_owned());
                 }
+                start = index + 1;
             }
-            visit::visit_type_path(self, type_path);
+            _ => {}
         }
+        previous = ch;
     }
-    Paths(acc).visit_type(ty);
+    let piece = text[start..].trim();
+    if !piece.is_empty() {
+        res.push(piece.to_owned());
+    }
+    res
+}
+
+/// First and last line of an inline module (`mod x { ... }`), without turning it into tokens.
+fn inline_lines(item_mod: &syn::ItemMod) -> (u32, u32) {
+    let first = item_mod.mod_token.span.start().line;
+    let last = match &item_mod.content {
+        Some((brace, _)) => brace.span.close().end().line,
+        None => first,
+    };
+    (
+        u32::try_from(first).unwrap_or(0),
+        u32::try_from(last).unwrap_or(0),
+    )
 }

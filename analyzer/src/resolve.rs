@@ -91,6 +91,8 @@ pub(crate) struct Resolver<'a> {
     roots: Vec<u32>,
     crate_scope: &'a CrateScope,
     memo: FxHashMap<(u32, &'a str, Want), Option<Res<'a>>>,
+    /// Every name that can resolve, built on first use by [`Resolver::intern`].
+    names: Option<FxHashSet<&'a str>>,
     /// (crate, type name) -> methods of inherent impls, with the module of the impl.
     pub(crate) inherent: FxHashMap<(&'a str, &'a str), Vec<(u32, &'a crate::modules::FnSig)>>,
 }
@@ -170,8 +172,40 @@ impl<'a> Resolver<'a> {
             roots,
             crate_scope,
             memo: FxHashMap::default(),
+            names: None,
             inherent,
         }
+    }
+
+    /// The `'a` copy of a name, when some module item, module, `use` binding or crate has that
+    /// name (any other name cannot resolve). For resolving paths that are not in the facts.
+    pub(crate) fn intern(&mut self, name: &str) -> Option<&'a str> {
+        match name {
+            "crate" => return Some("crate"),
+            "self" => return Some("self"),
+            "super" => return Some("super"),
+            "::" => return Some("::"),
+            _ => {}
+        }
+        let facts = self.facts;
+        let crate_scope = self.crate_scope;
+        let names = self.names.get_or_insert_with(|| {
+            let mut names: FxHashSet<&'a str> = FxHashSet::default();
+            for module in facts {
+                names.insert(module.name.as_str());
+                names.extend(module.items.iter().map(|item| item.name.as_str()));
+                for use_decl in &module.uses {
+                    if let Binding::Name(name) = &use_decl.binding {
+                        names.insert(name.as_str());
+                    }
+                }
+            }
+            for extern_names in &crate_scope.extern_names {
+                names.extend(extern_names.keys().map(String::as_str));
+            }
+            names
+        });
+        names.get(name).copied()
     }
 
     pub(crate) fn parent(&self, module: u32) -> Option<u32> {

@@ -162,8 +162,14 @@ fn suggest_one(resolver: &mut Resolver<'_>, from: u32, to: u32, edge: Option<&Ed
 
     // Types of `to` (or its descendants) named in the chosen signatures move too.
     for (module, sig) in &method_sigs {
-        for type_path in &sig.type_paths {
-            let segments = split_path(type_path);
+        for type_path in signature_type_paths(sig) {
+            let Some(segments) = split_path(&type_path)
+                .into_iter()
+                .map(|segment| resolver.intern(segment))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
             if let Some((Res::Item(found_module, item), rest)) =
                 resolver.resolve_path(*module, &segments, false, 0)
                 && rest.is_empty()
@@ -407,4 +413,43 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
     }
     let _ = input.to_crate;
     res
+}
+
+/// Paths of the types named in a signature's parameters and return type (`Money`,
+/// `order::OrderId`), found by parsing the signature text again.
+fn signature_type_paths(sig: &FnSig) -> Vec<String> {
+    use syn::visit::Visit;
+    struct Paths(Vec<String>);
+    impl<'ast> Visit<'ast> for Paths {
+        fn visit_type_path(&mut self, type_path: &'ast syn::TypePath) {
+            if type_path.qself.is_none() {
+                let segments: Vec<String> = type_path
+                    .path
+                    .segments
+                    .iter()
+                    .map(|segment| segment.ident.to_string())
+                    .collect();
+                if segments.first().is_some_and(|first| first != "Self") {
+                    self.0.push(segments.join("::"));
+                }
+            }
+            syn::visit::visit_type_path(self, type_path);
+        }
+    }
+    let Ok(item) = syn::parse_str::<syn::TraitItemFn>(&format!("{};", render_signature(sig)))
+    else {
+        return Vec::new();
+    };
+    let mut paths = Paths(Vec::new());
+    for input in &item.sig.inputs {
+        if let syn::FnArg::Typed(typed) = input {
+            paths.visit_type(&typed.ty);
+        }
+    }
+    if let syn::ReturnType::Type(_, ty) = &item.sig.output {
+        paths.visit_type(ty);
+    }
+    paths.0.sort();
+    paths.0.dedup();
+    paths.0
 }
