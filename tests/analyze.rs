@@ -1,1 +1,642 @@
-//! End-to-end tests: see tests/main.rs.
+//! `fig analyze`, `fig suggest` and `fig check` run as a user runs them, on `examples/shop` and on
+//! tiny workspaces in `tests/fixtures/analyze/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use analyzer::report::{
+    Access, Bidirectional, CandidateService, CrateEdge, CrateInfo, CutEdge, Cycle, Edge, EdgeScope,
+    Hierarchy, Location, Method, Metrics, Module, Report, ServiceEdge, SkippedFile, Suggestion,
+    Target, UnitMetrics, Usage,
+};
+
+use crate::support::{copy_dir, fig, run_for_snapshot, workspace_root};
+
+fn shop() -> PathBuf {
+    workspace_root().join("examples/shop")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    workspace_root().join("tests/fixtures/analyze").join(name)
+}
+
+/// A copy of a fixture workspace in a fresh temporary directory, so tests never write into the
+/// repository (cargo may leave a `Cargo.lock`, a test may edit a file).
+fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let temp = tempfile::tempdir().expect("create a temporary directory");
+    let root = temp.path().join(name);
+    copy_dir(&fixture(name), &root);
+    (temp, root)
+}
+
+/// `fig <args>` with colour off, as its output is a pipe anyway.
+fn fig_in(args: &[&str]) -> Command {
+    let mut command = fig();
+    command
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("CLICOLOR_FORCE");
+    command
+}
+
+/// Runs `fig` and renders the run for a snapshot, with `root` shown as `[WORKSPACE]`.
+#[track_caller]
+fn run(args: &[&str], root: &Path) -> String {
+    // fig reports canonical paths; a temporary directory may sit behind a symlink.
+    let canonical = std::fs::canonicalize(root).map_or_else(
+        |_| root.display().to_string(),
+        |path| path.display().to_string(),
+    );
+    let root = root.display().to_string();
+    run_for_snapshot(
+        &mut fig_in(args),
+        &[
+            (canonical.as_str(), "[WORKSPACE]"),
+            (root.as_str(), "[WORKSPACE]"),
+        ],
+    )
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+#[test]
+fn analyze_shop_text() {
+    let shop = shop();
+    insta::assert_snapshot!(run(&["analyze", path_str(&shop)], &shop));
+}
+
+#[test]
+fn analyze_shop_json() {
+    let shop = shop();
+    let snapshot = run(&["analyze", path_str(&shop), "--format", "json"], &shop);
+    insta::assert_snapshot!(snapshot);
+}
+
+#[test]
+fn analyze_json_keeps_the_documented_contract() {
+    let output = fig_in(&["analyze", path_str(&shop()), "--format", "json"])
+        .output()
+        .expect("run fig");
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(json["schema_version"], 1);
+    for key in [
+        "workspace_root",
+        "crates",
+        "modules",
+        "edges",
+        "cycles",
+        "bidirectional",
+        "cut",
+        "suggestions",
+        "metrics",
+        "skipped_files",
+        "services",
+        "crate_edges",
+        "elementary_cycles",
+    ] {
+        assert!(json.get(key).is_some(), "missing top-level key `{key}`");
+    }
+    let edge = &json["edges"][0];
+    for key in ["from", "to", "weight", "items", "kind", "locations"] {
+        assert!(edge.get(key).is_some(), "edges lack `{key}`: {edge}");
+    }
+    let suggestion = &json["suggestions"][0];
+    assert_eq!(suggestion["kind"], "extract-interface");
+    for key in ["from", "to", "trait_name", "methods"] {
+        assert!(suggestion.get(key).is_some(), "suggestions lack `{key}`");
+    }
+}
+
+#[test]
+fn analyze_shop_dot_and_mermaid_mark_cycle_edges() {
+    let shop = shop();
+    let dot = run(&["analyze", path_str(&shop), "--format", "dot"], &shop);
+    assert!(dot.starts_with("exit_code: 0\n"), "{dot}");
+    assert!(dot.contains("subgraph cluster_0"), "{dot}");
+    assert!(
+        dot.contains(r#""shop::payment" -> "shop::order" [label="#),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("style=dashed"),
+        "the cut edges are dashed: {dot}"
+    );
+    let mermaid = run(&["analyze", path_str(&shop), "--format", "mermaid"], &shop);
+    assert!(mermaid.contains("flowchart TD"), "{mermaid}");
+    assert!(
+        mermaid.contains("linkStyle"),
+        "cycle edges are styled: {mermaid}"
+    );
+}
+
+#[test]
+fn analyze_shop_html_has_the_graph_and_the_cycle() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let out = temp.path().join("report.html");
+    let written = fig_in(&[
+        "analyze",
+        path_str(&shop()),
+        "--format",
+        "html",
+        "-o",
+        path_str(&out),
+    ])
+    .output()
+    .expect("run fig");
+    assert!(written.status.success(), "{written:?}");
+    let html = std::fs::read_to_string(&out).expect("the report was written");
+    assert!(html.contains("<svg"), "the graph is inline SVG");
+    assert!(
+        html.contains(r#"class="edge cyc""#),
+        "cycle edges are drawn red"
+    );
+    assert!(
+        html.contains(r#"class="dsm""#),
+        "there is a dependency matrix"
+    );
+    assert!(html.contains("shop::order") && html.contains("shop::payment"));
+    assert!(!html.contains("<script"), "no JavaScript");
+    assert!(
+        !html.contains("<link") && !html.contains("src=\"http"),
+        "no external resources"
+    );
+}
+
+#[test]
+fn html_report_of_a_fixture() {
+    let html = templates::render_html(
+        &fixture_report(),
+        &templates::Meta {
+            tool: "fig [VERSION]".to_owned(),
+        },
+    )
+    .expect("the template renders");
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn analyze_lists_unparsable_files_and_succeeds() {
+    let (_temp, root) = fixture_copy("broken");
+    insta::assert_snapshot!(run(
+        &["analyze", path_str(&root), "--format", "json"],
+        &root
+    ));
+}
+
+#[test]
+fn analyze_a_directory_that_is_not_a_workspace() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let root = temp.path().to_path_buf();
+    insta::assert_snapshot!(run(&["analyze", path_str(&root)], &root));
+}
+
+#[test]
+fn analyze_a_path_that_does_not_exist() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let missing = temp.path().join("nowhere");
+    insta::assert_snapshot!(run(&["analyze", path_str(&missing)], temp.path()));
+}
+
+#[test]
+fn suggest_shop_text() {
+    let shop = shop();
+    insta::assert_snapshot!(run(&["suggest", path_str(&shop)], &shop));
+}
+
+/// The generated trait code compiles: `cargo check --offline` on what `--emit` wrote.
+#[test]
+fn suggest_emit_compiles() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let out = temp.path().join("emitted");
+    let emitted = fig_in(&["suggest", path_str(&shop()), "--emit", path_str(&out)])
+        .output()
+        .expect("run fig");
+    assert!(emitted.status.success(), "{emitted:?}");
+    let plan = std::fs::read_to_string(out.join("PLAN.md")).expect("PLAN.md was written");
+    assert!(plan.contains("## 1."), "{plan}");
+    let crates: Vec<String> = std::fs::read_dir(&out)
+        .expect("read the emitted directory")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("src/lib.rs").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!crates.is_empty(), "one crate per suggestion");
+    let check = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["check", "--offline", "--quiet"])
+        .current_dir(&out)
+        .env("CARGO_TARGET_DIR", temp.path().join("target"))
+        .output()
+        .expect("run cargo check");
+    assert!(
+        check.status.success(),
+        "the emitted code does not compile:\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("fig.toml");
+    std::fs::write(&path, text).expect("write fig.toml");
+    path
+}
+
+#[test]
+fn check_forbidden_dependency_lists_its_locations() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let config = write_config(
+        temp.path(),
+        r#"
+[check]
+[[check.forbid]]
+from = "shop::display::**"
+to = "shop::order::**"
+reason = "pages render what the HTTP layer hands them"
+"#,
+    );
+    let shop = shop();
+    insta::assert_snapshot!(run(
+        &["check", path_str(&shop), "--config", path_str(&config)],
+        &shop
+    ));
+}
+
+#[test]
+fn check_clean_config_passes() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let config = write_config(
+        temp.path(),
+        r#"
+[check]
+max_cycles = 10
+[[check.forbid]]
+from = "shop::money"
+to = "shop::http::**"
+reason = "money is a value type"
+"#,
+    );
+    let shop = shop();
+    insta::assert_snapshot!(run(
+        &["check", path_str(&shop), "--config", path_str(&config)],
+        &shop
+    ));
+}
+
+#[test]
+fn check_cycle_limit() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let config = write_config(temp.path(), "[check]\nmax_cycles = 0\n");
+    let shop = shop();
+    let output = run(
+        &[
+            "check",
+            path_str(&shop),
+            "--config",
+            path_str(&config),
+            "--format",
+            "json",
+        ],
+        &shop,
+    );
+    assert!(output.starts_with("exit_code: 1\n"), "{output}");
+    assert!(output.contains(r#""code": "cycle-limit""#), "{output}");
+    assert!(output.contains(r#""code": "module-cycle""#), "{output}");
+}
+
+#[test]
+fn check_bad_config_says_where() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let config = write_config(
+        temp.path(),
+        r#"[check]
+max_cycles = 2
+
+[[check.forbid]]
+from = "shop::display::**"
+to = "shop/order"
+
+[[check.layer]]
+name = "web"
+modules = []
+"#,
+    );
+    let shop = shop();
+    let dir = temp.path().display().to_string();
+    insta::assert_snapshot!(run_for_snapshot(
+        &mut fig_in(&["check", path_str(&shop), "--config", path_str(&config)]),
+        &[(dir.as_str(), "[TEMP_DIR]")],
+    ));
+}
+
+#[test]
+fn check_config_typo_says_where() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let config = write_config(temp.path(), "[check]\nmax_cylces = 2\n");
+    let dir = temp.path().display().to_string();
+    insta::assert_snapshot!(run_for_snapshot(
+        &mut fig_in(&["check", path_str(&shop()), "--config", path_str(&config)]),
+        &[(dir.as_str(), "[TEMP_DIR]")],
+    ));
+}
+
+#[test]
+fn check_against_a_fresh_baseline_passes() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let baseline = temp.path().join("baseline.json");
+    let shop = shop();
+    let written = fig_in(&[
+        "check",
+        path_str(&shop),
+        "--write-baseline",
+        path_str(&baseline),
+    ])
+    .output()
+    .expect("run fig");
+    assert!(written.status.success(), "{written:?}");
+    let text = std::fs::read_to_string(&baseline).expect("the baseline was written");
+    assert!(
+        !text.contains("\"line\""),
+        "no line numbers in a baseline: {text}"
+    );
+    assert!(text.contains("shop::payment"), "{text}");
+    let config = write_config(temp.path(), "[check]\nno_new_cycles = true\n");
+    let dir = temp.path().display().to_string();
+    insta::assert_snapshot!(run_for_snapshot(
+        &mut fig_in(&[
+            "check",
+            path_str(&shop),
+            "--config",
+            path_str(&config),
+            "--baseline",
+            path_str(&baseline),
+        ]),
+        &[(dir.as_str(), "[TEMP_DIR]")],
+    ));
+}
+
+/// Write a baseline, add a cycle, check again: the new cycle fails the check and points at the
+/// line that closed it.
+#[test]
+fn check_finds_a_new_cycle() {
+    let (temp, root) = fixture_copy("layers");
+    let baseline = temp.path().join("baseline.json");
+    let written = fig_in(&[
+        "check",
+        path_str(&root),
+        "--write-baseline",
+        path_str(&baseline),
+    ])
+    .output()
+    .expect("run fig");
+    assert!(written.status.success(), "{written:?}");
+    let store = root.join("src/store.rs");
+    let mut source = std::fs::read_to_string(&store).expect("read store.rs");
+    source.push_str(
+        "\n/// Audits an order: the store now knows the domain, a new cycle.\npub fn audit(order: &crate::domain::Order) -> u64 {\n    order.id\n}\n",
+    );
+    std::fs::write(&store, source).expect("write store.rs");
+    insta::assert_snapshot!(run(
+        &["check", path_str(&root), "--baseline", path_str(&baseline)],
+        &root
+    ));
+}
+
+#[test]
+fn check_layers() {
+    let (temp, root) = fixture_copy("layers");
+    // Upside down on purpose: `store` on top may not be used by `domain` below it.
+    let config = write_config(
+        temp.path(),
+        r#"
+[check]
+[[check.layer]]
+name = "storage"
+modules = ["layers::store"]
+
+[[check.layer]]
+name = "logic"
+modules = ["layers::domain", "layers::api"]
+"#,
+    );
+    let output = run(
+        &["check", path_str(&root), "--config", path_str(&config)],
+        &root,
+    );
+    assert!(output.starts_with("exit_code: 1\n"), "{output}");
+    assert!(output.contains("error[layer-violation]"), "{output}");
+    assert!(output.contains("--> src/domain.rs:3:"), "{output}");
+}
+
+#[test]
+fn check_a_directory_that_is_not_a_workspace() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let output = fig_in(&["check", path_str(temp.path())])
+        .output()
+        .expect("run fig");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not a Cargo workspace or package"),
+        "{stderr}"
+    );
+}
+
+/// A small report in the shape of the shop's: order and payment depend on each other.
+fn fixture_report() -> Report {
+    let root = PathBuf::from("/fixture/shop");
+    let file = |name: &str| root.join("src").join(name);
+    let location = |name: &str, line| Location {
+        file: file(name),
+        line,
+        column: 5,
+    };
+    let module = |id: &str, parent: Option<&str>, name: &str, lines, n_traits, n_types| Module {
+        id: id.to_owned(),
+        krate: "shop".to_owned(),
+        parent: parent.map(str::to_owned),
+        file: file(name),
+        line: 1,
+        lines_of_code: lines,
+        inline: false,
+        cfg: None,
+        test_only: false,
+        in_macro: false,
+        n_traits,
+        n_types,
+    };
+    let edge = |from: &str, to: &str, weight, items: &[&str], at: Location| Edge {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        weight,
+        items: items.iter().map(|item| (*item).to_owned()).collect(),
+        hierarchy: Hierarchy::Cross,
+        usage: Usage::Code,
+        test_only: false,
+        locations: vec![at],
+    };
+    let metrics = |id: &str, fan_in, fan_out, abstractness: f64, lines| {
+        let instability = if fan_in + fan_out == 0 {
+            0.0
+        } else {
+            f64::from(fan_out) / f64::from(fan_in + fan_out)
+        };
+        UnitMetrics {
+            id: id.to_owned(),
+            fan_in,
+            fan_out,
+            instability,
+            abstractness,
+            distance: (abstractness + instability - 1.0).abs(),
+            lines_of_code: lines,
+        }
+    };
+    Report {
+        workspace_root: root.clone(),
+        scope: EdgeScope {
+            include_hierarchical: false,
+            include_test_only: false,
+        },
+        crates: vec![CrateInfo {
+            name: "shop".to_owned(),
+            package: "shop".to_owned(),
+            version: "0.1.0".to_owned(),
+            manifest_path: root.join("Cargo.toml"),
+            targets: vec![Target {
+                kind: "lib".to_owned(),
+                name: "shop".to_owned(),
+                root: file("lib.rs"),
+            }],
+            depends_on: Vec::new(),
+        }],
+        modules: vec![
+            module("shop", None, "lib.rs", 4, 0, 0),
+            module("shop::money", Some("shop"), "money.rs", 30, 0, 1),
+            module("shop::order", Some("shop"), "order.rs", 80, 0, 3),
+            module("shop::payment", Some("shop"), "payment.rs", 60, 1, 3),
+        ],
+        edges: vec![
+            edge(
+                "shop::order",
+                "shop::money",
+                3,
+                &["Money"],
+                location("order.rs", 2),
+            ),
+            edge(
+                "shop::order",
+                "shop::payment",
+                4,
+                &["PaymentService", "PaymentService::charge"],
+                location("order.rs", 3),
+            ),
+            edge(
+                "shop::payment",
+                "shop::money",
+                2,
+                &["Money"],
+                location("payment.rs", 2),
+            ),
+            edge(
+                "shop::payment",
+                "shop::order",
+                2,
+                &["OrderId", "OrderRepository::find"],
+                location("payment.rs", 3),
+            ),
+        ],
+        crate_edges: Vec::<CrateEdge>::new(),
+        cycles: vec![Cycle {
+            members: vec!["shop::order".to_owned(), "shop::payment".to_owned()],
+            weight: 6,
+        }],
+        crate_cycles: Vec::new(),
+        elementary_cycles: vec![vec!["shop::order".to_owned(), "shop::payment".to_owned()]],
+        elementary_cycles_truncated: false,
+        bidirectional: vec![Bidirectional {
+            a: "shop::order".to_owned(),
+            b: "shop::payment".to_owned(),
+            a_to_b_weight: 4,
+            b_to_a_weight: 2,
+            a_to_b_items: vec![
+                "PaymentService".to_owned(),
+                "PaymentService::charge".to_owned(),
+            ],
+            b_to_a_items: vec!["OrderId".to_owned(), "OrderRepository::find".to_owned()],
+        }],
+        cut: vec![CutEdge {
+            from: "shop::payment".to_owned(),
+            to: "shop::order".to_owned(),
+            weight: 2,
+        }],
+        cut_exact: true,
+        suggestions: vec![Suggestion {
+            kind: "extract-interface".to_owned(),
+            from: "shop::payment".to_owned(),
+            to: "shop::order".to_owned(),
+            trait_name: "OrderLookup".to_owned(),
+            trait_home: "shop::ports::order".to_owned(),
+            implemented_by: "shop::order".to_owned(),
+            methods: vec![
+                Method {
+                    name: "find".to_owned(),
+                    signature: "fn find(&self, id: crate::order::OrderId) -> Option<Order>"
+                        .to_owned(),
+                    source: "shop::order::OrderRepository::find".to_owned(),
+                    class: Access::Query,
+                    event: None,
+                },
+                Method {
+                    name: "mark_paid".to_owned(),
+                    signature: "fn mark_paid(&mut self, id: OrderId) -> Result<(), OrderError>"
+                        .to_owned(),
+                    source: "shop::order::OrderRepository::mark_paid".to_owned(),
+                    class: Access::Command,
+                    event: Some("OrderPaid".to_owned()),
+                },
+            ],
+            moved_items: vec!["OrderId".to_owned()],
+            steps: vec![
+                "Create the module `shop::ports::order`.".to_owned(),
+                "Implement `OrderLookup` for `OrderRepository`.".to_owned(),
+            ],
+        }],
+        metrics: Metrics {
+            modules: vec![
+                metrics("shop::money", 2, 0, 0.0, 30),
+                metrics("shop::order", 1, 2, 0.0, 80),
+                metrics("shop::payment", 1, 2, 0.33, 60),
+            ],
+            crates: vec![metrics("shop", 0, 0, 0.14, 174)],
+        },
+        services: vec![
+            CandidateService {
+                name: "order".to_owned(),
+                modules: vec!["shop::money".to_owned(), "shop::order".to_owned()],
+                internal_weight: 3,
+                external_weight: 6,
+            },
+            CandidateService {
+                name: "payment".to_owned(),
+                modules: vec!["shop::payment".to_owned()],
+                internal_weight: 0,
+                external_weight: 8,
+            },
+        ],
+        service_edges: vec![ServiceEdge {
+            from_service: "payment".to_owned(),
+            to_service: "order".to_owned(),
+            from: "shop::payment".to_owned(),
+            to: "shop::order".to_owned(),
+            weight: 2,
+            items: vec!["OrderId".to_owned()],
+        }],
+        skipped_files: vec![SkippedFile {
+            path: file("legacy.rs"),
+            line: Some(7),
+            column: Some(1),
+            error: "expected `;`".to_owned(),
+        }],
+    }
+}

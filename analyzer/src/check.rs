@@ -340,11 +340,10 @@ pub fn check(report: &Report, rules: &Rules, baseline: Option<&Baseline>) -> Vec
                 acc.push(Finding {
                     code: Code::ForbiddenDependency,
                     message: format!(
-                        "`{}` depends on `{}` ({}), which `{}` may not use: forbidden by `{}` -> `{}`{}",
+                        "`{}` depends on `{}` ({}): forbidden by `{}` -> `{}`{}",
                         edge.from,
                         edge.to,
                         items(&edge.items),
-                        rule.from,
                         rule.from,
                         rule.to,
                         reason(rule.reason.as_deref())

@@ -92,8 +92,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         None => {
+            let what = if args.baseline.is_some() || args.write_baseline.is_some() {
+                "only the baseline comparison runs"
+            } else {
+                "there is nothing to check"
+            };
             eprintln!(
-                "note: no fig.toml found; checking only against a baseline, if given (see docs/guide/architect.md)"
+                "note: no fig.toml found and no --config given: {what} (see docs/guide/architect.md)"
             );
             Config::empty()
         }

@@ -128,6 +128,18 @@ pub fn trait_code(
             Err(err) => left_out.push((method.signature.clone(), err.to_string())),
         }
     }
+    // Types used across the edge move to the trait's home: they get a placeholder too, even
+    // when no signature names them. Other items (functions, constants) are listed in the docs.
+    for item in &suggestion.moved_items {
+        let name = last_segment(item);
+        if name.chars().next().is_some_and(|ch| ch.is_ascii_uppercase())
+            && name.chars().any(|ch| ch.is_ascii_lowercase())
+            && !collector.traits.contains_key(name)
+            && !KNOWN_TYPES.contains(&name)
+        {
+            record(&mut collector.types, name.to_owned(), (0, 0));
+        }
+    }
     let placeholder_types = collector
         .types
         .iter()
@@ -161,7 +173,7 @@ pub fn trait_code(
     // Printing through prettyplease formats the tokens `quote` spaced out; if the text somehow does
     // not parse, the raw text is still more useful than nothing, and `cargo check` will say why.
     let source = match syn::parse_file(&raw) {
-        Ok(file) => prettyplease::unparse(&file),
+        Ok(file) => separate_items(&prettyplease::unparse(&file)),
         Err(_) => raw,
     };
     Ok(TraitCode {
@@ -169,6 +181,30 @@ pub fn trait_code(
         source,
         left_out,
     })
+}
+
+/// Puts a blank line between top-level items, which prettyplease prints back to back.
+fn separate_items(source: &str) -> String {
+    let mut res = String::with_capacity(source.len() + 64);
+    let mut previous: Option<&str> = None;
+    for line in source.lines() {
+        let starts_item = !line.starts_with(' ')
+            && !line.is_empty()
+            && !line.starts_with('}')
+            && !line.starts_with("//!");
+        if let Some(previous) = previous
+            && starts_item
+            && !previous.is_empty()
+            && !previous.starts_with("///")
+            && !previous.starts_with("#[")
+        {
+            res.push('\n');
+        }
+        res.push_str(line);
+        res.push('\n');
+        previous = Some(line);
+    }
+    res
 }
 
 /// `PaymentPort` -> `payment-port`.
@@ -264,11 +300,18 @@ impl Placeholder {
                 .collect();
             format!("(core::marker::PhantomData<({},)>)", used.join(", "))
         };
+        // Moved items are named as `to` sees them: a full path, or a name defined in `to`.
         let origin = suggestion
             .moved_items
             .iter()
-            .find(|item| last_segment(item) == name && item.contains("::"))
-            .cloned();
+            .find(|item| last_segment(item) == name)
+            .map(|item| {
+                if item.contains("::") {
+                    item.clone()
+                } else {
+                    format!("{}::{item}", suggestion.to)
+                }
+            });
         Placeholder {
             name: name.to_owned(),
             generics,
