@@ -224,10 +224,100 @@ fn suggest_emit_compiles() {
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
     assert!(!crates.is_empty(), "one crate per suggestion");
+    cargo_check(&out, temp.path());
+}
+
+/// Signatures as real code has them (paths into the crate, a `Result<T>` alias, borrowed
+/// lifetimes from the impl, `const fn`, generics, third-party types) still give code that compiles.
+#[test]
+fn emitted_code_compiles_for_awkward_signatures() {
+    let mut report = fixture_report();
+    let method = |name: &str, signature: &str, class| Method {
+        name: name.to_owned(),
+        signature: signature.to_owned(),
+        source: format!("shop::order::OrderRepository::{name}"),
+        class,
+        event: None,
+    };
+    let mut awkward = report.suggestions[0].clone();
+    awkward.methods = vec![
+        method(
+            "find",
+            "fn find(&self, id: crate::order::OrderId) -> Option<&'a Order>",
+            Access::Query,
+        ),
+        method(
+            "fee",
+            "const fn fee(&self) -> super::money::Money",
+            Access::Query,
+        ),
+        method("all", "fn all(&self) -> Result<Vec<Order>>", Access::Query),
+        method(
+            "each",
+            "fn each<F: FnMut(&Order)>(&self, visit: F)",
+            Access::Query,
+        ),
+        method(
+            "store",
+            "fn store<S: Storage<Order>>(&mut self, storage: &mut S) -> Result<(), super::Error>",
+            Access::Command,
+        ),
+        method(
+            "by_ids",
+            "fn by_ids(&self, ids: &[OrderId]) -> std::collections::HashMap<OrderId, Order>",
+            Access::Query,
+        ),
+        method(
+            "stream",
+            "fn stream(&self) -> impl Iterator<Item = Order> + '_",
+            Access::Query,
+        ),
+        method(
+            "fetch",
+            "async fn fetch(&self, id: OrderId) -> Option<Order>",
+            Access::Query,
+        ),
+        method(
+            "filter",
+            "fn filter(&self) -> Box<dyn Fn(&Order) -> bool + Send>",
+            Access::Query,
+        ),
+        method(
+            "since",
+            "fn since(&self, at: chrono::DateTime<chrono::Utc>) -> Vec<Order>",
+            Access::Query,
+        ),
+        method("broken", "fn broken(&self, ->", Access::Query),
+    ];
+    // The same trait name twice: the second crate gets another package name.
+    report.suggestions.push(awkward.clone());
+    report.suggestions.push(awkward);
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let out = temp.path().join("emitted");
+    for file in templates::emit(&report, "fig [VERSION]").expect("the templates render") {
+        let path = out.join(&file.path);
+        std::fs::create_dir_all(path.parent().expect("files sit in a directory")).expect("mkdir");
+        std::fs::write(&path, file.contents).expect("write an emitted file");
+    }
+    let lib = std::fs::read_to_string(out.join("order-lookup-2/src/lib.rs")).expect("second crate");
+    assert!(lib.contains("pub struct DateTime<T0>"), "{lib}");
+    assert!(lib.contains("pub trait Storage<T0> {}"), "{lib}");
+    assert!(
+        lib.contains("did not parse"),
+        "the broken signature is reported: {lib}"
+    );
+    let plan = std::fs::read_to_string(out.join("PLAN.md")).expect("PLAN.md");
+    assert!(plan.contains("fn broken(&self, ->"), "{plan}");
+    cargo_check(&out, temp.path());
+}
+
+/// `cargo check --offline` in `dir`, with its own target directory under `scratch`.
+#[track_caller]
+fn cargo_check(dir: &Path, scratch: &Path) {
     let check = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
         .args(["check", "--offline", "--quiet"])
-        .current_dir(&out)
-        .env("CARGO_TARGET_DIR", temp.path().join("target"))
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", scratch.join("target"))
         .output()
         .expect("run cargo check");
     assert!(

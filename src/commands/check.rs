@@ -165,8 +165,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn read_baseline(path: &Path) -> anyhow::Result<Baseline> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading baseline `{}`", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading baseline `{}` (write one with `fig check --write-baseline {}`)",
+            path.display(),
+            path.display()
+        )
+    })?;
     let json: BaselineJson = serde_json::from_str(&text)
         .with_context(|| format!("`{}` is not a fig baseline", path.display()))?;
     if json.schema_version != output::SCHEMA_VERSION {

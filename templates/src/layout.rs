@@ -79,6 +79,7 @@ const GAP_Y: f64 = 72.0;
 const MARGIN: f64 = 20.0;
 const DUMMY_WIDTH: f64 = 8.0;
 const SWEEPS: usize = 12;
+const PAIR_OFFSET: f64 = 6.0;
 
 /// Lays out a directed graph; edges point from a dependent down to its dependency.
 ///
@@ -236,6 +237,22 @@ pub fn layout(nodes: &[NodeIn], edges: &[EdgeIn]) -> Layout {
         });
     }
     placed_edges.sort_by_key(|edge| edge.index);
+    // Two modules that depend on each other would get two arrows on the same line: move them
+    // apart sideways, each to its own side.
+    let pairs: std::collections::BTreeSet<(usize, usize)> = placed_edges
+        .iter()
+        .map(|placed| (edges[placed.index].from, edges[placed.index].to))
+        .collect();
+    for placed in &mut placed_edges {
+        let edge = &edges[placed.index];
+        if pairs.contains(&(edge.to, edge.from)) {
+            let shift = if edge.from < edge.to { -PAIR_OFFSET } else { PAIR_OFFSET };
+            for point in &mut placed.points {
+                point.0 += shift;
+            }
+            placed.label_at = label_point(&placed.points);
+        }
+    }
 
     let order = layers
         .iter()
@@ -466,6 +483,16 @@ mod tests {
         // member -> display starts at member (bottom) and ends at display (top).
         let points = &res.edges[2].points;
         assert!(points[0].1 > points[points.len() - 1].1, "{points:?}");
+    }
+
+    #[test]
+    fn two_way_pairs_get_two_separate_arrows() {
+        let nodes = vec![node("order"), node("payment")];
+        let edges = vec![edge(0, 1, false), edge(1, 0, true)];
+        let res = layout(&nodes, &edges);
+        let there = &res.edges[0].points;
+        let back = &res.edges[1].points;
+        assert!((there[0].0 - back[back.len() - 1].0).abs() > 1.0, "{there:?} {back:?}");
     }
 
     #[test]
