@@ -132,7 +132,10 @@ pub fn trait_code(
     // when no signature names them. Other items (functions, constants) are listed in the docs.
     for item in &suggestion.moved_items {
         let name = last_segment(item);
-        if name.chars().next().is_some_and(|ch| ch.is_ascii_uppercase())
+        if name
+            .chars()
+            .next()
+            .is_some_and(|ch| ch.is_ascii_uppercase())
             && name.chars().any(|ch| ch.is_ascii_lowercase())
             && !collector.traits.contains_key(name)
             && !KNOWN_TYPES.contains(&name)

@@ -246,7 +246,11 @@ pub fn layout(nodes: &[NodeIn], edges: &[EdgeIn]) -> Layout {
     for placed in &mut placed_edges {
         let edge = &edges[placed.index];
         if pairs.contains(&(edge.to, edge.from)) {
-            let shift = if edge.from < edge.to { -PAIR_OFFSET } else { PAIR_OFFSET };
+            let shift = if edge.from < edge.to {
+                -PAIR_OFFSET
+            } else {
+                PAIR_OFFSET
+            };
             for point in &mut placed.points {
                 point.0 += shift;
             }
@@ -492,7 +496,10 @@ mod tests {
         let res = layout(&nodes, &edges);
         let there = &res.edges[0].points;
         let back = &res.edges[1].points;
-        assert!((there[0].0 - back[back.len() - 1].0).abs() > 1.0, "{there:?} {back:?}");
+        assert!(
+            (there[0].0 - back[back.len() - 1].0).abs() > 1.0,
+            "{there:?} {back:?}"
+        );
     }
 
     #[test]
@@ -522,5 +529,71 @@ mod tests {
         let res = layout(&[], &[]);
         assert!(res.nodes.is_empty());
         assert!(res.width > 0.0 && res.height > 0.0);
+    }
+
+    proptest::proptest! {
+        /// Any graph, cycles and self-loops included, is laid out: every node once, inside the
+        /// picture, no two boxes of a layer overlapping, and every edge drawn from its source's
+        /// box to its target's box.
+        #[test]
+        fn any_graph_gets_a_sound_layout(
+            n_nodes in 1usize..14,
+            raw_edges in proptest::collection::vec((0usize..14, 0usize..14, proptest::bool::ANY), 0..30),
+        ) {
+            let nodes: Vec<NodeIn> = (0..n_nodes).map(|idx| node(&format!("m{idx}"))).collect();
+            let edges: Vec<EdgeIn> = raw_edges
+                .iter()
+                .map(|&(from, to, reversed)| edge(from % n_nodes, to % n_nodes, reversed))
+                .collect();
+            let res = layout(&nodes, &edges);
+            proptest::prop_assert_eq!(res.nodes.len(), n_nodes);
+            let mut order = res.order.clone();
+            order.sort_unstable();
+            proptest::prop_assert_eq!(order, (0..n_nodes).collect::<Vec<_>>());
+            for placed in &res.nodes {
+                proptest::prop_assert!(placed.x >= 0.0 && placed.x + placed.width <= res.width);
+                proptest::prop_assert!(placed.y >= 0.0 && placed.y + placed.height <= res.height);
+                for other in &res.nodes {
+                    if other.index != placed.index && other.layer == placed.layer {
+                        proptest::prop_assert!(
+                            placed.x + placed.width <= other.x || other.x + other.width <= placed.x,
+                            "boxes overlap: {:?} {:?}", placed, other
+                        );
+                    }
+                }
+            }
+            for drawn in &res.edges {
+                let input = &edges[drawn.index];
+                proptest::prop_assert!(input.from != input.to);
+                let from = &res.nodes[input.from];
+                let to = &res.nodes[input.to];
+                let first = drawn.points[0];
+                let last = drawn.points[drawn.points.len() - 1];
+                // Ends sit on the top or bottom border of their boxes (within the pair offset).
+                proptest::prop_assert!(first.1 == from.y || first.1 == from.y + from.height);
+                proptest::prop_assert!(last.1 == to.y || last.1 == to.y + to.height);
+                proptest::prop_assert!(first.0 >= from.x - PAIR_OFFSET && first.0 <= from.x + from.width + PAIR_OFFSET);
+                proptest::prop_assert!(last.0 >= to.x - PAIR_OFFSET && last.0 <= to.x + to.width + PAIR_OFFSET);
+            }
+        }
+
+        /// In a graph without cycles, every dependency points down: the user sits above the used.
+        #[test]
+        fn acyclic_graphs_point_down(
+            n_nodes in 2usize..14,
+            raw_edges in proptest::collection::vec((0usize..14, 0usize..14), 0..30),
+        ) {
+            let nodes: Vec<NodeIn> = (0..n_nodes).map(|idx| node(&format!("m{idx}"))).collect();
+            let edges: Vec<EdgeIn> = raw_edges
+                .iter()
+                .map(|&(a, b)| (a % n_nodes, b % n_nodes))
+                .filter(|(a, b)| a != b)
+                .map(|(a, b)| edge(a.min(b), a.max(b), false))
+                .collect();
+            let res = layout(&nodes, &edges);
+            for input in &edges {
+                proptest::prop_assert!(res.nodes[input.from].layer < res.nodes[input.to].layer);
+            }
+        }
     }
 }
