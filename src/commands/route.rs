@@ -1,12 +1,537 @@
-//! `fig route`.
+//! `fig route`: look at the routes of a running proxy, roll one back, restore it, reload.
+//!
+//! Every subcommand is one or two calls to the proxy's admin API (`strangler_proxy::admin`):
+//! `list` and `status` read `GET /routes` (and `status` also `/healthz` and `/readyz`),
+//! `rollback NAME` and `restore NAME` post to `/routes/NAME/rollback|restore`, and `reload` posts
+//! to `/reload`. The admin API answers a rollback only once it is in force, so when `fig route
+//! rollback` returns, the next request already goes to the route's fallback.
+//!
+//! The token comes from `--token`, else `--token-file`, else `$FIG_ADMIN_TOKEN`. Output is a
+//! table for a person or `--format json` for scripts (`list` prints the admin API's own document).
+//! Every failure (unreachable admin API, refused token, unknown route, refused config) is one line
+//! on stderr and exit code 2.
 
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::{Value, json};
+use strangler_proxy::config::DEFAULT_ADMIN_LISTEN;
+
+/// Version of the JSON shapes `fig route --format json` prints (`list` prints the admin API's
+/// document, which carries the admin API's own `schema_version`).
+const SCHEMA_VERSION: u32 = 1;
 
 /// Arguments of `fig route`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The proxy's admin API [env: FIG_ADMIN_URL] [default: http://127.0.0.1:9901].
+    #[arg(long, global = true, value_name = "URL")]
+    pub admin: Option<String>,
+    /// Bearer token of the admin API [default: $FIG_ADMIN_TOKEN].
+    #[arg(long, global = true, value_name = "T", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// File holding the bearer token, such as the `admin.token` that `fig demo` writes.
+    #[arg(long, global = true, value_name = "F")]
+    pub token_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(subcommand)]
+    pub command: RouteCommand,
+}
+
+/// How `fig route` prints its results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text for a person.
+    Table,
+    /// One JSON document with a `schema_version`, for scripts.
+    Json,
+}
+
+/// The `fig route` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RouteCommand {
+    /// Every route: what it matches, its flag, where it sends requests, its counters.
+    List,
+    /// Is the proxy up and ready, and which routes are rolled back.
+    Status,
+    /// Send every request of a route to its fallback (the monolith) now, whatever its flag says.
+    /// Kept in the proxy's state file, so a restart keeps it.
+    Rollback {
+        /// The route's name, as in `fig route list`.
+        name: String,
+    },
+    /// Undo a rollback: the route's flag decides again.
+    Restore {
+        /// The route's name, as in `fig route list`.
+        name: String,
+    },
+    /// Re-read the proxy's config file; a config with a mistake is refused and the old one
+    /// keeps serving.
+    Reload,
+}
 
 /// Runs `fig route`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`fig route` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let admin = Admin::new(&args)?;
+    let text = match &args.command {
+        RouteCommand::List => list(&admin, args.format)?,
+        RouteCommand::Status => status(&admin, args.format)?,
+        RouteCommand::Rollback { name } => pin(&admin, name, Action::Rollback, args.format)?,
+        RouteCommand::Restore { name } => pin(&admin, name, Action::Restore, args.format)?,
+        RouteCommand::Reload => reload(&admin, args.format)?,
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A client of one admin API.
+struct Admin {
+    base: String,
+    token: Option<String>,
+    client: Client,
+}
+
+/// An answer of the admin API: status and body.
+struct Answer {
+    status: StatusCode,
+    body: Value,
+}
+
+impl Admin {
+    fn new(args: &Args) -> anyhow::Result<Admin> {
+        let given = args
+            .admin
+            .clone()
+            .or_else(|| std::env::var("FIG_ADMIN_URL").ok())
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_owned());
+        let mut base = given.trim().trim_end_matches('/').to_owned();
+        if !base.contains("://") {
+            base = format!("http://{base}");
+        }
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            bail!("--admin {given}: give an http:// URL such as http://{DEFAULT_ADMIN_LISTEN}");
+        }
+        let token = match (&args.token, &args.token_file) {
+            (Some(token), _) => Some(token.trim().to_owned()),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the token file {}", file.display()))?;
+                Some(text.trim().to_owned())
+            }
+            (None, None) => std::env::var("FIG_ADMIN_TOKEN")
+                .ok()
+                .map(|token| token.trim().to_owned()),
+        }
+        .filter(|token| !token.is_empty());
+        // The admin API is usually on loopback: a proxy from the environment must not get in
+        // the way, and a hung proxy must not hang the operator.
+        let client = Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Admin {
+            base,
+            token,
+            client,
+        })
+    }
+
+    fn get(&self, path: &str) -> anyhow::Result<Answer> {
+        self.send(self.client.get(format!("{}{path}", self.base)), path)
+    }
+
+    fn post(&self, path: &str) -> anyhow::Result<Answer> {
+        self.send(self.client.post(format!("{}{path}", self.base)), path)
+    }
+
+    /// Sends a request and turns every way it can fail into one clear sentence. Answers with a
+    /// status the caller may want to handle (404, 422, 5xx) come back as `Ok`.
+    fn send(&self, mut request: RequestBuilder, path: &str) -> anyhow::Result<Answer> {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().map_err(|err| {
+            let cause = root_cause(&err);
+            if err.is_timeout() {
+                anyhow::anyhow!("the admin API at {} did not answer in time ({cause})", self.base)
+            } else {
+                anyhow::anyhow!(
+                    "cannot reach the admin API at {} ({cause}); is the proxy running, and is --admin its admin address?",
+                    self.base
+                )
+            }
+        })?;
+        let status = response.status();
+        if response.headers().contains_key("x-fig-upstream") {
+            bail!(
+                "{} is the proxy's listener, not its admin API; give --admin the admin address (`admin on http://...` in the proxy's output)",
+                self.base
+            );
+        }
+        let text = response
+            .text()
+            .with_context(|| format!("cannot read the admin API's answer to {path}"))?;
+        if status == StatusCode::UNAUTHORIZED {
+            let hint = if self.token.is_some() {
+                "the token was refused"
+            } else {
+                "it needs a token"
+            };
+            bail!(
+                "the admin API at {} answered 401: {hint}; pass --token, --token-file or set FIG_ADMIN_TOKEN",
+                self.base
+            );
+        }
+        let body = if path == "/healthz" || path == "/readyz" {
+            Value::String(text.trim().to_owned())
+        } else {
+            serde_json::from_str(&text).map_err(|_| {
+                anyhow::anyhow!(
+                    "the admin API at {} answered {path} with {status} and a body that is not JSON; is --admin the proxy's admin address?",
+                    self.base
+                )
+            })?
+        };
+        Ok(Answer { status, body })
+    }
+
+    fn routes(&self) -> anyhow::Result<Value> {
+        let answer = self.get("/routes")?;
+        if answer.status != StatusCode::OK {
+            bail!(
+                "GET /routes answered {}: {}",
+                answer.status,
+                error_text(&answer.body)
+            );
+        }
+        Ok(answer.body)
+    }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn error_text(body: &Value) -> String {
+    body.get("error")
+        .and_then(Value::as_str)
+        .map_or_else(|| body.to_string(), str::to_owned)
+}
+
+fn to_json(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
+    let routes = admin.routes()?;
+    if format == Format::Json {
+        return Ok(to_json(&routes));
+    }
+    let mut rows = vec![
+        [
+            "ROUTE", "MATCH", "FLAG", "SERVICE", "FALLBACK", "STATE", "REQUESTS", "ERRORS",
+        ]
+        .map(str::to_owned),
+    ];
+    for route in routes["routes"].as_array().into_iter().flatten() {
+        let requests: u64 = route["requests"]
+            .as_object()
+            .into_iter()
+            .flat_map(|per_upstream| per_upstream.values())
+            .filter_map(Value::as_u64)
+            .sum();
+        rows.push([
+            text(&route["name"]),
+            describe_match(&route["match"]),
+            describe_flag(route),
+            text(&route["service"]),
+            text(&route["fallback"]),
+            describe_state(route),
+            requests.to_string(),
+            route["errors"].as_u64().unwrap_or(0).to_string(),
+        ]);
+    }
+    let mut out = align(&rows);
+    if rows.len() == 1 {
+        out.push_str("(no routes: every request goes to the default upstream)\n");
+    }
+    out.push_str(&format!(
+        "requests no route matches go to `{}`; flags {}\n",
+        text(&routes["default_upstream"]),
+        if routes["flags_ready"] == true {
+            "loaded"
+        } else {
+            "NOT loaded yet (flagged routes use their fallback)"
+        }
+    ));
+    Ok(out)
+}
+
+fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
+    let health = admin.get("/healthz")?;
+    let ready = admin.get("/readyz")?;
+    let routes = admin.routes()?;
+    let all: Vec<&Value> = routes["routes"].as_array().into_iter().flatten().collect();
+    let rolled_back: Vec<String> = all
+        .iter()
+        .filter(|route| is_pinned(route))
+        .map(|route| text(&route["name"]))
+        .collect();
+    let doc = json!({
+        "schema_version": SCHEMA_VERSION,
+        "admin": admin.base,
+        "healthy": health.status == StatusCode::OK,
+        "ready": ready.status == StatusCode::OK,
+        "flags_ready": routes["flags_ready"],
+        "default_upstream": routes["default_upstream"],
+        "state_file": routes["state_file"],
+        "routes": all.len(),
+        "rolled_back": rolled_back,
+    });
+    if format == Format::Json {
+        return Ok(to_json(&doc));
+    }
+    let rows = vec![
+        ["admin".to_owned(), admin.base.clone()],
+        ["health".to_owned(), text(&health.body)],
+        ["ready".to_owned(), text(&ready.body)],
+        [
+            "routes".to_owned(),
+            if rolled_back.is_empty() {
+                format!("{} (none rolled back)", all.len())
+            } else {
+                format!("{} (rolled back: {})", all.len(), rolled_back.join(", "))
+            },
+        ],
+        [
+            "default upstream".to_owned(),
+            text(&routes["default_upstream"]),
+        ],
+        [
+            "state file".to_owned(),
+            routes["state_file"].as_str().map_or_else(
+                || "none (rollbacks are lost on restart)".to_owned(),
+                str::to_owned,
+            ),
+        ],
+    ];
+    Ok(align(&rows))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Rollback,
+    Restore,
+}
+
+fn pin(admin: &Admin, name: &str, action: Action, format: Format) -> anyhow::Result<String> {
+    let verb = match action {
+        Action::Rollback => "rollback",
+        Action::Restore => "restore",
+    };
+    let answer = admin.post(&format!("/routes/{}/{verb}", path_segment(name)))?;
+    match answer.status {
+        StatusCode::OK => {}
+        StatusCode::NOT_FOUND => {
+            let known = admin
+                .routes()
+                .ok()
+                .map(|routes| {
+                    routes["routes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|route| text(&route["name"]))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if known.is_empty() {
+                bail!("no route named `{name}`");
+            }
+            bail!(
+                "no route named `{name}`; the routes are: {}",
+                known.join(", ")
+            );
+        }
+        status => bail!(
+            "{verb} of route `{name}` failed ({status}): {}",
+            error_text(&answer.body)
+        ),
+    }
+    let changed = answer.body["changed"] == true;
+    if format == Format::Json {
+        return Ok(to_json(&json!({
+            "schema_version": SCHEMA_VERSION,
+            "route": name,
+            "action": verb,
+            "state": answer.body["state"],
+            "changed": changed,
+        })));
+    }
+    // The route's upstreams make the sentence useful; without them it is still true.
+    let route = admin.routes().ok().and_then(|routes| {
+        routes["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|route| route["name"] == name)
+            .cloned()
+    });
+    let target = |key: &str| {
+        route
+            .as_ref()
+            .map_or_else(String::new, |route| format!(" `{}`", text(&route[key])))
+    };
+    Ok(match (action, changed) {
+        (Action::Rollback, true) => format!(
+            "rolled back route `{name}`: every request now goes to its fallback{}; undo with `fig route restore {name}`\n",
+            target("fallback")
+        ),
+        (Action::Rollback, false) => format!("route `{name}` was already rolled back\n"),
+        (Action::Restore, true) => format!(
+            "restored route `{name}`: {}\n",
+            match route.as_ref().map(|route| &route["flag"]) {
+                Some(Value::String(flag)) => format!(
+                    "flag `{flag}` decides again between{} and{}",
+                    target("service"),
+                    target("fallback")
+                ),
+                _ => format!("requests go to its service{} again", target("service")),
+            }
+        ),
+        (Action::Restore, false) => {
+            format!("route `{name}` was not rolled back; nothing to restore\n")
+        }
+    })
+}
+
+fn reload(admin: &Admin, format: Format) -> anyhow::Result<String> {
+    let answer = admin.post("/reload")?;
+    match answer.status {
+        StatusCode::OK => {}
+        StatusCode::UNPROCESSABLE_ENTITY => bail!(
+            "the proxy refused the new config and keeps serving the old one: {}",
+            error_text(&answer.body)
+        ),
+        status => bail!("reload failed ({status}): {}", error_text(&answer.body)),
+    }
+    if format == Format::Json {
+        return Ok(to_json(
+            &json!({"schema_version": SCHEMA_VERSION, "reloaded": true}),
+        ));
+    }
+    Ok("config reloaded\n".to_owned())
+}
+
+/// Escapes what would change the meaning of a URL path; route names are letters, digits, `-`,
+/// `_` and `.`, so this only matters for names that cannot exist anyway.
+fn path_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn is_pinned(route: &Value) -> bool {
+    route["state"].as_str().is_some_and(|state| state != "flag")
+}
+
+fn describe_match(matcher: &Value) -> String {
+    let mut out = ["exact", "prefix", "pattern"]
+        .iter()
+        .find_map(|kind| {
+            matcher[*kind].as_str().map(|path| match *kind {
+                "prefix" if path != "/" => format!("{}/**", path.trim_end_matches('/')),
+                "prefix" => "/**".to_owned(),
+                _ => path.to_owned(),
+            })
+        })
+        .unwrap_or_else(|| "-".to_owned());
+    let methods: Vec<&str> = matcher["methods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !methods.is_empty() {
+        out = format!("{} {out}", methods.join(","));
+    }
+    if let Some(host) = matcher["host"].as_str() {
+        out.push_str(&format!(" host={host}"));
+    }
+    out
+}
+
+fn describe_flag(route: &Value) -> String {
+    match (&route["flag"], &route["flag_enabled"]) {
+        (Value::String(flag), Value::Bool(true)) => format!("{flag} (on)"),
+        // Off for a request without a user: a gradual rollout reads as off here.
+        (Value::String(flag), _) => format!("{flag} (off)"),
+        _ => "-".to_owned(),
+    }
+}
+
+fn describe_state(route: &Value) -> String {
+    if is_pinned(route) {
+        "ROLLED BACK".to_owned()
+    } else if route["flag"].is_null() {
+        "to service".to_owned()
+    } else {
+        "by flag".to_owned()
+    }
+}
+
+/// Left-aligns columns with two spaces between them; the last column is not padded.
+fn align<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (idx, cell) in row.iter().enumerate() {
+            if idx + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[idx]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
