@@ -78,7 +78,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // One worker runs on the current thread: no work-stealing and no cross-thread wakeups, which
     // is what a single-worker NGINX or HAProxy is compared with.
     let runtime = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -102,7 +104,11 @@ async fn serve(config: Config, overrides: Overrides) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot open flag store {}", path.display()))?;
             Arc::new(flags)
         }
-        Some(FlagStoreConfig::Unleash { url, token, refresh }) => {
+        Some(FlagStoreConfig::Unleash {
+            url,
+            token,
+            refresh,
+        }) => {
             let mut store = UnleashConfig::new(url.clone(), token.clone());
             store.refresh_interval = *refresh;
             if let Some(app_name) = &config.context.app_name {

@@ -38,7 +38,12 @@ use crate::serve::Proxy;
 /// Version of the JSON shapes of this API.
 pub const SCHEMA_VERSION: u32 = 1;
 
-pub(crate) async fn serve(listener: TcpListener, proxy: Proxy, graceful: Arc<GracefulShutdown>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    proxy: Proxy,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let (stream, _) = tokio::select! {
             biased;
@@ -79,11 +84,17 @@ pub(crate) fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Byt
         return if proxy.shared.flags.is_ready() {
             text(StatusCode::OK, "ready\n")
         } else {
-            text(StatusCode::SERVICE_UNAVAILABLE, "not ready: flags are not loaded yet\n")
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: flags are not loaded yet\n",
+            )
         };
     }
     if !authorized(proxy, &req) {
-        let mut response = json_response(StatusCode::UNAUTHORIZED, &json!({"error": "missing or wrong bearer token"}));
+        let mut response = json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "missing or wrong bearer token"}),
+        );
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -111,9 +122,10 @@ pub(crate) fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Byt
                     StatusCode::OK,
                     &json!({"route": name, "state": state_name(proxy.shared.pins.is_pinned(name)), "changed": changed}),
                 ),
-                Err(crate::Error::UnknownRoute(name)) => {
-                    json_response(StatusCode::NOT_FOUND, &json!({"error": format!("no route named `{name}`")}))
-                }
+                Err(crate::Error::UnknownRoute(name)) => json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": format!("no route named `{name}`")}),
+                ),
                 Err(err) => json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     &json!({"error": format!("the route is {} in memory, but: {err}", state_name(proxy.shared.pins.is_pinned(name)))}),
@@ -128,9 +140,15 @@ pub(crate) fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Byt
             ),
         },
         (_, ["routes"] | ["metrics"] | ["reload"] | ["routes", _, "rollback" | "restore"]) => {
-            json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": format!("{method} is not allowed on {path}")}))
+            json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"error": format!("{method} is not allowed on {path}")}),
+            )
         }
-        _ => json_response(StatusCode::NOT_FOUND, &json!({"error": format!("no admin endpoint {path}")})),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!("no admin endpoint {path}")}),
+        ),
     }
 }
 
@@ -227,7 +245,11 @@ fn metrics(proxy: &Proxy) -> String {
             .iter()
             .flat_map(|up| {
                 up.addresses.iter().map(|address| {
-                    (up.name.to_string(), address.authority.to_string(), address.healthy.load(Ordering::Relaxed))
+                    (
+                        up.name.to_string(),
+                        address.authority.to_string(),
+                        address.healthy.load(Ordering::Relaxed),
+                    )
                 })
             })
             .collect(),
@@ -239,9 +261,10 @@ fn metrics(proxy: &Proxy) -> String {
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -250,8 +273,9 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
     body.push(b'\n');
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

@@ -531,14 +531,21 @@ impl Ctx<'_> {
         }
     }
 
-    fn duration(&self, value: Option<&Spanned<String>>, default: Duration) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        value: Option<&Spanned<String>>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         let Some(value) = value else {
             return Ok(default);
         };
         humantime::parse_duration(value.get_ref().trim()).map_err(|err| {
             self.error(
                 value.span(),
-                format!("invalid duration `{}` ({err}); write e.g. \"500ms\", \"5s\", \"2m\"", value.get_ref()),
+                format!(
+                    "invalid duration `{}` ({err}); write e.g. \"500ms\", \"5s\", \"2m\"",
+                    value.get_ref()
+                ),
             )
         })
     }
@@ -561,7 +568,12 @@ impl Ctx<'_> {
         let path = self.path(value.get_ref());
         std::fs::read_to_string(&path)
             .map(|s| s.trim().to_owned())
-            .map_err(|err| self.error(value.span(), format!("cannot read {}: {err}", path.display())))
+            .map_err(|err| {
+                self.error(
+                    value.span(),
+                    format!("cannot read {}: {err}", path.display()),
+                )
+            })
     }
 }
 
@@ -569,15 +581,23 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
 /// Parses `123`, `64KiB`, `10MiB`, `1GB`, `512 kb` (binary units `KiB/MiB/GiB`, decimal `KB/MB/GB`).
 fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let number: u64 = text[..digits_end].parse().ok()?;
     let unit = text[digits_end..].trim().to_ascii_lowercase();
     let factor: u64 = match unit.as_str() {
@@ -605,7 +625,11 @@ pub fn parse_upstream_address(text: &str) -> Result<Uri, String> {
                 "upstream address `{text}` has scheme `{other}`; only http:// is supported"
             ));
         }
-        None => return Err(format!("upstream address `{text}` needs a scheme, e.g. http://{text}")),
+        None => {
+            return Err(format!(
+                "upstream address `{text}` needs a scheme, e.g. http://{text}"
+            ));
+        }
     }
     if uri.authority().is_none() {
         return Err(format!("upstream address `{text}` has no host"));
@@ -697,11 +721,17 @@ fn validate(
             _ => vec![],
         };
         if items.is_empty() {
-            return Err(ctx.error(value.span(), "`listen` must be an address or a list of addresses like \"127.0.0.1:8000\""));
+            return Err(ctx.error(
+                value.span(),
+                "`listen` must be an address or a list of addresses like \"127.0.0.1:8000\"",
+            ));
         }
         for item in items {
             listen.push(item.parse::<SocketAddr>().map_err(|_| {
-                ctx.error(value.span(), format!("invalid listen address `{item}`; write IP:PORT, e.g. 0.0.0.0:8000"))
+                ctx.error(
+                    value.span(),
+                    format!("invalid listen address `{item}`; write IP:PORT, e.g. 0.0.0.0:8000"),
+                )
             })?);
         }
     }
@@ -724,11 +754,16 @@ fn validate(
         Some(value) => match value.get_ref() {
             toml::Value::Boolean(false) => None,
             toml::Value::Boolean(true) => Some(HeaderName::from_static(DEFAULT_UPSTREAM_HEADER)),
-            toml::Value::String(name) => Some(HeaderName::try_from(name.as_str()).map_err(|_| {
-                ctx.error(value.span(), format!("invalid header name `{name}`"))
-            })?),
+            toml::Value::String(name) => {
+                Some(HeaderName::try_from(name.as_str()).map_err(|_| {
+                    ctx.error(value.span(), format!("invalid header name `{name}`"))
+                })?)
+            }
             _ => {
-                return Err(ctx.error(value.span(), "`upstream_header` must be a header name or false"));
+                return Err(ctx.error(
+                    value.span(),
+                    "`upstream_header` must be a header name or false",
+                ));
             }
         },
     };
@@ -738,10 +773,13 @@ fn validate(
         (None, Some(file)) => Some(ctx.path(file.get_ref())),
         (None, None) => path.map(Config::default_state_file),
     };
-    let access_log = server.access_log.as_ref().map(|value| match value.get_ref().as_str() {
-        "stdout" | "-" => AccessLog::Stdout,
-        file => AccessLog::File(ctx.path(file)),
-    });
+    let access_log = server
+        .access_log
+        .as_ref()
+        .map(|value| match value.get_ref().as_str() {
+            "stdout" | "-" => AccessLog::Stdout,
+            file => AccessLog::File(ctx.path(file)),
+        });
 
     // [timeouts] and [limits]
     let timeouts = Timeouts {
@@ -753,29 +791,45 @@ fn validate(
         Some(value) => {
             let size = ctx.size(value)?;
             if !(8192..=16 << 20).contains(&size) {
-                return Err(ctx.error(value.span(), "`max_header_size` must be between 8KiB and 16MiB"));
+                return Err(ctx.error(
+                    value.span(),
+                    "`max_header_size` must be between 8KiB and 16MiB",
+                ));
             }
             usize::try_from(size).unwrap_or(usize::MAX)
         }
         None => 64 << 10,
     };
-    let max_body_size = limits.max_body_size.as_ref().map(|value| ctx.size(value)).transpose()?;
+    let max_body_size = limits
+        .max_body_size
+        .as_ref()
+        .map(|value| ctx.size(value))
+        .transpose()?;
 
     // [upstreams.NAME]
     let mut upstream_list = Vec::with_capacity(upstreams.len());
     for (name, upstream) in &upstreams {
         check_name(ctx, name, "upstream")?;
         if upstream.addresses.get_ref().is_empty() {
-            return Err(ctx.error(upstream.addresses.span(), format!("upstream `{}` has no addresses", name.get_ref())));
+            return Err(ctx.error(
+                upstream.addresses.span(),
+                format!("upstream `{}` has no addresses", name.get_ref()),
+            ));
         }
         let mut addresses = Vec::new();
         for address in upstream.addresses.get_ref() {
-            addresses.push(parse_upstream_address(address.get_ref()).map_err(|reason| ctx.error(address.span(), reason))?);
+            addresses.push(
+                parse_upstream_address(address.get_ref())
+                    .map_err(|reason| ctx.error(address.span(), reason))?,
+            );
         }
         let health_check = match &upstream.health_check {
             None => None,
             Some(check) => {
-                let path = check.path.as_ref().map_or_else(|| "/".to_owned(), |p| p.get_ref().clone());
+                let path = check
+                    .path
+                    .as_ref()
+                    .map_or_else(|| "/".to_owned(), |p| p.get_ref().clone());
                 if !path.starts_with('/') {
                     let span = check.path.as_ref().map_or(0..0, Spanned::span);
                     return Err(ctx.error(span, "health check `path` must start with `/`"));
@@ -798,7 +852,10 @@ fn validate(
 
     let default_upstream = match &server.default_upstream {
         Some(name) if !upstream_exists(name.get_ref()) => {
-            return Err(ctx.error(name.span(), format!("no upstream named `{}`", name.get_ref())));
+            return Err(ctx.error(
+                name.span(),
+                format!("no upstream named `{}`", name.get_ref()),
+            ));
         }
         Some(name) => name.get_ref().clone(),
         None => {
@@ -817,25 +874,42 @@ fn validate(
     for route in raw_routes {
         check_name(ctx, &route.name, "route")?;
         if routes.iter().any(|r| &r.name == route.name.get_ref()) {
-            return Err(ctx.error(route.name.span(), format!("a route named `{}` is already defined", route.name.get_ref())));
+            return Err(ctx.error(
+                route.name.span(),
+                format!(
+                    "a route named `{}` is already defined",
+                    route.name.get_ref()
+                ),
+            ));
         }
         let matcher = validate_match(ctx, &route.matcher)?;
-        for target in [Some(&route.service), route.fallback.as_ref()].into_iter().flatten() {
+        for target in [Some(&route.service), route.fallback.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             if !upstream_exists(target.get_ref()) {
-                return Err(ctx.error(target.span(), format!("no upstream named `{}`", target.get_ref())));
+                return Err(ctx.error(
+                    target.span(),
+                    format!("no upstream named `{}`", target.get_ref()),
+                ));
             }
         }
         if let Some(flag) = &route.flag
             && flag.get_ref().trim().is_empty()
         {
-            return Err(ctx.error(flag.span(), "`flag` is empty; remove it to route without a flag"));
+            return Err(ctx.error(
+                flag.span(),
+                "`flag` is empty; remove it to route without a flag",
+            ));
         }
         routes.push(RouteConfig {
             name: route.name.get_ref().clone(),
             matcher,
             service: route.service.get_ref().clone(),
             flag: route.flag.map(Spanned::into_inner),
-            fallback: route.fallback.map_or_else(|| default_upstream.clone(), Spanned::into_inner),
+            fallback: route
+                .fallback
+                .map_or_else(|| default_upstream.clone(), Spanned::into_inner),
         });
     }
 
@@ -844,17 +918,34 @@ fn validate(
     // [flags]
     let mut flags = match flags {
         None => None,
-        Some(RawFlags { file: Some(_), unleash: Some(unleash) }) => {
-            return Err(ctx.error(unleash.span(), "give either `flags.file` or `flags.unleash`, not both"));
+        Some(RawFlags {
+            file: Some(_),
+            unleash: Some(unleash),
+        }) => {
+            return Err(ctx.error(
+                unleash.span(),
+                "give either `flags.file` or `flags.unleash`, not both",
+            ));
         }
-        Some(RawFlags { file: Some(file), unleash: None }) => Some(FlagStoreConfig::File(ctx.path(file.get_ref()))),
-        Some(RawFlags { file: None, unleash: Some(unleash) }) => {
+        Some(RawFlags {
+            file: Some(file),
+            unleash: None,
+        }) => Some(FlagStoreConfig::File(ctx.path(file.get_ref()))),
+        Some(RawFlags {
+            file: None,
+            unleash: Some(unleash),
+        }) => {
             let span = unleash.span();
             let unleash = unleash.into_inner();
             let token = match (unleash.token, &unleash.token_file) {
                 (Some(token), None) => token,
                 (None, Some(file)) => ctx.read_secret(file)?,
-                _ => return Err(ctx.error(span, "`flags.unleash` needs exactly one of `token` or `token_file`")),
+                _ => {
+                    return Err(ctx.error(
+                        span,
+                        "`flags.unleash` needs exactly one of `token` or `token_file`",
+                    ));
+                }
             };
             Some(FlagStoreConfig::Unleash {
                 url: unleash.url.into_inner(),
@@ -862,7 +953,10 @@ fn validate(
                 refresh: ctx.duration(unleash.refresh.as_ref(), Duration::from_secs(15))?,
             })
         }
-        Some(RawFlags { file: None, unleash: None }) => None,
+        Some(RawFlags {
+            file: None,
+            unleash: None,
+        }) => None,
     };
     if let Some(file) = &overrides.flags_file {
         flags = Some(FlagStoreConfig::File(file.clone()));
@@ -872,14 +966,23 @@ fn validate(
     let admin_listen = match &admin.listen {
         Some(value) if value.get_ref() == "off" => None,
         Some(value) => Some(value.get_ref().parse::<SocketAddr>().map_err(|_| {
-            ctx.error(value.span(), format!("invalid admin address `{}`; write IP:PORT or \"off\"", value.get_ref()))
+            ctx.error(
+                value.span(),
+                format!(
+                    "invalid admin address `{}`; write IP:PORT or \"off\"",
+                    value.get_ref()
+                ),
+            )
         })?),
         None => DEFAULT_ADMIN_LISTEN.parse().ok(),
     };
     let admin_listen = overrides.admin.or(admin_listen);
     let mut admin_token = match (&admin.token, &admin.token_file) {
         (Some(_), Some(file)) => {
-            return Err(ctx.error(file.span(), "give either `admin.token` or `admin.token_file`, not both"));
+            return Err(ctx.error(
+                file.span(),
+                "give either `admin.token` or `admin.token_file`, not both",
+            ));
         }
         (Some(token), None) => Some(token.get_ref().clone()),
         (None, Some(file)) => Some(ctx.read_secret(file)?),
@@ -897,7 +1000,11 @@ fn validate(
     if let Some(token) = &admin_token
         && token.is_empty()
     {
-        let span = admin.token_file.as_ref().or(admin.token.as_ref()).map_or(0..0, Spanned::span);
+        let span = admin
+            .token_file
+            .as_ref()
+            .or(admin.token.as_ref())
+            .map_or(0..0, Spanned::span);
         return Err(ctx.error(span, "the admin token is empty"));
     }
     if let Some(addr) = admin_listen
@@ -976,7 +1083,8 @@ fn validate_match(ctx: &Ctx<'_>, matcher: &Spanned<RawMatch>) -> Result<MatchCon
             PathMatch::Exact(exact.get_ref().clone())
         }
         (None, None, Some(pattern)) => {
-            validate_pattern(pattern.get_ref()).map_err(|reason| ctx.error(pattern.span(), reason))?;
+            validate_pattern(pattern.get_ref())
+                .map_err(|reason| ctx.error(pattern.span(), reason))?;
             PathMatch::Pattern(pattern.get_ref().clone())
         }
         _ => {
@@ -990,20 +1098,35 @@ fn validate_match(ctx: &Ctx<'_>, matcher: &Spanned<RawMatch>) -> Result<MatchCon
     for method in &raw.methods {
         let upper = method.get_ref().to_ascii_uppercase();
         methods.push(Method::from_bytes(upper.as_bytes()).map_err(|_| {
-            ctx.error(method.span(), format!("invalid method `{}`", method.get_ref()))
+            ctx.error(
+                method.span(),
+                format!("invalid method `{}`", method.get_ref()),
+            )
         })?);
     }
-    let host = raw.host.as_ref().map(|host| host.get_ref().to_ascii_lowercase());
+    let host = raw
+        .host
+        .as_ref()
+        .map(|host| host.get_ref().to_ascii_lowercase());
     let mut headers = Vec::new();
     for (name, value) in &raw.headers {
-        let header = HeaderName::try_from(name.get_ref().as_str())
-            .map_err(|_| ctx.error(name.span(), format!("invalid header name `{}`", name.get_ref())))?;
+        let header = HeaderName::try_from(name.get_ref().as_str()).map_err(|_| {
+            ctx.error(
+                name.span(),
+                format!("invalid header name `{}`", name.get_ref()),
+            )
+        })?;
         let value = if value.get_ref() == "*" {
             None
         } else {
-            Some(HeaderValue::try_from(value.get_ref().as_str()).map_err(|_| {
-                ctx.error(value.span(), format!("invalid header value `{}`", value.get_ref()))
-            })?)
+            Some(
+                HeaderValue::try_from(value.get_ref().as_str()).map_err(|_| {
+                    ctx.error(
+                        value.span(),
+                        format!("invalid header value `{}`", value.get_ref()),
+                    )
+                })?,
+            )
         };
         headers.push((header, value));
     }
@@ -1018,7 +1141,9 @@ fn validate_match(ctx: &Ctx<'_>, matcher: &Spanned<RawMatch>) -> Result<MatchCon
 fn validate_context(ctx: &Ctx<'_>, raw: RawContext) -> Result<ContextConfig, ConfigError> {
     let sources = |list: &[Spanned<String>]| -> Result<Vec<ValueSource>, ConfigError> {
         list.iter()
-            .map(|item| parse_source(item.get_ref()).map_err(|reason| ctx.error(item.span(), reason)))
+            .map(|item| {
+                parse_source(item.get_ref()).map_err(|reason| ctx.error(item.span(), reason))
+            })
             .collect()
     };
     let user_id = match &raw.user_id {
@@ -1079,23 +1204,36 @@ fn validate_jwt(ctx: &Ctx<'_>, jwt: Spanned<RawJwt>) -> Result<JwtConfig, Config
             Ok(ValueSource::Header(name)) => TokenLocation::Header(name),
             Ok(ValueSource::Cookie(name)) => TokenLocation::Cookie(name),
             Ok(ValueSource::Jwt(_)) => {
-                return Err(ctx.error(value.span(), "`from` must be `header:NAME` or `cookie:NAME`"));
+                return Err(ctx.error(
+                    value.span(),
+                    "`from` must be `header:NAME` or `cookie:NAME`",
+                ));
             }
             Err(reason) => return Err(ctx.error(value.span(), reason)),
         },
     };
-    let algorithm = match jwt.algorithm.as_ref().map(|a| a.get_ref().to_ascii_uppercase()) {
+    let algorithm = match jwt
+        .algorithm
+        .as_ref()
+        .map(|a| a.get_ref().to_ascii_uppercase())
+    {
         None => None,
         Some(alg) if alg == "HS256" => Some(Algorithm::HS256),
         Some(alg) if alg == "RS256" => Some(Algorithm::RS256),
         Some(other) => {
             let span = jwt.algorithm.as_ref().map_or(span.clone(), Spanned::span);
-            return Err(ctx.error(span, format!("unsupported algorithm `{other}`; use HS256 or RS256")));
+            return Err(ctx.error(
+                span,
+                format!("unsupported algorithm `{other}`; use HS256 or RS256"),
+            ));
         }
     };
     let secret = match (&jwt.secret, &jwt.secret_file) {
         (Some(_), Some(file)) => {
-            return Err(ctx.error(file.span(), "give either `secret` or `secret_file`, not both"));
+            return Err(ctx.error(
+                file.span(),
+                "give either `secret` or `secret_file`, not both",
+            ));
         }
         (Some(secret), None) => Some(secret.get_ref().clone()),
         (None, Some(file)) => Some(ctx.read_secret(file)?),
@@ -1103,25 +1241,40 @@ fn validate_jwt(ctx: &Ctx<'_>, jwt: Spanned<RawJwt>) -> Result<JwtConfig, Config
     };
     let key = match (algorithm, secret, &jwt.public_key_file) {
         (None, None, None) => None,
-        (Some(Algorithm::HS256) | None, Some(secret), None) => {
-            Some((DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256))
-        }
+        (Some(Algorithm::HS256) | None, Some(secret), None) => Some((
+            DecodingKey::from_secret(secret.as_bytes()),
+            Algorithm::HS256,
+        )),
         (Some(Algorithm::RS256) | None, None, Some(file)) => {
             let path = ctx.path(file.get_ref());
-            let pem = std::fs::read(&path)
-                .map_err(|err| ctx.error(file.span(), format!("cannot read {}: {err}", path.display())))?;
-            let key = DecodingKey::from_rsa_pem(&pem)
-                .map_err(|err| ctx.error(file.span(), format!("{} is not an RSA public key in PEM: {err}", path.display())))?;
+            let pem = std::fs::read(&path).map_err(|err| {
+                ctx.error(
+                    file.span(),
+                    format!("cannot read {}: {err}", path.display()),
+                )
+            })?;
+            let key = DecodingKey::from_rsa_pem(&pem).map_err(|err| {
+                ctx.error(
+                    file.span(),
+                    format!("{} is not an RSA public key in PEM: {err}", path.display()),
+                )
+            })?;
             Some((key, Algorithm::RS256))
         }
         (Some(Algorithm::HS256), _, _) => {
-            return Err(ctx.error(span, "HS256 needs `secret` or `secret_file` (and no `public_key_file`)"));
+            return Err(ctx.error(
+                span,
+                "HS256 needs `secret` or `secret_file` (and no `public_key_file`)",
+            ));
         }
         (Some(_), _, _) => {
             return Err(ctx.error(span, "RS256 needs `public_key_file` (and no `secret`)"));
         }
         (None, _, _) => {
-            return Err(ctx.error(span, "give either a secret (HS256) or `public_key_file` (RS256), not both"));
+            return Err(ctx.error(
+                span,
+                "give either a secret (HS256) or `public_key_file` (RS256), not both",
+            ));
         }
     };
     Ok(JwtConfig {

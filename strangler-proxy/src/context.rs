@@ -31,7 +31,9 @@ impl ContextBuilder {
             let mut validation = match &jwt.key {
                 Some((_, algorithm)) => jsonwebtoken::Validation::new(*algorithm),
                 None => {
-                    tracing::warn!("context.jwt has no key: JWT claims are read without checking signatures");
+                    tracing::warn!(
+                        "context.jwt has no key: JWT claims are read without checking signatures"
+                    );
                     jsonwebtoken::Validation::default()
                 }
             };
@@ -70,7 +72,11 @@ impl ContextBuilder {
                 ValueSource::Cookie(name) => cookie(&parts.headers, name).map(Cow::Borrowed),
                 ValueSource::Jwt(claim) => {
                     let claims = claims.get_or_insert_with(|| self.claims(&parts.headers));
-                    claims.as_ref()?.get(claim).and_then(claim_string).map(Cow::Owned)
+                    claims
+                        .as_ref()?
+                        .get(claim)
+                        .and_then(claim_string)
+                        .map(Cow::Owned)
                 }
             }
         };
@@ -108,8 +114,12 @@ impl ContextBuilder {
             TokenLocation::Cookie(name) => cookie(headers, name)?,
         };
         let decoded = match &jwt.key {
-            Some((key, _)) => jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, validation),
-            None => jsonwebtoken::dangerous::insecure_decode::<serde_json::Map<String, Value>>(token),
+            Some((key, _)) => {
+                jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, validation)
+            }
+            None => {
+                jsonwebtoken::dangerous::insecure_decode::<serde_json::Map<String, Value>>(token)
+            }
         };
         match decoded {
             Ok(data) => Some(data.claims),

@@ -40,7 +40,10 @@ impl Series {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
         let seconds = latency.as_secs_f64();
-        let bucket = BUCKETS.iter().position(|&le| seconds <= le).unwrap_or(BUCKETS.len());
+        let bucket = BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(BUCKETS.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
@@ -48,13 +51,19 @@ impl Series {
 
     /// Records one failure (the error response itself is recorded with [`Series::record`]).
     pub fn record_error(&self, kind: ProxyErrorKind) {
-        let idx = ProxyErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        let idx = ProxyErrorKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(0);
         self.errors[idx].fetch_add(1, Ordering::Relaxed);
     }
 
     /// All responses.
     pub fn requests(&self) -> u64 {
-        self.by_class.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.by_class
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// All failures.
@@ -111,20 +120,38 @@ impl Metrics {
                 }
             }
         }
-        out.push_str("# HELP fig_proxy_request_duration_seconds Time to the upstream's response headers.\n");
+        out.push_str(
+            "# HELP fig_proxy_request_duration_seconds Time to the upstream's response headers.\n",
+        );
         out.push_str("# TYPE fig_proxy_request_duration_seconds histogram\n");
         for ((route, upstream), series) in map.iter() {
-            let labels = format!("route=\"{}\",upstream=\"{}\"", escape(route), escape(upstream));
+            let labels = format!(
+                "route=\"{}\",upstream=\"{}\"",
+                escape(route),
+                escape(upstream)
+            );
             let mut cumulative = 0;
             for (idx, le) in BUCKETS.iter().enumerate() {
                 cumulative += series.buckets[idx].load(Ordering::Relaxed);
-                let _ = writeln!(out, "fig_proxy_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "fig_proxy_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                );
             }
             cumulative += series.buckets[BUCKETS.len()].load(Ordering::Relaxed);
-            let _ = writeln!(out, "fig_proxy_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "fig_proxy_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
+            );
             let sum = series.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "fig_proxy_request_duration_seconds_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "fig_proxy_request_duration_seconds_count{{{labels}}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "fig_proxy_request_duration_seconds_sum{{{labels}}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "fig_proxy_request_duration_seconds_count{{{labels}}} {cumulative}"
+            );
         }
         out.push_str("# HELP fig_proxy_upstream_errors_total Failed upstream requests, by kind.\n");
         out.push_str("# TYPE fig_proxy_upstream_errors_total counter\n");
@@ -146,17 +173,36 @@ impl Metrics {
         out.push_str("# HELP fig_proxy_rollbacks_total Route rollbacks since start.\n");
         out.push_str("# TYPE fig_proxy_rollbacks_total counter\n");
         for (route, count) in &extra.rollbacks {
-            let _ = writeln!(out, "fig_proxy_rollbacks_total{{route=\"{}\"}} {count}", escape(route));
+            let _ = writeln!(
+                out,
+                "fig_proxy_rollbacks_total{{route=\"{}\"}} {count}",
+                escape(route)
+            );
         }
-        out.push_str("# HELP fig_proxy_route_pinned Whether a route is rolled back to its fallback.\n");
+        out.push_str(
+            "# HELP fig_proxy_route_pinned Whether a route is rolled back to its fallback.\n",
+        );
         out.push_str("# TYPE fig_proxy_route_pinned gauge\n");
         for (route, pinned) in &extra.pinned {
-            let _ = writeln!(out, "fig_proxy_route_pinned{{route=\"{}\"}} {}", escape(route), u8::from(*pinned));
+            let _ = writeln!(
+                out,
+                "fig_proxy_route_pinned{{route=\"{}\"}} {}",
+                escape(route),
+                u8::from(*pinned)
+            );
         }
         out.push_str("# HELP fig_proxy_config_reloads_total Config reloads, by result.\n");
         out.push_str("# TYPE fig_proxy_config_reloads_total counter\n");
-        let _ = writeln!(out, "fig_proxy_config_reloads_total{{result=\"ok\"}} {}", self.reloads_ok.load(Ordering::Relaxed));
-        let _ = writeln!(out, "fig_proxy_config_reloads_total{{result=\"error\"}} {}", self.reloads_failed.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "fig_proxy_config_reloads_total{{result=\"ok\"}} {}",
+            self.reloads_ok.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "fig_proxy_config_reloads_total{{result=\"error\"}} {}",
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP fig_proxy_upstream_healthy Whether an upstream address passes its health check.\n");
         out.push_str("# TYPE fig_proxy_upstream_healthy gauge\n");
         for (upstream, address, healthy) in &extra.health {
@@ -189,5 +235,8 @@ pub struct Extra {
 }
 
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -23,7 +23,7 @@ use tracing::Instrument as _;
 use crate::error::ProxyErrorKind;
 use crate::metrics::UNMATCHED;
 use crate::route;
-use crate::serve::Shared;
+use crate::serve::{AccessEntry, Shared};
 use crate::upstream::{Address, InFlight};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -104,7 +104,10 @@ pub struct ProxyBody {
 
 #[derive(Debug)]
 enum BodyKind {
-    Upstream { body: Incoming, _slot: Option<InFlight> },
+    Upstream {
+        body: Incoming,
+        _slot: Option<InFlight>,
+    },
     Full(Option<Bytes>),
 }
 
@@ -158,13 +161,19 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             BodyKind::Upstream { body, .. } => body.size_hint(),
-            BodyKind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            BodyKind::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
         }
     }
 }
 
 /// Proxies one request from `peer`.
-pub(crate) async fn handle(shared: &Shared, peer: SocketAddr, mut req: Request<Incoming>) -> Response<ProxyBody> {
+pub(crate) async fn handle(
+    shared: &Shared,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let start = Instant::now();
     let active = shared.active.load_full();
     let client_upgrade = is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
@@ -207,13 +216,25 @@ pub(crate) async fn handle(shared: &Shared, peer: SocketAddr, mut req: Request<I
         let trusted = !active.context.trusted_proxies().is_empty()
             && crate::context::is_trusted(peer.ip(), active.context.trusted_proxies());
         let upgrade = client_upgrade.is_some();
-        rewrite_request(&mut parts, peer.ip(), trusted, upgrade, active.config.preserve_host, &address)?;
+        rewrite_request(
+            &mut parts,
+            peer.ip(),
+            trusted,
+            upgrade,
+            active.config.preserve_host,
+            &address,
+        )?;
         let body = RequestBody {
             inner: body,
             remaining: limit.unwrap_or(u64::MAX),
         };
         let request = Request::from_parts(parts, body);
-        let response = match tokio::time::timeout(active.config.timeouts.request, active.client.request(request)).await {
+        let response = match tokio::time::timeout(
+            active.config.timeouts.request,
+            active.client.request(request),
+        )
+        .await
+        {
             Err(_) => return Err(ProxyErrorKind::Timeout),
             Ok(Err(err)) => return Err(classify(&err)),
             Ok(Ok(response)) => response,
@@ -246,7 +267,9 @@ pub(crate) async fn handle(shared: &Shared, peer: SocketAddr, mut req: Request<I
                 );
                 let (parts, _) = response.into_parts();
                 let mut response = Response::from_parts(parts, ProxyBody::empty());
-                response.headers_mut().append(header::VIA, via(Version::HTTP_11));
+                response
+                    .headers_mut()
+                    .append(header::VIA, via(Version::HTTP_11));
                 response
             } else {
                 let (mut parts, body) = response.into_parts();
@@ -259,18 +282,34 @@ pub(crate) async fn handle(shared: &Shared, peer: SocketAddr, mut req: Request<I
         Err(kind) => {
             series.record_error(kind);
             if kind.source() == crate::error::ErrorSource::Upstream {
-                tracing::warn!(route = route_name, upstream = &*upstream.name, kind = kind.as_str(), "upstream request failed");
+                tracing::warn!(
+                    route = route_name,
+                    upstream = &*upstream.name,
+                    kind = kind.as_str(),
+                    "upstream request failed"
+                );
             }
             error_response(kind, &upstream.name)
         }
     };
     if let Some(name) = &active.upstream_header {
-        response.headers_mut().insert(name.clone(), upstream.header_value.clone());
+        response
+            .headers_mut()
+            .insert(name.clone(), upstream.header_value.clone());
     }
     let elapsed = start.elapsed();
     series.record(response.status().as_u16(), elapsed);
     if let (Some(log), Some(request)) = (&shared.access_log, &logged) {
-        log.line(peer.ip(), request, &response, route_name, &upstream.name, decision.reason, elapsed);
+        log.line(&AccessEntry {
+            client: peer.ip(),
+            method: &request.0,
+            uri: &request.1,
+            status: response.status().as_u16(),
+            route: route_name,
+            upstream: &upstream.name,
+            reason: decision.reason,
+            elapsed,
+        });
     }
     response
 }
@@ -299,18 +338,26 @@ pub(crate) fn error_response(kind: ProxyErrorKind, upstream: &str) -> Response<P
     let detail = match kind {
         ProxyErrorKind::Connect => format!("cannot connect to upstream `{upstream}`"),
         ProxyErrorKind::Timeout => format!("upstream `{upstream}` did not answer in time"),
-        ProxyErrorKind::Protocol => format!("upstream `{upstream}` closed the connection or sent an invalid response"),
+        ProxyErrorKind::Protocol => {
+            format!("upstream `{upstream}` closed the connection or sent an invalid response")
+        }
         ProxyErrorKind::BodyTooLarge => "request body is larger than the limit".to_owned(),
         ProxyErrorKind::BadRequest => "request cannot be forwarded".to_owned(),
         ProxyErrorKind::Internal => "internal proxy error".to_owned(),
     };
-    let mut response = Response::new(ProxyBody::full(format!("{} {reason}: {detail}\n", status.as_u16())));
+    let mut response = Response::new(ProxyBody::full(format!(
+        "{} {reason}: {detail}\n",
+        status.as_u16()
+    )));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     if kind == ProxyErrorKind::BodyTooLarge || kind == ProxyErrorKind::BadRequest {
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }
@@ -326,7 +373,13 @@ fn is_upgrade_request(headers: &HeaderMap) -> bool {
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn via(version: Version) -> HeaderValue {
@@ -365,11 +418,17 @@ fn rewrite_request(
     preserve_host: bool,
     address: &Address,
 ) -> Result<(), ProxyErrorKind> {
-    let upgrade_value = if upgrade { parts.headers.get(header::UPGRADE).cloned() } else { None };
+    let upgrade_value = if upgrade {
+        parts.headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
     remove_hop_by_hop(&mut parts.headers);
     if let Some(value) = upgrade_value {
         parts.headers.insert(header::UPGRADE, value);
-        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
 
     let original_host = match parts.headers.get(header::HOST) {
@@ -415,7 +474,8 @@ fn rewrite_request(
             parts.headers.insert(header::HOST, host);
         }
     } else {
-        let host = HeaderValue::from_str(address.authority.as_str()).map_err(|_| ProxyErrorKind::Internal)?;
+        let host = HeaderValue::from_str(address.authority.as_str())
+            .map_err(|_| ProxyErrorKind::Internal)?;
         parts.headers.insert(header::HOST, host);
     }
 

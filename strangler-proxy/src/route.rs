@@ -183,7 +183,10 @@ impl RouteTable {
     pub fn series(&self, decision: &Decision) -> &Arc<Series> {
         match decision.route.map(|idx| &self.routes[idx]) {
             None => &self.default_series,
-            Some(route) if route.service == decision.upstream && !route_went_to_fallback(decision.reason) => {
+            Some(route)
+                if route.service == decision.upstream
+                    && !route_went_to_fallback(decision.reason) =>
+            {
                 &route.service_series
             }
             Some(route) => &route.fallback_series,
@@ -192,7 +195,10 @@ impl RouteTable {
 }
 
 fn route_went_to_fallback(reason: Reason) -> bool {
-    matches!(reason, Reason::FlagOff | Reason::FlagsNotReady | Reason::Pinned)
+    matches!(
+        reason,
+        Reason::FlagOff | Reason::FlagsNotReady | Reason::Pinned
+    )
 }
 
 /// Decides where a request goes. `context` is called at most once, only if a flag is evaluated.
@@ -220,7 +226,9 @@ pub fn route<'a>(
         match &route.flag {
             None => (route.service, Reason::Unflagged),
             Some(_) if !flags.is_ready() => (route.fallback, Reason::FlagsNotReady),
-            Some(flag) if flags.is_enabled(flag, context().as_ref()) => (route.service, Reason::FlagOn),
+            Some(flag) if flags.is_enabled(flag, context().as_ref()) => {
+                (route.service, Reason::FlagOn)
+            }
             Some(_) => (route.fallback, Reason::FlagOff),
         }
     };
@@ -248,10 +256,13 @@ impl Matcher {
                     .collect(),
             ),
         };
-        let host = config.host.as_deref().map(|host| match host.strip_prefix('*') {
-            Some(suffix) => HostMatcher::Suffix(suffix.into()),
-            None => HostMatcher::Exact(host.into()),
-        });
+        let host = config
+            .host
+            .as_deref()
+            .map(|host| match host.strip_prefix('*') {
+                Some(suffix) => HostMatcher::Suffix(suffix.into()),
+                None => HostMatcher::Exact(host.into()),
+            });
         Matcher {
             path,
             methods: config.methods.clone(),
@@ -263,12 +274,18 @@ impl Matcher {
     fn matches(&self, parts: &Parts) -> bool {
         self.path.matches(parts.uri.path())
             && (self.methods.is_empty() || self.methods.contains(&parts.method))
-            && self.host.as_ref().is_none_or(|host| host.matches(request_host(parts)))
-            && self.headers.iter().all(|(name, want)| match (parts.headers.get(name), want) {
-                (None, _) => false,
-                (Some(_), None) => true,
-                (Some(got), Some(want)) => got == want,
-            })
+            && self
+                .host
+                .as_ref()
+                .is_none_or(|host| host.matches(request_host(parts)))
+            && self
+                .headers
+                .iter()
+                .all(|(name, want)| match (parts.headers.get(name), want) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(got), Some(want)) => got == want,
+                })
     }
 }
 
@@ -295,7 +312,8 @@ impl PathMatcher {
 /// Matches pattern segments against the path after its leading `/`.
 fn match_segments(segments: &[Segment], path: &str) -> bool {
     let Some((first, rest_segments)) = segments.split_first() else {
-        return path.is_empty();
+        // Reached only with path left over (at least a trailing `/`); callers handle the end.
+        return false;
     };
     let (head, tail) = match path.split_once('/') {
         Some((head, tail)) => (head, Some(tail)),
@@ -342,7 +360,8 @@ impl HostMatcher {
             HostMatcher::Exact(want) => host.eq_ignore_ascii_case(want),
             HostMatcher::Suffix(suffix) => {
                 host.len() > suffix.len()
-                    && host.as_bytes()[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+                    && host.as_bytes()[host.len() - suffix.len()..]
+                        .eq_ignore_ascii_case(suffix.as_bytes())
             }
         }
     }

@@ -29,7 +29,7 @@ use crate::context::ContextBuilder;
 use crate::error::{ConfigError, Error};
 use crate::flags::FlagSource;
 use crate::metrics::Metrics;
-use crate::proxy::{self, ProxyBody, RequestBody};
+use crate::proxy::{self, RequestBody};
 use crate::route::{Reason, RouteTable};
 use crate::state::Pins;
 use crate::upstream::{self, Upstream, UpstreamClient};
@@ -60,7 +60,10 @@ impl Listeners {
             proxy.push(
                 TcpListener::bind(addr)
                     .await
-                    .map_err(|source| Error::Bind { addr: *addr, source })?,
+                    .map_err(|source| Error::Bind {
+                        addr: *addr,
+                        source,
+                    })?,
             );
         }
         let admin = match config.admin.listen {
@@ -114,7 +117,11 @@ impl Drop for Active {
 impl Active {
     fn new(config: Config, pins: &Pins, metrics: &Metrics) -> Active {
         let routes = RouteTable::compile(&config, pins, metrics);
-        let upstreams: Vec<Arc<Upstream>> = config.upstreams.iter().map(|up| Arc::new(Upstream::new(up))).collect();
+        let upstreams: Vec<Arc<Upstream>> = config
+            .upstreams
+            .iter()
+            .map(|up| Arc::new(Upstream::new(up)))
+            .collect();
         let health_checks = upstream::spawn_health_checks(&upstreams, &config);
         Active {
             routes,
@@ -131,10 +138,18 @@ impl Active {
 impl Proxy {
     /// Builds a proxy from a validated config. `overrides` are re-applied on every reload.
     /// Must be called inside a tokio runtime (health checks and the access log start here).
-    pub fn new(config: Config, flags: Arc<dyn FlagSource>, overrides: Overrides) -> Result<Proxy, Error> {
+    pub fn new(
+        config: Config,
+        flags: Arc<dyn FlagSource>,
+        overrides: Overrides,
+    ) -> Result<Proxy, Error> {
         let pins = Pins::open(config.state_file.clone())?;
         let metrics = Metrics::default();
-        let access_log = config.access_log.clone().map(AccessLogger::start).transpose()?;
+        let access_log = config
+            .access_log
+            .clone()
+            .map(AccessLogger::start)
+            .transpose()?;
         let active = Active::new(config, &pins, &metrics);
         Ok(Proxy {
             shared: Arc::new(Shared {
@@ -158,29 +173,43 @@ impl Proxy {
     /// logged, and returned as the error; the old one keeps serving.
     pub fn reload(&self) -> Result<(), Error> {
         let shared = &self.shared;
-        let _guard = shared.reload_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = shared
+            .reload_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let old = shared.active.load_full();
         let Some(path) = old.config.path.clone() else {
             return Err(Error::Config(ConfigError {
                 file: "<command line>".to_owned(),
                 line: 0,
                 column: 0,
-                reason: "this proxy was started without --config; there is no file to reload".to_owned(),
+                reason: "this proxy was started without --config; there is no file to reload"
+                    .to_owned(),
             }));
         };
         match Config::load(&path, &shared.overrides) {
             Ok(config) => {
-                if config.listen != old.config.listen || config.admin.listen != old.config.admin.listen {
-                    tracing::warn!("listen addresses changed in the config; they take effect on restart");
+                if config.listen != old.config.listen
+                    || config.admin.listen != old.config.admin.listen
+                {
+                    tracing::warn!(
+                        "listen addresses changed in the config; they take effect on restart"
+                    );
                 }
                 if config.flags != old.config.flags {
-                    tracing::warn!("the flag store changed in the config; it takes effect on restart");
+                    tracing::warn!(
+                        "the flag store changed in the config; it takes effect on restart"
+                    );
                 }
                 if config.access_log != old.config.access_log {
-                    tracing::warn!("the access log changed in the config; it takes effect on restart");
+                    tracing::warn!(
+                        "the access log changed in the config; it takes effect on restart"
+                    );
                 }
                 if config.state_file != old.config.state_file {
-                    tracing::warn!("the state file changed in the config; it takes effect on restart");
+                    tracing::warn!(
+                        "the state file changed in the config; it takes effect on restart"
+                    );
                 }
                 let active = Active::new(config, &shared.pins, &shared.metrics);
                 shared.active.store(Arc::new(active));
@@ -189,7 +218,10 @@ impl Proxy {
                 Ok(())
             }
             Err(err) => {
-                shared.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %err, "config reload refused; the previous config keeps serving");
                 Err(err)
             }
@@ -223,15 +255,29 @@ impl Proxy {
 
     /// Serves until `shutdown` resolves, then drains in-flight requests for up to
     /// `server.drain_timeout` and returns.
-    pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
         let mut tasks = tokio::task::JoinSet::new();
         for listener in listeners.proxy {
-            tasks.spawn(accept_loop(listener, self.shared.clone(), graceful.clone(), stop_rx.clone()));
+            tasks.spawn(accept_loop(
+                listener,
+                self.shared.clone(),
+                graceful.clone(),
+                stop_rx.clone(),
+            ));
         }
         if let Some(listener) = listeners.admin {
-            tasks.spawn(crate::admin::serve(listener, self.clone(), graceful.clone(), stop_rx.clone()));
+            tasks.spawn(crate::admin::serve(
+                listener,
+                self.clone(),
+                graceful.clone(),
+                stop_rx.clone(),
+            ));
         }
         let watcher = tokio::spawn(watch_config(self.clone(), stop_rx.clone()));
         #[cfg(unix)]
@@ -246,8 +292,14 @@ impl Proxy {
         hangup.abort();
         let drain_timeout = self.shared.active.load().config.drain_timeout;
         let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-        if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
-            tracing::warn!(?drain_timeout, "drain deadline passed; closing the remaining connections");
+        if tokio::time::timeout(drain_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?drain_timeout,
+                "drain deadline passed; closing the remaining connections"
+            );
         }
         if let Some(log) = &self.shared.access_log {
             log.flush().await;
@@ -284,7 +336,12 @@ fn server_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, graceful: Arc<GracefulShutdown>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
+) {
     // Server settings are read once: header limits and timeouts changed by a reload apply to
     // connections accepted after the next restart, which the reload warns about.
     let builder = Arc::new(server_builder(&shared.active.load().config));
@@ -324,7 +381,11 @@ async fn watch_config(proxy: Proxy, mut stop: watch::Receiver<bool>) {
     let (Some(path), true) = (config.path.clone(), config.reload.watch) else {
         return;
     };
-    let stamp = |path: &std::path::Path| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
     let mut last = stamp(&path);
     loop {
         let interval = proxy.config().reload.poll_interval;
@@ -353,6 +414,18 @@ async fn reload_on_sighup(proxy: Proxy) {
         tracing::info!("SIGHUP: reloading the config");
         let _ = proxy.reload();
     }
+}
+
+/// One access-log line: `TIME CLIENT "METHOD URI" STATUS route=R upstream=U reason=X ms=T`.
+pub(crate) struct AccessEntry<'a> {
+    pub(crate) client: std::net::IpAddr,
+    pub(crate) method: &'a http::Method,
+    pub(crate) uri: &'a http::Uri,
+    pub(crate) status: u16,
+    pub(crate) route: &'a str,
+    pub(crate) upstream: &'a str,
+    pub(crate) reason: Reason,
+    pub(crate) elapsed: std::time::Duration,
 }
 
 /// Writes access-log lines from a background task, so the request path never waits on IO.
@@ -407,24 +480,18 @@ impl AccessLogger {
     }
 
     /// Queues one line for a finished request head.
-    pub(crate) fn line(
-        &self,
-        client: std::net::IpAddr,
-        request: &(http::Method, http::Uri),
-        response: &http::Response<ProxyBody>,
-        route: &str,
-        upstream: &str,
-        reason: Reason,
-        elapsed: std::time::Duration,
-    ) {
+    pub(crate) fn line(&self, entry: &AccessEntry<'_>) {
         let line = format!(
-            "{} {client} \"{} {}\" {} route={route} upstream={upstream} reason={} ms={:.3}\n",
+            "{} {} \"{} {}\" {} route={} upstream={} reason={} ms={:.3}\n",
             humantime::format_rfc3339_millis(SystemTime::now()),
-            request.0,
-            request.1,
-            response.status().as_u16(),
-            reason.as_str(),
-            elapsed.as_secs_f64() * 1000.0,
+            entry.client,
+            entry.method,
+            entry.uri,
+            entry.status,
+            entry.route,
+            entry.upstream,
+            entry.reason.as_str(),
+            entry.elapsed.as_secs_f64() * 1000.0,
         );
         let _ = self.sender.send(LogMessage::Line(line));
     }
@@ -440,7 +507,11 @@ impl AccessLogger {
 /// The socket address a listener is bound to, for printing.
 pub fn local_addrs(listeners: &Listeners) -> (Vec<SocketAddr>, Option<SocketAddr>) {
     (
-        listeners.proxy.iter().filter_map(|l| l.local_addr().ok()).collect(),
+        listeners
+            .proxy
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect(),
         listeners.admin.as_ref().and_then(|l| l.local_addr().ok()),
     )
 }

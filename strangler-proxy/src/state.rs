@@ -40,12 +40,15 @@ impl Pins {
         if let Some(path) = &file {
             match std::fs::read_to_string(path) {
                 Ok(text) => {
-                    let state: StateFile = serde_json::from_str(&text).map_err(|err| Error::State {
-                        path: path.clone(),
-                        reason: format!("not a state file: {err}"),
-                    })?;
+                    let state: StateFile =
+                        serde_json::from_str(&text).map_err(|err| Error::State {
+                            path: path.clone(),
+                            reason: format!("not a state file: {err}"),
+                        })?;
                     for name in state.pinned {
-                        inner.flags.insert(name.clone(), Arc::new(AtomicBool::new(true)));
+                        inner
+                            .flags
+                            .insert(name.clone(), Arc::new(AtomicBool::new(true)));
                         inner.pinned.insert(name);
                     }
                 }
@@ -140,7 +143,8 @@ fn write_state(path: &Path, pinned: &BTreeSet<String>) -> Result<(), Error> {
     let mut text = serde_json::to_string_pretty(&state).map_err(|err| fail(err.to_string()))?;
     text.push('\n');
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(|err| fail(format!("cannot write {}: {err}", tmp.display())))?;
+    std::fs::write(&tmp, text)
+        .map_err(|err| fail(format!("cannot write {}: {err}", tmp.display())))?;
     std::fs::rename(&tmp, path).map_err(|err| fail(format!("cannot replace it: {err}")))?;
     Ok(())
 }

@@ -90,7 +90,10 @@ impl Upstream {
         let address = if self.addresses.len() == 1 {
             &self.addresses[0]
         } else {
-            let any_healthy = self.addresses.iter().any(|a| a.healthy.load(Ordering::Relaxed));
+            let any_healthy = self
+                .addresses
+                .iter()
+                .any(|a| a.healthy.load(Ordering::Relaxed));
             let usable = |a: &&Arc<Address>| !any_healthy || a.healthy.load(Ordering::Relaxed);
             match self.balance {
                 Balance::RoundRobin => {
@@ -142,7 +145,10 @@ where
 }
 
 /// Starts the health-check tasks of `upstreams`; abort the handles to stop them.
-pub fn spawn_health_checks(upstreams: &[Arc<Upstream>], config: &Config) -> Vec<tokio::task::AbortHandle> {
+pub fn spawn_health_checks(
+    upstreams: &[Arc<Upstream>],
+    config: &Config,
+) -> Vec<tokio::task::AbortHandle> {
     let client: UpstreamClient<Empty<Bytes>> = client(config);
     let mut handles = Vec::new();
     for upstream in upstreams {
@@ -176,7 +182,11 @@ pub fn spawn_health_checks(upstreams: &[Arc<Upstream>], config: &Config) -> Vec<
     handles
 }
 
-async fn probe(client: &UpstreamClient<Empty<Bytes>>, address: &Address, check: &HealthCheck) -> bool {
+async fn probe(
+    client: &UpstreamClient<Empty<Bytes>>,
+    address: &Address,
+    check: &HealthCheck,
+) -> bool {
     let Ok(uri) = Uri::builder()
         .scheme(address.scheme.clone())
         .authority(address.authority.clone())

@@ -1,0 +1,290 @@
+//! Config validation: good files load, and each mistake names its line, column and reason.
+
+use std::time::Duration;
+
+use crate::config::{Balance, Config, FlagStoreConfig, Overrides, PathMatch, ValueSource};
+
+#[track_caller]
+fn check_error(text: &str, expected: &str) {
+    let path = std::path::Path::new("fig-proxy.toml");
+    match Config::parse(text, Some(path), &Overrides::default()) {
+        Ok(_) => panic!("config was accepted, expected: {expected}"),
+        Err(err) => assert_eq!(err.to_string(), expected),
+    }
+}
+
+const MONOLITH: &str = "[upstreams.monolith]\naddresses = [\"http://127.0.0.1:8080\"]\n";
+
+#[test]
+fn full_config_loads() {
+    let text = r#"
+[server]
+listen = ["127.0.0.1:8000", "127.0.0.1:8001"]
+workers = 2
+upstream_header = "x-served-by"
+drain_timeout = "5s"
+access_log = "stdout"
+
+[timeouts]
+connect = "250ms"
+header_read = "10s"
+request = "30s"
+
+[limits]
+max_header_size = "32KiB"
+max_body_size = "10MiB"
+
+[upstreams.monolith]
+addresses = ["http://127.0.0.1:8080"]
+
+[upstreams.payment-service]
+addresses = ["http://127.0.0.1:9000", "http://127.0.0.1:9001/"]
+balance = "least-connections"
+health_check = { path = "/healthz", interval = "2s", timeout = "1s" }
+
+[[routes]]
+name = "payments"
+match = { pattern = "/payments/**", methods = ["get", "POST"], host = "*.example.com", headers = { "x-beta" = "1" } }
+service = "payment-service"
+flag = "payments-service"
+
+[context]
+user_id = ["header:x-user-id", "cookie:uid", "jwt:sub"]
+trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
+environment = "production"
+
+[context.jwt]
+algorithm = "HS256"
+secret = "s3cret"
+
+[flags]
+file = "flags.json"
+
+[admin]
+listen = "127.0.0.1:9999"
+token = "t0ken"
+"#;
+    let config = Config::parse(
+        text,
+        Some(std::path::Path::new("/etc/fig/proxy.toml")),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.listen.len(), 2);
+    assert_eq!(config.workers, Some(2));
+    assert_eq!(
+        config.upstream_header.as_ref().map(|h| h.as_str()),
+        Some("x-served-by")
+    );
+    assert_eq!(config.timeouts.connect, Duration::from_millis(250));
+    assert_eq!(config.limits.max_header_size, 32 << 10);
+    assert_eq!(config.limits.max_body_size, Some(10 << 20));
+    let payment = config.upstream("payment-service").unwrap();
+    assert_eq!(payment.addresses.len(), 2);
+    assert_eq!(payment.balance, Balance::LeastConnections);
+    assert_eq!(
+        payment.health_check.as_ref().unwrap().interval,
+        Duration::from_secs(2)
+    );
+    let route = &config.routes[0];
+    assert_eq!(
+        route.matcher.path,
+        PathMatch::Pattern("/payments/**".to_owned())
+    );
+    assert_eq!(
+        route.matcher.methods,
+        [http::Method::GET, http::Method::POST]
+    );
+    assert_eq!(
+        route.fallback, "monolith",
+        "the fallback defaults to the default upstream"
+    );
+    assert_eq!(
+        config.context.user_id[1],
+        ValueSource::Cookie("uid".to_owned())
+    );
+    assert_eq!(
+        config.flags,
+        Some(FlagStoreConfig::File("/etc/fig/flags.json".into())),
+        "relative to the config file"
+    );
+    assert_eq!(config.state_file, Some("/etc/fig/proxy.state.json".into()));
+    assert_eq!(config.admin.token.as_deref(), Some("t0ken"));
+}
+
+#[test]
+fn defaults() {
+    let config = Config::parse(MONOLITH, None, &Overrides::default()).unwrap();
+    assert_eq!(config.listen, ["127.0.0.1:8000".parse().unwrap()]);
+    assert_eq!(
+        config.upstream_header.as_ref().map(|h| h.as_str()),
+        Some("x-fig-upstream")
+    );
+    assert_eq!(config.admin.listen, Some("127.0.0.1:9901".parse().unwrap()));
+    assert_eq!(config.drain_timeout, Duration::from_secs(30));
+    assert_eq!(config.timeouts.connect, Duration::from_secs(5));
+    assert_eq!(config.limits.max_header_size, 64 << 10);
+    assert_eq!(config.limits.max_body_size, None);
+    assert!(config.reload.watch);
+    assert_eq!(
+        config.context.user_id,
+        [ValueSource::Header(http::HeaderName::from_static(
+            "x-user-id"
+        ))]
+    );
+}
+
+#[test]
+fn upstream_header_can_be_turned_off() {
+    let config = Config::parse(
+        &format!("[server]\nupstream_header = false\n{MONOLITH}"),
+        None,
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert!(config.upstream_header.is_none());
+}
+
+#[test]
+fn command_line_overrides_the_file() {
+    let overrides = Overrides {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        monolith: Some("http://127.0.0.1:7000".to_owned()),
+        workers: Some(1),
+        admin: Some("127.0.0.1:0".parse().unwrap()),
+        flags_file: Some("/tmp/flags.json".into()),
+        ..Overrides::default()
+    };
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:8000\"\nworkers = 4\n[flags]\nfile = \"other.json\"\n{MONOLITH}"
+    );
+    let config = Config::parse(&text, None, &overrides).unwrap();
+    assert_eq!(config.listen, ["127.0.0.1:0".parse().unwrap()]);
+    assert_eq!(config.workers, Some(1));
+    assert_eq!(
+        config.upstream("monolith").unwrap().addresses[0].to_string(),
+        "http://127.0.0.1:7000/"
+    );
+    assert_eq!(
+        config.flags,
+        Some(FlagStoreConfig::File("/tmp/flags.json".into()))
+    );
+}
+
+#[test]
+fn no_file_needs_a_monolith() {
+    let err = Config::from_overrides(&Overrides::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "<command line>:0:0: without --config, --monolith URL is required"
+    );
+    let config = Config::from_overrides(&Overrides {
+        monolith: Some("http://127.0.0.1:8080".to_owned()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    assert!(config.routes.is_empty());
+    assert_eq!(config.default_upstream, "monolith");
+    assert_eq!(config.state_file, None);
+}
+
+#[test]
+fn unknown_key() {
+    check_error(
+        &format!(
+            "{MONOLITH}[[routes]]\nname = \"a\"\nmatch = {{ prefix = \"/a\" }}\nservice = \"monolith\"\nflagg = \"x\"\n"
+        ),
+        "fig-proxy.toml:7:1: unknown field `flagg`, expected one of `name`, `match`, `service`, `flag`, `fallback`",
+    );
+}
+
+#[test]
+fn route_to_unknown_upstream() {
+    check_error(
+        &format!(
+            "{MONOLITH}\n[[routes]]\nname = \"payments\"\nmatch = {{ prefix = \"/payments\" }}\nservice = \"payment-service\"\n"
+        ),
+        "fig-proxy.toml:7:11: no upstream named `payment-service`",
+    );
+}
+
+#[test]
+fn missing_monolith() {
+    check_error(
+        "[upstreams.shop]\naddresses = [\"http://127.0.0.1:1\"]\n",
+        "fig-proxy.toml:1:1: no upstream named `monolith`: add [upstreams.monolith] with its addresses, pass --monolith URL, or set server.default_upstream",
+    );
+}
+
+#[test]
+fn bad_pattern() {
+    check_error(
+        &format!(
+            "{MONOLITH}[[routes]]\nname = \"a\"\nmatch = {{ pattern = \"/a/b*\" }}\nservice = \"monolith\"\n"
+        ),
+        "fig-proxy.toml:5:21: pattern `/a/b*`: `*` and `**` must be a whole segment, found `b*`",
+    );
+}
+
+#[test]
+fn two_path_conditions() {
+    check_error(
+        &format!(
+            "{MONOLITH}[[routes]]\nname = \"a\"\nmatch = {{ prefix = \"/a\", exact = \"/a\" }}\nservice = \"monolith\"\n"
+        ),
+        "fig-proxy.toml:5:9: `match` needs exactly one of `prefix`, `exact` or `pattern`",
+    );
+}
+
+#[test]
+fn duplicate_route() {
+    let route = "[[routes]]\nname = \"a\"\nmatch = { prefix = \"/a\" }\nservice = \"monolith\"\n";
+    check_error(
+        &format!("{MONOLITH}{route}{route}"),
+        "fig-proxy.toml:8:8: a route named `a` is already defined",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    check_error(
+        &format!("[timeouts]\nconnect = \"5 parsecs\"\n{MONOLITH}"),
+        "fig-proxy.toml:2:11: invalid duration `5 parsecs` (unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. \"500ms\", \"5s\", \"2m\"",
+    );
+}
+
+#[test]
+fn bad_address() {
+    check_error(
+        "[upstreams.monolith]\naddresses = [\"127.0.0.1:8080\"]\n",
+        "fig-proxy.toml:2:14: upstream address `127.0.0.1:8080` needs a scheme, e.g. http://127.0.0.1:8080",
+    );
+    check_error(
+        "[upstreams.monolith]\naddresses = [\"http://127.0.0.1:8080/api\"]\n",
+        "fig-proxy.toml:2:14: upstream address `http://127.0.0.1:8080/api` has a path; give only scheme, host and port",
+    );
+}
+
+#[test]
+fn jwt_source_needs_jwt_table() {
+    check_error(
+        &format!("[context]\nuser_id = [\"jwt:sub\"]\n{MONOLITH}"),
+        "fig-proxy.toml:2:12: a `jwt:` source needs a [context.jwt] table",
+    );
+}
+
+#[test]
+fn admin_off_loopback_needs_token() {
+    check_error(
+        &format!("[admin]\nlisten = \"0.0.0.0:9901\"\n{MONOLITH}"),
+        "fig-proxy.toml:2:10: the admin API on non-loopback address 0.0.0.0:9901 needs `admin.token` or `admin.token_file`",
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    check_error(
+        "[upstreams.monolith\n",
+        "fig-proxy.toml:1:20: unclosed table, expected `]`",
+    );
+}
