@@ -19,6 +19,9 @@ fn main() -> ExitCode {
     let baseline = flag.as_ref().is_some_and(|arg| arg == "--baseline");
     let start = Instant::now();
     let mut options = analyzer::Options::new();
+    options.depth = std::env::var("FIG_DEPTH")
+        .ok()
+        .and_then(|depth| depth.parse().ok());
     if phases {
         options.progress = Some(std::sync::Arc::new(move |phase| {
             eprintln!("{:>6} ms  {phase:?}", start.elapsed().as_millis());

@@ -79,6 +79,11 @@ pub struct Options {
     pub elementary_cycle_cap: usize,
     /// Told when each phase starts (the CLI shows it on a terminal).
     pub progress: Option<ProgressFn>,
+    /// Collapse every module deeper than this into its ancestor at this depth (the crate root is
+    /// depth 0, `shop::order` depth 1): the report is then about subsystems, and a cycle that
+    /// runs through submodules (`display::home -> order -> member::profile -> display`) shows
+    /// between their top-level modules. `None` keeps every module.
+    pub depth: Option<usize>,
 }
 
 impl Options {
@@ -94,6 +99,7 @@ impl Options {
             include_examples: false,
             elementary_cycle_cap: DEFAULT_ELEMENTARY_CYCLE_CAP,
             progress: None,
+            depth: None,
         }
     }
 }
@@ -112,6 +118,7 @@ impl std::fmt::Debug for Options {
             .field("include_examples", &self.include_examples)
             .field("elementary_cycle_cap", &self.elementary_cycle_cap)
             .field("progress", &self.progress.as_ref().map(|_| "Fn(Phase)"))
+            .field("depth", &self.depth)
             .finish()
     }
 }
@@ -154,6 +161,10 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
         .iter()
         .map(|facts| facts.module.clone())
         .collect();
+    let (modules, edges) = match options.depth {
+        Some(depth) => collapse(&modules, &edges, depth),
+        None => (modules, edges),
+    };
 
     progress(Phase::Graph);
     let crates: Vec<CrateInfo> = workspace
@@ -340,4 +351,119 @@ fn crate_edges(modules: &[report::Module], edges: &[&Edge]) -> Vec<CrateEdge> {
             weight,
         })
         .collect()
+}
+
+/// Merges every module deeper than `depth` into its ancestor at `depth`: lines and type counts
+/// are added up, edges re-pointed and merged, edges inside one merged module dropped.
+fn collapse(
+    modules: &[report::Module],
+    edges: &[Edge],
+    depth: usize,
+) -> (Vec<report::Module>, Vec<Edge>) {
+    let _span = tracing::info_span!("collapse", depth).entered();
+    let parent_of: FxHashMap<&str, &str> = modules
+        .iter()
+        .filter_map(|module| Some((module.id.as_str(), module.parent.as_deref()?)))
+        .collect();
+    let representative = |id: &'_ str| -> String {
+        let mut chain = vec![id];
+        let mut current = id;
+        while let Some(parent) = parent_of.get(current) {
+            chain.push(parent);
+            current = parent;
+            if chain.len() > 1024 {
+                break;
+            }
+        }
+        // `chain` runs from the module up to its root: the ancestor at `depth` is counted from the end.
+        let index = chain.len().saturating_sub(depth + 1);
+        chain[index].to_owned()
+    };
+    let mut merged: BTreeMap<String, report::Module> = BTreeMap::new();
+    let mut representatives: FxHashMap<&str, String> = FxHashMap::default();
+    for module in modules {
+        let rep = representative(&module.id);
+        representatives.insert(module.id.as_str(), rep.clone());
+        if rep == module.id {
+            // Counts are added up below, from every module the representative stands for.
+            merged.insert(
+                rep,
+                report::Module {
+                    lines_of_code: 0,
+                    n_traits: 0,
+                    n_types: 0,
+                    ..module.clone()
+                },
+            );
+        }
+    }
+    for module in modules {
+        if let Some(target) = merged.get_mut(&representatives[module.id.as_str()]) {
+            target.lines_of_code = target.lines_of_code.saturating_add(module.lines_of_code);
+            target.n_traits = target.n_traits.saturating_add(module.n_traits);
+            target.n_types = target.n_types.saturating_add(module.n_types);
+        }
+    }
+    let is_ancestor = |ancestor: &str, module: &str| -> bool {
+        let mut current = module;
+        let mut hops = 0;
+        while let Some(parent) = parent_of.get(current) {
+            if *parent == ancestor {
+                return true;
+            }
+            current = parent;
+            hops += 1;
+            if hops > 1024 {
+                break;
+            }
+        }
+        false
+    };
+    let mut merged_edges: BTreeMap<(String, String), Edge> = BTreeMap::new();
+    for edge in edges {
+        let (Some(from), Some(to)) = (
+            representatives.get(edge.from.as_str()),
+            representatives.get(edge.to.as_str()),
+        ) else {
+            continue;
+        };
+        if from == to {
+            continue;
+        }
+        let entry = merged_edges
+            .entry((from.clone(), to.clone()))
+            .or_insert_with(|| Edge {
+                from: from.clone(),
+                to: to.clone(),
+                weight: 0,
+                items: Vec::new(),
+                hierarchy: if is_ancestor(from, to) || is_ancestor(to, from) {
+                    Hierarchy::Hierarchical
+                } else {
+                    Hierarchy::Cross
+                },
+                usage: report::Usage::TypeOnly,
+                test_only: true,
+                locations: Vec::new(),
+            });
+        entry.weight = entry.weight.saturating_add(edge.weight);
+        entry.items.extend(edge.items.iter().cloned());
+        if edge.usage == report::Usage::Code {
+            entry.usage = report::Usage::Code;
+        }
+        entry.test_only &= edge.test_only;
+        entry.locations.extend(edge.locations.iter().cloned());
+    }
+    let edges = merged_edges
+        .into_values()
+        .map(|mut edge| {
+            edge.items.sort();
+            edge.items.dedup();
+            edge.locations.sort();
+            edge.locations.dedup();
+            edge.locations.truncate(resolve::MAX_LOCATIONS);
+            edge
+        })
+        .collect();
+    (merged.into_values().collect(), edges)
 }

@@ -90,11 +90,8 @@ pub(crate) fn load_workspace(path: &Path, selection: TargetSelection) -> Result<
         .manifest_path(&manifest)
         .no_deps()
         .other_options(vec!["--offline".to_owned()]);
-    // Cargo names files relative to its working directory: make that the manifest's directory,
-    // which the error message names.
-    if let Some(dir) = manifest.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        command.current_dir(dir);
-    }
+    // Cargo runs in the caller's working directory, not the workspace's: rustup would pick the
+    // toolchain named by a `rust-toolchain` file there, which may not be installed.
     let metadata = match command.exec() {
         Ok(metadata) => metadata,
         Err(cargo_metadata::Error::CargoMetadata { stderr }) => {

@@ -84,7 +84,21 @@ fn suggest_one(resolver: &mut Resolver<'_>, from: u32, to: u32, edge: Option<&Ed
     let mut implementers: BTreeSet<String> = BTreeSet::new();
     let mut moved: BTreeSet<String> = BTreeSet::new();
     let mut seen_methods: BTreeSet<String> = BTreeSet::new();
-    let find_item = |name: &str| to_facts.items.iter().find(|item| item.name == name);
+    // The item may live in a submodule of `to` when the report collapses modules (`depth`).
+    let subtree: Vec<u32> = std::iter::once(to)
+        .chain(
+            (0..facts.len() as u32)
+                .filter(|&module| module != to && resolver.is_ancestor(to, module)),
+        )
+        .collect();
+    let find_item = |name: &str| {
+        subtree.iter().find_map(|&module| {
+            facts[module as usize]
+                .items
+                .iter()
+                .find(|item| item.name == name)
+        })
+    };
 
     for item_name in &items {
         match item_name.split_once("::") {

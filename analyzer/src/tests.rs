@@ -119,9 +119,20 @@ fn write_fixture(dir: &Path, fixture: &str) {
 /// Analyses a fixture with every edge in scope and renders what a reader checks.
 #[track_caller]
 fn check(fixture: &str) -> String {
+    check_options(fixture, None)
+}
+
+#[track_caller]
+fn check_with_depth(fixture: &str, depth: usize) -> String {
+    check_options(fixture, Some(depth))
+}
+
+#[track_caller]
+fn check_options(fixture: &str, depth: Option<usize>) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     write_fixture(dir.path(), fixture);
     let mut options = Options::new();
+    options.depth = depth;
     options.scope = EdgeScope {
         include_hierarchical: true,
         include_test_only: true,
@@ -129,7 +140,20 @@ fn check(fixture: &str) -> String {
     match analyze(dir.path(), &options) {
         Ok(report) => render(&report, dir.path()),
         Err(err) => {
-            format!("error: {err}").replace(&dir.path().display().to_string(), "[TEMP_DIR]")
+            let message =
+                format!("error: {err}").replace(&dir.path().display().to_string(), "[TEMP_DIR]");
+            // Cargo names the manifest relative to the test's working directory.
+            let lines: Vec<String> = message
+                .lines()
+                .map(|line| match line.split_once(" --> ") {
+                    Some((indent, location)) => {
+                        let file = location.rsplit('/').next().unwrap_or(location);
+                        format!("{indent} --> [PATH]/{file}")
+                    }
+                    None => line.to_owned(),
+                })
+                .collect();
+            lines.join("\n")
         }
     }
 }
@@ -545,4 +569,39 @@ fn shop_example_report() {
         report.skipped_files
     );
     assert!(report.suggestions.len() == report.cut.len());
+
+    // The three-module cycle runs through submodules (`display::home`, `member::profile`): it
+    // shows between the domain modules once they stand for their subtrees.
+    let mut options = Options::new();
+    options.depth = Some(1);
+    let report = analyze(&shop, &options).expect("analyse examples/shop at depth 1");
+    let cycle = ["shop::display", "shop::order", "shop::member"]
+        .map(str::to_owned)
+        .to_vec();
+    assert!(
+        report.elementary_cycles.contains(&cycle),
+        "display -> order -> member -> display missing: {:?}",
+        report.elementary_cycles
+    );
+}
+
+#[test]
+fn depth_collapses_submodules_into_their_ancestor() {
+    insta::assert_snapshot!(check_with_depth(
+        r#"
+//- /lib.rs
+pub mod a;
+pub mod b;
+//- /a/mod.rs
+pub mod inner;
+//- /a/inner.rs
+pub fn f() { crate::b::deep::g(); }
+//- /b/mod.rs
+pub mod deep;
+pub fn h() { crate::a::inner::f(); }
+//- /b/deep.rs
+pub fn g() {}
+"#,
+        1
+    ));
 }
