@@ -74,6 +74,36 @@ fn analyze_shop_json() {
     insta::assert_snapshot!(snapshot);
 }
 
+/// Colour only on a colour terminal (or when forced), never in a pipe or with `NO_COLOR`.
+#[test]
+fn analyze_text_colour() {
+    let shop = shop();
+    let forced = fig()
+        .args(["analyze", path_str(&shop)])
+        .env("CLICOLOR_FORCE", "1")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run fig");
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("\x1b["));
+    let piped = fig()
+        .args(["analyze", path_str(&shop)])
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run fig");
+    assert!(!String::from_utf8_lossy(&piped.stdout).contains('\x1b'));
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let file = temp.path().join("report.txt");
+    let written = fig()
+        .args(["analyze", path_str(&shop), "-o", path_str(&file)])
+        .env("CLICOLOR_FORCE", "1")
+        .output()
+        .expect("run fig");
+    assert!(written.status.success());
+    let text = std::fs::read_to_string(&file).expect("the report was written");
+    assert!(text.contains("Cut list") && !text.contains('\x1b'), "files get no colour");
+}
+
 #[test]
 fn analyze_json_keeps_the_documented_contract() {
     let output = fig_in(&["analyze", path_str(&shop()), "--format", "json"])

@@ -325,7 +325,11 @@ fn graph(report: &Report) -> (Graph, Vec<String>) {
     let nodes_in: Vec<NodeIn> = ids
         .iter()
         .map(|id| NodeIn {
-            label: (*id).to_owned(),
+            // The colour says which crate; the label keeps the path inside it, which keeps the
+            // boxes narrow. The tooltip has the full id.
+            label: id
+                .split_once("::")
+                .map_or_else(|| (*id).to_owned(), |(_, inside)| inside.to_owned()),
             group: group_of(id),
             highlight: cycle_of.contains_key(id),
         })
@@ -365,9 +369,9 @@ fn graph(report: &Report) -> (Graph, Vec<String>) {
                 text_y: px(node.y + node.height / 2.0 + 4.0),
                 label: input.label.clone(),
                 title: if input.highlight {
-                    format!("{} (in a cycle)", input.label)
+                    format!("{} (in a cycle)", ids[node.index])
                 } else {
-                    input.label.clone()
+                    ids[node.index].to_owned()
                 },
                 fill: PALETTE[input.group % PALETTE.len()],
                 class: if input.highlight { "node cyc" } else { "node" },
