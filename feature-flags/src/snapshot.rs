@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use unleash_types::client_features::{ClientFeature, ClientFeatures, Segment, Strategy};
 use unleash_types::client_metrics::ToggleStats;
@@ -96,11 +97,15 @@ pub struct FlagSummary {
 /// Compiled flags, read by every evaluation until the next change replaces them.
 pub(crate) struct Snapshot {
     engine: EngineState,
-    flags: HashMap<String, FlagExtra>,
+    /// Keyed with FxHash: flag names come from the operator, not from requests, so a fast
+    /// non-keyed hash is safe here and saves a few nanoseconds per evaluation.
+    flags: FxHashMap<String, FlagExtra>,
     features: ClientFeatures,
 }
 
 struct FlagExtra {
+    /// Position of the flag in `Snapshot::features.features`.
+    index: usize,
     strategies: Vec<(String, Option<RuleFragment>)>,
     yes: AtomicU32,
     no: AtomicU32,
@@ -133,7 +138,13 @@ impl Snapshot {
         let flags = features
             .features
             .iter()
-            .map(|feature| (feature.name.clone(), compile_extra(feature, &segment_map)))
+            .enumerate()
+            .map(|(index, feature)| {
+                (
+                    feature.name.clone(),
+                    compile_extra(index, feature, &segment_map),
+                )
+            })
             .collect();
         let engine = EngineState::default();
         let warnings = engine
@@ -228,10 +239,8 @@ impl Snapshot {
     }
 
     pub(crate) fn feature(&self, name: &str) -> Option<&ClientFeature> {
-        self.features
-            .features
-            .iter()
-            .find(|feature| feature.name == name)
+        let extra = self.flags.get(name)?;
+        self.features.features.get(extra.index)
     }
 
     pub(crate) fn list(&self) -> Vec<FlagSummary> {
@@ -307,7 +316,11 @@ fn enrich<'a>(name: &'a str, ctx: &ContextRef<'a>, defaults: &'a Defaults) -> En
     }
 }
 
-fn compile_extra(feature: &ClientFeature, segment_map: &HashMap<i32, Segment>) -> FlagExtra {
+fn compile_extra(
+    index: usize,
+    feature: &ClientFeature,
+    segment_map: &HashMap<i32, Segment>,
+) -> FlagExtra {
     let strategies = feature
         .strategies
         .iter()
@@ -332,6 +345,7 @@ fn compile_extra(feature: &ClientFeature, segment_map: &HashMap<i32, Segment>) -
     variant_names.sort();
     variant_names.dedup();
     FlagExtra {
+        index,
         strategies,
         yes: AtomicU32::new(0),
         no: AtomicU32::new(0),

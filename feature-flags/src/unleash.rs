@@ -126,7 +126,7 @@ pub(crate) async fn open(config: UnleashConfig) -> Result<Flags> {
     let mut etag = None;
     match client.fetch(None).await {
         Ok(Fetched::Features(features, new_etag)) => {
-            apply(&flags, features, &backup_path, &client.features_url);
+            apply(&flags, *features, &backup_path, &client.features_url);
             flags.mark_refreshed();
             etag = new_etag;
         }
@@ -155,7 +155,7 @@ pub(crate) async fn open(config: UnleashConfig) -> Result<Flags> {
             };
             match poll_client.fetch(etag.as_deref()).await {
                 Ok(Fetched::Features(features, new_etag)) => {
-                    apply(&flags, features, &backup_path, &poll_client.features_url);
+                    apply(&flags, *features, &backup_path, &poll_client.features_url);
                     flags.mark_refreshed();
                     etag = new_etag;
                 }
@@ -201,7 +201,7 @@ pub(crate) async fn open(config: UnleashConfig) -> Result<Flags> {
 pub async fn fetch_features(config: &UnleashConfig) -> Result<ClientFeatures> {
     let client = Client::new(config)?;
     match client.fetch(None).await? {
-        Fetched::Features(features, _) => Ok(features),
+        Fetched::Features(features, _) => Ok(*features),
         Fetched::NotModified => Err(Error::Server {
             url: client.features_url,
             status: 304,
@@ -228,7 +228,7 @@ fn apply(flags: &Flags, features: ClientFeatures, backup_path: &std::path::Path,
 }
 
 enum Fetched {
-    Features(ClientFeatures, Option<String>),
+    Features(Box<ClientFeatures>, Option<String>),
     NotModified,
 }
 
@@ -329,7 +329,7 @@ impl Client {
             column: err.column(),
             reason: err.to_string(),
         })?;
-        Ok(Fetched::Features(features, etag))
+        Ok(Fetched::Features(Box::new(features), etag))
     }
 
     async fn register(&self, interval: Duration) -> Result<()> {
