@@ -711,4 +711,227 @@ mod tests {
             );
         }
     }
+
+    use std::path::PathBuf;
+
+    use crate::report::{Bidirectional, Cycle, EdgeScope, Hierarchy, Metrics, Module, Usage};
+
+    /// A report over `edges` (`from`, `to`, items), with the given cycles; two-way pairs are
+    /// derived from the edges. Every module named gets a `Module`.
+    fn report(edges: &[(&str, &str, &[&str])], cycles: &[&[&str]]) -> Report {
+        let mut ids: BTreeSet<&str> = BTreeSet::new();
+        for (from, to, _) in edges {
+            ids.extend([*from, *to]);
+        }
+        let edge_list: Vec<Edge> = edges
+            .iter()
+            .enumerate()
+            .map(|(idx, (from, to, items))| Edge {
+                from: (*from).to_owned(),
+                to: (*to).to_owned(),
+                weight: items.len() as u32,
+                items: items.iter().map(|item| (*item).to_owned()).collect(),
+                hierarchy: Hierarchy::Cross,
+                usage: Usage::Code,
+                test_only: false,
+                locations: vec![Location {
+                    file: PathBuf::from("src/lib.rs"),
+                    line: idx as u32 + 1,
+                    column: 1,
+                }],
+            })
+            .collect();
+        let mut bidirectional = Vec::new();
+        for a in &edge_list {
+            if a.from < a.to
+                && let Some(b) = edge_list.iter().find(|b| b.from == a.to && b.to == a.from)
+            {
+                bidirectional.push(Bidirectional {
+                    a: a.from.clone(),
+                    b: a.to.clone(),
+                    a_to_b_weight: a.weight,
+                    b_to_a_weight: b.weight,
+                    a_to_b_items: a.items.clone(),
+                    b_to_a_items: b.items.clone(),
+                });
+            }
+        }
+        Report {
+            workspace_root: PathBuf::from("/w"),
+            scope: EdgeScope {
+                include_hierarchical: false,
+                include_test_only: false,
+            },
+            crates: Vec::new(),
+            modules: ids
+                .iter()
+                .map(|id| Module {
+                    id: (*id).to_owned(),
+                    krate: "w".to_owned(),
+                    parent: None,
+                    file: PathBuf::from("src/lib.rs"),
+                    line: 1,
+                    lines_of_code: 1,
+                    inline: false,
+                    cfg: None,
+                    test_only: false,
+                    in_macro: false,
+                    n_traits: 0,
+                    n_types: 0,
+                })
+                .collect(),
+            edges: edge_list,
+            crate_edges: Vec::new(),
+            cycles: cycles
+                .iter()
+                .map(|members| Cycle {
+                    members: members.iter().map(|member| (*member).to_owned()).collect(),
+                    weight: 1,
+                })
+                .collect(),
+            crate_cycles: Vec::new(),
+            elementary_cycles: Vec::new(),
+            elementary_cycles_truncated: false,
+            bidirectional,
+            cut: Vec::new(),
+            cut_exact: true,
+            suggestions: Vec::new(),
+            metrics: Metrics::default(),
+            services: Vec::new(),
+            service_edges: Vec::new(),
+            skipped_files: Vec::new(),
+        }
+    }
+
+    fn rules() -> Rules {
+        Rules {
+            forbid: Vec::new(),
+            allow_only: Vec::new(),
+            layers: Vec::new(),
+            max_cycles: None,
+            max_bidirectional: None,
+            no_new_cycles: true,
+            no_new_bidirectional: true,
+        }
+    }
+
+    fn pattern(text: &str) -> Pattern {
+        Pattern::parse(text).expect("valid pattern")
+    }
+
+    /// The codes found, and the lines of their locations.
+    #[track_caller]
+    fn check_codes(
+        report: &Report,
+        rules: &Rules,
+        baseline: Option<&Baseline>,
+        expected: &[(&str, &[u32])],
+    ) {
+        let found: Vec<(&str, Vec<u32>)> = check(report, rules, baseline)
+            .iter()
+            .map(|finding| {
+                (
+                    finding.code.as_str(),
+                    finding
+                        .locations
+                        .iter()
+                        .map(|location| location.line)
+                        .collect(),
+                )
+            })
+            .collect();
+        let expected: Vec<(&str, Vec<u32>)> = expected
+            .iter()
+            .map(|(code, lines)| (*code, lines.to_vec()))
+            .collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn allow_only_permits_listed_targets_and_itself() {
+        let report = report(
+            &[
+                ("w::money", "w::money::fmt", &["fmt"]),
+                ("w::money", "w::store", &["Table"]),
+                ("w::money", "w::units", &["Unit"]),
+            ],
+            &[],
+        );
+        let mut rules = rules();
+        rules.allow_only.push(AllowRule {
+            from: pattern("w::money::**"),
+            to: vec![pattern("w::units")],
+            reason: None,
+        });
+        check_codes(&report, &rules, None, &[("dependency-not-allowed", &[2])]);
+    }
+
+    #[test]
+    fn unmatched_patterns_are_findings() {
+        let report = report(&[("w::a", "w::b", &["B"])], &[]);
+        let mut rules = rules();
+        rules.forbid.push(DependencyRule {
+            from: pattern("w::a"),
+            to: pattern("w::typo::**"),
+            reason: None,
+        });
+        check_codes(&report, &rules, None, &[("unmatched-pattern", &[])]);
+    }
+
+    #[test]
+    fn limits_list_each_cycle_and_pair() {
+        let report = report(
+            &[("w::a", "w::b", &["B"]), ("w::b", "w::a", &["A"])],
+            &[&["w::a", "w::b"]],
+        );
+        let mut rules = rules();
+        rules.max_cycles = Some(1);
+        rules.max_bidirectional = Some(1);
+        check_codes(&report, &rules, None, &[]);
+        rules.max_cycles = Some(0);
+        rules.max_bidirectional = Some(0);
+        check_codes(
+            &report,
+            &rules,
+            None,
+            &[
+                ("cycle-limit", &[]),
+                ("module-cycle", &[1, 2]),
+                ("bidirectional-limit", &[]),
+                ("bidirectional-dependency", &[1, 2]),
+            ],
+        );
+    }
+
+    #[test]
+    fn baseline_accepts_the_same_structure_and_flags_growth() {
+        let before = report(
+            &[("w::a", "w::b", &["B"]), ("w::b", "w::a", &["A"])],
+            &[&["w::a", "w::b"]],
+        );
+        let known = baseline(&before);
+        check_codes(&before, &rules(), Some(&known), &[]);
+        // The same cycle now uses one more item: it grew.
+        let grown = report(
+            &[("w::a", "w::b", &["B"]), ("w::b", "w::a", &["A", "A::new"])],
+            &[&["w::a", "w::b"]],
+        );
+        check_codes(&grown, &rules(), Some(&known), &[("cycle-grew", &[2])]);
+        // A third module joins the cycle: the new edges are a new cycle.
+        let joined = report(
+            &[
+                ("w::a", "w::b", &["B"]),
+                ("w::b", "w::a", &["A"]),
+                ("w::b", "w::c", &["C"]),
+                ("w::c", "w::a", &["A"]),
+            ],
+            &[&["w::a", "w::b", "w::c"]],
+        );
+        check_codes(&joined, &rules(), Some(&known), &[("new-cycle", &[3, 4])]);
+        // Both comparisons can be turned off.
+        let mut lenient = rules();
+        lenient.no_new_cycles = false;
+        lenient.no_new_bidirectional = false;
+        check_codes(&joined, &lenient, Some(&known), &[]);
+    }
 }
