@@ -101,7 +101,10 @@ fn analyze_text_colour() {
         .expect("run fig");
     assert!(written.status.success());
     let text = std::fs::read_to_string(&file).expect("the report was written");
-    assert!(text.contains("Cut list") && !text.contains('\x1b'), "files get no colour");
+    assert!(
+        text.contains("Cut list") && !text.contains('\x1b'),
+        "files get no colour"
+    );
 }
 
 #[test]
@@ -234,6 +237,46 @@ fn analyze_a_path_that_does_not_exist() {
 fn suggest_shop_text() {
     let shop = shop();
     insta::assert_snapshot!(run(&["suggest", path_str(&shop)], &shop));
+}
+
+#[test]
+fn suggest_json_matches_the_report() {
+    let manifest = shop().join("Cargo.toml");
+    let suggest = fig_in(&["suggest", path_str(&manifest), "--format", "json"])
+        .output()
+        .expect("run fig");
+    assert!(
+        suggest.status.success(),
+        "a Cargo.toml works as the path too: {suggest:?}"
+    );
+    let suggest: serde_json::Value = serde_json::from_slice(&suggest.stdout).expect("JSON");
+    let analyze = fig_in(&["analyze", path_str(&shop()), "--format", "json"])
+        .output()
+        .expect("run fig");
+    let analyze: serde_json::Value = serde_json::from_slice(&analyze.stdout).expect("JSON");
+    assert_eq!(suggest["schema_version"], 1);
+    assert_eq!(suggest["suggestions"], analyze["suggestions"]);
+}
+
+#[test]
+fn crate_level_graph() {
+    let shop = shop();
+    let dot = run(
+        &[
+            "analyze",
+            path_str(&shop),
+            "--format",
+            "dot",
+            "--level",
+            "crate",
+        ],
+        &shop,
+    );
+    assert!(dot.contains(r#""shop";"#), "{dot}");
+    assert!(
+        !dot.contains("shop::order"),
+        "no modules at crate level: {dot}"
+    );
 }
 
 /// The generated trait code compiles: `cargo check --offline` on what `--emit` wrote.
