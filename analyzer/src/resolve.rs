@@ -93,8 +93,11 @@ pub(crate) struct Resolver<'a> {
     memo: FxHashMap<(u32, &'a str, Want), Option<Res<'a>>>,
     /// Every name that can resolve, built on first use by [`Resolver::intern`].
     names: Option<FxHashSet<&'a str>>,
-    /// (crate, type name) -> methods of inherent impls, with the module of the impl.
-    pub(crate) inherent: FxHashMap<(&'a str, &'a str), Vec<(u32, &'a crate::modules::FnSig)>>,
+    /// (module of the type, type name) -> methods of its inherent impls, with the module of the
+    /// impl. Filled by [`Resolver::index_methods`].
+    pub(crate) inherent: FxHashMap<(u32, &'a str), Vec<(u32, &'a crate::modules::FnSig)>>,
+    /// Inherent impls, by module, before their self types are resolved.
+    impls: Vec<(u32, &'a crate::modules::ImplDef)>,
 }
 
 impl<'a> Resolver<'a> {
@@ -108,8 +111,7 @@ impl<'a> Resolver<'a> {
         let mut scopes: Vec<Scope<'a>> = (0..facts.len()).map(|_| Scope::default()).collect();
         let mut parents = vec![None; facts.len()];
         let mut roots = vec![0; facts.len()];
-        let mut inherent: FxHashMap<(&'a str, &'a str), Vec<(u32, &'a crate::modules::FnSig)>> =
-            FxHashMap::default();
+        let mut impls: Vec<(u32, &'a crate::modules::ImplDef)> = Vec::new();
         for (index, module) in facts.iter().enumerate() {
             let scope = &mut scopes[index];
             for (item_index, item) in module.items.iter().enumerate() {
@@ -129,14 +131,13 @@ impl<'a> Resolver<'a> {
                     Binding::Underscore => {}
                 }
             }
-            for impl_def in &module.impls {
-                if impl_def.trait_name.is_none() {
-                    let entry = inherent
-                        .entry((module.module.krate.as_str(), impl_def.self_ty.as_str()))
-                        .or_default();
-                    entry.extend(impl_def.methods.iter().map(|sig| (index as u32, sig)));
-                }
-            }
+            impls.extend(
+                module
+                    .impls
+                    .iter()
+                    .filter(|impl_def| impl_def.trait_name.is_none())
+                    .map(|impl_def| (index as u32, impl_def)),
+            );
             if let Some(parent) = module
                 .module
                 .parent
@@ -173,8 +174,32 @@ impl<'a> Resolver<'a> {
             crate_scope,
             memo: FxHashMap::default(),
             names: None,
-            inherent,
+            inherent: FxHashMap::default(),
+            impls,
         }
+    }
+
+    /// Resolves the self type of every inherent impl, so that methods are known per type.
+    pub(crate) fn index_methods(&mut self) {
+        let impls = std::mem::take(&mut self.impls);
+        let facts = self.facts;
+        for &(module, impl_def) in &impls {
+            let name = impl_def.self_ty.as_str();
+            let key = match self.lookup(module, name, Want::Last, 0) {
+                Some(Res::Item(type_module, item)) => (
+                    type_module,
+                    facts[type_module as usize].items[item as usize]
+                        .name
+                        .as_str(),
+                ),
+                _ => (module, name),
+            };
+            self.inherent
+                .entry(key)
+                .or_default()
+                .extend(impl_def.methods.iter().map(|sig| (module, sig)));
+        }
+        self.impls = impls;
     }
 
     /// The `'a` copy of a name, when some module item, module, `use` binding or crate has that
@@ -452,26 +477,8 @@ pub(crate) fn edges(resolver: &mut Resolver<'_>, files: &[std::path::PathBuf]) -
             }
         }
     }
-    let type_modules: FxHashMap<(&str, &str), Vec<u32>> = {
-        let mut map: FxHashMap<(&str, &str), Vec<u32>> = FxHashMap::default();
-        for (index, module) in facts.iter().enumerate() {
-            for item in &module.items {
-                if item.kind.is_type() {
-                    map.entry((module.module.krate.as_str(), item.name.as_str()))
-                        .or_default()
-                        .push(index as u32);
-                }
-            }
-        }
-        map
-    };
-    for (&(krate, type_name), methods) in &resolver.inherent {
-        let Some(modules) = type_modules.get(&(krate, type_name)) else {
-            continue;
-        };
-        let Some(&type_module) = modules.first() else {
-            continue;
-        };
+    resolver.index_methods();
+    for (&(type_module, type_name), methods) in &resolver.inherent {
         for (_, sig) in methods {
             methods_by_name
                 .entry(sig.name.as_str())

@@ -97,13 +97,14 @@ fn suggest_one(resolver: &mut Resolver<'_>, from: u32, to: u32, edge: Option<&Ed
                 .items
                 .iter()
                 .find(|item| item.name == name)
+                .map(|item| (module, item))
         })
     };
 
     for item_name in &items {
         match item_name.split_once("::") {
             Some((head, tail)) => {
-                let Some(item) = find_item(head) else {
+                let Some((item_module, item)) = find_item(head) else {
                     continue;
                 };
                 match item.kind {
@@ -116,16 +117,17 @@ fn suggest_one(resolver: &mut Resolver<'_>, from: u32, to: u32, edge: Option<&Ed
                                 &format!("{to_id}::{head}::{tail}"),
                                 sig,
                             ));
-                            method_sigs.push((to, sig));
+                            method_sigs.push((item_module, sig));
                         }
                     }
                     ItemKind::Struct | ItemKind::Enum | ItemKind::Union | ItemKind::TypeAlias => {
-                        let found = resolver
-                            .inherent
-                            .get(&(krate, head))
-                            .and_then(|candidates| {
-                                candidates.iter().find(|(_, sig)| sig.name == tail).copied()
-                            });
+                        let found =
+                            resolver
+                                .inherent
+                                .get(&(item_module, head))
+                                .and_then(|candidates| {
+                                    candidates.iter().find(|(_, sig)| sig.name == tail).copied()
+                                });
                         match found {
                             Some((impl_module, sig)) => {
                                 if sig.receiver.is_none() && returns_self(sig, head) {
@@ -153,7 +155,7 @@ fn suggest_one(resolver: &mut Resolver<'_>, from: u32, to: u32, edge: Option<&Ed
                 }
             }
             None => {
-                let Some(item) = find_item(item_name) else {
+                let Some((item_module, item)) = find_item(item_name) else {
                     continue;
                 };
                 match item.kind {
@@ -162,7 +164,7 @@ fn suggest_one(resolver: &mut Resolver<'_>, from: u32, to: u32, edge: Option<&Ed
                             && seen_methods.insert(sig.name.clone())
                         {
                             methods.push(method(&subject, &format!("{to_id}::{item_name}"), sig));
-                            method_sigs.push((to, sig));
+                            method_sigs.push((item_module, sig));
                         }
                     }
                     ItemKind::Macro => {}
