@@ -569,6 +569,8 @@ fn shop_example_report() {
         report.skipped_files
     );
     assert!(report.suggestions.len() == report.cut.len());
+    let again = analyze(&shop, &Options::new()).expect("analyse examples/shop again");
+    assert!(again == report, "two runs over the same workspace differ");
 
     // The three-module cycle runs through submodules (`display::home`, `member::profile`): it
     // shows between the domain modules once they stand for their subtrees.
@@ -603,5 +605,49 @@ pub fn h() { crate::a::inner::f(); }
 pub fn g() {}
 "#,
         1
+    ));
+}
+
+#[test]
+fn uses_inside_function_bodies_and_extern_crate_self() {
+    insta::assert_snapshot!(check(
+        r#"
+//- /lib.rs
+extern crate self as me;
+pub mod a;
+pub mod b;
+//- /a.rs
+pub fn f() {
+    use crate::b::Thing;
+    let _ = Thing::new();
+    me::b::helper();
+}
+//- /b.rs
+pub struct Thing;
+impl Thing { pub fn new() -> Self { Thing } }
+pub fn helper() {}
+"#
+    ));
+}
+
+#[test]
+fn trait_impls_and_bounds_are_references() {
+    insta::assert_snapshot!(check(
+        r#"
+//- /lib.rs
+pub mod port;
+pub mod adapter;
+pub mod model;
+//- /port.rs
+pub trait Store { fn load(&self, id: u64) -> Option<crate::model::Record>; }
+//- /model.rs
+pub struct Record;
+//- /adapter.rs
+pub struct Memory;
+impl crate::port::Store for Memory {
+    fn load(&self, _: u64) -> Option<crate::model::Record> { None }
+}
+pub fn use_store<S: crate::port::Store>(store: &S) { store.load(1); }
+"#
     ));
 }
