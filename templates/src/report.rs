@@ -43,6 +43,7 @@ struct ReportPage<'a> {
     scope: String,
     counts: Vec<(&'static str, usize)>,
     graph: Graph,
+    crate_graph: Option<Graph>,
     matrix: Matrix,
     cycles: Vec<CycleView>,
     elementary: Vec<String>,
@@ -244,6 +245,7 @@ impl<'a> ReportPage<'a> {
             scope,
             counts,
             graph,
+            crate_graph: crate_graph(report),
             matrix,
             cycles,
             elementary,
@@ -354,7 +356,96 @@ fn graph(report: &Report) -> (Graph, Vec<String>) {
         });
         drawn.push(edge);
     }
-    let placed = layout::layout(&nodes_in, &edges_in);
+    let node_titles: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+    let edge_titles: Vec<String> = drawn
+        .iter()
+        .map(|edge| {
+            format!(
+                "{} → {}: {} ({})",
+                edge.from,
+                edge.to,
+                edge.weight,
+                edge.items.join(", ")
+            )
+        })
+        .collect();
+    let (graph, order) = draw(
+        report,
+        &nodes_in,
+        &edges_in,
+        &node_titles,
+        &edge_titles,
+        note,
+    );
+    let order = order.into_iter().map(|idx| ids[idx].to_owned()).collect();
+    (graph, order)
+}
+
+/// The crate graph, when there is more than one crate to draw.
+fn crate_graph(report: &Report) -> Option<Graph> {
+    if report.crates.len() < 2 || report.crate_edges.is_empty() {
+        return None;
+    }
+    let in_cycle = |name: &str| {
+        report
+            .crate_cycles
+            .iter()
+            .position(|cycle| cycle.members.iter().any(|member| member == name))
+    };
+    let nodes_in: Vec<NodeIn> = report
+        .crates
+        .iter()
+        .enumerate()
+        .map(|(idx, krate)| NodeIn {
+            label: krate.name.clone(),
+            group: idx,
+            highlight: in_cycle(&krate.name).is_some(),
+        })
+        .collect();
+    let index_of = |name: &str| report.crates.iter().position(|krate| krate.name == name);
+    let mut edges_in = Vec::new();
+    let mut edge_titles = Vec::new();
+    for edge in &report.crate_edges {
+        let (Some(from), Some(to)) = (index_of(&edge.from), index_of(&edge.to)) else {
+            continue;
+        };
+        edges_in.push(EdgeIn {
+            from,
+            to,
+            weight: edge.weight,
+            highlight: in_cycle(&edge.from).is_some() && in_cycle(&edge.from) == in_cycle(&edge.to),
+            reversed: false,
+        });
+        edge_titles.push(format!("{} → {}: {}", edge.from, edge.to, edge.weight));
+    }
+    let node_titles: Vec<String> = report
+        .crates
+        .iter()
+        .map(|krate| krate.name.clone())
+        .collect();
+    Some(
+        draw(
+            report,
+            &nodes_in,
+            &edges_in,
+            &node_titles,
+            &edge_titles,
+            None,
+        )
+        .0,
+    )
+}
+
+/// Lays out and styles a graph; returns it with the node order (layer by layer).
+fn draw(
+    report: &Report,
+    nodes_in: &[NodeIn],
+    edges_in: &[EdgeIn],
+    node_titles: &[String],
+    edge_titles: &[String],
+    note: Option<String>,
+) -> (Graph, Vec<usize>) {
+    let placed = layout::layout(nodes_in, edges_in);
     let nodes = placed
         .nodes
         .iter()
@@ -369,25 +460,24 @@ fn graph(report: &Report) -> (Graph, Vec<String>) {
                 text_y: px(node.y + node.height / 2.0 + 4.0),
                 label: input.label.clone(),
                 title: if input.highlight {
-                    format!("{} (in a cycle)", ids[node.index])
+                    format!("{} (in a cycle)", node_titles[node.index])
                 } else {
-                    ids[node.index].to_owned()
+                    node_titles[node.index].clone()
                 },
                 fill: PALETTE[input.group % PALETTE.len()],
                 class: if input.highlight { "node cyc" } else { "node" },
             }
         })
         .collect();
-    let svg_edges = placed
+    let edges = placed
         .edges
         .iter()
         .map(|placed_edge| {
             let input = &edges_in[placed_edge.index];
-            let edge = drawn[placed_edge.index];
             let (class, marker) = match (input.reversed, input.highlight) {
-                (true, _) => ("edge cut", "url(#arrow-red)"),
-                (false, true) => ("edge cyc", "url(#arrow-red)"),
-                (false, false) => ("edge", "url(#arrow)"),
+                (true, _) => ("edge cut", "arrow-red"),
+                (false, true) => ("edge cyc", "arrow-red"),
+                (false, false) => ("edge", "arrow"),
             };
             SvgEdge {
                 points: placed_edge
@@ -401,13 +491,7 @@ fn graph(report: &Report) -> (Graph, Vec<String>) {
                 label_x: px(placed_edge.label_at.0 + 4.0),
                 label_y: px(placed_edge.label_at.1),
                 weight: input.weight,
-                title: format!(
-                    "{} → {}: {} ({})",
-                    edge.from,
-                    edge.to,
-                    edge.weight,
-                    edge.items.join(", ")
-                ),
+                title: edge_titles[placed_edge.index].clone(),
             }
         })
         .collect();
@@ -417,21 +501,16 @@ fn graph(report: &Report) -> (Graph, Vec<String>) {
         .enumerate()
         .map(|(idx, krate)| (krate.name.clone(), PALETTE[idx % PALETTE.len()]))
         .collect();
-    let order = placed
-        .order
-        .iter()
-        .map(|&idx| ids[idx].to_owned())
-        .collect();
     (
         Graph {
             width: px(placed.width),
             height: px(placed.height),
             nodes,
-            edges: svg_edges,
+            edges,
             note,
             legend,
         },
-        order,
+        placed.order,
     )
 }
 
