@@ -107,6 +107,25 @@ fn analyze_text_colour() {
     );
 }
 
+/// At depth 1 the shop's modules are its subsystems, and the loop through their submodules
+/// (`display::home -> order -> member::profile -> display`) shows as a three-module cycle.
+#[test]
+fn analyze_shop_by_subsystem() {
+    let output = fig_in(&["analyze", path_str(&shop()), "--depth", "1"])
+        .output()
+        .expect("run fig");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("shop::display → shop::order → shop::member → shop::display"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("shop::member::profile"),
+        "collapsed into shop::member: {text}"
+    );
+}
+
 #[test]
 fn analyze_json_keeps_the_documented_contract() {
     let output = fig_in(&["analyze", path_str(&shop()), "--format", "json"])

@@ -56,6 +56,12 @@ pub struct ReportArgs {
     #[arg(long)]
     pub all_targets: bool,
 
+    /// Collapse every module deeper than N into its ancestor at depth N (the crate root is 0,
+    /// `shop::order` is 1): the report is then about subsystems, and a cycle that runs through
+    /// submodules shows between their top-level modules.
+    #[arg(long, value_name = "N")]
+    pub depth: Option<usize>,
+
     /// List at most this many elementary cycles.
     #[arg(long, value_name = "N", default_value_t = analyzer::DEFAULT_ELEMENTARY_CYCLE_CAP)]
     pub max_elementary_cycles: usize,
@@ -159,6 +165,7 @@ pub fn load(args: &ReportArgs) -> anyhow::Result<Report> {
     options.include_tests = args.all_targets;
     options.include_examples = args.all_targets;
     options.elementary_cycle_cap = args.max_elementary_cycles;
+    options.depth = args.depth;
     let interactive = std::io::stderr().is_terminal();
     let started = Instant::now();
     if interactive {
