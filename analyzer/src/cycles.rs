@@ -17,13 +17,23 @@
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
 use petgraph::graph::{DiGraph, NodeIndex};
+use rustc_hash::FxHashMap;
 
 use crate::report::{Bidirectional, CrateEdge, CutEdge, Cycle, Edge, Module, ModuleId};
 
-/// Largest component solved exactly by the subset dynamic programme.
-const EXACT_MAX_NODES: usize = 20;
-/// Work allowed for one exact component, counted as `2^n * (n + m)`.
-const EXACT_MAX_WORK: u64 = 1 << 26;
+/// Largest component solved exactly by the subset dynamic programme: `2^n * n` steps and `2^n`
+/// words of memory (32 MiB at 22 nodes).
+const EXACT_MAX_NODES: usize = 22;
+/// Rounds of iterated local search: at most this many, and at most this budget over the number
+/// of edges (so a huge component gets none).
+const KICK_MAX_ROUNDS: u64 = 200;
+const KICK_EDGE_BUDGET: u64 = 100_000;
+/// Random node moves per round of iterated local search.
+const KICKS: usize = 2;
+/// Largest component tried with the bounded exact search (node sets are 128-bit masks).
+const BOUNDED_MAX_NODES: usize = 128;
+/// Steps of the bounded exact search allowed per edge of the component.
+const BOUNDED_WORK_PER_EDGE: u64 = 10_000;
 /// Steps of search allowed for listing elementary cycles, over the whole graph.
 const ELEMENTARY_WORK_CAP: u64 = 4_000_000;
 /// Passes of the node-moving improvement over one component.
@@ -425,31 +435,198 @@ pub(crate) struct ComponentCut {
 /// Finds a small-weight feedback arc set of a graph with nodes `0..n` and the given edges (no
 /// self-loops, no parallel edges). Exact when small enough, otherwise heuristic.
 pub(crate) fn solve_component(n: usize, edges: &[(usize, usize, u64)]) -> ComponentCut {
-    let work = (1u64 << n.min(63)).saturating_mul((n + edges.len()) as u64);
-    if n <= EXACT_MAX_NODES && work <= EXACT_MAX_WORK {
-        let order = exact_order(n, edges);
-        return ComponentCut {
-            cut: backward_edges(&order, edges),
-            exact: true,
-        };
+    // Below this size the exact programme is cheaper than anything else.
+    const TINY: usize = 12;
+    if n <= TINY {
+        return exact_component(n, edges);
     }
-    let cut = heuristic_cut(n, edges);
-    let cost: u64 = edges
+    let work_cap = BOUND_WORK_PER_EDGE
+        .saturating_mul(edges.len() as u64)
+        .max(MIN_WORK);
+    let lower_bound = cycle_packing_bound(n, edges, work_cap);
+    let cut = heuristic_cut(n, edges, lower_bound);
+    let weight: u64 = edges
         .iter()
         .zip(&cut)
         .filter(|(_, is_cut)| **is_cut)
         .map(|(edge, _)| edge.2)
         .sum();
-    let bound = cycle_packing_bound(
-        n,
-        edges,
-        BOUND_WORK_PER_EDGE
+    if weight <= lower_bound {
+        tracing::debug!(
+            nodes = n,
+            edges = edges.len(),
+            weight,
+            "component cut proven by the packing bound"
+        );
+        return ComponentCut { cut, exact: true };
+    }
+    if n <= BOUNDED_MAX_NODES {
+        let work_cap = BOUNDED_WORK_PER_EDGE
             .saturating_mul(edges.len() as u64)
-            .max(MIN_WORK),
+            .max(MIN_WORK);
+        match bounded_search(n, edges, weight, work_cap) {
+            Search::Optimal(None) => {
+                tracing::debug!(
+                    nodes = n,
+                    edges = edges.len(),
+                    weight,
+                    "component cut proven by bounded search"
+                );
+                return ComponentCut { cut, exact: true };
+            }
+            Search::Optimal(Some(order)) => {
+                tracing::debug!(
+                    nodes = n,
+                    edges = edges.len(),
+                    heuristic = weight,
+                    "component cut improved by bounded search"
+                );
+                return ComponentCut {
+                    cut: backward_edges(&order, edges),
+                    exact: true,
+                };
+            }
+            Search::GaveUp => {}
+        }
+    }
+    if n <= EXACT_MAX_NODES {
+        return exact_component(n, edges);
+    }
+    tracing::debug!(
+        nodes = n,
+        edges = edges.len(),
+        weight,
+        lower_bound,
+        "component cut by heuristic"
     );
+    ComponentCut { cut, exact: false }
+}
+
+/// What [`bounded_search`] found.
+#[derive(Debug, Clone, PartialEq)]
+enum Search {
+    /// The search finished: an order cheaper than the bound, or `None` when the bound is optimal.
+    Optimal(Option<Vec<usize>>),
+    /// The work cap was reached first.
+    GaveUp,
+}
+
+/// Exact search for an order whose backward weight is below `upper`, over the same states as the
+/// subset programme (which nodes come first), but only those that can still beat `upper`.
+///
+/// Placing the set `S` first fixes the cost of every edge inside `S` and of every edge from the
+/// rest `T` into `S` (all backward); adding `v` next adds the edges from `T - v` into `v`. A state
+/// is dropped when its fixed cost plus a lower bound for `T` (the lighter edge of every two-way
+/// pair inside `T`) reaches `upper`. When `T` has a source, only the smallest source is tried:
+/// moving a node with no edge from the rest to the front of the rest never costs more.
+fn bounded_search(n: usize, edges: &[(usize, usize, u64)], upper: u64, work_cap: u64) -> Search {
+    debug_assert!(n <= 128);
+    let mut into: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    let mut weight_of: FxHashMap<(usize, usize), u64> = FxHashMap::default();
+    for &(from, to, weight) in edges {
+        into[to].push((from, weight));
+        weight_of.insert((from, to), weight);
+    }
+    let pairs: Vec<(u128, u64)> = edges
+        .iter()
+        .filter(|&&(from, to, _)| from < to)
+        .filter_map(|&(from, to, weight)| {
+            let back = weight_of.get(&(to, from))?;
+            Some(((1u128 << from) | (1u128 << to), weight.min(*back)))
+        })
+        .collect();
+    let full: u128 = if n == 128 {
+        u128::MAX
+    } else {
+        (1u128 << n) - 1
+    };
+    let lower_bound = |rest: u128| -> u64 {
+        pairs
+            .iter()
+            .filter(|(mask, _)| rest & mask == *mask)
+            .map(|(_, weight)| weight)
+            .sum()
+    };
+    let mut work = 0u64;
+    // `levels[k]` maps each kept set of `k` nodes to its fixed cost and the node added last.
+    let mut levels: Vec<FxHashMap<u128, (u64, u8)>> = Vec::with_capacity(n + 1);
+    let mut first = FxHashMap::default();
+    first.insert(0u128, (0u64, 0u8));
+    levels.push(first);
+    for _size in 0..n {
+        let mut next: FxHashMap<u128, (u64, u8)> = FxHashMap::default();
+        let mut states: Vec<(u128, u64)> = levels[levels.len() - 1]
+            .iter()
+            .map(|(set, (cost, _))| (*set, *cost))
+            .collect();
+        states.sort_unstable();
+        for (set, cost) in states {
+            let rest = full & !set;
+            // Weight of the edges from the rest into each candidate.
+            let mut candidates: Vec<(usize, u64)> = Vec::new();
+            let mut source = None;
+            for node in 0..n {
+                if rest & (1u128 << node) == 0 {
+                    continue;
+                }
+                let weight: u64 = into[node]
+                    .iter()
+                    .filter(|(from, _)| rest & (1u128 << from) != 0)
+                    .map(|(_, weight)| weight)
+                    .sum();
+                work += 1 + into[node].len() as u64;
+                if weight == 0 {
+                    source = Some(node);
+                    break;
+                }
+                candidates.push((node, weight));
+            }
+            if let Some(node) = source {
+                candidates = vec![(node, 0)];
+            }
+            for (node, weight) in candidates {
+                let next_set = set | (1u128 << node);
+                let next_cost = cost + weight;
+                work += pairs.len() as u64;
+                if next_cost + lower_bound(full & !next_set) >= upper {
+                    continue;
+                }
+                let entry = next.entry(next_set).or_insert((u64::MAX, 0));
+                if next_cost < entry.0 {
+                    *entry = (next_cost, node as u8);
+                }
+            }
+            if work > work_cap {
+                return Search::GaveUp;
+            }
+        }
+        if next.is_empty() {
+            return Search::Optimal(None);
+        }
+        levels.push(next);
+    }
+    // Walk back from the full set along the nodes added last.
+    let mut order = Vec::with_capacity(n);
+    let mut set = full;
+    for level in levels.iter().rev() {
+        if set == 0 {
+            break;
+        }
+        let Some(&(_, last)) = level.get(&set) else {
+            return Search::GaveUp;
+        };
+        order.push(usize::from(last));
+        set &= !(1u128 << last);
+    }
+    order.reverse();
+    Search::Optimal(Some(order))
+}
+
+fn exact_component(n: usize, edges: &[(usize, usize, u64)]) -> ComponentCut {
+    let order = exact_order(n, edges);
     ComponentCut {
-        cut,
-        exact: bound >= cost,
+        cut: backward_edges(&order, edges),
+        exact: true,
     }
 }
 
@@ -469,16 +646,34 @@ fn backward_edges(order: &[usize], edges: &[(usize, usize, u64)]) -> Vec<bool> {
 /// programming over the sets of nodes placed first: `best[S]` is the least backward weight of an
 /// order of `S`, and appending `v` after `S` adds the weight of `v`'s edges into `S`.
 pub(crate) fn exact_order(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
-    let mut out: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    // `into(v, S)`, the weight of `v`'s edges into `S`, is read from two tables per node, one for
+    // the low half of the bits of `S` and one for the high half, so each step of the programme
+    // costs two lookups whatever the degree.
+    let low_bits = n / 2;
+    let low_mask = (1usize << low_bits) - 1;
+    let mut low_table = vec![0u64; n << low_bits];
+    let mut high_table = vec![0u64; n << (n - low_bits)];
     for &(from, to, weight) in edges {
-        out[from].push((to, weight));
+        if to < low_bits {
+            let table = &mut low_table[from << low_bits..(from + 1) << low_bits];
+            for (set, entry) in table.iter_mut().enumerate() {
+                if set & (1 << to) != 0 {
+                    *entry += weight;
+                }
+            }
+        } else {
+            let bit = to - low_bits;
+            let table = &mut high_table[from << (n - low_bits)..(from + 1) << (n - low_bits)];
+            for (set, entry) in table.iter_mut().enumerate() {
+                if set & (1 << bit) != 0 {
+                    *entry += weight;
+                }
+            }
+        }
     }
     let into = |node: usize, set: usize| -> u64 {
-        out[node]
-            .iter()
-            .filter(|(to, _)| set & (1 << to) != 0)
-            .map(|(_, weight)| weight)
-            .sum()
+        low_table[(node << low_bits) | (set & low_mask)]
+            + high_table[(node << (n - low_bits)) | (set >> low_bits)]
     };
     let full = (1usize << n) - 1;
     let mut best = vec![u64::MAX; full + 1];
@@ -520,33 +715,86 @@ pub(crate) fn exact_order(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize>
 }
 
 /// Eades–Lin–Smyth with weights, then node moves, then putting back redundant cut edges.
-pub(crate) fn heuristic_cut(n: usize, edges: &[(usize, usize, u64)]) -> Vec<bool> {
+pub(crate) fn heuristic_cut(n: usize, edges: &[(usize, usize, u64)], target: u64) -> Vec<bool> {
     let order = eades_lin_smyth(n, edges);
-    let mut keys = vec![0u64; n];
-    for (idx, &node) in order.iter().enumerate() {
-        keys[node] = (idx as u64 + 1) * KEY_SPACING;
-    }
-    sift(n, edges, &mut keys);
-    let mut cut: Vec<bool> = edges
-        .iter()
-        .map(|&(from, to, _)| keys[from] > keys[to])
-        .collect();
-    readd_redundant(
-        n,
-        edges,
-        &mut keys,
-        &mut cut,
-        READD_SEARCH_CAP,
-        READD_WORK_PER_EDGE
-            .saturating_mul(edges.len() as u64)
-            .max(MIN_WORK),
-    );
-    // Putting edges back reorders nodes, which can turn other cut edges forward: the final cut is
-    // the backward edges of the final order, a subset of the edges still cut.
+    let mut keys = spaced_keys(&order);
+    local_search(n, edges, &mut keys);
+    kick_and_search(n, edges, &mut keys, target);
     edges
         .iter()
         .map(|&(from, to, _)| keys[from] > keys[to])
         .collect()
+}
+
+/// Keys for nodes in the given order, spaced [`KEY_SPACING`] apart.
+fn spaced_keys(order: &[usize]) -> Vec<u64> {
+    let mut keys = vec![0u64; order.len()];
+    for (idx, &node) in order.iter().enumerate() {
+        keys[node] = (idx as u64 + 1) * KEY_SPACING;
+    }
+    keys
+}
+
+/// Weight of the edges running backward in the key order.
+fn backward_weight(edges: &[(usize, usize, u64)], keys: &[u64]) -> u64 {
+    edges
+        .iter()
+        .filter(|&&(from, to, _)| keys[from] > keys[to])
+        .map(|edge| edge.2)
+        .sum()
+}
+
+/// Node moves, then putting back cut edges whose return closes no cycle.
+fn local_search(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64]) {
+    sift(n, edges, keys);
+    let mut cut: Vec<bool> = edges
+        .iter()
+        .map(|&(from, to, _)| keys[from] > keys[to])
+        .collect();
+    let work_cap = READD_WORK_PER_EDGE
+        .saturating_mul(edges.len() as u64)
+        .max(MIN_WORK);
+    // Putting edges back reorders nodes, which can turn other cut edges forward: callers take the
+    // backward edges of the final order, a subset of the edges still cut.
+    readd_redundant(n, edges, keys, &mut cut, READD_SEARCH_CAP, work_cap);
+}
+
+/// Iterated local search: from the best order so far, move a few random nodes to random places,
+/// search locally again, and keep the result when it is no worse. The generator has a fixed seed,
+/// and the number of rounds depends only on the size, so the answer is deterministic. Stops early
+/// at `target` (a proven lower bound).
+fn kick_and_search(n: usize, edges: &[(usize, usize, u64)], keys: &mut Vec<u64>, target: u64) {
+    let rounds = (KICK_EDGE_BUDGET / edges.len().max(1) as u64).min(KICK_MAX_ROUNDS);
+    if n < 3 || rounds < 2 {
+        return;
+    }
+    let mut best = backward_weight(edges, keys);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = |bound: usize| -> usize {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound as u64) as usize
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for _round in 0..rounds {
+        if best <= target {
+            break;
+        }
+        order.sort_unstable_by_key(|&node| keys[node]);
+        for _kick in 0..KICKS {
+            let node = order.remove(random(n));
+            order.insert(random(n), node);
+        }
+        let mut candidate = spaced_keys(&order);
+        local_search(n, edges, &mut candidate);
+        let weight = backward_weight(edges, &candidate);
+        if weight <= best {
+            best = weight;
+            *keys = candidate;
+        }
+    }
 }
 
 pub(crate) const KEY_SPACING: u64 = 1 << 32;

@@ -477,18 +477,35 @@ proptest! {
 
     #[test]
     fn heuristic_cut_is_acyclic_and_the_bound_holds((n, edges) in graph_strategy(8, 14)) {
-        let cut = heuristic_cut(n, &edges);
+        let cut = heuristic_cut(n, &edges, 0);
         prop_assert!(is_acyclic(n, &edges, &cut));
         prop_assert!(cycle_packing_bound(n, &edges, u64::MAX) <= brute_force_cut(n, &edges));
     }
 
     #[test]
-    fn heuristic_cut_is_acyclic_on_larger_graphs((n, edges) in graph_strategy(60, 300)) {
+    fn mid_sized_components_are_exact_whichever_way_they_are_solved((n, edges) in graph_strategy(16, 40)) {
+        // Past 12 nodes the heuristic is tried first and kept when the packing bound proves it.
         let solution = solve_component(n, &edges);
+        let exact = backward_edges(&exact_order(n, &edges), &edges);
+        prop_assert!(solution.exact);
         prop_assert!(is_acyclic(n, &edges, &solution.cut));
-        let cut = heuristic_cut(n, &edges);
-        prop_assert!(is_acyclic(n, &edges, &cut));
+        prop_assert_eq!(cut_weight(&edges, &solution.cut), cut_weight(&edges, &exact));
     }
+
+    #[test]
+    fn bounded_search_agrees_with_the_subset_programme((n, edges) in graph_strategy(10, 30)) {
+        let optimum = cut_weight(&edges, &backward_edges(&exact_order(n, &edges), &edges));
+        let heuristic = cut_weight(&edges, &heuristic_cut(n, &edges, 0));
+        match bounded_search(n, &edges, heuristic, u64::MAX) {
+            Search::Optimal(None) => prop_assert_eq!(heuristic, optimum),
+            Search::Optimal(Some(order)) => {
+                prop_assert!(optimum < heuristic);
+                prop_assert_eq!(cut_weight(&edges, &backward_edges(&order, &edges)), optimum);
+            }
+            Search::GaveUp => prop_assert!(false, "no work cap was set"),
+        }
+    }
+
 
     #[test]
     fn analysis_is_consistent((n, edges) in graph_strategy(12, 40)) {
@@ -528,5 +545,20 @@ proptest! {
         let (capped, truncated) = elementary_cycles(&graph, &components, cap, u64::MAX);
         prop_assert_eq!(&capped[..], &all[..capped.len()]);
         prop_assert_eq!(truncated, all.len() > cap);
+    }
+}
+
+proptest! {
+    // Each case runs the full solver on up to 60 nodes; a few dozen cases are enough.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn cuts_of_larger_graphs_are_acyclic((n, edges) in graph_strategy(60, 300)) {
+        let solution = solve_component(n, &edges);
+        prop_assert!(is_acyclic(n, &edges, &solution.cut));
+        let bound = cycle_packing_bound(n, &edges, u64::MAX);
+        prop_assert!(cut_weight(&edges, &solution.cut) >= bound);
+        // Up to the subset programme's size every answer is proven.
+        prop_assert!(solution.exact || n > EXACT_MAX_NODES);
     }
 }
