@@ -127,6 +127,8 @@ pub(crate) struct UseDecl {
     /// Segments as written, `crate`/`self`/`super` included; a leading `::` is the segment `::`.
     pub(crate) path: Vec<String>,
     pub(crate) binding: Binding,
+    /// `pub use` (any `pub(...)` too): what a glob import of the module from outside sees.
+    pub(crate) is_pub: bool,
     pub(crate) ctx: RefContext,
 }
 
@@ -650,7 +652,11 @@ impl Extractor<'_> {
                 } else {
                     Vec::new()
                 };
-                self.use_tree(&item_use.tree, root);
+                self.use_tree(
+                    &item_use.tree,
+                    root,
+                    !matches!(item_use.vis, syn::Visibility::Inherited),
+                );
             }
             syn::Item::Macro(item_macro) => self.item_macro(item_macro, scope),
             syn::Item::ExternCrate(extern_crate) => {
@@ -908,11 +914,11 @@ impl Extractor<'_> {
         }
     }
 
-    fn use_tree(&mut self, tree: &syn::UseTree, mut prefix: Vec<String>) {
+    fn use_tree(&mut self, tree: &syn::UseTree, mut prefix: Vec<String>, is_pub: bool) {
         match tree {
             syn::UseTree::Path(use_path) => {
                 prefix.push(use_path.ident.to_string());
-                self.use_tree(&use_path.tree, prefix);
+                self.use_tree(&use_path.tree, prefix, is_pub);
             }
             syn::UseTree::Name(use_name) => {
                 let name = use_name.ident.to_string();
@@ -923,6 +929,7 @@ impl Extractor<'_> {
                         return;
                     };
                     self.facts().uses.push(UseDecl {
+                        is_pub,
                         path: prefix,
                         binding: Binding::Name(last),
                         ctx,
@@ -930,6 +937,7 @@ impl Extractor<'_> {
                 } else {
                     prefix.push(name.clone());
                     self.facts().uses.push(UseDecl {
+                        is_pub,
                         path: prefix,
                         binding: Binding::Name(name),
                         ctx,
@@ -948,6 +956,7 @@ impl Extractor<'_> {
                     Binding::Name(rename.rename.to_string())
                 };
                 self.facts().uses.push(UseDecl {
+                    is_pub,
                     path: prefix,
                     binding,
                     ctx,
@@ -956,6 +965,7 @@ impl Extractor<'_> {
             syn::UseTree::Glob(glob) => {
                 let ctx = self.ctx(glob.star_token.span);
                 self.facts().uses.push(UseDecl {
+                    is_pub,
                     path: prefix,
                     binding: Binding::Glob,
                     ctx,
@@ -963,7 +973,7 @@ impl Extractor<'_> {
             }
             syn::UseTree::Group(group) => {
                 for tree in &group.items {
-                    self.use_tree(tree, prefix.clone());
+                    self.use_tree(tree, prefix.clone(), is_pub);
                 }
             }
         }
@@ -1214,7 +1224,7 @@ impl<'ast> Visit<'ast> for Extractor<'_> {
                 } else {
                     Vec::new()
                 };
-                self.use_tree(&item_use.tree, root);
+                self.use_tree(&item_use.tree, root, false);
             }
             syn::Item::Mod(_) => {}
             _ => visit::visit_item(self, item),

@@ -90,7 +90,10 @@ pub(crate) struct Resolver<'a> {
     parents: Vec<Option<u32>>,
     roots: Vec<u32>,
     crate_scope: &'a CrateScope,
-    memo: FxHashMap<(u32, &'a str, Want), Option<Res<'a>>>,
+    /// (module, name, namespace, only what is visible from outside the module) -> resolution.
+    memo: FxHashMap<(u32, &'a str, Want, bool), Option<Res<'a>>>,
+    /// Per module, once needed: the modules its glob imports bring in, and whether each is `pub`.
+    glob_sources: Vec<Option<Vec<(u32, bool)>>>,
     /// Every name that can resolve, built on first use by [`Resolver::intern`].
     names: Option<FxHashSet<&'a str>>,
     /// (module of the type, type name) -> methods of its inherent impls, with the module of the
@@ -173,6 +176,7 @@ impl<'a> Resolver<'a> {
             roots,
             crate_scope,
             memo: FxHashMap::default(),
+            glob_sources: vec![None; facts.len()],
             names: None,
             inherent: FxHashMap::default(),
             impls,
@@ -320,19 +324,58 @@ impl<'a> Resolver<'a> {
     }
 
     /// Looks up `name` among the members of `module` (memoized).
+    ///
+    /// `exported` restricts the lookup to what a glob import from outside the module sees: its
+    /// items and children, its `pub use`s and `pub` glob imports. (A glob from a descendant,
+    /// `use super::*`, sees everything.)
     fn lookup(&mut self, module: u32, name: &'a str, want: Want, depth: u32) -> Option<Res<'a>> {
+        self.lookup_in(module, name, want, false, depth)
+    }
+
+    fn lookup_in(
+        &mut self,
+        module: u32,
+        name: &'a str,
+        want: Want,
+        exported: bool,
+        depth: u32,
+    ) -> Option<Res<'a>> {
         if depth > MAX_DEPTH {
             return None;
         }
-        let key = (module, name, want);
+        let key = (module, name, want, exported);
         if let Some(res) = self.memo.get(&key) {
             return *res;
         }
         // Marks the lookup in progress, so that `use` cycles end.
         self.memo.insert(key, None);
-        let res = self.lookup_uncached(module, name, want, depth);
+        let res = self.lookup_uncached(module, name, want, exported, depth);
         self.memo.insert(key, res);
         res
+    }
+
+    /// The modules the glob imports of `module` bring in (computed once per module).
+    fn glob_sources(&mut self, module: u32, depth: u32) -> Vec<(u32, bool)> {
+        if let Some(sources) = &self.glob_sources[module as usize] {
+            return sources.clone();
+        }
+        // Marks the computation in progress, so that glob cycles end.
+        self.glob_sources[module as usize] = Some(Vec::new());
+        let facts = self.facts;
+        let mut sources = Vec::new();
+        for &use_index in &self.scopes[module as usize].globs.clone() {
+            let use_decl = &facts[module as usize].uses[use_index as usize];
+            let path: Vec<&'a str> = use_decl.path.iter().map(String::as_str).collect();
+            if let Some((Res::Module(source), rest)) =
+                self.resolve_path(module, &path, true, depth + 1)
+                && rest.is_empty()
+                && source != module
+            {
+                sources.push((source, use_decl.is_pub));
+            }
+        }
+        self.glob_sources[module as usize] = Some(sources.clone());
+        sources
     }
 
     fn lookup_uncached(
@@ -340,8 +383,10 @@ impl<'a> Resolver<'a> {
         module: u32,
         name: &'a str,
         want: Want,
+        exported: bool,
         depth: u32,
     ) -> Option<Res<'a>> {
+        let facts = self.facts;
         let scope = &self.scopes[module as usize];
         let child = scope.children.get(name).map(|&child| Res::Module(child));
         let item = scope.items.get(name).map(|&item| Res::Item(module, item));
@@ -355,6 +400,9 @@ impl<'a> Resolver<'a> {
         if let Some(imports) = scope.imports.get(name).cloned() {
             let mut fallback = None;
             for use_index in imports {
+                if exported && !facts[module as usize].uses[use_index as usize].is_pub {
+                    continue;
+                }
                 if let Some(res) = self.resolve_use(module, use_index, depth + 1) {
                     let is_module = matches!(res, Res::Module(_));
                     if want == Want::Prefix && !is_module {
@@ -368,20 +416,41 @@ impl<'a> Resolver<'a> {
                 return fallback;
             }
         }
-        let globs = self.scopes[module as usize].globs.clone();
-        for use_index in globs {
-            let use_decl = &self.facts[module as usize].uses[use_index as usize];
-            let path: Vec<&'a str> = use_decl.path.iter().map(String::as_str).collect();
-            if let Some((Res::Module(source), rest)) =
-                self.resolve_path(module, &path, true, depth + 1)
-                && rest.is_empty()
-                && source != module
-                && let Some(res) = self.lookup(source, name, want, depth + 1)
-            {
+        if self.scopes[module as usize].globs.is_empty() {
+            return None;
+        }
+        for (source, is_pub) in self.glob_sources(module, depth) {
+            if exported && !is_pub {
+                continue;
+            }
+            // Seen from `module`, the source shows everything when it is an ancestor
+            // (`use super::*`), else only what it exports.
+            let source_exported = !self.is_ancestor(source, module);
+            if !self.may_have(source, name, source_exported) {
+                continue;
+            }
+            if let Some(res) = self.lookup_in(source, name, want, source_exported, depth + 1) {
                 return Some(res);
             }
         }
         None
+    }
+
+    /// A cheap test before a lookup through a glob: whether `module` defines or imports `name`
+    /// itself, or has glob imports that could bring it.
+    fn may_have(&self, module: u32, name: &str, exported: bool) -> bool {
+        let scope = &self.scopes[module as usize];
+        if scope.items.contains_key(name)
+            || scope.children.contains_key(name)
+            || scope.imports.contains_key(name)
+        {
+            return true;
+        }
+        let uses = &self.facts[module as usize].uses;
+        scope
+            .globs
+            .iter()
+            .any(|&use_index| !exported || uses[use_index as usize].is_pub)
     }
 
     /// What a `use` leaf of `module` refers to.

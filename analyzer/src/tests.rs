@@ -651,3 +651,28 @@ pub fn use_store<S: crate::port::Store>(store: &S) { store.load(1); }
 "#
     ));
 }
+
+#[test]
+fn glob_reexports_see_only_what_is_public() {
+    insta::assert_snapshot!(check(
+        r#"
+//- /lib.rs
+pub mod facade;
+pub mod user;
+//- /facade/mod.rs
+mod gen_a;
+mod gen_b;
+pub use gen_a::*;
+pub use gen_b::*;
+//- /facade/gen_a.rs
+use super::*;
+pub struct A;
+//- /facade/gen_b.rs
+use super::*;
+pub struct B(pub A);
+//- /user.rs
+use crate::facade::*;
+pub fn f(_: A, _: B) {}
+"#
+    ));
+}
