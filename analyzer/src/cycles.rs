@@ -518,13 +518,16 @@ enum Search {
 /// rest `T` into `S` (all backward); adding `v` next adds the edges from `T - v` into `v`. A state
 /// is dropped when its fixed cost plus a lower bound for `T` (the lighter edge of every two-way
 /// pair inside `T`) reaches `upper`. When `T` has a source, only the smallest source is tried:
-/// moving a node with no edge from the rest to the front of the rest never costs more.
+/// moving a node with no edge from the rest to the front of the rest never costs more; likewise
+/// sinks of `T` are left for the end.
 fn bounded_search(n: usize, edges: &[(usize, usize, u64)], upper: u64, work_cap: u64) -> Search {
     debug_assert!(n <= 128);
     let mut into: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut weight_of: FxHashMap<(usize, usize), u64> = FxHashMap::default();
     for &(from, to, weight) in edges {
         into[to].push((from, weight));
+        out[from].push(to);
         weight_of.insert((from, to), weight);
     }
     let pairs: Vec<(u128, u64)> = edges
@@ -562,24 +565,28 @@ fn bounded_search(n: usize, edges: &[(usize, usize, u64)], upper: u64, work_cap:
         states.sort_unstable();
         for (set, cost) in states {
             let rest = full & !set;
-            // Weight of the edges from the rest into each candidate.
+            // Weight of the edges from the rest into each candidate. A sink of the rest is never
+            // tried: moving it to the very end never costs more.
             let mut candidates: Vec<(usize, u64)> = Vec::new();
             let mut source = None;
-            for node in 0..n {
+            for (node, (node_into, node_out)) in into.iter().zip(&out).enumerate() {
                 if rest & (1u128 << node) == 0 {
                     continue;
                 }
-                let weight: u64 = into[node]
+                let weight: u64 = node_into
                     .iter()
                     .filter(|(from, _)| rest & (1u128 << from) != 0)
                     .map(|(_, weight)| weight)
                     .sum();
-                work += 1 + into[node].len() as u64;
+                work += 1 + node_into.len() as u64;
                 if weight == 0 {
                     source = Some(node);
                     break;
                 }
-                candidates.push((node, weight));
+                work += node_out.len() as u64;
+                if node_out.iter().any(|to| rest & (1u128 << to) != 0) {
+                    candidates.push((node, weight));
+                }
             }
             if let Some(node) = source {
                 candidates = vec![(node, 0)];
