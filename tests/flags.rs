@@ -312,6 +312,18 @@ fn fig_unleash_ok(env: &UnleashEnv, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Deletes the test's flag from the server when the test ends, passed or failed.
+struct DeleteOnDrop<'a> {
+    env: &'a UnleashEnv,
+    name: String,
+}
+
+impl Drop for DeleteOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = fig_unleash(self.env, &["delete", &self.name]);
+    }
+}
+
 /// A TCP forwarder on 127.0.0.1:0 to the real server, which the test can take down.
 struct Forwarder {
     port: u16,
@@ -409,6 +421,10 @@ async fn unleash_changes_are_followed_and_survive_the_server_going_away() {
     };
 
     fig_unleash_ok(&env, &["create", &name, "--description", "end-to-end test"]);
+    let cleanup = DeleteOnDrop {
+        env: &env,
+        name: name.clone(),
+    };
     assert!(
         eventually(within, || flags.feature(&name).is_some()).await,
         "created flag not seen"
@@ -474,7 +490,12 @@ async fn unleash_changes_are_followed_and_survive_the_server_going_away() {
     assert!(flags.is_enabled(&name, &user57));
     assert!(restarted.is_enabled(&name, &user57));
 
-    fig_unleash_ok(&env, &["delete", &name]);
+    drop(cleanup);
+    let gone = || fig_unleash(&env, &["show", &name]).status.code() == Some(2);
+    assert!(
+        eventually(within, gone).await,
+        "the deleted flag is still served"
+    );
 }
 
 #[test]

@@ -170,15 +170,23 @@ impl UnleashAdmin {
     }
 
     /// Sets the flag's gradual rollout (its unconstrained `flexibleRollout`, added if missing).
+    /// Without `stickiness`, the rollout keeps the stickiness it has (`default` for a new one).
     pub async fn rollout(
         &self,
         name: &str,
         percent: u32,
-        stickiness: Stickiness,
+        stickiness: Option<Stickiness>,
     ) -> Result<Change> {
         edit::validate_name(name)?;
         edit::validate_percent(percent)?;
-        let wanted = edit::flexible_rollout(name, percent, stickiness);
+        let current = self
+            .strategies(name)
+            .await?
+            .iter()
+            .map(AdminStrategy::to_strategy)
+            .find(|s| edit::is_plain(s, "flexibleRollout"));
+        let stickiness = edit::rollout_stickiness(stickiness, current.as_ref());
+        let wanted = edit::flexible_rollout(name, percent, &stickiness);
         self.put_strategy(name, "rollout", wanted, |s| {
             edit::is_plain(&s.to_strategy(), "flexibleRollout")
         })

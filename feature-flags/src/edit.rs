@@ -208,7 +208,7 @@ pub(crate) fn set_enabled(features: &mut ClientFeatures, name: &str, on: bool) -
             feature.enabled = on;
             let strategies = feature.strategies.get_or_insert_with(Vec::new);
             if on && strategies.is_empty() {
-                strategies.push(flexible_rollout(name, 100, Stickiness::Default));
+                strategies.push(flexible_rollout(name, 100, Stickiness::Default.as_str()));
             }
             Ok(())
         },
@@ -216,16 +216,19 @@ pub(crate) fn set_enabled(features: &mut ClientFeatures, name: &str, on: bool) -
 }
 
 /// Sets the flag's gradual rollout (its unconstrained `flexibleRollout`, added if missing).
+/// Without `stickiness`, the rollout keeps the stickiness it has (`default` for a new one).
 pub(crate) fn rollout(
     features: &mut ClientFeatures,
     name: &str,
     percent: u32,
-    stickiness: Stickiness,
+    stickiness: Option<Stickiness>,
 ) -> Result<Change> {
     validate_percent(percent)?;
     modify(features, name, "rollout", |feature| {
         let strategies = feature.strategies.get_or_insert_with(Vec::new);
-        let wanted = flexible_rollout(name, percent, stickiness);
+        let current = strategies.iter().find(|s| is_plain(s, "flexibleRollout"));
+        let stickiness = rollout_stickiness(stickiness, current);
+        let wanted = flexible_rollout(name, percent, &stickiness);
         match strategies
             .iter_mut()
             .find(|s| is_plain(s, "flexibleRollout"))
@@ -265,7 +268,7 @@ pub(crate) fn validate_users(ids: &[String]) -> Result<Vec<String>> {
 
 /// The strategy `users` writes.
 pub(crate) fn users_strategy(name: &str, ids: &[String]) -> Strategy {
-    let mut res = flexible_rollout(name, 100, Stickiness::Default);
+    let mut res = flexible_rollout(name, 100, Stickiness::Default.as_str());
     res.constraints = Some(vec![Constraint {
         context_name: "userId".to_owned(),
         operator: Operator::In,
@@ -317,11 +320,25 @@ pub(crate) fn delete(features: &mut ClientFeatures, name: &str) -> Result<Change
     })
 }
 
+/// The stickiness a rollout gets: the one asked for, else the one it has, else `default`.
+pub(crate) fn rollout_stickiness(asked: Option<Stickiness>, current: Option<&Strategy>) -> String {
+    asked
+        .map(|s| s.as_str().to_owned())
+        .or_else(|| {
+            current
+                .and_then(|s| s.parameters.as_ref())
+                .and_then(|params| params.get("stickiness"))
+                .filter(|s| !s.is_empty())
+                .cloned()
+        })
+        .unwrap_or_else(|| Stickiness::Default.as_str().to_owned())
+}
+
 /// The strategy Unleash's UI writes for a gradual rollout.
-pub(crate) fn flexible_rollout(name: &str, percent: u32, stickiness: Stickiness) -> Strategy {
+pub(crate) fn flexible_rollout(name: &str, percent: u32, stickiness: &str) -> Strategy {
     let parameters = HashMap::from([
         ("rollout".to_owned(), percent.to_string()),
-        ("stickiness".to_owned(), stickiness.as_str().to_owned()),
+        ("stickiness".to_owned(), stickiness.to_owned()),
         ("groupId".to_owned(), name.to_owned()),
     ]);
     strategy("flexibleRollout", parameters)

@@ -269,8 +269,14 @@ impl FileStore {
         self.change(|features| edit::set_enabled(features, name, false))
     }
 
-    /// Sets the flag's gradual rollout to `percent` with `stickiness`.
-    pub fn rollout(&self, name: &str, percent: u32, stickiness: Stickiness) -> Result<Change> {
+    /// Sets the flag's gradual rollout to `percent`; without `stickiness` it keeps the one it
+    /// has (`default` for a new rollout).
+    pub fn rollout(
+        &self,
+        name: &str,
+        percent: u32,
+        stickiness: Option<Stickiness>,
+    ) -> Result<Change> {
         self.change(|features| edit::rollout(features, name, percent, stickiness))
     }
 

@@ -131,7 +131,7 @@ fn writes_are_audited_with_old_and_new() {
         .create("checkout", Some("new checkout"))
         .expect("create");
     store
-        .rollout("checkout", 37, feature_flags::Stickiness::UserId)
+        .rollout("checkout", 37, Some(feature_flags::Stickiness::UserId))
         .expect("rollout");
     store.enable("checkout").expect("enable");
     let history = store.history("checkout").expect("history");
@@ -157,14 +157,25 @@ fn a_refused_write_changes_nothing() {
     let store = FileStore::new(&path, "alice");
     store.create("checkout", None).expect("create");
     let before = std::fs::read_to_string(&path).expect("read");
-    assert!(
-        store
-            .rollout("checkout", 101, feature_flags::Stickiness::Default)
-            .is_err()
-    );
+    assert!(store.rollout("checkout", 101, None).is_err());
     assert!(store.enable("nope").is_err());
     assert!(store.ips("checkout", &["10.0.0.0/33".to_owned()]).is_err());
     assert!(store.create("bad name", None).is_err());
     assert_eq!(std::fs::read_to_string(&path).expect("read"), before);
     assert_eq!(store.history("checkout").expect("history").len(), 1);
+}
+
+#[test]
+fn a_new_percentage_keeps_the_rollout_stickiness() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FileStore::new(dir.path().join("flags.json"), "alice");
+    store.create("checkout", None).expect("create");
+    store
+        .rollout("checkout", 10, Some(feature_flags::Stickiness::SessionId))
+        .expect("rollout");
+    let change = store.rollout("checkout", 50, None).expect("rollout");
+    assert_eq!(
+        change.summary(),
+        "off; flexibleRollout 10% (sessionId) → off; flexibleRollout 50% (sessionId)"
+    );
 }

@@ -115,9 +115,10 @@ pub enum FlagsCommand {
         name: String,
         /// Percentage of users, 0 to 100.
         percent: u32,
-        /// Which context field keeps a user in the same bucket.
-        #[arg(long, value_enum, default_value_t = StickinessArg::Default)]
-        stickiness: StickinessArg,
+        /// Which context field keeps a user in the same bucket [default: the rollout's
+        /// current stickiness, else `default`].
+        #[arg(long, value_enum)]
+        stickiness: Option<StickinessArg>,
     },
     /// Turn a flag on for these user ids (an allow-list).
     Users {
@@ -240,13 +241,13 @@ fn actor(args: &Args) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn stickiness(arg: StickinessArg) -> Stickiness {
-    match arg {
+fn stickiness(arg: Option<StickinessArg>) -> Option<Stickiness> {
+    Some(match arg? {
         StickinessArg::Default => Stickiness::Default,
         StickinessArg::UserId => Stickiness::UserId,
         StickinessArg::SessionId => Stickiness::SessionId,
         StickinessArg::Random => Stickiness::Random,
-    }
+    })
 }
 
 fn run_file(args: &Args, path: PathBuf) -> anyhow::Result<String> {
