@@ -6,10 +6,12 @@
 //! - Louvain (local moves, then aggregation, repeated) maximises modularity; nodes are visited in id
 //!   order and a node moves only for a strictly better gain. A community that Louvain leaves
 //!   disconnected is split into its connected parts.
-//! - A module with no in-scope edge joins the group of its nearest ancestor that has one; when no
-//!   ancestor does, it is left out (a lone module is no service). Crate roots are not excluded: with
-//!   the default scope a facade's re-exports are hierarchical edges and out of scope, so a root only
-//!   joins a group through real cross-subtree dependencies.
+//! - A module with no in-scope edge joins the group of its nearest ancestor that has one, the
+//!   crate root excepted; when there is none, it is left out (a lone module is no service, and
+//!   gluing a crate's unconnected modules to wherever its root landed would only add noise).
+//! - Crate roots themselves are not excluded: with the default scope a facade's re-exports are
+//!   hierarchical edges and out of scope, so a root only joins a group through real cross-subtree
+//!   dependencies.
 //! - A group is named after its heaviest module (largest total edge weight, then most lines, then
 //!   smallest id), by the last segment of its id; when two groups would share a name, they are named
 //!   by the full id instead.
@@ -63,6 +65,12 @@ pub fn candidates(
         let mut steps = 0;
         while let Some(id) = ancestor {
             steps += 1;
+            let grandparent = parent.get(id).copied().flatten();
+            // A crate root's group is about the root's own dependencies; the rest of the crate
+            // does not follow it.
+            if grandparent.is_none() {
+                break;
+            }
             if let Some(&idx) = index.get(id)
                 && connected[idx]
             {
@@ -73,7 +81,7 @@ pub fn candidates(
             if steps > n {
                 break;
             }
-            ancestor = parent.get(id).copied().flatten();
+            ancestor = grandparent;
         }
     }
 

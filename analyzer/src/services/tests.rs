@@ -122,15 +122,16 @@ fn isolated_modules_join_their_nearest_grouped_ancestor() {
     .map(|id| module(id, 10))
     .collect();
     // `app::billing::tax::rates` has no edge: it joins `app::billing`'s group. `app::util` has no
-    // edge and neither has its parent `app`: it is left out.
+    // edge, and its parent is the crate root: it is left out even though the root has an edge.
     let edges = vec![
         edge("app::billing", "app::crm", 4),
         edge("app::crm", "app::billing", 1),
+        edge("app", "app::billing", 1),
     ];
     check(
         &modules,
         &edges,
-        "billing: app::billing app::billing::tax app::billing::tax::rates app::crm (5/0)",
+        "billing: app app::billing app::billing::tax app::billing::tax::rates app::crm (6/0)",
     );
 }
 
