@@ -363,6 +363,25 @@ impl Forwarder {
     }
 }
 
+/// A plain HTTP/1.0 GET (no client library in this test crate): status and body.
+async fn http_get(url: &str, token: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = TcpStream::connect(host).await.ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nAuthorization: {token}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())?;
+    Some((status, body))
+}
+
 fn host_port(url: &str) -> String {
     let rest = url.split("://").nth(1).unwrap_or(url);
     rest.split('/').next().unwrap_or(rest).to_owned()
@@ -397,8 +416,10 @@ async fn unleash_changes_are_followed_and_survive_the_server_going_away() {
     let backup = dir.path().join("backup.json");
     let forwarder = Forwarder::start(host_port(&env.url)).await;
     let refresh = Duration::from_secs(1);
+    let app_name = format!("fig-e2e-app-{}", std::process::id());
     let config = |url: String| {
         let mut config = UnleashConfig::new(url, env.client_token.clone());
+        config.app_name = app_name.clone();
         config.refresh_interval = refresh;
         config.metrics_interval = Duration::from_secs(1);
         config.backup_path = Some(backup.clone());
@@ -454,6 +475,31 @@ async fn unleash_changes_are_followed_and_survive_the_server_going_away() {
     .expect("json");
     assert_eq!(eval["enabled"], true);
     assert_eq!(eval["reason"]["name"], "flexibleRollout");
+
+    // The store registered and reported its evaluations, as an Unleash SDK does.
+    let base = env.url.trim_end_matches('/');
+    let metrics_url = format!("{base}/api/admin/client-metrics/features/{name}");
+    let app_url = format!("{base}/api/admin/metrics/applications/{app_name}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut seen, mut registered) = (String::new(), None);
+    while Instant::now() < deadline {
+        seen = http_get(&metrics_url, &env.admin_token)
+            .await
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        registered = http_get(&app_url, &env.admin_token)
+            .await
+            .map(|(status, _)| status);
+        if seen.contains(&app_name) && registered == Some(200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        seen.contains(&app_name),
+        "no metrics from {app_name}: {seen}"
+    );
+    assert_eq!(registered, Some(200), "{app_name} is not registered");
 
     // The server goes away (for this store): evaluation goes on from the last flags.
     forwarder.stop();
@@ -531,6 +577,19 @@ fn unleash_mistakes_exit_2_and_write_nothing() {
         .expect("fig runs");
     assert_eq!(unreachable.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach Unleash"));
+
+    let refused = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(Flags::open(StoreConfig::Unleash(UnleashConfig::new(
+            env.url.clone(),
+            "not-a-token",
+        ))));
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("refused the token")),
+        "{refused:?}"
+    );
 
     let out_of_range = fig_unleash(&env, &["rollout", &name, "101"]);
     assert_eq!(out_of_range.status.code(), Some(2));

@@ -121,7 +121,8 @@ impl Flags {
     /// column and reason); a missing file is an empty store that fills in when the file
     /// appears. An Unleash store opens even when the server is unreachable: it serves from its
     /// backup file if there is one, or else serves nothing (every flag off) until the server
-    /// answers. Must be called within a tokio runtime.
+    /// answers; a server that refuses the client token is an error. Must be called within a
+    /// tokio runtime.
     pub async fn open(config: StoreConfig) -> Result<Flags> {
         match config {
             StoreConfig::File(config) => file::open(config).await,

@@ -131,6 +131,8 @@ pub(crate) async fn open(config: UnleashConfig) -> Result<Flags> {
             etag = new_etag;
         }
         Ok(Fetched::NotModified) => flags.mark_refreshed(),
+        // A server that answers but refuses the token is a mistake to fix, not an outage.
+        Err(err @ Error::Unauthorized { .. }) => return Err(err),
         Err(err) => {
             tracing::warn!("Unleash unreachable at start: {err}");
             flags.set_error(Some(error_chain(&err)));
