@@ -5,7 +5,7 @@
 //! crate fan-in and fan-out count distinct crates along the crate edges. A crate's trait, type and
 //! line counts are the sums over its modules.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::report::{CrateEdge, CrateInfo, Edge, Metrics, Module, UnitMetrics};
 
@@ -68,36 +68,45 @@ pub fn compute(
 }
 
 #[derive(Debug, Default)]
-struct Counts<'a> {
-    depends_on: BTreeSet<&'a str>,
-    depended_on_by: BTreeSet<&'a str>,
+struct Counts {
+    fan_in: usize,
+    fan_out: usize,
     n_traits: u64,
     n_types: u64,
     lines_of_code: u64,
 }
 
-/// Records each dependency between two distinct units that are both known.
+/// Counts each dependency between two distinct units that are both known, once per pair.
 fn add_couplings<'a>(
-    counts: &mut BTreeMap<&'a str, Counts<'a>>,
+    counts: &mut BTreeMap<&'a str, Counts>,
     pairs: impl Iterator<Item = (&'a str, &'a str)>,
 ) {
-    for (from, to) in pairs {
-        if from == to || !counts.contains_key(from) || !counts.contains_key(to) {
-            continue;
-        }
-        if let Some(entry) = counts.get_mut(from) {
-            entry.depends_on.insert(to);
-        }
-        if let Some(entry) = counts.get_mut(to) {
-            entry.depended_on_by.insert(from);
-        }
+    let index: HashMap<&str, usize> = counts
+        .keys()
+        .enumerate()
+        .map(|(idx, id)| (*id, idx))
+        .collect();
+    let mut distinct: Vec<(usize, usize)> = pairs
+        .filter(|(from, to)| from != to)
+        .filter_map(|(from, to)| Some((*index.get(from)?, *index.get(to)?)))
+        .collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut fan_in = vec![0usize; index.len()];
+    let mut fan_out = vec![0usize; index.len()];
+    for (from, to) in distinct {
+        fan_out[from] += 1;
+        fan_in[to] += 1;
+    }
+    for (idx, entry) in counts.values_mut().enumerate() {
+        entry.fan_in = fan_in[idx];
+        entry.fan_out = fan_out[idx];
     }
 }
 
-impl Counts<'_> {
+impl Counts {
     fn unit(&self, id: &str) -> UnitMetrics {
-        let fan_in = self.depended_on_by.len();
-        let fan_out = self.depends_on.len();
+        let (fan_in, fan_out) = (self.fan_in, self.fan_out);
         let instability = if fan_in + fan_out == 0 {
             0.0
         } else {
