@@ -4,8 +4,7 @@
 //! move from a file to a server and keep its habits. Every argument is validated before the
 //! first request, so a bad name or percentage writes nothing. Endpoints used (Unleash 5+):
 //! `POST /api/admin/projects/{project}/features`, `.../features/{name}/environments/{env}/on|off`,
-//! `.../environments/{env}/strategies[/{id}]`, `DELETE .../features/{name}` (archive) and
-//! `DELETE /api/admin/archive/{name}` (delete for good, so the name can be used again).
+//! `.../environments/{env}/strategies[/{id}]` and `DELETE .../features/{name}` (archive).
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -223,13 +222,15 @@ impl UnleashAdmin {
         .await
     }
 
-    /// Archives the flag and deletes it from the archive.
+    /// Archives the flag, as "delete" in Unleash's UI does: clients stop getting it, and it can
+    /// be revived or deleted for good from the archive in the UI.
+    ///
+    /// It is not deleted for good here: Unleash 8 records an archived flag's lifecycle after the
+    /// request returns, and deleting the flag before that record is written makes the server
+    /// fail on a foreign key (seen with 8.2, where it took the server down).
     pub async fn delete(&self, name: &str) -> Result<Change> {
         let old = self.feature(name).await?;
         let url = self.feature_url(name);
-        let (status, text) = self.send(Method::DELETE, &url, None).await?;
-        self.ok(&url, status, &text)?;
-        let url = format!("{}/api/admin/archive/{}", self.base, url_encode(name));
         let (status, text) = self.send(Method::DELETE, &url, None).await?;
         self.ok(&url, status, &text)?;
         Ok(change(name, "delete", Some(old), None))

@@ -136,7 +136,7 @@ pub enum FlagsCommand {
         #[arg(required = true)]
         cidrs: Vec<String>,
     },
-    /// Delete a flag.
+    /// Delete a flag (on Unleash: archive it, as its UI does).
     Delete {
         /// The flag.
         name: String,
