@@ -1,1 +1,242 @@
-//! End-to-end tests: see tests/main.rs.
+//! `fig demo`: the example system started as a newcomer would, and the walk its banner suggests.
+//!
+//! The demo runs with a temporary state directory and ports 0; the test reads the addresses from
+//! its first stdout lines, flips the flag with `fig flags`, rolls the route back with `fig route`
+//! (both the real binary, with the very arguments the banner prints), and stops it with SIGTERM.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::fig;
+use crate::support::procs::{Proc, STARTUP};
+
+/// Who answered `GET path`: the `x-served-by` and `x-fig-upstream` headers.
+#[track_caller]
+fn served_by(base: &str, path: &str) -> (String, String) {
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client");
+    let response = client
+        .get(format!("{base}{path}"))
+        .send()
+        .unwrap_or_else(|err| panic!("GET {path} through the demo: {err}"));
+    assert_eq!(response.status(), 200, "GET {path}");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    (header("x-served-by"), header("x-fig-upstream"))
+}
+
+/// Runs a command line of the banner (`fig ...`), which must succeed, and returns its stdout.
+#[track_caller]
+fn run_banner_line(line: &str) -> String {
+    let words = shell_words(line);
+    assert_eq!(
+        words.first().map(String::as_str),
+        Some("fig"),
+        "not a fig command: {line}"
+    );
+    let output = fig()
+        .args(&words[1..])
+        .env_remove("FIG_ADMIN_TOKEN")
+        .output()
+        .expect("fig runs");
+    assert!(
+        output.status.success(),
+        "`{line}` failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Splits a command line as a POSIX shell does for what the banner uses: words separated by
+/// spaces, single quotes keeping a word with spaces together.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut in_word = false;
+    for c in line.trim().chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            ' ' if !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+#[test]
+fn demo_walk_flag_on_then_rollback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state_dir = dir.path().join("demo state");
+    let mut command = fig();
+    command
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
+        .arg(&state_dir);
+    let mut demo = Proc::spawn("fig demo", command);
+    let proxy = format!("http://{}", demo.address("listening on http://"));
+    let admin = format!("http://{}", demo.address("admin on http://"));
+    demo.line_after("Ctrl-C stops everything.", STARTUP);
+    let banner = demo.stdout_seen().join("\n");
+
+    // The files a real deployment has.
+    let state_dir = std::fs::canonicalize(&state_dir).expect("the state dir exists");
+    for file in ["fig-proxy.toml", "flags.json", "admin.token"] {
+        assert!(state_dir.join(file).is_file(), "{file} is written");
+    }
+    check_token_file(&state_dir.join("admin.token"));
+
+    // The banner names what was started and the commands to try, with this run's addresses.
+    let monolith = banner_value(&banner, "  monolith (shop)");
+    let service = banner_value(&banner, "  payment-service");
+    let state_dir_text = state_dir.display().to_string();
+    let filtered = banner
+        .replace(&proxy, "[PROXY]")
+        .replace(&admin, "[ADMIN]")
+        .replace(&monolith, "[MONOLITH]")
+        .replace(&service, "[SERVICE]")
+        .replace(&format!("'{state_dir_text}"), "'[STATE_DIR]")
+        .replace(&state_dir_text, "[STATE_DIR]");
+    insta::assert_snapshot!(filtered);
+
+    // Flag off: the monolith answers.
+    assert_eq!(
+        served_by(&proxy, "/payments/7"),
+        ("shop".to_owned(), "monolith".to_owned())
+    );
+
+    // The banner's own `fig flags ... enable` line, then the service within a second.
+    let enable = banner_line(&banner, "fig flags --store");
+    run_banner_line(&enable);
+    let start = Instant::now();
+    while served_by(&proxy, "/payments/7").0 != "payment-service" {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the payment service does not answer a second after `{enable}`"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        served_by(&proxy, "/payments/7"),
+        ("payment-service".to_owned(), "payment-service".to_owned())
+    );
+    assert_eq!(served_by(&proxy, "/orders/7").0, "shop");
+
+    // The banner's `fig route ... rollback payments`: the monolith again, at once.
+    let rollback = banner_line(&banner, " rollback payments");
+    let out = run_banner_line(&rollback);
+    assert!(out.starts_with("rolled back route `payments`"), "{out}");
+    assert_eq!(served_by(&proxy, "/payments/7").0, "shop");
+
+    // And back.
+    run_banner_line(&banner_line(&banner, " restore payments"));
+    assert_eq!(served_by(&proxy, "/payments/7").0, "payment-service");
+
+    demo.signal("TERM");
+    let status = demo.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "stderr: {}", demo.stderr());
+}
+
+#[test]
+fn demo_refuses_a_taken_address_with_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = fig()
+        .args([
+            "demo",
+            "--listen",
+            &addr,
+            "--admin",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("fig demo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: cannot listen on {addr} for the proxy")),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+/// The value after a label in the banner's list of what was started.
+#[track_caller]
+fn banner_value(banner: &str, label: &str) -> String {
+    banner
+        .lines()
+        .find_map(|line| line.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} in the banner:\n{banner}"))
+        .trim()
+        .to_owned()
+}
+
+/// The banner line (a command to try) that contains `needle`.
+#[track_caller]
+fn banner_line(banner: &str, needle: &str) -> String {
+    banner
+        .lines()
+        .find(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in the banner:\n{banner}"))
+        .trim()
+        .to_owned()
+}
+
+#[cfg(unix)]
+fn check_token_file(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)
+        .expect("token metadata")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "admin.token is readable by its owner only"
+    );
+    let token = std::fs::read_to_string(path).expect("read the token");
+    assert!(token.trim().len() >= 32, "a long random token: {token:?}");
+}
+
+#[cfg(not(unix))]
+fn check_token_file(path: &Path) {
+    assert!(
+        !std::fs::read_to_string(path)
+            .expect("read the token")
+            .trim()
+            .is_empty()
+    );
+}

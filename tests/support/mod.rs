@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+pub mod procs;
+pub mod upstreams;
+
 /// The `fig` binary under test.
 pub fn fig() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fig"))
