@@ -553,10 +553,10 @@ impl Extractor<'_> {
             fn visit_use_tree(&mut self, tree: &'ast syn::UseTree) {
                 match tree {
                     syn::UseTree::Name(name) => {
-                        self.names.insert(name.ident.to_string());
+                        self.names.insert(unraw(&name.ident));
                     }
                     syn::UseTree::Rename(rename) => {
-                        self.names.insert(rename.rename.to_string());
+                        self.names.insert(unraw(&rename.rename));
                     }
                     syn::UseTree::Glob(_) => *self.glob = true,
                     _ => visit::visit_use_tree(self, tree),
@@ -660,7 +660,7 @@ impl Extractor<'_> {
             }
             syn::Item::Macro(item_macro) => self.item_macro(item_macro, scope),
             syn::Item::ExternCrate(extern_crate) => {
-                let name = extern_crate.ident.to_string();
+                let name = unraw(&extern_crate.ident);
                 let alias = extern_crate
                     .rename
                     .as_ref()
@@ -701,9 +701,7 @@ impl Extractor<'_> {
                         })
                         .collect();
                     let trait_name = item_impl.trait_.as_ref().and_then(|(_, path, _)| {
-                        path.segments
-                            .last()
-                            .map(|segment| segment.ident.to_string())
+                        path.segments.last().map(|segment| unraw(&segment.ident))
                     });
                     self.facts().impls.push(ImplDef {
                         self_ty,
@@ -748,7 +746,7 @@ impl Extractor<'_> {
             facts.module.n_traits += 1;
         }
         facts.items.push(ItemDef {
-            name: name.to_string(),
+            name: unraw(name),
             kind,
             sig,
             methods,
@@ -756,7 +754,7 @@ impl Extractor<'_> {
     }
 
     fn item_mod(&mut self, item_mod: &syn::ItemMod, scope: &Scope) {
-        let name = item_mod.ident.to_string();
+        let name = unraw(&item_mod.ident);
         let cfg = cfg_predicate(&item_mod.attrs);
         let test_only = self.test_only || cfg.as_deref().is_some_and(cfg_is_test);
         let path_attr = path_attribute(&item_mod.attrs);
@@ -917,11 +915,11 @@ impl Extractor<'_> {
     fn use_tree(&mut self, tree: &syn::UseTree, mut prefix: Vec<String>, is_pub: bool) {
         match tree {
             syn::UseTree::Path(use_path) => {
-                prefix.push(use_path.ident.to_string());
+                prefix.push(unraw(&use_path.ident));
                 self.use_tree(&use_path.tree, prefix, is_pub);
             }
             syn::UseTree::Name(use_name) => {
-                let name = use_name.ident.to_string();
+                let name = unraw(&use_name.ident);
                 let ctx = self.ctx(use_name.ident.span());
                 if name == "self" {
                     // `use a::b::{self}` binds `b`.
@@ -945,7 +943,7 @@ impl Extractor<'_> {
                 }
             }
             syn::UseTree::Rename(rename) => {
-                let name = rename.ident.to_string();
+                let name = unraw(&rename.ident);
                 let ctx = self.ctx(rename.ident.span());
                 if name != "self" {
                     prefix.push(name);
@@ -953,7 +951,7 @@ impl Extractor<'_> {
                 let binding = if rename.rename == "_" {
                     Binding::Underscore
                 } else {
-                    Binding::Name(rename.rename.to_string())
+                    Binding::Name(unraw(&rename.rename))
                 };
                 self.facts().uses.push(UseDecl {
                     is_pub,
@@ -997,6 +995,9 @@ impl Extractor<'_> {
             let mut name = std::mem::take(&mut self.name_buffer);
             name.clear();
             let _ = write!(name, "{}", first.ident);
+            if let Some(stripped) = name.strip_prefix("r#") {
+                name = stripped.to_owned();
+            }
             if self.any_glob || self.imported.contains(name.as_str()) {
                 let ctx = self.ctx(first.ident.span());
                 self.facts().refs.push(PathRef {
@@ -1019,6 +1020,9 @@ impl Extractor<'_> {
                 text.push_str("::");
             }
             let _ = write!(text, "{}", segment.ident);
+        }
+        if text.contains("r#") {
+            text = text.replace("r#", "");
         }
         let ctx = self.ctx(first.ident.span());
         self.facts().refs.push(PathRef {
@@ -1146,7 +1150,7 @@ impl Extractor<'_> {
         };
         let _ = after_params;
         FnSig {
-            name: sig.ident.to_string(),
+            name: unraw(&sig.ident),
             qualifiers,
             generics,
             receiver,
@@ -1194,7 +1198,7 @@ impl<'ast> Visit<'ast> for Extractor<'_> {
 
     fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
         let ctx = self.ctx(call.method.span());
-        let name = call.method.to_string().into_boxed_str();
+        let name = unraw(&call.method).into_boxed_str();
         self.facts().method_calls.push(MethodCall { name, ctx });
         visit::visit_expr_method_call(self, call);
     }
@@ -1420,7 +1424,7 @@ fn last_type_segment(ty: &syn::Type) -> Option<String> {
             .path
             .segments
             .last()
-            .map(|segment| segment.ident.to_string()),
+            .map(|segment| unraw(&segment.ident)),
         syn::Type::Reference(reference) => last_type_segment(&reference.elem),
         syn::Type::Paren(paren) => last_type_segment(&paren.elem),
         syn::Type::Group(group) => last_type_segment(&group.elem),
@@ -1469,4 +1473,14 @@ fn inline_lines(item_mod: &syn::ItemMod) -> (u32, u32) {
         u32::try_from(first).unwrap_or(0),
         u32::try_from(last).unwrap_or(0),
     )
+}
+
+/// An identifier's name without the `r#` of a raw identifier (`r#type` is the module `type`, in
+/// the file `type.rs`).
+fn unraw(ident: &proc_macro2::Ident) -> String {
+    let name = ident.to_string();
+    match name.strip_prefix("r#") {
+        Some(stripped) => stripped.to_owned(),
+        None => name,
+    }
 }

@@ -676,3 +676,18 @@ pub fn f(_: A, _: B) {}
 "#
     ));
 }
+
+#[test]
+fn raw_identifiers_name_files_without_r_hash() {
+    insta::assert_snapshot!(check(
+        r#"
+//- /lib.rs
+pub mod r#type;
+pub mod user;
+//- /type.rs
+pub fn r#match() {}
+//- /user.rs
+pub fn f() { crate::r#type::r#match(); }
+"#
+    ));
+}
