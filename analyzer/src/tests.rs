@@ -691,3 +691,29 @@ pub fn f() { crate::r#type::r#match(); }
 "#
     ));
 }
+
+#[test]
+fn single_package_with_lib_and_bin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("src/bin")).expect("create dirs");
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[package]\nname = \"solo-app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n",
+    )
+    .expect("write manifest");
+    std::fs::write(root.join("src/lib.rs"), "pub mod engine;\n").expect("write lib");
+    std::fs::write(root.join("src/engine.rs"), "pub fn start() {}\n").expect("write engine");
+    std::fs::write(
+        root.join("src/main.rs"),
+        "fn main() { solo_app::engine::start(); }\n",
+    )
+    .expect("write main");
+    std::fs::write(
+        root.join("src/bin/tool.rs"),
+        "use solo_app::engine;\nfn main() { engine::start(); }\n",
+    )
+    .expect("write tool");
+    let report = analyze(root, &Options::new()).expect("a single package is analysed");
+    insta::assert_snapshot!(render(&report, root));
+}
