@@ -276,7 +276,9 @@ fn run_file(args: &Args, path: PathBuf) -> anyhow::Result<String> {
             ip,
             props,
         } => {
-            let ctx = eval_context(user, session, ip, props)?;
+            let mut ctx = eval_context(user, session, ip, props)?;
+            // Constraints on `environment` see the environment the command works in.
+            ctx.environment = args.environment.clone();
             print_eval(&store.read()?, name, &ctx, format)?
         }
         FlagsCommand::History { name } => {
@@ -350,7 +352,9 @@ async fn run_unleash(args: &Args, server: &Server) -> anyhow::Result<String> {
             ip,
             props,
         } => {
-            let ctx = eval_context(user, session, ip, props)?;
+            let mut ctx = eval_context(user, session, ip, props)?;
+            // Constraints on `environment` see the environment the command works in.
+            ctx.environment = args.environment.clone();
             print_eval(&read().await?, name, &ctx, format)?
         }
         FlagsCommand::History { .. } => bail!(
