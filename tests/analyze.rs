@@ -446,6 +446,53 @@ reason = "pages render what the HTTP layer hands them"
 }
 
 #[test]
+fn check_github_annotations() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let shop = shop();
+    // The rule at the top level instead of under [check] is a configuration error.
+    let config = write_config(
+        temp.path(),
+        "[[forbid]]\nfrom = \"shop::display::**\"\nto = \"shop::order\"\n",
+    );
+    let output = run(
+        &[
+            "check",
+            path_str(&shop),
+            "--config",
+            path_str(&config),
+            "--format",
+            "github",
+        ],
+        &shop,
+    );
+    assert!(output.starts_with("exit_code: 2\n"), "{output}");
+    assert!(
+        output.contains("fig.toml:1: `forbid` belongs in the [check] table"),
+        "{output}"
+    );
+    let config = write_config(
+        temp.path(),
+        "[[check.forbid]]\nfrom = \"shop::display::**\"\nto = \"shop::order\"\n",
+    );
+    let output = run(
+        &[
+            "check",
+            path_str(&shop),
+            "--config",
+            path_str(&config),
+            "--format",
+            "github",
+        ],
+        &shop,
+    );
+    assert!(output.starts_with("exit_code: 1\n"), "{output}");
+    assert!(
+        output.contains("::error file=src/display/home.rs,line=6,col=20,title=forbidden-dependency::`shop::display::home` depends on `shop::order`"),
+        "{output}"
+    );
+}
+
+#[test]
 fn check_clean_config_passes() {
     let temp = tempfile::tempdir().expect("temporary directory");
     let config = write_config(

@@ -51,6 +51,9 @@ pub enum Format {
     Text,
     /// `{schema_version, workspace_root, passed, findings}`, as in `docs/report-schema.md`.
     Json,
+    /// GitHub Actions workflow commands: one `::error` annotation per location, so findings show
+    /// on the pull request's diff (paths are relative to the workspace root).
+    Github,
 }
 
 /// Runs `fig check`.
@@ -137,6 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let findings = check::check(&report, &config.rules, baseline.as_ref());
     let text = match args.format {
         Format::Text => text(&report, &findings),
+        Format::Github => github(&report, &findings),
         Format::Json => analyze::json(&output::CheckJson {
             schema_version: output::SCHEMA_VERSION,
             workspace_root: report.workspace_root.display().to_string(),
@@ -185,10 +189,48 @@ fn read_baseline(path: &Path) -> anyhow::Result<Baseline> {
     Ok(output::baseline_from_json(json))
 }
 
+const ERROR: anstyle::Style = anstyle::AnsiColor::Red.on_default().bold();
+
+/// `::error file=F,line=L,col=C,title=CODE::MESSAGE`, escaped as GitHub's workflow commands
+/// require; a finding without a location is one annotation without a file.
+fn github(report: &Report, findings: &[Finding]) -> String {
+    fn escape_data(text: &str) -> String {
+        text.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    }
+    fn escape_property(text: &str) -> String {
+        escape_data(text).replace(':', "%3A").replace(',', "%2C")
+    }
+    let mut out = String::new();
+    for finding in findings {
+        let title = escape_property(finding.code.as_str());
+        let message = escape_data(&finding.message);
+        if finding.locations.is_empty() {
+            let _ = writeln!(out, "::error title={title}::{message}");
+        }
+        for location in &finding.locations {
+            let location = output::location(&report.workspace_root, location);
+            let _ = writeln!(
+                out,
+                "::error file={},line={},col={},title={title}::{message}",
+                escape_property(&location.file),
+                location.line,
+                location.column
+            );
+        }
+    }
+    out
+}
+
 fn text(report: &Report, findings: &[Finding]) -> String {
     let mut out = String::new();
     for finding in findings {
-        let _ = writeln!(out, "error[{}]: {}", finding.code, finding.message);
+        let _ = writeln!(
+            out,
+            "{ERROR}error[{}]{ERROR:#}: {}",
+            finding.code, finding.message
+        );
         for location in &finding.locations {
             let location = output::location(&report.workspace_root, location);
             let _ = writeln!(
