@@ -342,17 +342,22 @@ fn run_job(job: &FileJob, read: &(dyn Fn(&Path) -> std::io::Result<String> + Syn
         }
     }
     if let Some((_, err)) = last_error {
-        let candidate = &job.candidates[0];
         let error = if job.candidates.len() > 1 {
+            let names: Vec<String> = job
+                .candidates
+                .iter()
+                .map(|candidate| format!("`{}`", candidate.display()))
+                .collect();
             format!(
-                "cannot read module `{}`: neither `{}` nor `{}` could be read: {err}",
+                "cannot read module `{}`: none of {} could be read: {err}",
                 job.id,
-                job.candidates[0].display(),
-                job.candidates[1].display()
+                names.join(", ")
             )
         } else {
             format!("cannot read module `{}`: {err}", job.id)
         };
+        // The file a reader expects (`x.rs`) rather than a `cfg_attr` alternative.
+        let candidate = &job.candidates[job.candidates.len().saturating_sub(2)];
         output.skipped.push(SkippedFile {
             path: candidate.clone(),
             line: None,
@@ -780,9 +785,13 @@ impl Extractor<'_> {
                 self.modules
                     .push(new_facts(module, self.target, name.clone()));
                 let index = self.modules.len() - 1;
-                let dir = scope
-                    .children_dir
-                    .join(path_attr.as_deref().unwrap_or(&name));
+                // Like rustc: a `#[path]` on an inline module names a directory relative to the
+                // file's own directory (without the non-mod-rs file's name), for historical
+                // reasons; without it, the module's name is appended to the children's directory.
+                let dir = match &path_attr {
+                    Some(path) => without_cur_dir(&scope.path_dir.join(path)),
+                    None => scope.children_dir.join(&name),
+                };
                 let child = Scope {
                     module: index,
                     children_dir: dir.clone(),
@@ -797,14 +806,23 @@ impl Extractor<'_> {
             None => {
                 let (candidates, mod_rs) = match path_attr {
                     // A file named by `#[path]` owns its directory, like a `mod.rs`.
-                    Some(path) => (vec![scope.path_dir.join(path)], vec![true]),
-                    None => (
-                        vec![
-                            scope.children_dir.join(format!("{name}.rs")),
-                            scope.children_dir.join(&name).join("mod.rs"),
-                        ],
-                        vec![false, true],
+                    Some(path) => (
+                        vec![without_cur_dir(&scope.path_dir.join(path))],
+                        vec![true],
                     ),
+                    None => {
+                        // `#[cfg_attr(unix, path = "unix.rs")]` alternatives first, the first
+                        // one that exists is read.
+                        let mut candidates: Vec<PathBuf> = cfg_attr_paths(&item_mod.attrs)
+                            .into_iter()
+                            .map(|path| without_cur_dir(&scope.path_dir.join(path)))
+                            .collect();
+                        let mut mod_rs = vec![true; candidates.len()];
+                        candidates.push(scope.children_dir.join(format!("{name}.rs")));
+                        candidates.push(scope.children_dir.join(&name).join("mod.rs"));
+                        mod_rs.extend([false, true]);
+                        (candidates, mod_rs)
+                    }
                 };
                 self.output.jobs.push(FileJob {
                     target: self.target,
@@ -1367,6 +1385,29 @@ fn path_attribute(attrs: &[syn::Attribute]) -> Option<String> {
         })
 }
 
+/// The paths of `#[cfg_attr(predicate, path = "...")]` attributes, in order.
+fn cfg_attr_paths(attrs: &[syn::Attribute]) -> Vec<String> {
+    let mut res = Vec::new();
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("cfg_attr")) {
+        let parser = syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated;
+        let Ok(metas) = attr.parse_args_with(parser) else {
+            continue;
+        };
+        for meta in metas.iter().skip(1) {
+            if let syn::Meta::NameValue(name_value) = meta
+                && name_value.path.is_ident("path")
+                && let syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(literal),
+                    ..
+                }) = &name_value.value
+            {
+                res.push(literal.value());
+            }
+        }
+    }
+    res
+}
+
 /// Renders tokens the way people write cfg predicates: `all(unix, feature = "x")`.
 fn tokens_to_string(tokens: TokenStream) -> String {
     let mut res = String::new();
@@ -1483,4 +1524,12 @@ fn unraw(ident: &proc_macro2::Ident) -> String {
         Some(stripped) => stripped.to_owned(),
         None => name,
     }
+}
+
+/// `a/./b.rs` as `a/b.rs` (`#[path = "."]` is a common idiom); `..` is kept, symlinks may
+/// make it mean something else than its lexical reading.
+fn without_cur_dir(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|component| *component != std::path::Component::CurDir)
+        .collect()
 }

@@ -717,3 +717,27 @@ fn single_package_with_lib_and_bin() {
     let report = analyze(root, &Options::new()).expect("a single package is analysed");
     insta::assert_snapshot!(render(&report, root));
 }
+
+#[test]
+fn cfg_attr_paths_and_path_on_inline_module_in_non_mod_rs_file() {
+    insta::assert_snapshot!(check(
+        r#"
+//- /lib.rs
+#[cfg_attr(unix, path = "imp_unix.rs")]
+#[cfg_attr(windows, path = "imp_windows.rs")]
+mod imp;
+mod algs;
+//- /imp_unix.rs
+pub fn unix() {}
+//- /algs.rs
+#[cfg(test)]
+#[path = "."]
+mod tests {
+    #[path = "shared_tests.rs"]
+    mod shared;
+}
+//- /shared_tests.rs
+pub fn shared() { crate::imp::unix(); }
+"#
+    ));
+}
