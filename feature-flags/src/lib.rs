@@ -50,6 +50,8 @@
 //! `GET /api/client/features` (`version`, `features`, `segments`), so a file exported from a
 //! server imports back unchanged and the Unleash backup file is a valid flags file.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod admin;
 mod context;
 mod edit;
