@@ -259,6 +259,15 @@ struct UnleashEnv {
     admin_token: String,
 }
 
+/// A flag name no earlier run used: the dev server's database outlives test runs, and deleted
+/// flags stay in its archive, where their names remain taken.
+fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
 /// The server's coordinates, or `None` (after saying so) when the test must be skipped.
 fn unleash_env(test: &str) -> Option<UnleashEnv> {
     let var = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
@@ -407,11 +416,7 @@ async fn unleash_changes_are_followed_and_survive_the_server_going_away() {
     else {
         return;
     };
-    let name = format!(
-        "fig-e2e-{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().subsec_nanos()
-    );
+    let name = unique_name("fig-e2e");
     let dir = tempfile::tempdir().expect("tempdir");
     let backup = dir.path().join("backup.json");
     let forwarder = Forwarder::start(host_port(&env.url)).await;
@@ -549,7 +554,7 @@ fn unleash_mistakes_exit_2_and_write_nothing() {
     let Some(env) = unleash_env("unleash_mistakes_exit_2_and_write_nothing") else {
         return;
     };
-    let name = format!("fig-e2e-err-{}", std::process::id());
+    let name = unique_name("fig-e2e-err");
     let bad_token = fig()
         .arg("flags")
         .args([
@@ -594,4 +599,62 @@ fn unleash_mistakes_exit_2_and_write_nothing() {
     let out_of_range = fig_unleash(&env, &["rollout", &name, "101"]);
     assert_eq!(out_of_range.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out_of_range.stderr).contains("between 0 and 100"));
+}
+
+/// A file's flags imported into Unleash evaluate there as they did in the file, and export
+/// back into the client API format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_imports_into_unleash_and_exports_back() {
+    let Some(env) = unleash_env("a_file_imports_into_unleash_and_exports_back") else {
+        return;
+    };
+    let name = unique_name("fig-e2e-import");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("flags.json");
+    run_ok(&store, &["create", &name]);
+    run_ok(&store, &["rollout", &name, "30", "--stickiness", "userId"]);
+    run_ok(&store, &["ips", &name, "10.0.0.0/8"]);
+    run_ok(&store, &["enable", &name]);
+
+    let imported = fig_unleash_ok(&env, &["import", store.to_str().expect("utf-8 path")]);
+    let _cleanup = DeleteOnDrop {
+        env: &env,
+        name: name.clone(),
+    };
+    assert!(imported.contains(&format!("imported {name}")), "{imported}");
+
+    let users = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+    let in_file: Vec<Value> = users
+        .iter()
+        .map(|user| run_json(&store, &["eval", &name, "--user", user])["enabled"].clone())
+        .collect();
+    let on_server = || {
+        users
+            .iter()
+            .map(|user| {
+                let eval =
+                    fig_unleash_ok(&env, &["eval", &name, "--user", user, "--format", "json"]);
+                serde_json::from_str::<Value>(&eval).expect("json")["enabled"].clone()
+            })
+            .collect::<Vec<Value>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || on_server() == in_file).await,
+        "the server evaluates {:?}, the file {in_file:?}",
+        on_server()
+    );
+
+    let exported = dir.path().join("exported.json");
+    fig_unleash_ok(
+        &env,
+        &["export", "--to", exported.to_str().expect("utf-8 path")],
+    );
+    let features = feature_flags::load_file(&exported).expect("an export is a flags file");
+    let flag = features
+        .features
+        .iter()
+        .find(|f| f.name == name)
+        .expect("exported");
+    assert!(flag.enabled);
+    assert_eq!(flag.strategies.as_ref().map(Vec::len), Some(2));
 }

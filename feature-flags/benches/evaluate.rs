@@ -143,7 +143,11 @@ fn change_visible(c: &mut Criterion) {
     ) {
         (Some(url), Some(client_token), Some(admin_token)) => {
             let admin = UnleashAdmin::new(&url, &admin_token, None, None).expect("admin");
-            let name = format!("fig-bench-{}", std::process::id());
+            // Unique across runs: archived names stay taken on the server.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let name = format!("fig-bench-{nanos}");
             runtime
                 .block_on(admin.create(&name, Some("benchmark")))
                 .expect("create");
