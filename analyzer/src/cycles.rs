@@ -14,7 +14,7 @@
 //! return closes no cycle. A heuristic answer is still reported as exact when it meets a lower bound
 //! found by packing cycles.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use rustc_hash::FxHashMap;
@@ -27,7 +27,7 @@ const EXACT_MAX_NODES: usize = 22;
 /// Rounds of iterated local search: at most this many, and at most this budget over the number
 /// of edges (so a huge component gets none).
 const KICK_MAX_ROUNDS: u64 = 200;
-const KICK_EDGE_BUDGET: u64 = 100_000;
+const KICK_EDGE_BUDGET: u64 = 50_000;
 /// Random node moves per round of iterated local search.
 const KICKS: usize = 2;
 /// Largest component tried with the bounded exact search (node sets are 128-bit masks).
@@ -39,11 +39,11 @@ const ELEMENTARY_WORK_CAP: u64 = 4_000_000;
 /// Passes of the node-moving improvement over one component.
 const SIFT_MAX_PASSES: usize = 16;
 /// Steps of search allowed for putting cut edges back, per component, per edge of the component.
-const READD_WORK_PER_EDGE: u64 = 100;
+const READD_WORK_PER_EDGE: u64 = 300;
 /// Least search work allowed for a component, however small, in the steps below.
 const MIN_WORK: u64 = 100_000;
 /// Steps of search allowed for putting back one cut edge.
-const READD_SEARCH_CAP: u64 = 500;
+const READD_SEARCH_CAP: u64 = 5_000;
 /// Steps of search allowed for the cycle-packing lower bound, per component, per edge.
 const BOUND_WORK_PER_EDGE: u64 = 40;
 
@@ -151,7 +151,7 @@ impl<'a> Digraph<'a> {
         ids.extend(edges.clone().flat_map(|(from, to, _)| [from, to]));
         ids.sort_unstable();
         ids.dedup();
-        let index: HashMap<&str, usize> =
+        let index: FxHashMap<&str, usize> =
             ids.iter().enumerate().map(|(idx, id)| (*id, idx)).collect();
         let mut out: Vec<Vec<(usize, u64)>> = vec![Vec::new(); ids.len()];
         for (from, to, weight) in edges {
@@ -396,7 +396,7 @@ pub(crate) fn feedback_arc_set(
         if members.len() < 2 {
             continue;
         }
-        let local: HashMap<usize, usize> = members
+        let local: FxHashMap<usize, usize> = members
             .iter()
             .enumerate()
             .map(|(idx, &node)| (node, idx))
@@ -751,7 +751,7 @@ fn backward_weight(edges: &[(usize, usize, u64)], keys: &[u64]) -> u64 {
         .sum()
 }
 
-/// Node moves, then putting back cut edges whose return closes no cycle.
+/// Node moves, then putting back cut edges whose return closes no cycle, then node moves again.
 fn local_search(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64]) {
     sift(n, edges, keys);
     let mut cut: Vec<bool> = edges
@@ -764,6 +764,8 @@ fn local_search(n: usize, edges: &[(usize, usize, u64)], keys: &mut [u64]) {
     // Putting edges back reorders nodes, which can turn other cut edges forward: callers take the
     // backward edges of the final order, a subset of the edges still cut.
     readd_redundant(n, edges, keys, &mut cut, READD_SEARCH_CAP, work_cap);
+    // The new order often lets a few more nodes move.
+    sift(n, edges, keys);
 }
 
 /// Iterated local search: from the best order so far, move a few random nodes to random places,

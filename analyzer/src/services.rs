@@ -16,7 +16,9 @@
 //!   smallest id), by the last segment of its id; when two groups would share a name, they are named
 //!   by the full id instead.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::cycles::Digraph;
 use crate::report::{CandidateService, Edge, Module, ServiceEdge};
@@ -119,7 +121,7 @@ pub fn candidates(
             .unwrap_or(graph.ids[node])
             .to_owned()
     };
-    let mut name_count: HashMap<String, usize> = HashMap::new();
+    let mut name_count: HashMap<String, usize> = HashMap::default();
     for (top, _) in &heaviest {
         *name_count.entry(short_name(*top)).or_default() += 1;
     }
@@ -148,29 +150,24 @@ pub fn candidates(
 
     let mut internal = vec![0u64; services.len()];
     let mut external = vec![0u64; services.len()];
-    let mut service_edges = Vec::new();
+    // Crossing edges as `(from service, to service, from node, to node, edge)`; node numbers follow
+    // id order, so sorting by them sorts by id without comparing strings.
+    let mut crossing: Vec<(usize, usize, usize, usize, &Edge)> = Vec::new();
     for edge in edges {
         if edge.from == edge.to {
             continue;
         }
-        let from_service = service_of[index[edge.from.as_str()]];
-        let to_service = service_of[index[edge.to.as_str()]];
+        let from_node = index[edge.from.as_str()];
+        let to_node = index[edge.to.as_str()];
         let weight = u64::from(edge.weight);
-        match (from_service, to_service) {
+        match (service_of[from_node], service_of[to_node]) {
             (Some(a), Some(b)) if a == b => internal[a] += weight,
             (from_service, to_service) => {
                 for service in [from_service, to_service].into_iter().flatten() {
                     external[service] += weight;
                 }
                 if let (Some(a), Some(b)) = (from_service, to_service) {
-                    service_edges.push(ServiceEdge {
-                        from_service: services[a].name.clone(),
-                        to_service: services[b].name.clone(),
-                        from: edge.from.clone(),
-                        to: edge.to.clone(),
-                        weight: edge.weight,
-                        items: edge.items.clone(),
-                    });
+                    crossing.push((a, b, from_node, to_node, edge));
                 }
             }
         }
@@ -179,15 +176,25 @@ pub fn candidates(
         service.internal_weight = u32::try_from(internal[idx]).unwrap_or(u32::MAX);
         service.external_weight = u32::try_from(external[idx]).unwrap_or(u32::MAX);
     }
+    let mut by_name: Vec<usize> = (0..services.len()).collect();
+    by_name.sort_by(|&a, &b| services[a].name.cmp(&services[b].name));
+    let mut rank = vec![0usize; services.len()];
+    for (position, &service) in by_name.iter().enumerate() {
+        rank[service] = position;
+    }
+    crossing.sort_by_key(|&(a, b, from_node, to_node, _)| (rank[a], rank[b], from_node, to_node));
+    let service_edges = crossing
+        .into_iter()
+        .map(|(a, b, _, _, edge)| ServiceEdge {
+            from_service: services[a].name.clone(),
+            to_service: services[b].name.clone(),
+            from: edge.from.clone(),
+            to: edge.to.clone(),
+            weight: edge.weight,
+            items: edge.items.clone(),
+        })
+        .collect();
     services.sort_by(|a, b| a.name.cmp(&b.name));
-    service_edges.sort_by(|a, b| {
-        (&a.from_service, &a.to_service, &a.from, &a.to).cmp(&(
-            &b.from_service,
-            &b.to_service,
-            &b.from,
-            &b.to,
-        ))
-    });
     (services, service_edges)
 }
 
@@ -325,7 +332,7 @@ fn local_moves(graph: &UndirectedGraph) -> Vec<usize> {
 
 /// Renumbers labels `0..` in order of first appearance.
 fn renumber(labels: &mut [usize]) {
-    let mut map: HashMap<usize, usize> = HashMap::new();
+    let mut map: HashMap<usize, usize> = HashMap::default();
     for label in labels.iter_mut() {
         let next = map.len();
         *label = *map.entry(*label).or_insert(next);
