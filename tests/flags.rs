@@ -658,3 +658,45 @@ async fn a_file_imports_into_unleash_and_exports_back() {
     assert!(flag.enabled);
     assert_eq!(flag.strategies.as_ref().map(Vec::len), Some(2));
 }
+
+/// What a person reads, snapshotted with the exit code: a list, a flag, an evaluation, an error.
+#[test]
+fn what_a_person_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("flags.json");
+    run_ok(
+        &store,
+        &["create", "checkout", "--description", "New checkout"],
+    );
+    run_ok(
+        &store,
+        &["rollout", "checkout", "37", "--stickiness", "userId"],
+    );
+    run_ok(&store, &["users", "checkout", "bob", "dave"]);
+    run_ok(&store, &["ips", "checkout", "10.0.0.0/8"]);
+    run_ok(&store, &["enable", "checkout"]);
+    run_ok(&store, &["create", "search-v2"]);
+    let temp = dir.path().to_str().expect("utf-8 path");
+    let filters = [(temp, "[TEMP_DIR]")];
+    let run = |args: &[&str]| {
+        crate::support::run_for_snapshot(
+            fig().arg("flags").arg("--store").arg(&store).args(args),
+            &filters,
+        )
+    };
+    let mut text = String::new();
+    for args in [
+        &["list"][..],
+        &["show", "checkout"],
+        // Buckets in `checkout`: alice 10, bob 40, erin 91 (murmur3, as in spec.rs).
+        &["eval", "checkout", "--user", "alice"],
+        &["eval", "checkout", "--user", "bob"],
+        &["eval", "checkout", "--user", "erin", "--ip", "10.1.2.3"],
+        &["eval", "checkout", "--user", "erin", "--ip", "192.168.1.9"],
+        &["disable", "search-v2"],
+        &["rollout", "checkout", "150"],
+    ] {
+        text.push_str(&format!("$ fig flags {}\n{}\n", args.join(" "), run(args)));
+    }
+    insta::assert_snapshot!(text);
+}
