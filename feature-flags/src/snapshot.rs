@@ -177,8 +177,9 @@ impl Snapshot {
 
     pub(crate) fn variant(&self, name: &str, ctx: &ContextRef<'_>, defaults: &Defaults) -> Variant {
         let enriched = enrich(name, ctx, defaults);
-        let feature_enabled = self.engine.check_enabled(&enriched).unwrap_or(false);
         let def = self.engine.check_variant(&enriched).unwrap_or_default();
+        // A chosen variant implies the flag is on; only "disabled" needs the second look.
+        let feature_enabled = def.enabled || self.engine.check_enabled(&enriched).unwrap_or(false);
         if let Some(extra) = self.flags.get(name) {
             let counter = if feature_enabled {
                 &extra.yes
