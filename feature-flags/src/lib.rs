@@ -24,6 +24,7 @@
 //!   the [`Reason`]: which strategy decided) take `&Context` or a borrowed [`ContextRef`].
 //! - [`Flags::list`], [`Flags::changes`], [`Flags::is_ready`], [`Flags::staleness`],
 //!   [`Flags::last_error`].
+//! - [`Flags::from_features`] makes a fixed store from client API JSON, for tests and tools.
 //! - [`FileStore`] is the writer for the file store (the CLI's `create/enable/disable/rollout/
 //!   users/ips/delete/import`), and [`UnleashAdmin`] does the same through Unleash's Admin API.
 //!
@@ -42,9 +43,11 @@
 //! fails: an unknown flag is off. When the file turns bad or the server goes away, the last good
 //! snapshot keeps serving.
 //!
-//! **Allocation.** Our side of an evaluation allocates nothing. yggdrasil allocates once for a
-//! gradual rollout (it hashes `"{groupId}:{userId}"` from a formatted string) and for date
-//! constraints without a `currentTime`; the benchmark `benches/evaluate.rs` counts them.
+//! **Allocation.** [`Flags::is_enabled`] allocates nothing of its own; with a borrowed
+//! [`ContextRef`] (or a `&Context` built once per request) the proxy's path allocates only
+//! where yggdrasil does: once for a gradual rollout (it hashes `"{groupId}:{userId}"` from a
+//! formatted string) and for date constraints without a `currentTime`. [`Flags::variant`] and
+//! [`Flags::evaluate`] return owned names. `benches/evaluate.rs` counts allocations per call.
 //!
 //! **The file format is the client API's.** A flags file is exactly the body of Unleash's
 //! `GET /api/client/features` (`version`, `features`, `segments`), so a file exported from a
