@@ -7,7 +7,7 @@ use http::StatusCode;
 use crate::config::{Config, Overrides};
 use crate::flags::StaticFlags;
 
-use super::support::{admin_post, config_file, get, start, upstream};
+use super::support::{admin_post, config, config_file, get, start, upstream};
 
 fn flags_on() -> Arc<StaticFlags> {
     Arc::new(StaticFlags {
@@ -271,6 +271,19 @@ async fn metrics_count_requests_by_route_upstream_and_class() {
             "missing `{line}` in:\n{body}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_library_handle_rolls_back_too() {
+    let monolith = upstream("monolith").await;
+    let service = upstream("payment-service").await;
+    let proxy = start(config(&text(&monolith.url(), &service.url())), flags_on()).await;
+    assert!(proxy.proxy.rollback("payments").unwrap());
+    assert!(!proxy.proxy.rollback("payments").unwrap(), "already rolled back");
+    assert_eq!(get(&proxy.url("/payments/1"), &[]).await.upstream(), "monolith");
+    assert!(matches!(proxy.proxy.rollback("nope"), Err(crate::Error::UnknownRoute(_))));
+    let err = proxy.proxy.reload().unwrap_err().to_string();
+    assert!(err.contains("there is no file to reload"), "{err}");
 }
 
 #[test]

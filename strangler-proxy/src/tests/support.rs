@@ -146,7 +146,6 @@ pub(crate) struct TestProxy {
     pub(crate) addr: SocketAddr,
     pub(crate) admin: SocketAddr,
     /// The handle, for tests that reload or roll back without the admin API.
-    #[expect(dead_code, reason = "kept for tests that drive the proxy directly")]
     pub(crate) proxy: Proxy,
     stop: Option<oneshot::Sender<()>>,
     pub(crate) task: Option<JoinHandle<Result<(), crate::Error>>>,
