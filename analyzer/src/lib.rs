@@ -19,7 +19,15 @@
 //! parsing it, and it works offline on a workspace whose dependencies were never downloaded. The
 //! price is a few heuristics, documented where they are made (`resolve.rs`).
 //!
+//! With [`Options::depth`], modules below that depth are merged into their ancestor before the
+//! graph algorithms run, so that cycles between subsystems show even when they run through
+//! submodules.
+//!
 //! **Invariant:** the report is deterministic: every list is sorted, whatever the thread count.
+//!
+//! **Invariant:** broken input is data: an unreadable or unparsable file is a
+//! [`report::SkippedFile`] and the run goes on; only a workspace `cargo metadata` rejects is an
+//! [`Error`].
 
 pub mod check;
 pub mod cycles;
