@@ -8,11 +8,20 @@
 //! A module's references to itself are not dependencies: self-edges are ignored everywhere here.
 //!
 //! The cut list is solved one strongly connected component at a time (an edge between two
-//! components is never on a cycle). A component small enough gets an exact answer from a dynamic
-//! programme over subsets of its nodes; a larger one gets the Eades–Lin–Smyth heuristic, improved by
-//! moving single nodes to their best place in the order and by putting back every cut edge whose
-//! return closes no cycle. A heuristic answer is still reported as exact when it meets a lower bound
-//! found by packing cycles.
+//! components is never on a cycle), as a linear order of the component's nodes: the cut is the set
+//! of edges running backward. In turn:
+//!
+//! 1. up to 12 nodes, a dynamic programme over subsets of the nodes gives the optimum;
+//! 2. otherwise, a lower bound from packing cycles, then the Eades–Lin–Smyth order improved by
+//!    moving single nodes to their best place, putting back every cut edge whose return closes no
+//!    cycle, and a few rounds of random kicks (fixed seed) followed by the same local search; an
+//!    answer that meets the bound is proven optimal;
+//! 3. up to 128 nodes, an exact search over the same states as the subset programme, pruned by the
+//!    heuristic's weight, proves the answer optimal or finds a better one, within a work cap;
+//! 4. up to 22 nodes, the subset programme settles what the search could not.
+//!
+//! Whatever is left keeps the heuristic answer and makes `cut_exact` false. Every search is capped
+//! in steps in proportion to the size of the component, so the whole analysis stays near-linear.
 
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
