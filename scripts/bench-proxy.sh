@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Loopback load test of `fig proxy` against a direct run, NGINX and HAProxy, with the shared bench
+# (../shared/bench/proxy/run.sh, or $FIG_SHARED_DIR/bench/proxy/run.sh).
+#
+# Fig runs with one worker (as NGINX and HAProxy do there) and evaluates a flag on every request:
+# its config has one catch-all route whose flag, in the embedded file store, is on, so each request
+# is matched, its flag evaluated, and sent to the upstream named by the decision.
+#
+# Usage:
+#   scripts/bench-proxy.sh [run.sh options]     e.g. --rounds 3 --duration 5s
+#
+# Installs nginx, haproxy, wrk and curl with apt-get when they are missing (needs root or sudo),
+# builds `fig` in release (into $CARGO_TARGET_DIR, else target/), and writes the results to
+# results/proxy-<time>/ (summary.md is the table to read).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${FIG_SHARED_DIR:-$ROOT/../shared}
+BENCH=$SHARED/bench/proxy
+die() { echo "error: $*" >&2; exit 2; }
+
+[ -x "$BENCH/run.sh" ] || die "no bench at $BENCH/run.sh; set FIG_SHARED_DIR to the directory holding bench/proxy"
+
+missing=()
+for tool in nginx haproxy wrk curl; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} with apt-get" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+echo "building fig (release)" >&2
+(cd "$ROOT" && cargo build --release --quiet -p fig)
+FIG=${CARGO_TARGET_DIR:-$ROOT/target}/release/fig
+case "$FIG" in /*) ;; *) FIG=$ROOT/$FIG ;; esac
+[ -x "$FIG" ] || die "no fig binary at $FIG after the build"
+
+WORK=$(mktemp -d /tmp/fig-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+UPSTREAM_PORT=${UPSTREAM_PORT:-18080}
+"$FIG" flags --store "$WORK/flags.json" create bench --description "evaluated on every request" >/dev/null
+"$FIG" flags --store "$WORK/flags.json" enable bench >/dev/null
+# The route's service and fallback are both the bench's upstream, under two names: every request
+# goes through the whole decision (match, flag evaluation, pick) and the answer stays `hello`.
+cat > "$WORK/fig-proxy.toml" <<EOF
+[upstreams.monolith]
+addresses = ["http://127.0.0.1:$UPSTREAM_PORT"]
+
+[upstreams.service]
+addresses = ["http://127.0.0.1:$UPSTREAM_PORT"]
+
+[[routes]]
+name = "everything"
+match = { prefix = "/" }
+service = "service"
+flag = "bench"
+fallback = "monolith"
+
+[flags]
+file = "flags.json"
+
+[admin]
+listen = "off"
+
+[reload]
+watch = false
+EOF
+"$FIG" proxy --config "$WORK/fig-proxy.toml" --check >/dev/null
+
+OUT=$ROOT/results/proxy-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$OUT"
+cp "$WORK/fig-proxy.toml" "$OUT/fig-proxy.toml"
+"$BENCH/run.sh" --out "$OUT" "$@" \
+  --target-cmd fig=18083 \
+  "$FIG proxy --config $WORK/fig-proxy.toml --listen 127.0.0.1:\$LISTEN_PORT --monolith http://127.0.0.1:\$UPSTREAM_PORT --workers 1"
+echo "summary: $OUT/summary.md" >&2
