@@ -509,7 +509,8 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn error(&self, span: Range<usize>, reason: impl Into<String>) -> ConfigError {
-        let (line, column) = if self.text.is_empty() {
+        // An empty span at 0 marks a mistake with no place in the file (a missing table).
+        let (line, column) = if self.text.is_empty() || span == (0..0) {
             (0, 0)
         } else {
             line_column(self.text, span.start)

@@ -23,7 +23,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The config is wrong; the message says where (`file:line:column`) and why.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// A listener could not bind its address.
     #[error("cannot listen on {addr}")]
@@ -58,7 +58,6 @@ pub enum Error {
 
 /// A mistake in a config, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {reason}")]
 pub struct ConfigError {
     /// The file (or `<command line>` for a config made of flags only).
     pub file: String,
@@ -68,6 +67,20 @@ pub struct ConfigError {
     pub column: usize,
     /// What is wrong, lowercase, no trailing period.
     pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.reason)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.reason
+            )
+        }
+    }
 }
 
 /// Which side of the proxy caused a request to fail.

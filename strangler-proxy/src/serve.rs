@@ -328,7 +328,6 @@ fn server_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(config.timeouts.header_read)
         .max_buf_size(config.limits.max_header_size.max(8192))
-        .pipeline_flush(true)
         .keep_alive(true);
     builder
         .http2()

@@ -279,9 +279,18 @@ async fn the_library_handle_rolls_back_too() {
     let service = upstream("payment-service").await;
     let proxy = start(config(&text(&monolith.url(), &service.url())), flags_on()).await;
     assert!(proxy.proxy.rollback("payments").unwrap());
-    assert!(!proxy.proxy.rollback("payments").unwrap(), "already rolled back");
-    assert_eq!(get(&proxy.url("/payments/1"), &[]).await.upstream(), "monolith");
-    assert!(matches!(proxy.proxy.rollback("nope"), Err(crate::Error::UnknownRoute(_))));
+    assert!(
+        !proxy.proxy.rollback("payments").unwrap(),
+        "already rolled back"
+    );
+    assert_eq!(
+        get(&proxy.url("/payments/1"), &[]).await.upstream(),
+        "monolith"
+    );
+    assert!(matches!(
+        proxy.proxy.rollback("nope"),
+        Err(crate::Error::UnknownRoute(_))
+    ));
     let err = proxy.proxy.reload().unwrap_err().to_string();
     assert!(err.contains("there is no file to reload"), "{err}");
 }

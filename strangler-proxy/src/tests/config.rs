@@ -176,7 +176,7 @@ fn no_file_needs_a_monolith() {
     let err = Config::from_overrides(&Overrides::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "<command line>:0:0: without --config, --monolith URL is required"
+        "<command line>: without --config, --monolith URL is required"
     );
     let config = Config::from_overrides(&Overrides {
         monolith: Some("http://127.0.0.1:8080".to_owned()),
@@ -212,7 +212,7 @@ fn route_to_unknown_upstream() {
 fn missing_monolith() {
     check_error(
         "[upstreams.shop]\naddresses = [\"http://127.0.0.1:1\"]\n",
-        "fig-proxy.toml:1:1: no upstream named `monolith`: add [upstreams.monolith] with its addresses, pass --monolith URL, or set server.default_upstream",
+        "fig-proxy.toml: no upstream named `monolith`: add [upstreams.monolith] with its addresses, pass --monolith URL, or set server.default_upstream",
     );
 }
 
