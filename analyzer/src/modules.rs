@@ -571,6 +571,19 @@ impl Extractor<'_> {
                 // Child modules are part of the file too.
                 visit::visit_item_mod(self, item);
             }
+            // Only items and the statements of function bodies can hold a `use`: skipping
+            // expressions, types and signatures keeps this pass cheap.
+            fn visit_block(&mut self, block: &'ast syn::Block) {
+                for stmt in &block.stmts {
+                    if let syn::Stmt::Item(item) = stmt {
+                        self.visit_item(item);
+                    }
+                }
+            }
+            fn visit_expr(&mut self, _: &'ast syn::Expr) {}
+            fn visit_type(&mut self, _: &'ast syn::Type) {}
+            fn visit_signature(&mut self, _: &'ast syn::Signature) {}
+            fn visit_attribute(&mut self, _: &'ast syn::Attribute) {}
             fn visit_item_macro(&mut self, item: &'ast syn::ItemMacro) {
                 if let Ok(items) = parse_items(item.mac.tokens.clone()) {
                     for item in &items {
