@@ -379,6 +379,66 @@ fn emitted_code_compiles_for_awkward_signatures() {
             "fn since(&self, at: chrono::DateTime<chrono::Utc>) -> Vec<Order>",
             Access::Query,
         ),
+        method(
+            "into_vec",
+            "fn into_vec(mut self) -> Vec<Payload>",
+            Access::Command,
+        ),
+        method(
+            "into_boxed",
+            "fn into_boxed<'bump>(mut self) -> Box<'bump, [T]>",
+            Access::Command,
+        ),
+        method(
+            "encode",
+            "fn encode(&self, mut out: &mut Vec<u8>) -> Result",
+            Access::Query,
+        ),
+        method(
+            "public_key",
+            "fn public_key(&self) -> PublicKey<C> where C: CurveArithmetic",
+            Access::Query,
+        ),
+        method(
+            "pair",
+            "fn pair(&self, (left, right): (u32, u32)) -> u32",
+            Access::Query,
+        ),
+        method(
+            "load",
+            "fn load(&self, io: Driver) -> Result<Option<Self>>",
+            Access::Query,
+        ),
+        method(
+            "sum",
+            "fn sum<I>(&self, items: I) -> Scalar where I: IntoIterator, I::Item: core::borrow::Borrow<Scalar>",
+            Access::Query,
+        ),
+        method(
+            "encode_to",
+            "fn encode_to<S: Sink>(&self, sink: &mut S) -> Result<(), S::Error>",
+            Access::Command,
+        ),
+        method(
+            "slice",
+            "fn slice(&self, input: Input) -> Option<<Input as crate::Stream>::Slice>",
+            Access::Query,
+        ),
+        method(
+            "sign",
+            "fn sign<D>(&self, digest: D) -> Vec<u8> where D: Digest<OutputSize = U64>",
+            Access::Query,
+        ),
+        method(
+            "features",
+            "fn features<'g>(&self, graph: &'g Graph) -> impl Iterator<Item = &'g str> + use<'g>",
+            Access::Query,
+        ),
+        method(
+            "first",
+            "fn first<I: crate::Stream>(&self, input: I) -> <I as crate::Stream>::Token",
+            Access::Query,
+        ),
         method("broken", "fn broken(&self, ->", Access::Query),
     ];
     // The same trait name twice: the second crate gets another package name.
@@ -392,8 +452,8 @@ fn emitted_code_compiles_for_awkward_signatures() {
         std::fs::write(&path, file.contents).expect("write an emitted file");
     }
     let lib = std::fs::read_to_string(out.join("order-lookup-2/src/lib.rs")).expect("second crate");
-    assert!(lib.contains("pub struct DateTime<T0>"), "{lib}");
-    assert!(lib.contains("pub trait Storage<T0> {}"), "{lib}");
+    assert!(lib.contains("pub struct DateTime<T0: ?Sized>"), "{lib}");
+    assert!(lib.contains("pub trait Storage<T0: ?Sized> {}"), "{lib}");
     assert!(
         lib.contains("did not parse"),
         "the broken signature is reported: {lib}"

@@ -95,6 +95,9 @@ pub fn trait_code(
         traits: BTreeMap::new(),
         generics: Vec::new(),
         result_alias: false,
+        method_types: BTreeMap::new(),
+        trait_assocs: BTreeMap::new(),
+        generic_bounds: BTreeMap::new(),
     };
     let mut methods = Vec::new();
     let mut left_out = Vec::new();
@@ -108,8 +111,35 @@ pub fn trait_code(
                     .type_params()
                     .map(|param| param.ident.to_string())
                     .collect();
+                let bounded = where_bounded(&signature);
+                collector.generic_bounds = generic_bounds(&signature);
+                collector.method_types.clear();
                 collector.visit_signature_mut(&mut signature);
                 declare_free_lifetimes(&mut signature);
+                strip_patterns(&mut signature);
+                if returns_or_takes_self(&signature) {
+                    // `-> Option<Self>` needs a sized `Self`; asking for it on this method only
+                    // keeps the trait usable as `dyn`.
+                    signature
+                        .generics
+                        .make_where_clause()
+                        .predicates
+                        .push(syn::parse_quote!(Self: Sized));
+                }
+                // Names that stand for the `impl` block's own type parameters (`T`, or a type a
+                // `where` clause bounds) become type parameters of the method; the rest need a
+                // placeholder declaration.
+                for (name, arity) in std::mem::take(&mut collector.method_types) {
+                    if bounded.contains(&name) || looks_generic(&name) {
+                        let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
+                        signature
+                            .generics
+                            .params
+                            .push(syn::GenericParam::Type(ident.into()));
+                    } else {
+                        record(&mut collector.types, name, arity);
+                    }
+                }
                 let doc = match method.class {
                     Access::Query => format!("Query: from `{}`.", method.source),
                     Access::Command => match &method.event {
@@ -151,7 +181,15 @@ pub fn trait_code(
     let placeholder_traits = collector
         .traits
         .iter()
-        .map(|(name, arity)| Placeholder::new(name, *arity, suggestion))
+        .map(|(name, arity)| {
+            let mut placeholder = Placeholder::new(name, *arity, suggestion);
+            placeholder.assoc_types = collector
+                .trait_assocs
+                .get(name)
+                .map(|assocs| assocs.iter().cloned().collect())
+                .unwrap_or_default();
+            placeholder
+        })
         .collect::<Vec<_>>();
     let other_moved: Vec<&String> = suggestion
         .moved_items
@@ -280,6 +318,8 @@ struct Placeholder {
     phantom: String,
     /// Full path in the monolith when the suggestion names it among the moved items.
     origin: Option<String>,
+    /// Associated types a placeholder trait must declare.
+    assoc_types: Vec<String>,
 }
 
 impl Placeholder {
@@ -287,7 +327,12 @@ impl Placeholder {
         let (n_lifetimes, n_types) = arity;
         let lifetimes: Vec<String> = (0..n_lifetimes).map(|idx| format!("'l{idx}")).collect();
         let types: Vec<String> = (0..n_types).map(|idx| format!("T{idx}")).collect();
-        let params: Vec<String> = lifetimes.iter().chain(&types).cloned().collect();
+        // `?Sized`, because the monolith may pass a slice or a `str` (`Box<'a, [T]>`).
+        let params: Vec<String> = lifetimes
+            .iter()
+            .cloned()
+            .chain(types.iter().map(|param| format!("{param}: ?Sized")))
+            .collect();
         let generics = if params.is_empty() {
             String::new()
         } else {
@@ -296,12 +341,16 @@ impl Placeholder {
         let phantom = if params.is_empty() {
             String::new()
         } else {
-            let used: Vec<String> = lifetimes
+            let fields: Vec<String> = lifetimes
                 .iter()
-                .map(|lifetime| format!("&{lifetime} ()"))
-                .chain(types.iter().cloned())
+                .map(|lifetime| format!("core::marker::PhantomData<&{lifetime} ()>"))
+                .chain(
+                    types
+                        .iter()
+                        .map(|param| format!("core::marker::PhantomData<{param}>")),
+                )
                 .collect();
-            format!("(core::marker::PhantomData<({},)>)", used.join(", "))
+            format!("({})", fields.join(", "))
         };
         // Moved items are named as `to` sees them: a full path, or a name defined in `to`.
         let origin = suggestion
@@ -320,6 +369,7 @@ impl Placeholder {
             generics,
             phantom,
             origin,
+            assoc_types: Vec::new(),
         }
     }
 }
@@ -377,6 +427,139 @@ struct Placeholders {
     generics: Vec<String>,
     /// A one-argument `Result<T>` was seen (and renamed to [`RESULT_ALIAS`]).
     result_alias: bool,
+    /// Names the method being visited uses, before they are sorted into placeholders and the
+    /// method's own type parameters.
+    method_types: BTreeMap<String, (usize, usize)>,
+    /// Associated types each placeholder trait needs (`S::Error`, `Digest<OutputSize = ..>`).
+    trait_assocs: BTreeMap<String, BTreeSet<String>>,
+    /// The method's type parameters and the last segment of each trait bounding them.
+    generic_bounds: BTreeMap<String, Vec<String>>,
+}
+
+/// Type parameters of a signature and the names of the traits that bound them.
+fn generic_bounds(signature: &syn::Signature) -> BTreeMap<String, Vec<String>> {
+    let mut res: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let bound_names =
+        |bounds: &syn::punctuated::Punctuated<syn::TypeParamBound, syn::Token![+]>| {
+            bounds
+                .iter()
+                .filter_map(|bound| match bound {
+                    syn::TypeParamBound::Trait(bound) => bound
+                        .path
+                        .segments
+                        .last()
+                        .map(|segment| segment.ident.to_string()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+    for param in signature.generics.type_params() {
+        res.entry(param.ident.to_string())
+            .or_default()
+            .extend(bound_names(&param.bounds));
+    }
+    if let Some(where_clause) = &signature.generics.where_clause {
+        for predicate in &where_clause.predicates {
+            if let syn::WherePredicate::Type(predicate) = predicate
+                && let syn::Type::Path(path) = &predicate.bounded_ty
+                && let Some(ident) = path.path.get_ident()
+                && let Some(bounds) = res.get_mut(&ident.to_string())
+            {
+                bounds.extend(bound_names(&predicate.bounds));
+            }
+        }
+    }
+    res
+}
+
+/// Whether the prelude's type of this name takes these (lifetime, type) arguments.
+fn std_arity_fits(name: &str, arity: (usize, usize)) -> bool {
+    match name {
+        "Option" => arity == (0, 1),
+        "Result" => arity == (0, 2),
+        "Vec" | "Box" => arity.0 == 0 && (arity.1 == 1 || arity.1 == 2),
+        "Self" => true,
+        _ => arity == (0, 0),
+    }
+}
+
+/// `T`, `K`, `V2`: the names type parameters usually have.
+fn looks_generic(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(first) if first.is_ascii_uppercase())
+        && chars.all(|ch| ch.is_ascii_digit())
+}
+
+/// Single-name types a `where` clause bounds: type parameters of the `impl` block.
+fn where_bounded(signature: &syn::Signature) -> BTreeSet<String> {
+    let Some(where_clause) = &signature.generics.where_clause else {
+        return BTreeSet::new();
+    };
+    where_clause
+        .predicates
+        .iter()
+        .filter_map(|predicate| match predicate {
+            syn::WherePredicate::Type(predicate) => match &predicate.bounded_ty {
+                syn::Type::Path(path) if path.qself.is_none() => {
+                    path.path.get_ident().map(ToString::to_string)
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `Self` appears by name outside the receiver (`-> Option<Self>`, `other: Self`).
+fn returns_or_takes_self(signature: &syn::Signature) -> bool {
+    struct FindSelf(bool);
+    impl syn::visit::Visit<'_> for FindSelf {
+        fn visit_type_path(&mut self, node: &syn::TypePath) {
+            if node.qself.is_none()
+                && node.path.segments.len() == 1
+                && node.path.segments[0].ident == "Self"
+            {
+                self.0 = true;
+            }
+            syn::visit::visit_type_path(self, node);
+        }
+    }
+    let mut finder = FindSelf(false);
+    for input in &signature.inputs {
+        if let syn::FnArg::Typed(typed) = input {
+            syn::visit::visit_type(&mut finder, &typed.ty);
+        }
+    }
+    syn::visit::visit_return_type(&mut finder, &signature.output);
+    finder.0
+}
+
+/// A declaration without a body may not have patterns: `mut self` becomes `self`, `mut x` and
+/// `ref x` become `x`, and any other pattern becomes `argN`.
+fn strip_patterns(signature: &mut syn::Signature) {
+    for (idx, input) in signature.inputs.iter_mut().enumerate() {
+        match input {
+            syn::FnArg::Receiver(receiver) => {
+                if receiver.reference.is_none() {
+                    receiver.mutability = None;
+                }
+            }
+            syn::FnArg::Typed(typed) => {
+                let ident = match &*typed.pat {
+                    syn::Pat::Ident(pat) if pat.subpat.is_none() => pat.ident.clone(),
+                    syn::Pat::Wild(_) => continue,
+                    _ => syn::Ident::new(&format!("arg{idx}"), proc_macro2::Span::call_site()),
+                };
+                *typed.pat = syn::Pat::Ident(syn::PatIdent {
+                    attrs: Vec::new(),
+                    by_ref: None,
+                    mutability: None,
+                    ident,
+                    subpat: None,
+                });
+            }
+        }
+    }
 }
 
 /// What a crate's own `Result<T>` alias is renamed to in the generated code.
@@ -432,7 +615,9 @@ impl Placeholders {
             }
             return Some((name, arity(path)));
         }
-        if STD_ROOTS.contains(&first.as_str()) {
+        if STD_ROOTS.contains(&first.as_str()) || self.generics.contains(&first) {
+            // `std::...` is visible everywhere; `I::Item` is an associated type of the method's
+            // own type parameter.
             return None;
         }
         // crate::, self::, super::, a workspace crate, or a third-party crate: keep the last
@@ -478,13 +663,62 @@ impl VisitMut for Placeholders {
     fn visit_type_path_mut(&mut self, node: &mut syn::TypePath) {
         // Visit the arguments first: they are types too.
         syn::visit_mut::visit_type_path_mut(self, node);
-        if node.qself.is_some() {
+        if let Some(qself) = &node.qself {
+            // `<Input as crate::Stream>::Slice`: shorten the trait, give it the associated type.
+            let position = qself.position;
+            if position >= 1 && position < node.path.segments.len() {
+                let assoc = node.path.segments[position].ident.to_string();
+                let trait_segment = node.path.segments[position - 1].clone();
+                let name = trait_segment.ident.to_string();
+                let rest: Vec<syn::PathSegment> =
+                    node.path.segments.iter().skip(position).cloned().collect();
+                let trait_is_std = node
+                    .path
+                    .segments
+                    .first()
+                    .is_some_and(|first| STD_ROOTS.contains(&first.ident.to_string().as_str()));
+                let self_type_is_generic = match &qself.ty.as_ref() {
+                    syn::Type::Path(path) => path
+                        .path
+                        .get_ident()
+                        .is_some_and(|ident| self.generics.contains(&ident.to_string())),
+                    _ => false,
+                };
+                if !trait_is_std && !self_type_is_generic {
+                    // `<Input as Stream>::Slice` on a type of the monolith: a placeholder the
+                    // user replaces by the real type.
+                    node.qself = None;
+                    node.path = syn::Ident::new(&assoc, proc_macro2::Span::call_site()).into();
+                    record(&mut self.types, assoc, (0, 0));
+                } else if !trait_is_std && !KNOWN_TRAITS.contains(&name.as_str()) {
+                    node.path.leading_colon = None;
+                    node.path.segments = std::iter::once(trait_segment).chain(rest).collect();
+                    if let Some(qself) = &mut node.qself {
+                        qself.position = 1;
+                    }
+                    self.assoc(&name, &assoc);
+                    record(&mut self.traits, name, (0, 0));
+                }
+            }
             return;
+        }
+        // `S::Error` where `S: Sink`: each placeholder trait bounding `S` gets `type Error;`.
+        if node.path.segments.len() == 2 {
+            let first = node.path.segments[0].ident.to_string();
+            let assoc = node.path.segments[1].ident.to_string();
+            if let Some(bounds) = self.generic_bounds.get(&first).cloned() {
+                for bound in bounds {
+                    if !KNOWN_TRAITS.contains(&bound.as_str()) {
+                        self.assoc(&bound, &assoc);
+                    }
+                }
+                return;
+            }
         }
         let Some((name, arity)) = self.shorten(&mut node.path) else {
             return;
         };
-        if name == "Result" && arity.1 == 1 {
+        if name == "Result" && arity == (0, 1) {
             // A crate's own `Result<T>` alias: std's `Result` takes two arguments, so the alias
             // gets a placeholder of its own, over a placeholder `Error`.
             if let Some(segment) = node.path.segments.last_mut() {
@@ -492,8 +726,18 @@ impl VisitMut for Placeholders {
             }
             self.result_alias = true;
             record(&mut self.types, "Error".to_owned(), (0, 0));
-        } else if !KNOWN_TYPES.contains(&name.as_str()) {
-            record(&mut self.types, name, arity);
+        } else if KNOWN_TYPES.contains(&name.as_str()) {
+            if !std_arity_fits(&name, arity) {
+                // The crate's own type shadows the prelude's (`bumpalo::boxed::Box<'a, T>`, a
+                // `Result` alias without parameters): a placeholder under another name.
+                let local = format!("Local{name}");
+                if let Some(segment) = node.path.segments.last_mut() {
+                    segment.ident = syn::Ident::new(&local, segment.ident.span());
+                }
+                record(&mut self.types, local, arity);
+            }
+        } else {
+            record(&mut self.method_types, name, arity);
         }
     }
 
@@ -502,8 +746,37 @@ impl VisitMut for Placeholders {
         if let Some((name, arity)) = self.shorten(&mut node.path)
             && !KNOWN_TRAITS.contains(&name.as_str())
         {
+            // `Digest<OutputSize = U64>`: the placeholder needs `type OutputSize;`.
+            if let Some(segment) = node.path.segments.last()
+                && let syn::PathArguments::AngleBracketed(args) = &segment.arguments
+            {
+                for arg in &args.args {
+                    if let syn::GenericArgument::AssocType(assoc) = arg {
+                        self.assoc(&name, &assoc.ident.to_string());
+                    }
+                }
+            }
             record(&mut self.traits, name, arity);
         }
+    }
+
+    fn visit_type_impl_trait_mut(&mut self, node: &mut syn::TypeImplTrait) {
+        // `use<'a>` in a trait must also name `Self`; without it every parameter is captured,
+        // which is what a trait method's `impl Trait` means anyway.
+        node.bounds = std::mem::take(&mut node.bounds)
+            .into_iter()
+            .filter(|bound| !matches!(bound, syn::TypeParamBound::PreciseCapture(_)))
+            .collect();
+        syn::visit_mut::visit_type_impl_trait_mut(self, node);
+    }
+}
+
+impl Placeholders {
+    fn assoc(&mut self, trait_name: &str, assoc: &str) {
+        self.trait_assocs
+            .entry(trait_name.to_owned())
+            .or_default()
+            .insert(assoc.to_owned());
     }
 }
 
