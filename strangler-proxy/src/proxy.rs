@@ -9,6 +9,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
@@ -24,7 +25,7 @@ use crate::error::ProxyErrorKind;
 use crate::metrics::UNMATCHED;
 use crate::route;
 use crate::serve::{AccessEntry, Shared};
-use crate::upstream::{Address, InFlight};
+use crate::upstream::{Address, InFlight, Sender};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -106,7 +107,9 @@ pub struct ProxyBody {
 enum BodyKind {
     Upstream {
         body: Incoming,
-        _slot: Option<InFlight>,
+        _slot: InFlight,
+        /// The connection, returned to its pool when the body has been read to the end.
+        conn: Option<(Sender, Arc<Address>)>,
     },
     Full(Option<Bytes>),
 }
@@ -127,12 +130,33 @@ impl ProxyBody {
         }
     }
 
-    fn upstream(body: Incoming, slot: InFlight) -> ProxyBody {
+    fn upstream(body: Incoming, slot: InFlight, conn: (Sender, Arc<Address>)) -> ProxyBody {
         ProxyBody {
             kind: BodyKind::Upstream {
                 body,
-                _slot: Some(slot),
+                _slot: slot,
+                conn: Some(conn),
             },
+        }
+    }
+
+    fn release(&mut self) {
+        if let BodyKind::Upstream { conn, .. } = &mut self.kind
+            && let Some((sender, address)) = conn.take()
+        {
+            address.checkin(sender);
+        }
+    }
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        // A body the server never polled (HEAD, 204, empty) is complete; anything else was cut
+        // short and its connection is unusable, so it is dropped and closes.
+        if let BodyKind::Upstream { body, .. } = &self.kind
+            && body.is_end_stream()
+        {
+            self.release();
         }
     }
 }
@@ -146,7 +170,13 @@ impl Body for ProxyBody {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match &mut self.kind {
-            BodyKind::Upstream { body, .. } => Pin::new(body).poll_frame(cx),
+            BodyKind::Upstream { body, .. } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(None) = polled {
+                    self.release();
+                }
+                polled
+            }
             BodyKind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
@@ -229,23 +259,19 @@ pub(crate) async fn handle(
             remaining: limit.unwrap_or(u64::MAX),
         };
         let request = Request::from_parts(parts, body);
-        let response = match tokio::time::timeout(
-            active.config.timeouts.request,
-            active.client.request(request),
-        )
-        .await
-        {
-            Err(_) => return Err(ProxyErrorKind::Timeout),
-            Ok(Err(err)) => return Err(classify(&err)),
-            Ok(Ok(response)) => response,
-        };
-        Ok((response, slot))
+        let sent = send(&address, request, active.config.timeouts.connect);
+        let (response, sender) =
+            match tokio::time::timeout(active.config.timeouts.request, sent).await {
+                Err(_) => return Err(ProxyErrorKind::Timeout),
+                Ok(result) => result?,
+            };
+        Ok((response, slot, (sender, address)))
     }
     .instrument(span.clone())
     .await;
 
     let mut response = match result {
-        Ok((mut response, slot)) => {
+        Ok((mut response, slot, conn)) => {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(client_upgrade) = client_upgrade
             {
@@ -276,7 +302,7 @@ pub(crate) async fn handle(
                 remove_hop_by_hop(&mut parts.headers);
                 parts.headers.append(header::VIA, via(parts.version));
                 parts.version = client_version;
-                Response::from_parts(parts, ProxyBody::upstream(body, slot))
+                Response::from_parts(parts, ProxyBody::upstream(body, slot, conn))
             }
         }
         Err(kind) => {
@@ -314,11 +340,34 @@ pub(crate) async fn handle(
     response
 }
 
-fn classify(err: &hyper_util::client::legacy::Error) -> ProxyErrorKind {
-    if err.is_connect() {
-        return ProxyErrorKind::Connect;
+/// Sends `request` on a pooled connection of `address`, or a new one. A pooled connection the
+/// upstream closed in the meantime gives the request back unsent, and the next one is tried.
+async fn send(
+    address: &Arc<Address>,
+    mut request: Request<RequestBody>,
+    connect_timeout: std::time::Duration,
+) -> Result<(Response<Incoming>, Sender), ProxyErrorKind> {
+    while let Some(mut sender) = address.checkout() {
+        if sender.ready().await.is_err() {
+            continue;
+        }
+        match sender.try_send_request(request).await {
+            Ok(response) => return Ok((response, sender)),
+            Err(mut err) => match err.take_message() {
+                Some(unsent) => request = unsent,
+                None => return Err(classify(err.error())),
+            },
+        }
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    let mut sender = address.connect(connect_timeout).await?;
+    match sender.send_request(request).await {
+        Ok(response) => Ok((response, sender)),
+        Err(err) => Err(classify(&err)),
+    }
+}
+
+fn classify(err: &hyper::Error) -> ProxyErrorKind {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = source {
         if let Some(body) = cause.downcast_ref::<BodyError>() {
             return match body {
@@ -328,7 +377,11 @@ fn classify(err: &hyper_util::client::legacy::Error) -> ProxyErrorKind {
         }
         source = cause.source();
     }
-    ProxyErrorKind::Protocol
+    if err.is_timeout() {
+        ProxyErrorKind::Timeout
+    } else {
+        ProxyErrorKind::Protocol
+    }
 }
 
 /// A short plain-text error response.
@@ -469,14 +522,16 @@ fn rewrite_request(
     }
     parts.headers.append(header::VIA, via(parts.version));
 
-    if preserve_host {
-        if let Some(host) = original_host {
+    // HTTP/1.1 needs a Host: the client's (unless told otherwise), else the upstream's.
+    match original_host {
+        Some(host) if preserve_host => {
             parts.headers.insert(header::HOST, host);
         }
-    } else {
-        let host = HeaderValue::from_str(address.authority.as_str())
-            .map_err(|_| ProxyErrorKind::Internal)?;
-        parts.headers.insert(header::HOST, host);
+        _ => {
+            let host = HeaderValue::from_str(address.authority.as_str())
+                .map_err(|_| ProxyErrorKind::Internal)?;
+            parts.headers.insert(header::HOST, host);
+        }
     }
 
     let path_and_query = parts
@@ -484,9 +539,8 @@ fn rewrite_request(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    // Origin form (`/path?query`): the connection already goes to the address.
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(address.scheme.clone());
-    uri.authority = Some(address.authority.clone());
     uri.path_and_query = Some(path_and_query);
     parts.uri = Uri::from_parts(uri).map_err(|_| ProxyErrorKind::BadRequest)?;
     parts.version = Version::HTTP_11;

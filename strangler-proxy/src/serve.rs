@@ -29,10 +29,10 @@ use crate::context::ContextBuilder;
 use crate::error::{ConfigError, Error};
 use crate::flags::FlagSource;
 use crate::metrics::Metrics;
-use crate::proxy::{self, RequestBody};
+use crate::proxy;
 use crate::route::{Reason, RouteTable};
 use crate::state::Pins;
-use crate::upstream::{self, Upstream, UpstreamClient};
+use crate::upstream::{self, Upstream};
 
 /// The listeners a proxy serves on.
 #[derive(Debug)]
@@ -101,7 +101,6 @@ pub(crate) struct Active {
     pub(crate) routes: RouteTable,
     pub(crate) upstreams: Vec<Arc<Upstream>>,
     pub(crate) context: ContextBuilder,
-    pub(crate) client: UpstreamClient<RequestBody>,
     pub(crate) upstream_header: Option<HeaderName>,
     health_checks: Vec<tokio::task::AbortHandle>,
 }
@@ -127,7 +126,6 @@ impl Active {
             routes,
             upstreams,
             context: ContextBuilder::new(config.context.clone()),
-            client: upstream::client(&config),
             upstream_header: config.upstream_header.clone(),
             health_checks,
             config: Arc::new(config),

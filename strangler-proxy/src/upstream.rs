@@ -1,12 +1,14 @@
 //! Upstream pools: addresses, load balancing, health checks, and the HTTP client.
 //!
-//! One hyper-util client (with its keep-alive pool per address) serves every upstream of a config.
+//! Each address keeps its own pool of idle HTTP/1 connections (hyper's connection-level client):
+//! a connection goes back to the pool when its response body has been read to the end, so no
+//! task is spawned per request. Health checks use hyper-util's pooled client.
 //! Balancing is round-robin or least-connections over the healthy addresses; when every address
 //! is unhealthy, all are used, since a health check that is wrong must not take the site down.
 //! Health checks run as background tasks that are aborted when their config is replaced.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,9 +17,12 @@ use http::{HeaderValue, Request, Uri};
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
 
 use crate::config::{Balance, Config, HealthCheck, UpstreamConfig};
+use crate::error::ProxyErrorKind;
+use crate::proxy::RequestBody;
 
 /// One upstream: a named pool of addresses.
 #[derive(Debug)]
@@ -44,6 +49,67 @@ pub struct Address {
     pub in_flight: AtomicUsize,
     /// Result of the last health check (true until a check fails).
     pub healthy: AtomicBool,
+    /// Idle keep-alive connections, most recently used last.
+    idle: Mutex<Vec<Sender>>,
+}
+
+/// Most idle connections kept per address.
+const MAX_IDLE: usize = 512;
+
+/// The sending half of one HTTP/1 connection to an upstream address.
+pub type Sender = hyper::client::conn::http1::SendRequest<RequestBody>;
+
+impl Address {
+    /// An idle pooled connection, if one is still open.
+    pub fn checkout(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(sender) = idle.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection whose exchange has completed to the pool.
+    pub fn checkin(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
+
+    /// Opens a new connection, within `timeout`.
+    pub async fn connect(&self, timeout: Duration) -> Result<Sender, ProxyErrorKind> {
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = self.authority.port_u16().unwrap_or(80);
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::debug!(address = %self.authority, error = %err, "connect failed");
+                return Err(ProxyErrorKind::Connect);
+            }
+            Err(_) => return Err(ProxyErrorKind::Connect),
+        };
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| ProxyErrorKind::Protocol)?;
+        tokio::spawn(async move {
+            if let Err(err) = conn.with_upgrades().await {
+                tracing::debug!(error = %err, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
 }
 
 /// Holds one in-flight slot of an address until dropped.
@@ -71,6 +137,7 @@ impl Upstream {
                         .unwrap_or_else(|| Authority::from_static("localhost")),
                     in_flight: AtomicUsize::new(0),
                     healthy: AtomicBool::new(true),
+                    idle: Mutex::new(Vec::new()),
                 })
             })
             .collect();
@@ -121,10 +188,10 @@ impl Upstream {
     }
 }
 
-/// The client type used for upstream requests.
+/// The client type used for health checks.
 pub type UpstreamClient<B> = Client<HttpConnector, B>;
 
-/// Builds the upstream client with the config's connect timeout.
+/// Builds the health-check client with the config's connect timeout.
 pub fn client<B>(config: &Config) -> UpstreamClient<B>
 where
     B: hyper::body::Body + Send + 'static,

@@ -474,3 +474,45 @@ async fn shutdown_drains_in_flight_requests() {
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let monolith = upstream("monolith").await;
+    let proxy = start(
+        config(&format!(
+            "[upstreams.monolith]\naddresses = [\"{}\"]\n",
+            monolith.url()
+        )),
+        Arc::new(NoFlags),
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(get(&proxy.url("/"), &[]).await.status, StatusCode::OK);
+    }
+    let download = get(&proxy.url("/bytes/300000"), &[]).await;
+    assert_eq!(download.body.len(), 300_000);
+    assert_eq!(get(&proxy.url("/"), &[]).await.status, StatusCode::OK);
+    assert_eq!(monolith.hits.load(Ordering::SeqCst), 7);
+    assert_eq!(
+        monolith.connections.load(Ordering::SeqCst),
+        1,
+        "one pooled connection served all"
+    );
+}
+
+#[tokio::test]
+async fn upstream_closing_each_connection_is_fine() {
+    let monolith = super::support::upstream_with("monolith", false).await;
+    let proxy = start(
+        config(&format!(
+            "[upstreams.monolith]\naddresses = [\"{}\"]\n",
+            monolith.url()
+        )),
+        Arc::new(NoFlags),
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(get(&proxy.url("/"), &[]).await.status, StatusCode::OK);
+    }
+    assert_eq!(monolith.connections.load(Ordering::SeqCst), 5);
+}

@@ -27,6 +27,7 @@ use crate::serve::{Listeners, Proxy};
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
     pub(crate) hits: Arc<AtomicUsize>,
+    pub(crate) connections: Arc<AtomicUsize>,
 }
 
 impl Upstream {
@@ -40,28 +41,43 @@ impl Upstream {
 /// bytes, `/ws` upgrades and echoes raw bytes, anything else answers `name`, then
 /// `method uri`, then one `header: value` line per request header.
 pub(crate) async fn upstream(name: &'static str) -> Upstream {
+    upstream_with(name, true).await
+}
+
+/// [`upstream`], closing every connection after one response when `keep_alive` is false.
+pub(crate) async fn upstream_with(name: &'static str, keep_alive: bool) -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
+    let connections = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
+    let accepted = connections.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            accepted.fetch_add(1, Ordering::SeqCst);
             let counter = counter.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     counter.fetch_add(1, Ordering::SeqCst);
                     answer(name, req)
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder.http1().keep_alive(keep_alive);
+                let _ = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .await;
             });
         }
     });
-    Upstream { addr, hits }
+    Upstream {
+        addr,
+        hits,
+        connections,
+    }
 }
 
 type TestBody =
