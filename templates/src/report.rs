@@ -299,9 +299,23 @@ fn graph(report: &Report) -> (Graph, Vec<String>) {
                 keep.insert(&edge.to);
             }
         }
+        // Then the most coupled modules, so an acyclic workspace still gets a picture.
+        let mut coupling: BTreeMap<&str, u64> = BTreeMap::new();
+        for edge in &edges {
+            *coupling.entry(&edge.from).or_default() += u64::from(edge.weight);
+            *coupling.entry(&edge.to).or_default() += u64::from(edge.weight);
+        }
+        let mut by_coupling: Vec<(&str, u64)> = coupling.into_iter().collect();
+        by_coupling.sort_by(|left, right| right.1.cmp(&left.1).then(left.0.cmp(right.0)));
+        for (id, _) in by_coupling {
+            if keep.len() >= MAX_GRAPH_NODES {
+                break;
+            }
+            keep.insert(id);
+        }
         ids = keep.into_iter().take(MAX_GRAPH_NODES).collect();
         note = Some(format!(
-            "{n_connected} modules have dependencies; the graph shows the {} in or next to a cycle.",
+            "{n_connected} modules have dependencies; the graph shows {}: those in or next to a cycle first, then the most coupled.",
             ids.len()
         ));
     }
