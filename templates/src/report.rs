@@ -586,3 +586,72 @@ fn matrix(report: &Report, order: &[String]) -> Matrix {
         note,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use analyzer::report::{EdgeScope, Hierarchy, Metrics, Usage};
+
+    use super::*;
+
+    /// A chain `m0 -> m1 -> ... -> m(n-1)` in one crate, without a cycle.
+    fn chain(n_modules: usize) -> Report {
+        let id = |idx: usize| format!("big::m{idx:03}");
+        Report {
+            workspace_root: PathBuf::from("/big"),
+            scope: EdgeScope {
+                include_hierarchical: false,
+                include_test_only: false,
+            },
+            crates: Vec::new(),
+            modules: Vec::new(),
+            edges: (1..n_modules)
+                .map(|idx| Edge {
+                    from: id(idx - 1),
+                    to: id(idx),
+                    weight: 1,
+                    items: vec!["Item".to_owned()],
+                    hierarchy: Hierarchy::Cross,
+                    usage: Usage::Code,
+                    test_only: false,
+                    locations: Vec::new(),
+                })
+                .collect(),
+            crate_edges: Vec::new(),
+            cycles: Vec::new(),
+            crate_cycles: Vec::new(),
+            elementary_cycles: Vec::new(),
+            elementary_cycles_truncated: false,
+            bidirectional: Vec::new(),
+            cut: Vec::new(),
+            cut_exact: true,
+            suggestions: Vec::new(),
+            metrics: Metrics::default(),
+            services: Vec::new(),
+            service_edges: Vec::new(),
+            skipped_files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn small_graphs_are_drawn_whole() {
+        let (drawn, order) = graph(&chain(10));
+        assert_eq!(drawn.nodes.len(), 10);
+        assert_eq!(drawn.edges.len(), 9);
+        assert!(drawn.note.is_none());
+        assert_eq!(order.first().map(String::as_str), Some("big::m000"));
+    }
+
+    #[test]
+    fn large_acyclic_graphs_are_capped_and_say_so() {
+        let (drawn, order) = graph(&chain(400));
+        assert_eq!(drawn.nodes.len(), MAX_GRAPH_NODES);
+        assert_eq!(order.len(), MAX_GRAPH_NODES);
+        let note = drawn.note.expect("a note says the graph is partial");
+        assert!(note.starts_with("400 modules have dependencies"), "{note}");
+        let matrix = matrix(&chain(400), &order);
+        assert_eq!(matrix.rows.len(), MAX_MATRIX_NODES);
+        assert!(matrix.note.is_some());
+    }
+}
