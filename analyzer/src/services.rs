@@ -254,6 +254,8 @@ fn merge_sorted(list: &mut Vec<(usize, f64)>) {
 const LOUVAIN_MAX_PASSES: usize = 64;
 /// Most aggregation levels.
 const LOUVAIN_MAX_LEVELS: usize = 32;
+/// Smallest modularity gain of a whole pass of local moves worth another pass.
+const LOUVAIN_MIN_PASS_GAIN: f64 = 1e-6;
 /// Smallest modularity gain (relative to the total weight) that counts as an improvement.
 const LOUVAIN_EPSILON: f64 = 1e-12;
 
@@ -291,6 +293,7 @@ fn local_moves(graph: &UndirectedGraph) -> Vec<usize> {
     let mut touched: Vec<usize> = Vec::new();
     for _pass in 0..LOUVAIN_MAX_PASSES {
         let mut moved = false;
+        let mut improvement = 0.0f64;
         for node in 0..n {
             let own = community[node];
             touched.clear();
@@ -305,7 +308,8 @@ fn local_moves(graph: &UndirectedGraph) -> Vec<usize> {
             let gain = |target: usize, weight_to: &[f64]| -> f64 {
                 weight_to[target] - community_degree[target] * degree[node] / total
             };
-            let mut best = (gain(own, &weight_to), own);
+            let own_gain = gain(own, &weight_to);
+            let mut best = (own_gain, own);
             touched.sort_unstable();
             for &candidate in &touched {
                 let candidate_gain = gain(candidate, &weight_to);
@@ -317,12 +321,15 @@ fn local_moves(graph: &UndirectedGraph) -> Vec<usize> {
             if best.1 != own {
                 community[node] = best.1;
                 moved = true;
+                improvement += best.0 - own_gain;
             }
             for &candidate in &touched {
                 weight_to[candidate] = 0.0;
             }
         }
-        if !moved {
+        // A pass that raised modularity by less than `LOUVAIN_MIN_PASS_GAIN` ends the level: on
+        // graphs without much structure the last passes shuffle a few nodes for nothing.
+        if !moved || 2.0 * improvement / total < LOUVAIN_MIN_PASS_GAIN {
             break;
         }
     }
