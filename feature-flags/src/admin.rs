@@ -237,9 +237,9 @@ impl UnleashAdmin {
     }
 
     /// Creates or updates every flag of `features` in this environment: on/off, description and
-    /// strategies (with their constraints and variants). Flags that use segments or
-    /// dependencies are refused before anything is written, since ids of segments differ from
-    /// server to server.
+    /// strategies (with their constraints and strategy variants). Flags that use segments,
+    /// feature-level variants or dependencies are refused before anything is written: segment
+    /// ids differ from server to server, and the other two are not carried over yet.
     pub async fn import(&self, features: &ClientFeatures) -> Result<Vec<Change>> {
         for feature in &features.features {
             edit::validate_name(&feature.name)?;
@@ -248,11 +248,15 @@ impl UnleashAdmin {
                 .iter()
                 .flatten()
                 .any(|s| s.segments.as_ref().is_some_and(|ids| !ids.is_empty()));
-            if uses_segments || feature.dependencies.as_ref().is_some_and(|d| !d.is_empty()) {
+            let has_variants = feature.variants.as_ref().is_some_and(|v| !v.is_empty());
+            if uses_segments
+                || has_variants
+                || feature.dependencies.as_ref().is_some_and(|d| !d.is_empty())
+            {
                 return Err(Error::Invalid {
                     path: "import".into(),
                     flag: feature.name.clone(),
-                    reason: "uses segments or dependencies, which import cannot carry over; create it in Unleash".to_owned(),
+                    reason: "uses segments, feature variants or dependencies, which import cannot carry over yet; create it in Unleash".to_owned(),
                 });
             }
         }
