@@ -1121,63 +1121,77 @@ pub(crate) fn cycle_packing_bound(n: usize, edges: &[(usize, usize, u64)], work_
     let mut work = 0u64;
     let mut component = residual_components(&out, edges, &residual, &mut work);
     let mut via = vec![usize::MAX; n];
+    let mut depth = vec![0usize; n];
     let mut seen = vec![0u64; n];
     let mut stamp = 0u64;
     let mut queue = VecDeque::new();
     // Light edges first: they are the likeliest to be cut, so their cycles are packed first.
     let mut order: Vec<usize> = (0..edges.len()).collect();
     order.sort_by_key(|&idx| (edges[idx].2, edges[idx].0, edges[idx].1));
-    for idx in order {
-        let (from, to, _) = edges[idx];
-        while residual[idx] > 0 && component[from] == component[to] {
-            // Shortest path `to ~> from` over edges with weight left, inside the component.
-            stamp += 1;
-            queue.clear();
-            queue.push_back(to);
-            seen[to] = stamp;
-            let mut reached = false;
-            while let Some(node) = queue.pop_front() {
-                for &edge in &out[node] {
-                    work += 1;
-                    let next = edges[edge].1;
-                    if residual[edge] == 0
-                        || seen[next] == stamp
-                        || component[next] != component[to]
-                    {
+    // Short cycles first, over all edges, then longer ones: a short cycle uses up less weight
+    // that other cycles could have used.
+    for max_len in [2, 3, 4, usize::MAX] {
+        for &idx in &order {
+            let (from, to, _) = edges[idx];
+            while residual[idx] > 0 && component[from] == component[to] {
+                // Shortest path `to ~> from` of at most `max_len - 1` edges with weight left,
+                // inside the component.
+                stamp += 1;
+                queue.clear();
+                queue.push_back(to);
+                seen[to] = stamp;
+                depth[to] = 0;
+                let mut reached = false;
+                while let Some(node) = queue.pop_front() {
+                    if depth[node] + 2 > max_len {
                         continue;
                     }
-                    seen[next] = stamp;
-                    via[next] = edge;
-                    if next == from {
-                        reached = true;
+                    for &edge in &out[node] {
+                        work += 1;
+                        let next = edges[edge].1;
+                        if residual[edge] == 0
+                            || seen[next] == stamp
+                            || component[next] != component[to]
+                        {
+                            continue;
+                        }
+                        seen[next] = stamp;
+                        via[next] = edge;
+                        depth[next] = depth[node] + 1;
+                        if next == from {
+                            reached = true;
+                            break;
+                        }
+                        queue.push_back(next);
+                    }
+                    if reached {
                         break;
                     }
-                    queue.push_back(next);
                 }
-                if reached {
+                if work > work_cap {
+                    return bound;
+                }
+                if !reached {
+                    if max_len == usize::MAX {
+                        // The components are out of date: weight has run out along some of
+                        // their cycles.
+                        component = residual_components(&out, edges, &residual, &mut work);
+                    }
                     break;
                 }
+                let mut cycle = vec![idx];
+                let mut node = from;
+                while node != to {
+                    let edge = via[node];
+                    cycle.push(edge);
+                    node = edges[edge].0;
+                }
+                let take = cycle.iter().map(|&edge| residual[edge]).min().unwrap_or(0);
+                for &edge in &cycle {
+                    residual[edge] -= take;
+                }
+                bound += take;
             }
-            if work > work_cap {
-                return bound;
-            }
-            if !reached {
-                // The components are out of date: weight has run out along some of their cycles.
-                component = residual_components(&out, edges, &residual, &mut work);
-                break;
-            }
-            let mut cycle = vec![idx];
-            let mut node = from;
-            while node != to {
-                let edge = via[node];
-                cycle.push(edge);
-                node = edges[edge].0;
-            }
-            let take = cycle.iter().map(|&edge| residual[edge]).min().unwrap_or(0);
-            for &edge in &cycle {
-                residual[edge] -= take;
-            }
-            bound += take;
         }
     }
     bound
