@@ -23,6 +23,10 @@ use crate::output::{self, BaselineJson};
 
 /// Arguments of `fig check`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 when every rule passes, 1 when a rule is violated, 2 when the path, \
+                  the configuration or the baseline is wrong. Finding codes: docs/finding-codes.md."
+)]
 pub struct Args {
     #[command(flatten)]
     pub report: ReportArgs,
