@@ -41,6 +41,8 @@ const KICK_EDGE_BUDGET: u64 = 50_000;
 const KICKS: usize = 2;
 /// Largest component tried with the bounded exact search (node sets are 128-bit masks).
 const BOUNDED_MAX_NODES: usize = 128;
+/// Most two- and three-cycles the bounded exact search packs for its bound.
+const MAX_SHORT_CYCLES: usize = 4_096;
 /// Steps of the bounded exact search allowed per edge of the component.
 const BOUNDED_WORK_PER_EDGE: u64 = 10_000;
 /// Steps of search allowed for listing elementary cycles, over the whole graph.
@@ -525,39 +527,74 @@ enum Search {
 ///
 /// Placing the set `S` first fixes the cost of every edge inside `S` and of every edge from the
 /// rest `T` into `S` (all backward); adding `v` next adds the edges from `T - v` into `v`. A state
-/// is dropped when its fixed cost plus a lower bound for `T` (the lighter edge of every two-way
-/// pair inside `T`) reaches `upper`. When `T` has a source, only the smallest source is tried:
+/// is dropped when its fixed cost plus a lower bound for `T` (a packing of the two- and
+/// three-cycles inside `T`) reaches `upper`. When `T` has a source, only the smallest source is tried:
 /// moving a node with no edge from the rest to the front of the rest never costs more; likewise
 /// sinks of `T` are left for the end.
 fn bounded_search(n: usize, edges: &[(usize, usize, u64)], upper: u64, work_cap: u64) -> Search {
     debug_assert!(n <= 128);
     let mut into: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
     let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut weight_of: FxHashMap<(usize, usize), u64> = FxHashMap::default();
-    for &(from, to, weight) in edges {
+    let mut out_edges: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (idx, &(from, to, weight)) in edges.iter().enumerate() {
         into[to].push((from, weight));
         out[from].push(to);
-        weight_of.insert((from, to), weight);
+        out_edges[from].push(idx);
     }
-    let pairs: Vec<(u128, u64)> = edges
+    // Two- and three-cycles, as `(node mask, edge indices)`: packing those that lie inside the
+    // rest bounds what the rest will cost.
+    let index_of: FxHashMap<(usize, usize), usize> = edges
         .iter()
-        .filter(|&&(from, to, _)| from < to)
-        .filter_map(|&(from, to, weight)| {
-            let back = weight_of.get(&(to, from))?;
-            Some(((1u128 << from) | (1u128 << to), weight.min(*back)))
-        })
+        .enumerate()
+        .map(|(idx, &(from, to, _))| ((from, to), idx))
         .collect();
+    let mut short_cycles: Vec<(u128, Vec<usize>)> = Vec::new();
+    for (idx, &(from, to, _)) in edges.iter().enumerate() {
+        if from < to
+            && let Some(&back) = index_of.get(&(to, from))
+        {
+            short_cycles.push(((1u128 << from) | (1u128 << to), vec![idx, back]));
+        }
+    }
+    'triangles: for (first, &(a, b, _)) in edges.iter().enumerate() {
+        if b < a {
+            continue;
+        }
+        for &second in &out_edges[b] {
+            let c = edges[second].1;
+            if c <= a {
+                continue;
+            }
+            if let Some(&third) = index_of.get(&(c, a)) {
+                if short_cycles.len() >= MAX_SHORT_CYCLES {
+                    break 'triangles;
+                }
+                let mask = (1u128 << a) | (1u128 << b) | (1u128 << c);
+                short_cycles.push((mask, vec![first, second, third]));
+            }
+        }
+    }
     let full: u128 = if n == 128 {
         u128::MAX
     } else {
         (1u128 << n) - 1
     };
-    let lower_bound = |rest: u128| -> u64 {
-        pairs
-            .iter()
-            .filter(|(mask, _)| rest & mask == *mask)
-            .map(|(_, weight)| weight)
-            .sum()
+    let mut residual: Vec<u64> = Vec::with_capacity(edges.len());
+    let mut lower_bound = |rest: u128, work: &mut u64| -> u64 {
+        residual.clear();
+        residual.extend(edges.iter().map(|edge| edge.2));
+        *work += (edges.len() + short_cycles.len()) as u64;
+        let mut bound = 0;
+        for (mask, cycle) in &short_cycles {
+            if rest & mask == *mask {
+                let take = cycle.iter().map(|&edge| residual[edge]).min().unwrap_or(0);
+                for &edge in cycle {
+                    residual[edge] -= take;
+                }
+                bound += take;
+            }
+        }
+        bound
     };
     let mut work = 0u64;
     // `levels[k]` maps each kept set of `k` nodes to its fixed cost and the node added last.
@@ -603,8 +640,7 @@ fn bounded_search(n: usize, edges: &[(usize, usize, u64)], upper: u64, work_cap:
             for (node, weight) in candidates {
                 let next_set = set | (1u128 << node);
                 let next_cost = cost + weight;
-                work += pairs.len() as u64;
-                if next_cost + lower_bound(full & !next_set) >= upper {
+                if next_cost + lower_bound(full & !next_set, &mut work) >= upper {
                     continue;
                 }
                 let entry = next.entry(next_set).or_insert((u64::MAX, 0));
