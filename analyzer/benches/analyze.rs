@@ -32,8 +32,12 @@ fn bench(c: &mut Criterion) {
     };
     let options = analyzer::Options::new();
     let report = analyzer::analyze(&workspace, &options).expect("the benchmark workspace loads");
-    let mut files: Vec<PathBuf> =
-        report.modules.iter().filter(|module| !module.inline).map(|module| module.file.clone()).collect();
+    let mut files: Vec<PathBuf> = report
+        .modules
+        .iter()
+        .filter(|module| !module.inline)
+        .map(|module| module.file.clone())
+        .collect();
     files.sort();
     files.dedup();
     let lines: usize = files
@@ -50,12 +54,17 @@ fn bench(c: &mut Criterion) {
     );
 
     let mut group = c.benchmark_group("analyze");
-    group.sample_size(10).measurement_time(Duration::from_secs(30)).warm_up_time(Duration::from_secs(3));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(30))
+        .warm_up_time(Duration::from_secs(3));
     group.bench_function("read_and_parse_single_thread", |b| {
         b.iter(|| {
             let mut items = 0;
             for file in &files {
-                let Ok(text) = std::fs::read_to_string(file) else { continue };
+                let Ok(text) = std::fs::read_to_string(file) else {
+                    continue;
+                };
                 if let Ok(parsed) = syn::parse_file(&text) {
                     items += parsed.items.len();
                 }
@@ -64,38 +73,63 @@ fn bench(c: &mut Criterion) {
         });
     });
     group.bench_function("analyze", |b| {
-        b.iter(|| analyzer::analyze(&workspace, &options).expect("analyze").edges.len());
+        b.iter(|| {
+            analyzer::analyze(&workspace, &options)
+                .expect("analyze")
+                .edges
+                .len()
+        });
     });
     group.finish();
 }
 
 /// Writes a synthetic workspace of about 400k lines into `dir`.
 fn generate(dir: &Path) {
-    let members: Vec<String> = (0..CRATES).map(|krate| format!("\"crate{krate}\"")).collect();
+    let members: Vec<String> = (0..CRATES)
+        .map(|krate| format!("\"crate{krate}\""))
+        .collect();
     std::fs::write(
         dir.join("Cargo.toml"),
-        format!("[workspace]\nmembers = [{}]\nresolver = \"3\"\n", members.join(", ")),
+        format!(
+            "[workspace]\nmembers = [{}]\nresolver = \"3\"\n",
+            members.join(", ")
+        ),
     )
     .expect("write workspace manifest");
     for krate in 0..CRATES {
         let root = dir.join(format!("crate{krate}"));
         std::fs::create_dir_all(root.join("src/domain")).expect("create dirs");
-        let mut manifest =
-            format!("[package]\nname = \"crate{krate}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n");
+        let mut manifest = format!(
+            "[package]\nname = \"crate{krate}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n"
+        );
         if krate > 0 {
-            writeln!(manifest, "crate{} = {{ path = \"../crate{}\" }}", krate - 1, krate - 1).expect("write");
+            writeln!(
+                manifest,
+                "crate{} = {{ path = \"../crate{}\" }}",
+                krate - 1,
+                krate - 1
+            )
+            .expect("write");
         }
         std::fs::write(root.join("Cargo.toml"), manifest).expect("write manifest");
         let mut lib = String::from("//! Generated crate.\n\npub mod domain;\n");
         if krate > 0 {
-            writeln!(lib, "\npub use crate{}::domain::m0::Type0 as Upstream;", krate - 1).expect("write");
+            writeln!(
+                lib,
+                "\npub use crate{}::domain::m0::Type0 as Upstream;",
+                krate - 1
+            )
+            .expect("write");
         }
         std::fs::write(root.join("src/lib.rs"), lib).expect("write lib");
         let mut domain = String::from("//! Generated modules.\n\n");
         for module in 0..MODULES_PER_CRATE {
             writeln!(domain, "pub mod m{module};").expect("write");
-            std::fs::write(root.join(format!("src/domain/m{module}.rs")), module_source(krate, module))
-                .expect("write module");
+            std::fs::write(
+                root.join(format!("src/domain/m{module}.rs")),
+                module_source(krate, module),
+            )
+            .expect("write module");
         }
         std::fs::write(root.join("src/domain/mod.rs"), domain).expect("write domain");
     }
@@ -108,7 +142,11 @@ fn module_source(krate: usize, module: usize) -> String {
     let mut res = String::with_capacity(40_000);
     writeln!(res, "//! Generated module {module} of crate {krate}.\n").expect("write");
     writeln!(res, "use std::collections::HashMap;\n").expect("write");
-    writeln!(res, "use crate::domain::m{next}::{{Type0 as NextType, helper_0}};").expect("write");
+    writeln!(
+        res,
+        "use crate::domain::m{next}::{{Type0 as NextType, helper_0}};"
+    )
+    .expect("write");
     writeln!(res, "use super::m{other};\n").expect("write");
     for index in 0..TYPES_PER_MODULE {
         writeln!(

@@ -19,6 +19,10 @@
 //! parsing it, and it works offline on a workspace whose dependencies were never downloaded. The
 //! price is a few heuristics, documented where they are made (`resolve.rs`).
 //!
+//! Cycles, two-way pairs, the cut list and suggestions run on edges *lifted* to the level where
+//! the paths of their two ends part (`a::x -> b::y` counts as `a -> b`), so a tangle between the
+//! subtrees of one parent shows even when no single modules form it (see `lift`).
+//!
 //! With [`Options::depth`], modules below that depth are merged into their ancestor before the
 //! graph algorithms run, so that cycles between subsystems show even when they run through
 //! submodules.
@@ -202,13 +206,16 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
         .filter(|edge| in_scope(edge, options.scope))
         .collect();
     let crate_edges = crate_edges(&modules, &scoped);
-    let cycle_analysis = cycles::analyze(&modules, &scoped, options.elementary_cycle_cap);
+    // Cycles, pairs, the cut list and suggestions are about tangles between sibling subtrees.
+    let lifted = lift(&modules, &scoped);
+    let lifted_refs: Vec<&Edge> = lifted.iter().collect();
+    let cycle_analysis = cycles::analyze(&modules, &lifted_refs, options.elementary_cycle_cap);
     let crate_cycles = cycles::crate_cycles(&crate_edges);
     let metrics = metrics::compute(&modules, &crates, &scoped, &crate_edges);
     let (services, service_edges) = services::candidates(&modules, &scoped);
 
     progress(Phase::Suggest);
-    let suggestions = suggest::suggestions(&cycle_analysis.cut, &edges, &mut resolver);
+    let suggestions = suggest::suggestions(&cycle_analysis.cut, &lifted, &mut resolver);
 
     Ok(Report {
         workspace_root: workspace.root,
@@ -369,20 +376,9 @@ fn collapse(
     depth: usize,
 ) -> (Vec<report::Module>, Vec<Edge>) {
     let _span = tracing::info_span!("collapse", depth).entered();
-    let parent_of: FxHashMap<&str, &str> = modules
-        .iter()
-        .filter_map(|module| Some((module.id.as_str(), module.parent.as_deref()?)))
-        .collect();
+    let tree = Tree::new(modules);
     let representative = |id: &'_ str| -> String {
-        let mut chain = vec![id];
-        let mut current = id;
-        while let Some(parent) = parent_of.get(current) {
-            chain.push(parent);
-            current = parent;
-            if chain.len() > 1024 {
-                break;
-            }
-        }
+        let chain = tree.chain(id);
         // `chain` runs from the module up to its root: the ancestor at `depth` is counted from the end.
         let index = chain.len().saturating_sub(depth + 1);
         chain[index].to_owned()
@@ -412,48 +408,113 @@ fn collapse(
             target.n_types = target.n_types.saturating_add(module.n_types);
         }
     }
-    let is_ancestor = |ancestor: &str, module: &str| -> bool {
-        let mut current = module;
-        let mut hops = 0;
-        while let Some(parent) = parent_of.get(current) {
-            if *parent == ancestor {
-                return true;
+    let edges = merge_edges(
+        edges.iter().filter_map(|edge| {
+            let from = representatives.get(edge.from.as_str())?;
+            let to = representatives.get(edge.to.as_str())?;
+            Some((from.as_str(), to.as_str(), edge))
+        }),
+        &tree,
+    );
+    (merged.into_values().collect(), edges)
+}
+
+/// Lifts every edge to the level where the paths of its two ends part: `a::x::y -> b::z` becomes
+/// `a -> b`, `a::x -> a::y` stays. Every lifted edge joins two siblings (or a module and its own
+/// ancestor, for hierarchical edges), so a cycle found on the lifted graph is a tangle between
+/// the subtrees of one parent, as Structure101 and Lattix report them: `display::home -> order`,
+/// `order -> member` and `member::profile -> display` make the cycle `display -> order -> member`,
+/// which an architect cutting the code into domains has to untangle even though no three single
+/// modules form it. Edges between two crates are lifted to the crate roots.
+pub(crate) fn lift(modules: &[report::Module], edges: &[&Edge]) -> Vec<Edge> {
+    let _span = tracing::info_span!("lift").entered();
+    let tree = Tree::new(modules);
+    merge_edges(
+        edges.iter().map(|edge| {
+            let from_chain = tree.chain(&edge.from);
+            let to_chain = tree.chain(&edge.to);
+            // Walk both chains from their roots while they agree; the first place they differ is
+            // the pair of siblings the edge runs between.
+            let mut from_index = from_chain.len();
+            let mut to_index = to_chain.len();
+            while from_index > 0
+                && to_index > 0
+                && from_chain[from_index - 1] == to_chain[to_index - 1]
+            {
+                from_index -= 1;
+                to_index -= 1;
             }
+            // An index of 0 means one end is an ancestor of the other: that end stays itself.
+            let from = from_chain[from_index.saturating_sub(1)];
+            let to = to_chain[to_index.saturating_sub(1)];
+            (from, to, *edge)
+        }),
+        &tree,
+    )
+}
+
+/// The module tree, by id.
+struct Tree<'a> {
+    parent_of: FxHashMap<&'a str, &'a str>,
+}
+
+impl<'a> Tree<'a> {
+    fn new(modules: &'a [report::Module]) -> Self {
+        let parent_of = modules
+            .iter()
+            .filter_map(|module| Some((module.id.as_str(), module.parent.as_deref()?)))
+            .collect();
+        Tree { parent_of }
+    }
+
+    /// The module and its ancestors, up to its crate root.
+    fn chain<'s>(&self, id: &'s str) -> Vec<&'s str>
+    where
+        'a: 's,
+    {
+        let mut chain = vec![id];
+        let mut current = id;
+        // Bounded: a malformed tree with a loop must not hang the run.
+        while let Some(parent) = self.parent_of.get(current) {
+            chain.push(parent);
             current = parent;
-            hops += 1;
-            if hops > 1024 {
+            if chain.len() > 1024 {
                 break;
             }
         }
-        false
-    };
-    let mut merged_edges: BTreeMap<(String, String), Edge> = BTreeMap::new();
-    for edge in edges {
-        let (Some(from), Some(to)) = (
-            representatives.get(edge.from.as_str()),
-            representatives.get(edge.to.as_str()),
-        ) else {
-            continue;
-        };
+        chain
+    }
+
+    fn is_ancestor(&self, ancestor: &str, module: &str) -> bool {
+        self.chain(module).iter().skip(1).any(|id| *id == ancestor)
+    }
+}
+
+/// Merges edges re-pointed to new ends: weights added up, items, usage, test-only and locations
+/// combined; an edge whose two new ends are the same module is dropped.
+fn merge_edges<'e>(
+    edges: impl Iterator<Item = (&'e str, &'e str, &'e Edge)>,
+    tree: &Tree<'_>,
+) -> Vec<Edge> {
+    let mut merged_edges: BTreeMap<(&str, &str), Edge> = BTreeMap::new();
+    for (from, to, edge) in edges {
         if from == to {
             continue;
         }
-        let entry = merged_edges
-            .entry((from.clone(), to.clone()))
-            .or_insert_with(|| Edge {
-                from: from.clone(),
-                to: to.clone(),
-                weight: 0,
-                items: Vec::new(),
-                hierarchy: if is_ancestor(from, to) || is_ancestor(to, from) {
-                    Hierarchy::Hierarchical
-                } else {
-                    Hierarchy::Cross
-                },
-                usage: report::Usage::TypeOnly,
-                test_only: true,
-                locations: Vec::new(),
-            });
+        let entry = merged_edges.entry((from, to)).or_insert_with(|| Edge {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            weight: 0,
+            items: Vec::new(),
+            hierarchy: if tree.is_ancestor(from, to) || tree.is_ancestor(to, from) {
+                Hierarchy::Hierarchical
+            } else {
+                Hierarchy::Cross
+            },
+            usage: report::Usage::TypeOnly,
+            test_only: true,
+            locations: Vec::new(),
+        });
         entry.weight = entry.weight.saturating_add(edge.weight);
         entry.items.extend(edge.items.iter().cloned());
         if edge.usage == report::Usage::Code {
@@ -462,7 +523,7 @@ fn collapse(
         entry.test_only &= edge.test_only;
         entry.locations.extend(edge.locations.iter().cloned());
     }
-    let edges = merged_edges
+    merged_edges
         .into_values()
         .map(|mut edge| {
             edge.items.sort();
@@ -472,6 +533,5 @@ fn collapse(
             edge.locations.truncate(resolve::MAX_LOCATIONS);
             edge
         })
-        .collect();
-    (merged.into_values().collect(), edges)
+        .collect()
 }

@@ -569,11 +569,21 @@ fn shop_example_report() {
         report.skipped_files
     );
     assert!(report.suggestions.len() == report.cut.len());
+    // The three-module cycle runs through submodules (`display::home -> order`,
+    // `member::profile -> display`): edges are lifted to the subtrees they join, so the default
+    // report shows it.
+    let cycle = ["shop::display", "shop::order", "shop::member"]
+        .map(str::to_owned)
+        .to_vec();
+    assert!(
+        report.elementary_cycles.contains(&cycle),
+        "display -> order -> member -> display missing: {:?}",
+        report.elementary_cycles
+    );
     let again = analyze(&shop, &Options::new()).expect("analyse examples/shop again");
     assert!(again == report, "two runs over the same workspace differ");
 
-    // The three-module cycle runs through submodules (`display::home`, `member::profile`): it
-    // shows between the domain modules once they stand for their subtrees.
+    // With depth 1 the domain modules stand for their subtrees everywhere in the report.
     let mut options = Options::new();
     options.depth = Some(1);
     let report = analyze(&shop, &options).expect("analyse examples/shop at depth 1");
@@ -740,4 +750,54 @@ mod tests {
 pub fn shared() { crate::imp::unix(); }
 "#
     ));
+}
+
+#[test]
+fn cycles_are_found_between_sibling_subtrees() {
+    // No three single modules form a cycle, but the subtrees `a`, `b` and `c` do.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_fixture(
+        dir.path(),
+        r#"
+//- /lib.rs
+pub mod a;
+pub mod b;
+pub mod c;
+//- /a/mod.rs
+pub mod inner;
+pub struct A;
+//- /a/inner.rs
+pub fn uses_b() -> crate::b::B { crate::b::B }
+//- /b.rs
+pub struct B;
+pub fn uses_c(_: crate::c::deep::C) {}
+//- /c/mod.rs
+pub mod deep;
+//- /c/deep.rs
+pub struct C(pub crate::a::A);
+"#,
+    );
+    let report = analyze(dir.path(), &Options::new()).expect("analyse the fixture");
+    // The module edges keep their real ends.
+    assert!(
+        report
+            .edges
+            .iter()
+            .any(|edge| edge.from == "fixture::a::inner" && edge.to == "fixture::b")
+    );
+    let members: Vec<&str> = report
+        .cycles
+        .iter()
+        .flat_map(|cycle| cycle.members.iter().map(String::as_str))
+        .collect();
+    assert_eq!(members, ["fixture::a", "fixture::b", "fixture::c"]);
+    assert_eq!(
+        report.elementary_cycles,
+        [["fixture::a", "fixture::b", "fixture::c"]
+            .map(str::to_owned)
+            .to_vec()]
+    );
+    // The cut names lifted edges, and each has a suggestion with the items of the real edges.
+    assert_eq!(report.cut.len(), 1, "{:?}", report.cut);
+    assert_eq!(report.suggestions.len(), 1);
 }
