@@ -304,3 +304,33 @@ fn state_file_defaults_next_to_the_config() {
     );
     let _ = Overrides::default();
 }
+
+#[tokio::test]
+async fn reloads_under_load_drop_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let monolith = upstream("monolith").await;
+    let service = upstream("payment-service").await;
+    let proxy = start(
+        config_file(dir.path(), &text(&monolith.url(), &service.url())),
+        flags_on(),
+    )
+    .await;
+    let url = proxy.url("/payments/1");
+    let load = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        for _ in 0..200 {
+            statuses.push(get(&url, &[]).await.status);
+        }
+        statuses
+    });
+    for _ in 0..20 {
+        proxy.proxy.reload().unwrap();
+        tokio::task::yield_now().await;
+    }
+    let statuses = load.await.unwrap();
+    assert_eq!(statuses.len(), 200);
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+}

@@ -516,3 +516,33 @@ async fn upstream_closing_each_connection_is_fine() {
     }
     assert_eq!(monolith.connections.load(Ordering::SeqCst), 5);
 }
+
+#[tokio::test]
+async fn drain_stops_at_its_deadline() {
+    let monolith = upstream("monolith").await;
+    let text = format!(
+        "[server]\ndrain_timeout = \"200ms\"\n[upstreams.monolith]\naddresses = [\"{}\"]\n",
+        monolith.url()
+    );
+    let mut proxy = start(config(&text), Arc::new(NoFlags)).await;
+    let url = proxy.url("/slow");
+    let slow = tokio::spawn(async move {
+        super::support::client()
+            .request(Request::get(url).body(Full::default()).unwrap())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let served = proxy.shutdown();
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "returned after {:?}",
+        started.elapsed()
+    );
+    drop(slow);
+}
