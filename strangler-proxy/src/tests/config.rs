@@ -288,3 +288,60 @@ fn toml_syntax_error() {
         "fig-proxy.toml:1:20: unclosed table, expected `]`",
     );
 }
+
+#[test]
+fn unleash_store_with_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("unleash.token"),
+        "default:development.abc\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[flags]\nunleash = {{ url = \"http://127.0.0.1:4242/api\", token_file = \"unleash.token\", refresh = \"2s\" }}\n{MONOLITH}"
+    );
+    let config = Config::parse(
+        &text,
+        Some(&dir.path().join("fig-proxy.toml")),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        config.flags,
+        Some(FlagStoreConfig::Unleash {
+            url: "http://127.0.0.1:4242/api".to_owned(),
+            token: "default:development.abc".to_owned(),
+            refresh: Duration::from_secs(2),
+        })
+    );
+    check_error(
+        &format!(
+            "[flags]\nfile = \"f.json\"\nunleash = {{ url = \"http://x\", token = \"t\" }}\n{MONOLITH}"
+        ),
+        "fig-proxy.toml:3:11: give either `flags.file` or `flags.unleash`, not both",
+    );
+}
+
+#[test]
+fn context_properties() {
+    let config = Config::parse(
+        &format!("[context]\nproperties = {{ tenant = \"header:x-tenant\", plan = \"cookie:plan\" }}\n{MONOLITH}"),
+        None,
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        config.context.properties,
+        [
+            ("plan".to_owned(), ValueSource::Cookie("plan".to_owned())),
+            (
+                "tenant".to_owned(),
+                ValueSource::Header(http::HeaderName::from_static("x-tenant"))
+            ),
+        ]
+    );
+    check_error(
+        &format!("[context]\nproperties = {{ tenant = \"query:t\" }}\n{MONOLITH}"),
+        "fig-proxy.toml:2:25: unknown source kind `query`; use `header`, `cookie` or `jwt`",
+    );
+}
