@@ -546,3 +546,29 @@ async fn drain_stops_at_its_deadline() {
     );
     drop(slow);
 }
+
+#[tokio::test]
+async fn access_log_has_one_line_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let monolith = upstream("monolith").await;
+    let text = format!(
+        "[server]\naccess_log = \"{}\"\n[upstreams.monolith]\naddresses = [\"{}\"]\n",
+        log.display(),
+        monolith.url()
+    );
+    let mut proxy = start(config(&text), Arc::new(NoFlags)).await;
+    get(&proxy.url("/a?x=1"), &[]).await;
+    get(&proxy.url("/b"), &[]).await;
+    proxy.shutdown().await.unwrap().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains(
+            " 127.0.0.1 \"GET /a?x=1\" 200 route=_unmatched upstream=monolith reason=no-route ms="
+        ),
+        "{text}"
+    );
+    assert!(lines[1].contains("\"GET /b\" 200"), "{text}");
+}
