@@ -340,9 +340,10 @@ async fn accept_loop(
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // Server settings are read once: header limits and timeouts changed by a reload apply to
-    // connections accepted after the next restart, which the reload warns about.
-    let builder = Arc::new(server_builder(&shared.active.load().config));
+    // Server settings (header limit, header-read timeout) are per connection: a reload applies
+    // them to connections accepted after it. The builder is rebuilt only when the config changed.
+    let mut built_for = shared.active.load().config.clone();
+    let mut builder = Arc::new(server_builder(&built_for));
     loop {
         let (stream, peer) = tokio::select! {
             biased;
@@ -359,6 +360,11 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let config = shared.active.load().config.clone();
+        if !Arc::ptr_eq(&config, &built_for) {
+            builder = Arc::new(server_builder(&config));
+            built_for = config;
+        }
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {

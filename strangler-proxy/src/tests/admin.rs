@@ -334,3 +334,40 @@ async fn reloads_under_load_drop_no_request() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn a_reloaded_header_limit_applies_to_new_connections() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let monolith = upstream("monolith").await;
+    let base = text(&monolith.url(), &monolith.url());
+    let config = config_file(dir.path(), &base);
+    let path = config.path.clone().unwrap();
+    let proxy = start(config, flags_on()).await;
+    let status_of_big_request = || async {
+        let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let request = format!(
+            "GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-big: {}\r\n\r\n",
+            "v".repeat(20_000)
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        String::from_utf8_lossy(&answer)
+            .chars()
+            .take(12)
+            .collect::<String>()
+    };
+    assert_eq!(status_of_big_request().await, "HTTP/1.1 200");
+    std::fs::write(
+        &path,
+        format!("[limits]\nmax_header_size = \"8KiB\"\n{base}"),
+    )
+    .unwrap();
+    proxy.proxy.reload().unwrap();
+    assert_eq!(status_of_big_request().await, "HTTP/1.1 431");
+}
