@@ -491,6 +491,7 @@ fn fig_route_list_and_status_for_a_person() {
     insta::assert_snapshot!(text(&["list"]), @r"
     ROUTE     MATCH         FLAG                    SERVICE          FALLBACK  STATE    REQUESTS  ERRORS
     payments  /payments/**  payments-service (off)  payment-service  monolith  by flag  3         0
+    flag on/off: for a request without a user; a gradual rollout still sends its share of users to the service
     requests no route matches go to `monolith`; flags loaded
     ");
     insta::assert_snapshot!(text(&["status"]), @r"

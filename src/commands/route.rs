@@ -273,6 +273,14 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
     if rows.len() == 1 {
         out.push_str("(no routes: every request goes to the default upstream)\n");
     }
+    if routes["routes"]
+        .as_array()
+        .is_some_and(|all| all.iter().any(|route| route["flag"].is_string()))
+    {
+        // The admin API evaluates each flag for a request without user or session, so a gradual
+        // rollout reads as off here while it sends some users to the service.
+        out.push_str("flag on/off: for a request without a user; a gradual rollout still sends its share of users to the service\n");
+    }
     out.push_str(&format!(
         "requests no route matches go to `{}`; flags {}\n",
         text(&routes["default_upstream"]),
