@@ -24,7 +24,10 @@ pub fn run_for_snapshot(command: &mut Command, filters: &[(&str, &str)]) -> Stri
     let output = command.output().expect("the command starts");
     let mut text = format!(
         "exit_code: {}\n----- stdout -----\n{}\n----- stderr -----\n{}",
-        output.status.code().map_or_else(|| "signal".to_owned(), |code| code.to_string()),
+        output
+            .status
+            .code()
+            .map_or_else(|| "signal".to_owned(), |code| code.to_string()),
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
     );
