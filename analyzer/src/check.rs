@@ -292,6 +292,18 @@ pub struct BaselinePair {
     pub b_to_a_items: Vec<String>,
 }
 
+/// The in-scope edges lifted to the level where the paths of their two ends part
+/// (`a::x -> b::y` counts as `a -> b`), as cycles, two-way pairs, the cut list and suggestions
+/// see them; each keeps the items and locations of the edges it stands for.
+pub fn lifted_edges(report: &Report) -> Vec<Edge> {
+    let scoped: Vec<&Edge> = report
+        .edges
+        .iter()
+        .filter(|edge| in_scope(edge, report.scope))
+        .collect();
+    crate::lift(&report.modules, &scoped)
+}
+
 /// The baseline of a report: what [`check`] will accept later without a `new-*` finding.
 pub fn baseline(report: &Report) -> Baseline {
     let mut cycle_edges: Vec<BaselineEdge> = cycle_edges(report)
@@ -465,20 +477,18 @@ fn check_patterns(report: &Report, rules: &Rules, acc: &mut Vec<Finding>) {
     }
 }
 
-/// In-scope edges whose two ends are in the same cycle.
-fn cycle_edges(report: &Report) -> Vec<&Edge> {
+/// Lifted edges whose two ends are in the same cycle.
+fn cycle_edges(report: &Report) -> Vec<Edge> {
     let mut component: BTreeMap<&str, usize> = BTreeMap::new();
     for (idx, cycle) in report.cycles.iter().enumerate() {
         for member in &cycle.members {
             component.insert(member, idx);
         }
     }
-    report
-        .edges
-        .iter()
+    lifted_edges(report)
+        .into_iter()
         .filter(|edge| {
-            in_scope(edge, report.scope)
-                && edge.from != edge.to
+            edge.from != edge.to
                 && matches!(
                     (component.get(edge.from.as_str()), component.get(edge.to.as_str())),
                     (Some(a), Some(b)) if a == b
@@ -487,17 +497,11 @@ fn cycle_edges(report: &Report) -> Vec<&Edge> {
         .collect()
 }
 
-fn edge_between<'r>(report: &'r Report, from: &str, to: &str) -> Option<&'r Edge> {
-    report
-        .edges
+/// The references of both directions of a two-way pair (pairs are found on lifted edges).
+fn pair_locations(lifted: &[Edge], a: &str, b: &str) -> Vec<Location> {
+    lifted
         .iter()
-        .find(|edge| edge.from == from && edge.to == to && in_scope(edge, report.scope))
-}
-
-fn pair_locations(report: &Report, a: &str, b: &str) -> Vec<Location> {
-    edge_between(report, a, b)
-        .into_iter()
-        .chain(edge_between(report, b, a))
+        .filter(|edge| (edge.from == a && edge.to == b) || (edge.from == b && edge.to == a))
         .flat_map(|edge| edge.locations.iter().cloned())
         .collect()
 }
@@ -523,7 +527,7 @@ fn check_limits(report: &Report, rules: &Rules, acc: &mut Vec<Finding>) {
             .map(|edge| (edge.from.as_str(), edge.to.as_str()))
             .collect();
         for cycle in &report.cycles {
-            let inside = |edge: &&&Edge| cycle.members.contains(&edge.from);
+            let inside = |edge: &&Edge| cycle.members.contains(&edge.from);
             let mut locations: Vec<Location> = edges
                 .iter()
                 .filter(inside)
@@ -561,6 +565,7 @@ fn check_limits(report: &Report, rules: &Rules, acc: &mut Vec<Finding>) {
             modules: Vec::new(),
             locations: Vec::new(),
         });
+        let lifted = lifted_edges(report);
         for pair in &report.bidirectional {
             acc.push(Finding {
                 code: Code::BidirectionalDependency,
@@ -572,7 +577,7 @@ fn check_limits(report: &Report, rules: &Rules, acc: &mut Vec<Finding>) {
                     items(&pair.b_to_a_items)
                 ),
                 modules: vec![pair.a.clone(), pair.b.clone()],
-                locations: pair_locations(report, &pair.a, &pair.b),
+                locations: pair_locations(&lifted, &pair.a, &pair.b),
             });
         }
     }
@@ -587,11 +592,11 @@ fn check_baseline(report: &Report, rules: &Rules, baseline: &Baseline, acc: &mut
             .collect();
         let edges = cycle_edges(report);
         for cycle in &report.cycles {
-            let inside: Vec<&&Edge> = edges
+            let inside: Vec<&Edge> = edges
                 .iter()
                 .filter(|edge| cycle.members.contains(&edge.from))
                 .collect();
-            let new: Vec<&&Edge> = inside
+            let new: Vec<&Edge> = inside
                 .iter()
                 .copied()
                 .filter(|edge| !known.contains_key(&(edge.from.as_str(), edge.to.as_str())))
@@ -647,6 +652,7 @@ fn check_baseline(report: &Report, rules: &Rules, baseline: &Baseline, acc: &mut
             .iter()
             .map(|pair| (pair.a.as_str(), pair.b.as_str()))
             .collect();
+        let lifted = lifted_edges(report);
         for pair in &report.bidirectional {
             if !known.contains(&(pair.a.as_str(), pair.b.as_str())) {
                 acc.push(Finding {
@@ -659,7 +665,7 @@ fn check_baseline(report: &Report, rules: &Rules, baseline: &Baseline, acc: &mut
                         items(&pair.b_to_a_items)
                     ),
                     modules: vec![pair.a.clone(), pair.b.clone()],
-                    locations: pair_locations(report, &pair.a, &pair.b),
+                    locations: pair_locations(&lifted, &pair.a, &pair.b),
                 });
             }
         }

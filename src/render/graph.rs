@@ -1,14 +1,13 @@
 //! The module graph as Graphviz DOT and as Mermaid, for pasting into other tools.
 //!
-//! Both show the in-scope edges with their weights as labels, modules grouped by crate, edges
-//! inside a cycle in red and edges of the cut list dashed. At crate level they show the crate
-//! graph instead.
+//! Both show the in-scope edges lifted as the cycles see them (`a::x -> b::y` as `a -> b`), with
+//! their weights as labels, modules grouped by crate, edges inside a cycle in red and edges of the
+//! cut list dashed. At crate level they show the crate graph instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use analyzer::in_scope;
-use analyzer::report::Report;
+use analyzer::report::{Edge, Report};
 
 use super::text::Level;
 
@@ -27,7 +26,7 @@ struct Picture<'r> {
     edges: Vec<GraphEdge<'r>>,
 }
 
-fn picture(report: &Report, level: Level) -> Picture<'_> {
+fn picture<'r>(report: &'r Report, lifted: &'r [Edge], level: Level) -> Picture<'r> {
     let mut groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut edges = Vec::new();
     match level {
@@ -49,11 +48,7 @@ fn picture(report: &Report, level: Level) -> Picture<'_> {
                     .or_default()
                     .insert(&module.id);
             }
-            for edge in report
-                .edges
-                .iter()
-                .filter(|edge| in_scope(edge, report.scope) && edge.from != edge.to)
-            {
+            for edge in lifted.iter().filter(|edge| edge.from != edge.to) {
                 edges.push(GraphEdge {
                     from: &edge.from,
                     to: &edge.to,
@@ -96,7 +91,8 @@ fn dot_quote(text: &str) -> String {
 
 /// Graphviz DOT.
 pub fn dot(report: &Report, level: Level) -> String {
-    let picture = picture(report, level);
+    let lifted = analyzer::check::lifted_edges(report);
+    let picture = picture(report, &lifted, level);
     let mut out = String::new();
     out.push_str("digraph modules {\n");
     out.push_str("  rankdir=TB;\n");
@@ -142,7 +138,8 @@ pub fn dot(report: &Report, level: Level) -> String {
 
 /// Mermaid `flowchart`.
 pub fn mermaid(report: &Report, level: Level) -> String {
-    let picture = picture(report, level);
+    let lifted = analyzer::check::lifted_edges(report);
+    let picture = picture(report, &lifted, level);
     let mut ids: BTreeMap<&str, String> = BTreeMap::new();
     let mut out = String::from("flowchart TD\n");
     for (krate, members) in &picture.groups {

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use askama::Template;
 
+use analyzer::check::lifted_edges;
 use analyzer::in_scope;
 use analyzer::report::{Access, Edge, Report, UnitMetrics};
 
@@ -274,11 +275,9 @@ fn cycle_of(report: &Report) -> BTreeMap<&str, usize> {
 /// Lays out the in-scope module graph; returns the drawing and the module order (layer by layer).
 fn graph(report: &Report) -> (Graph, Vec<String>) {
     let cycle_of = cycle_of(report);
-    let edges: Vec<&Edge> = report
-        .edges
-        .iter()
-        .filter(|edge| in_scope(edge, report.scope) && edge.from != edge.to)
-        .collect();
+    // The edges cycles and the cut list are computed on: lifted to where their ends part.
+    let lifted = lifted_edges(report);
+    let edges: Vec<&Edge> = lifted.iter().filter(|edge| edge.from != edge.to).collect();
     let mut ids: BTreeSet<&str> = BTreeSet::new();
     for edge in &edges {
         ids.insert(&edge.from);
@@ -539,10 +538,9 @@ fn matrix(report: &Report, order: &[String]) -> Matrix {
             order.len()
         )
     });
-    let weights: BTreeMap<(&str, &str), u32> = report
-        .edges
+    let lifted = lifted_edges(report);
+    let weights: BTreeMap<(&str, &str), u32> = lifted
         .iter()
-        .filter(|edge| in_scope(edge, report.scope))
         .map(|edge| ((edge.from.as_str(), edge.to.as_str()), edge.weight))
         .collect();
     let rows = shown
