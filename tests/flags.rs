@@ -197,6 +197,38 @@ fn the_audit_log_records_who_changed_what() {
     assert_eq!(raw.lines().count(), 2);
 }
 
+#[test]
+fn the_audit_actor_falls_back_to_user_then_logname() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("flags.json");
+    let run_as = |vars: &[(&str, &str)], args: &[&str]| {
+        let mut command = fig();
+        command.env_remove("USER").env_remove("LOGNAME");
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let output = command
+            .arg("flags")
+            .arg("--store")
+            .arg(&store)
+            .args(args)
+            .output()
+            .expect("fig runs");
+        assert!(output.status.success(), "{output:?}");
+    };
+    run_as(&[("USER", "carol"), ("LOGNAME", "x")], &["create", "a"]);
+    run_as(&[("LOGNAME", "dave")], &["enable", "a"]);
+    run_as(&[], &["disable", "a"]);
+    let history = run_json(&store, &["history", "a"]);
+    let actors: Vec<&str> = history["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(actors, ["carol", "dave", "unknown"]);
+}
+
 /// Many `fig` processes change one file at the same time; the lock serialises their
 /// read-modify-write, so every flag created is there and every change is audited.
 #[test]

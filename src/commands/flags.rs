@@ -233,11 +233,15 @@ impl Store {
     }
 }
 
+/// Who the audit log names: `--actor`, else `$USER`, else `$LOGNAME` (containers and cron often
+/// set only one of them), else `unknown`.
 fn actor(args: &Args) -> String {
+    let non_empty = |name: String| (!name.trim().is_empty()).then_some(name);
     args.actor
         .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|a| !a.trim().is_empty())
+        .and_then(non_empty)
+        .or_else(|| std::env::var("USER").ok().and_then(non_empty))
+        .or_else(|| std::env::var("LOGNAME").ok().and_then(non_empty))
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
