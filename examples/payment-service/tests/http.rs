@@ -1,5 +1,7 @@
 //! End-to-end tests of the `payment-service` binary, and its agreement with the shop's data.
 
+// The same process harness as the shop's tests: one copy, so a fix to it reaches both.
+#[path = "../../shop/tests/support/mod.rs"]
 mod support;
 
 use hyper::{Method, StatusCode};
