@@ -6,6 +6,8 @@ mod analyze;
 mod demo;
 /// `fig flags` on the file store and on a real Unleash server.
 mod flags;
+/// A fleet of proxy replicas following one real Unleash: the whole migration, an outage, load.
+mod fleet;
 /// `fig proxy` and `fig route` in front of the example monolith and service.
 mod proxy;
 mod support;

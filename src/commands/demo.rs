@@ -1,60 +1,127 @@
 //! `fig demo`: the example system in one command, to try a strangler migration in five minutes.
 //!
 //! It starts, in this one process, the example monolith (`shop`) and the extracted payment
-//! service (`payment-service`) on free loopback ports, and the strangler proxy in front of them on
-//! `--listen`, with its admin API on `--admin`. It writes into `--state-dir` (default `./fig-demo`,
-//! created if missing) the three files a real deployment has:
+//! service (`payment-service`) on free loopback ports, and `--replicas N` (default 1) strangler
+//! proxies in front of them. Each replica is a real `fig proxy --config …` child process of its
+//! own, with its own flag store handle, rollbacks (state file) and, on Unleash, its own poller and
+//! backup file; replica K listens on `--listen` + K-1 and its admin API on `--admin` + K-1 (port
+//! 0: each picks a free port). Flags live in the embedded file store (default) or, with
+//! `--unleash URL`, on an Unleash server, where the flag (`--flag`, default `payments-service`)
+//! is created, off, if it is missing; an existing flag is left as it is.
 //!
-//! - `fig-proxy.toml`: route `payments` (`/payments/**`) goes to `payment-service` when flag
-//!   `payments-service` is on, else to `monolith`; everything else goes to `monolith`,
-//! - `flags.json`: the embedded flag store, with `payments-service` off,
-//! - `admin.token`: a fresh random bearer token for the admin API (mode 0600).
+//! It writes into `--state-dir` (default `./fig-demo`, created if missing) the files a real
+//! deployment has:
 //!
-//! Each start begins from scratch: the flag is off and no route is rolled back. The first two
-//! stdout lines are the proxy's addresses, as with `fig proxy` (`listening on http://ADDR`, then
-//! `admin on http://ADDR`); then comes what was started and the commands to try. Ctrl-C or SIGTERM
-//! drains the proxy and stops everything.
+//! - `fig-proxy.toml`: route `payments` (`/payments/**`) goes to `payment-service` when the flag
+//!   is on, else to `monolith`; everything else goes to `monolith` (one per replica, in
+//!   `replica-K/` when there are several, next to that replica's state and Unleash backup),
+//! - `flags.json`: the embedded flag store, with the flag off (file store only),
+//! - `unleash.token`: the client token the replicas read Unleash with (Unleash only, mode 0600),
+//! - `admin.token`: a fresh random bearer token for the admin APIs of all replicas (mode 0600).
 //!
-//! The example servers run in-process, from their libraries, rather than as child processes:
-//! `cargo run -- demo` then works without building the example binaries first, and there is no
-//! child to leave behind if the demo is killed.
+//! Each start begins from scratch: no route is rolled back, and the file store's flag is off.
+//! The first stdout lines are each replica's addresses, as with `fig proxy` (`listening on
+//! http://ADDR`, then `admin on http://ADDR`); then comes what was started and the commands to
+//! try. A replica that exits is started again on the same addresses (from its backup file if
+//! Unleash is away). Ctrl-C or SIGTERM drains the replicas and stops everything.
+//!
+//! No replica outlives the demo: each runs with `--stop-on-stdin-close` and a pipe as its
+//! standard input whose other end only the demo holds, so when the demo ends, however it ends
+//! (even killed), the pipe closes and the replica drains and exits. Stopping the demo closes the
+//! pipes the same way. The example servers run in-process, from their libraries: `cargo run --
+//! demo` then works without building the example binaries first.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use feature_flags::{FileConfig, FileStore, Flags, StoreConfig};
-use strangler_proxy::{Config, Listeners, Overrides, Proxy};
+use anyhow::{Context as _, bail};
+use feature_flags::{FileStore, UnleashAdmin, UnleashConfig};
+use strangler_proxy::Config;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// The route, flag and upstream names of the demo, as the issue and the guides use them.
+use crate::commands::flags::Server;
+
+mod replicas;
+
+use replicas::Replica;
+
+/// The route and upstream names of the demo, as the issue and the guides use them.
 const ROUTE: &str = "payments";
-const FLAG: &str = "payments-service";
 const SERVICE: &str = "payment-service";
 const MONOLITH: &str = "monolith";
+/// The default flag deciding the route.
+const DEFAULT_FLAG: &str = "payments-service";
+/// What the flag is for, as written into a new flag.
+const FLAG_DESCRIPTION: &str = "send /payments/** to the extracted payment service";
+/// The most replicas one demo starts.
+const MAX_REPLICAS: u16 = 16;
 
-/// How long the example servers get to finish requests after the proxy has drained.
+/// How long the example servers get to finish requests after the proxies have drained.
 const UPSTREAM_DRAIN: Duration = Duration::from_secs(5);
 
 /// Arguments of `fig demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where the proxy listens (port 0 picks a free port).
+    /// Where the (first) proxy listens; replica K listens on the port K-1 above it. Port 0
+    /// gives each replica a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
-    /// Where the proxy's admin API listens (port 0 picks a free port).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8001")]
-    pub admin: SocketAddr,
-    /// Directory for fig-proxy.toml, flags.json and admin.token; created if missing, and its
-    /// files are rewritten on every start.
+    /// Where the (first) admin API listens; replica K's is K-1 above it [default: 127.0.0.1
+    /// and the port right after the proxies', e.g. 8001 for one replica on 8000].
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+    /// Directory for the configs, flags, tokens and state; created if missing, and its files
+    /// are rewritten on every start.
     #[arg(long, value_name = "DIR", default_value = "fig-demo")]
     pub state_dir: PathBuf,
+    /// How many proxy replicas to run, each a `fig proxy` process of its own.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_REPLICAS)))]
+    pub replicas: u16,
+    /// The flag that sends `/payments/**` to the payment service; a unique name keeps demos
+    /// that share an Unleash server apart.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_FLAG, value_parser = parse_flag_name)]
+    pub flag: String,
+    /// Keep the flags on the Unleash server at URL instead of a file; the flag is created there
+    /// (off) if it is missing.
+    #[arg(long, value_name = "URL")]
+    pub unleash: Option<String>,
+    /// Unleash client token the replicas read flags with [env: FIG_UNLEASH_TOKEN or
+    /// UNLEASH_CLIENT_TOKEN].
+    #[arg(long, value_name = "TOKEN", alias = "token", requires = "unleash")]
+    pub client_token: Option<String>,
+    /// Unleash admin token, to create the flag when it is missing [env: FIG_UNLEASH_ADMIN_TOKEN
+    /// or UNLEASH_ADMIN_TOKEN].
+    #[arg(long, value_name = "TOKEN", requires = "unleash")]
+    pub admin_token: Option<String>,
+    /// How often each replica asks Unleash for changes (at least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_refresh)]
+    pub refresh: Duration,
+}
+
+fn parse_flag_name(name: &str) -> Result<String, String> {
+    let valid = (1..=100).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~'));
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err("a flag name is 1 to 100 letters, digits, `.`, `_`, `-` or `~`".to_owned())
+    }
+}
+
+fn parse_refresh(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if duration < Duration::from_secs(1) {
+        return Err("the refresh interval is at least 1s".to_owned());
+    }
+    Ok(duration)
 }
 
 /// Runs `fig demo`.
@@ -76,30 +143,69 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The files of a demo's state directory.
-struct Files {
-    config: PathBuf,
-    flags: PathBuf,
-    token: PathBuf,
-    state: PathBuf,
+/// Where the flags of the demo live.
+enum Store {
+    /// The embedded file store, `flags.json` in the state directory.
+    File,
+    /// An Unleash server.
+    Unleash {
+        /// The URL as given, and the tokens.
+        server: Server,
+        /// The flag as found (or created), in words: `off`, `on; flexibleRollout 25% (default)`.
+        state: String,
+        /// Whether the demo created the flag.
+        created: bool,
+    },
 }
 
-impl Files {
-    fn new(dir: &Path) -> Files {
-        let config = dir.join("fig-proxy.toml");
-        Files {
-            state: Config::default_state_file(&config),
-            config,
-            flags: dir.join("flags.json"),
-            token: dir.join("admin.token"),
+/// The files of a demo's state directory. With one replica, its files sit in the state
+/// directory itself (as they always did); with several, replica K's are in `replica-K/`.
+struct Layout {
+    dir: PathBuf,
+    replicas: usize,
+}
+
+impl Layout {
+    fn replica_dir(&self, idx: usize) -> PathBuf {
+        if self.replicas == 1 {
+            self.dir.clone()
+        } else {
+            self.dir.join(format!("replica-{}", idx + 1))
         }
+    }
+
+    /// The state directory as a replica's config names it: paths in a config are relative to
+    /// the config's directory.
+    fn shared_prefix(&self) -> &'static str {
+        if self.replicas == 1 { "" } else { "../" }
+    }
+
+    fn config(&self, idx: usize) -> PathBuf {
+        self.replica_dir(idx).join("fig-proxy.toml")
+    }
+
+    fn state_file(&self, idx: usize) -> PathBuf {
+        Config::default_state_file(&self.config(idx))
+    }
+
+    fn flags(&self) -> PathBuf {
+        self.dir.join("flags.json")
+    }
+
+    fn admin_token(&self) -> PathBuf {
+        self.dir.join("admin.token")
+    }
+
+    fn unleash_token(&self) -> PathBuf {
+        self.dir.join("unleash.token")
     }
 }
 
-/// Where each part of the demo listens.
-struct Addresses {
-    proxy: SocketAddr,
-    admin: SocketAddr,
+/// Each replica's Unleash backup, in its own directory.
+const BACKUP_FILE: &str = "unleash-backup.json";
+
+/// Where the example servers listen.
+struct Upstreams {
     monolith: SocketAddr,
     service: SocketAddr,
 }
@@ -109,14 +215,29 @@ async fn demo(args: &Args, state_dir: &Path) -> anyhow::Result<()> {
     // and stops it at once gets a clean stop, not the default action of the signal.
     let stop = shutdown_signal().context("cannot install the Ctrl-C and SIGTERM handlers")?;
 
-    let bind = |addr: SocketAddr, what: &'static str| async move {
-        TcpListener::bind(addr).await.with_context(|| {
-            format!("cannot listen on {addr} for the {what}; is another demo running? pick another address with --{}",
-                if what == "proxy" { "listen" } else { "admin" })
-        })
+    let n_replicas = usize::from(args.replicas);
+    let planned = plan_addresses(args.listen, args.admin, n_replicas)?;
+    // Taken addresses are refused here, with the option to change, before anything starts.
+    let mut reserved = Vec::with_capacity(planned.len());
+    for (idx, (proxy, admin)) in planned.iter().enumerate() {
+        let what = |part: &str| {
+            if n_replicas == 1 {
+                format!("the {part}")
+            } else {
+                format!("the {part} of replica {}", idx + 1)
+            }
+        };
+        let proxy_listener = reserve(*proxy, &what("proxy"), "listen")?;
+        let admin_listener = reserve(*admin, &what("admin API"), "admin")?;
+        reserved.push((proxy_listener, admin_listener));
+    }
+
+    let layout = Layout {
+        dir: state_dir.to_path_buf(),
+        replicas: n_replicas,
     };
-    let proxy_listener = bind(args.listen, "proxy").await?;
-    let admin_listener = bind(args.admin, "admin API").await?;
+    let store = prepare_store(args, &layout).await?;
+
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let monolith_listener = TcpListener::bind(loopback)
         .await
@@ -124,20 +245,11 @@ async fn demo(args: &Args, state_dir: &Path) -> anyhow::Result<()> {
     let service_listener = TcpListener::bind(loopback)
         .await
         .context("cannot listen on a loopback port for the payment service")?;
-    let addresses = Addresses {
-        proxy: proxy_listener.local_addr()?,
-        admin: admin_listener.local_addr()?,
+    let upstreams = Upstreams {
         monolith: monolith_listener.local_addr()?,
         service: service_listener.local_addr()?,
     };
-
-    let files = Files::new(state_dir);
-    write_state_dir(&files, &addresses)?;
-    let config = Config::load(&files.config, &Overrides::default())?;
-    let flags = Flags::open(StoreConfig::File(FileConfig::new(&files.flags)))
-        .await
-        .with_context(|| format!("cannot open the flag store {}", files.flags.display()))?;
-    let proxy = Proxy::new(config, Arc::new(flags), Overrides::default())?;
+    write_state_dir(args, &layout, &store, &planned, &upstreams)?;
 
     let (stop_upstreams, upstreams_stopped) = watch::channel(false);
     let until_stopped = |mut receiver: watch::Receiver<bool>| async move {
@@ -154,18 +266,21 @@ async fn demo(args: &Args, state_dir: &Path) -> anyhow::Result<()> {
         until_stopped(upstreams_stopped),
     ));
 
+    // The replicas, one after the other; a failure drops (and so stops) those already started.
+    let mut started: Vec<Replica> = Vec::with_capacity(n_replicas);
+    for (idx, reservation) in reserved.into_iter().enumerate() {
+        drop(reservation);
+        started.push(replicas::start(idx + 1, &layout.config(idx), None).await?);
+    }
+
     let mut stdout = std::io::stdout().lock();
     // Nobody reading stdout is no reason to stop the demo, hence the ignored results.
-    let _ = stdout.write_all(banner(&addresses, &files, state_dir).as_bytes());
+    let _ = stdout.write_all(banner(args, &layout, &store, &started, &upstreams).as_bytes());
     let _ = stdout.flush();
     drop(stdout);
 
-    let listeners = Listeners {
-        proxy: vec![proxy_listener],
-        admin: Some(admin_listener),
-    };
-    let served = proxy.serve(listeners, stop).await;
-    // The proxy has drained: no request is on its way to the example servers any more.
+    let supervised = replicas::supervise(started, stop).await;
+    // The replicas have drained: no request is on its way to the example servers any more.
     let _ = stop_upstreams.send(true);
     for (name, task) in [("monolith", monolith), ("payment service", service)] {
         match tokio::time::timeout(UPSTREAM_DRAIN, task).await {
@@ -175,52 +290,259 @@ async fn demo(args: &Args, state_dir: &Path) -> anyhow::Result<()> {
             Err(_) => tracing::warn!("the {name} did not stop within {UPSTREAM_DRAIN:?}"),
         }
     }
-    served?;
+    supervised?;
     eprintln!("fig demo stopped");
     Ok(())
 }
 
-/// Writes the config, a flag store with the flag off, and a fresh admin token; forgets old
-/// rollbacks so that every demo starts from the same place.
-fn write_state_dir(files: &Files, addresses: &Addresses) -> anyhow::Result<()> {
-    let token = random_token()?;
-    write_secret(&files.token, &format!("{token}\n"))
-        .with_context(|| format!("cannot write the admin token {}", files.token.display()))?;
-
-    match std::fs::remove_file(&files.flags) {
-        Ok(()) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => {
-            return Err(err).with_context(|| format!("cannot replace {}", files.flags.display()));
+/// The proxy and admin addresses of each replica: consecutive ports from `listen` and `admin`
+/// (by default, the ports right after the proxies'), or port 0 for each when given port 0.
+fn plan_addresses(
+    listen: SocketAddr,
+    admin: Option<SocketAddr>,
+    n_replicas: usize,
+) -> anyhow::Result<Vec<(SocketAddr, SocketAddr)>> {
+    let admin = admin.unwrap_or_else(|| {
+        let port = if listen.port() == 0 {
+            0
+        } else {
+            // Past 65535 is refused below, with the option to change.
+            u16::try_from(usize::from(listen.port()) + n_replicas).unwrap_or(0)
+        };
+        SocketAddr::from(([127, 0, 0, 1], port))
+    });
+    let nth = |base: SocketAddr, idx: usize, option: &str| -> anyhow::Result<SocketAddr> {
+        if base.port() == 0 {
+            return Ok(base);
         }
+        let port = usize::from(base.port()) + idx;
+        let Ok(port) = u16::try_from(port) else {
+            bail!(
+                "--{option} {base} with --replicas {n_replicas} needs ports up to {port}, past 65535; pick a lower port"
+            );
+        };
+        Ok(SocketAddr::new(base.ip(), port))
+    };
+    let mut planned = Vec::with_capacity(n_replicas);
+    for idx in 0..n_replicas {
+        planned.push((nth(listen, idx, "listen")?, nth(admin, idx, "admin")?));
     }
-    FileStore::new(&files.flags, "fig demo")
-        .create(
-            FLAG,
-            Some("send /payments/** to the extracted payment service"),
+    let mut ports: Vec<u16> = planned
+        .iter()
+        .flat_map(|(proxy, admin)| [proxy.port(), admin.port()])
+        .filter(|port| *port != 0)
+        .collect();
+    ports.sort_unstable();
+    if let Some(pair) = ports.windows(2).find(|pair| pair[0] == pair[1]) {
+        let last = |addr: &SocketAddr| {
+            if addr.port() == 0 {
+                0
+            } else {
+                usize::from(addr.port()) + n_replicas - 1
+            }
+        };
+        bail!(
+            "port {} would be used twice: the proxies take ports {}-{} and the admin APIs {}-{}; pick --admin outside the proxies' range",
+            pair[0],
+            listen.port(),
+            last(&listen),
+            admin.port(),
+            last(&admin)
+        );
+    }
+    Ok(planned)
+}
+
+/// Binds `addr` (unless it is port 0) to find out now whether it is free; the listener is
+/// released just before the replica that needs it starts.
+fn reserve(
+    addr: SocketAddr,
+    what: &str,
+    option: &str,
+) -> anyhow::Result<Option<std::net::TcpListener>> {
+    if addr.port() == 0 {
+        return Ok(None);
+    }
+    std::net::TcpListener::bind(addr).map(Some).with_context(|| {
+        format!(
+            "cannot listen on {addr} for {what}; is another demo running? pick another address with --{option}"
         )
-        .with_context(|| format!("cannot write the flag store {}", files.flags.display()))?;
+    })
+}
 
-    match std::fs::remove_file(&files.state) {
-        Ok(()) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => {
-            return Err(err).with_context(|| format!("cannot reset {}", files.state.display()));
+/// Checks the Unleash server and the flag there, creating it (off) when it is missing.
+async fn prepare_store(args: &Args, layout: &Layout) -> anyhow::Result<Store> {
+    let Some(url) = &args.unleash else {
+        return Ok(Store::File);
+    };
+    let server = Server::new(
+        url.clone(),
+        args.client_token.clone(),
+        args.admin_token.clone(),
+    );
+    let Some(client_token) = server.token.clone() else {
+        bail!(
+            "the replicas read flags from Unleash with a client token: --client-token, $FIG_UNLEASH_TOKEN or $UNLEASH_CLIENT_TOKEN"
+        );
+    };
+    // Reading first checks the URL and the client token the replicas will use.
+    let features = feature_flags::fetch_features(&UnleashConfig::new(url.clone(), &client_token))
+        .await
+        .with_context(|| format!("cannot read the flags of Unleash at {url}"))?;
+    let found = features.features.iter().find(|f| f.name == args.flag);
+    let (feature, created) = match (found, &server.admin_token) {
+        (Some(feature), _) => (feature.clone(), false),
+        (None, None) => bail!(
+            "flag `{}` is not on Unleash at {url}, and creating it needs an admin token: --admin-token, $FIG_UNLEASH_ADMIN_TOKEN or $UNLEASH_ADMIN_TOKEN",
+            args.flag
+        ),
+        (None, Some(admin_token)) => {
+            let admin = UnleashAdmin::new(url, admin_token, None, None)?;
+            // The client API may lag behind the admin API: ask the admin API before creating.
+            match admin.feature(&args.flag).await {
+                Ok(feature) => (feature, false),
+                Err(feature_flags::Error::UnknownFlag(_)) => {
+                    let change = admin
+                        .create(&args.flag, Some(FLAG_DESCRIPTION))
+                        .await
+                        .with_context(|| {
+                            format!("cannot create flag `{}` on Unleash", args.flag)
+                        })?;
+                    let feature = change.new.with_context(|| {
+                        format!("Unleash did not return the new flag `{}`", args.flag)
+                    })?;
+                    (feature, true)
+                }
+                Err(err) => {
+                    return Err(err).with_context(|| {
+                        format!("cannot read flag `{}` from Unleash's admin API", args.flag)
+                    });
+                }
+            }
         }
+    };
+    write_secret(&layout.unleash_token(), &format!("{client_token}\n")).with_context(|| {
+        format!(
+            "cannot write the Unleash token {}",
+            layout.unleash_token().display()
+        )
+    })?;
+    Ok(Store::Unleash {
+        server,
+        state: feature_flags::describe(&feature),
+        created,
+    })
+}
+
+/// Writes the configs, the file store with the flag off (file store), and a fresh admin token;
+/// forgets old rollbacks so that every demo starts from the same place.
+fn write_state_dir(
+    args: &Args,
+    layout: &Layout,
+    store: &Store,
+    planned: &[(SocketAddr, SocketAddr)],
+    upstreams: &Upstreams,
+) -> anyhow::Result<()> {
+    let token_file = layout.admin_token();
+    let token = random_token()?;
+    write_secret(&token_file, &format!("{token}\n"))
+        .with_context(|| format!("cannot write the admin token {}", token_file.display()))?;
+
+    if matches!(store, Store::File) {
+        let flags = layout.flags();
+        remove_if_present(&flags)?;
+        FileStore::new(&flags, "fig demo")
+            .create(&args.flag, Some(FLAG_DESCRIPTION))
+            .with_context(|| format!("cannot write the flag store {}", flags.display()))?;
     }
 
-    std::fs::write(&files.config, proxy_config(addresses))
-        .with_context(|| format!("cannot write the proxy config {}", files.config.display()))?;
+    for (idx, (proxy, admin)) in planned.iter().enumerate() {
+        let dir = layout.replica_dir(idx);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        remove_if_present(&layout.state_file(idx))?;
+        let flags = match store {
+            Store::File => FlagsSection::File {
+                file: format!("{}flags.json", layout.shared_prefix()),
+            },
+            Store::Unleash { server, .. } => FlagsSection::Unleash {
+                url: server.url.clone(),
+                token_file: format!("{}unleash.token", layout.shared_prefix()),
+                refresh: args.refresh,
+                backup_file: BACKUP_FILE.to_owned(),
+            },
+        };
+        let config = ReplicaConfig {
+            listen: *proxy,
+            admin: *admin,
+            admin_token_file: format!("{}admin.token", layout.shared_prefix()),
+            monolith: upstreams.monolith,
+            service: upstreams.service,
+            flag: &args.flag,
+            flags,
+        };
+        let path = layout.config(idx);
+        std::fs::write(&path, proxy_config(&config))
+            .with_context(|| format!("cannot write the proxy config {}", path.display()))?;
+    }
     Ok(())
 }
 
-/// The proxy config of the demo; paths are relative to the config's directory.
-fn proxy_config(addresses: &Addresses) -> String {
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("cannot reset {}", path.display())),
+    }
+}
+
+/// What one replica's config says.
+struct ReplicaConfig<'a> {
+    listen: SocketAddr,
+    admin: SocketAddr,
+    /// Relative to the config's directory, like every path below.
+    admin_token_file: String,
+    monolith: SocketAddr,
+    service: SocketAddr,
+    flag: &'a str,
+    flags: FlagsSection,
+}
+
+/// The `[flags]` table of a replica's config.
+enum FlagsSection {
+    File {
+        file: String,
+    },
+    Unleash {
+        url: String,
+        token_file: String,
+        refresh: Duration,
+        backup_file: String,
+    },
+}
+
+/// The proxy config of one replica; paths are relative to the config's directory.
+fn proxy_config(config: &ReplicaConfig<'_>) -> String {
+    let flags = match &config.flags {
+        FlagsSection::File { file } => format!("file = {}", toml_string(file)),
+        FlagsSection::Unleash {
+            url,
+            token_file,
+            refresh,
+            backup_file,
+        } => format!(
+            "# Each replica polls Unleash on its own and keeps its own backup of the last flags.\nunleash = {{ url = {}, token_file = {}, refresh = \"{}\", backup_file = {} }}",
+            toml_string(url),
+            toml_string(token_file),
+            humantime::format_duration(*refresh),
+            toml_string(backup_file),
+        ),
+    };
     format!(
         r#"# Written by `fig demo`; rewritten on every start. The keys are documented in docs/proxy-config.md.
 
 [server]
-listen = "{proxy}"
+listen = "{listen}"
 
 [upstreams.{MONOLITH}]
 addresses = ["http://{monolith}"]
@@ -228,80 +550,243 @@ addresses = ["http://{monolith}"]
 [upstreams.{SERVICE}]
 addresses = ["http://{service}"]
 
-# /payments/** goes to the payment service when flag `{FLAG}` is on for the request,
+{route}
+# The flag context's user id comes from the X-User-Id header (the default), so a gradual rollout
+# keeps each user on one side.
+[context]
+user_id = ["header:x-user-id"]
+
+[flags]
+{flags}
+
+[admin]
+listen = "{admin}"
+token_file = {admin_token_file}
+"#,
+        listen = config.listen,
+        monolith = config.monolith,
+        service = config.service,
+        route = payments_route(config.flag),
+        admin = config.admin,
+        admin_token_file = toml_string(&config.admin_token_file),
+    )
+}
+
+/// The demo's one route, as a `[[routes]]` table: `/payments/**` goes to the payment service
+/// when `flag` is on for the request, else to the monolith. Settings of the route (resilience,
+/// for one) belong here.
+fn payments_route(flag: &str) -> String {
+    format!(
+        r#"# /payments/** goes to the payment service when flag `{flag}` is on for the request,
 # else to the monolith; `fig route rollback {ROUTE}` pins it to the monolith.
 [[routes]]
 name = "{ROUTE}"
 match = {{ pattern = "/payments/**" }}
 service = "{SERVICE}"
-flag = "{FLAG}"
+flag = {flag_value}
 fallback = "{MONOLITH}"
-
-# The flag context's user id comes from the X-User-Id header (the default), so a gradual rollout
-# keeps each user on one side: `fig flags --store flags.json rollout {FLAG} 30`.
-[context]
-user_id = ["header:x-user-id"]
-
-[flags]
-file = "flags.json"
-
-[admin]
-listen = "{admin}"
-token_file = "admin.token"
 "#,
-        proxy = addresses.proxy,
-        monolith = addresses.monolith,
-        service = addresses.service,
-        admin = addresses.admin,
+        flag_value = toml_string(flag),
     )
 }
 
+/// `text` as a TOML basic string, quoted and escaped.
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
 /// What was started, and what to try.
-fn banner(addresses: &Addresses, files: &Files, state_dir: &Path) -> String {
-    let proxy = format!("http://{}", addresses.proxy);
-    let admin = format!("http://{}", addresses.admin);
-    let fig = "fig";
-    let flags = shell_quote(&files.flags.display().to_string());
-    let token = shell_quote(&files.token.display().to_string());
-    let route = format!("{fig} route --admin {admin} --token-file {token}");
+fn banner(
+    args: &Args,
+    layout: &Layout,
+    store: &Store,
+    replicas: &[Replica],
+    upstreams: &Upstreams,
+) -> String {
+    let flag = &args.flag;
     let mut out = String::new();
-    let _ = writeln!(out, "listening on {proxy}");
-    let _ = writeln!(out, "admin on {admin}");
+    for replica in replicas {
+        let _ = writeln!(out, "listening on http://{}", replica.proxy);
+        let _ = writeln!(out, "admin on http://{}", replica.admin);
+    }
     let _ = writeln!(out);
-    let _ = writeln!(out, "fig demo: the example shop behind the strangler proxy");
-    let _ = writeln!(out, "  monolith (shop)    http://{}", addresses.monolith);
-    let _ = writeln!(out, "  payment-service    http://{}", addresses.service);
-    let _ = writeln!(out, "  proxy              {proxy}");
-    let _ = writeln!(out, "  admin API          {admin}");
-    let _ = writeln!(out, "  state dir          {}", state_dir.display());
-    let _ = writeln!(
-        out,
-        "    fig-proxy.toml   route `{ROUTE}` (/payments/**) goes to {SERVICE} when flag `{FLAG}` is on, else to {MONOLITH}"
+    let (first_proxy, first_admin) = (
+        format!("http://{}", replicas[0].proxy),
+        format!("http://{}", replicas[0].admin),
     );
-    let _ = writeln!(out, "    flags.json       the flag store: `{FLAG}` is off");
-    let _ = writeln!(out, "    admin.token      the admin API's bearer token");
+    let behind = if replicas.len() == 1 {
+        "the strangler proxy".to_owned()
+    } else {
+        format!("{} strangler proxy replicas", replicas.len())
+    };
+    let on = match store {
+        Store::File => String::new(),
+        Store::Unleash { .. } => ", flags on Unleash".to_owned(),
+    };
+    let _ = writeln!(out, "fig demo: the example shop behind {behind}{on}");
+    let _ = writeln!(out, "  monolith (shop)    http://{}", upstreams.monolith);
+    let _ = writeln!(out, "  payment-service    http://{}", upstreams.service);
+    if replicas.len() == 1 {
+        let _ = writeln!(out, "  proxy              {first_proxy}");
+        let _ = writeln!(out, "  admin API          {first_admin}");
+    } else {
+        for replica in replicas {
+            let _ = writeln!(
+                out,
+                "  replica {:<11}proxy http://{}  admin http://{}  pid {}",
+                replica.number,
+                replica.proxy,
+                replica.admin,
+                replica.pid()
+            );
+        }
+    }
+    if let Store::Unleash {
+        server,
+        state,
+        created,
+        ..
+    } = store
+    {
+        let created = if *created { " (created now)" } else { "" };
+        let _ = writeln!(
+            out,
+            "  flag               `{flag}` on Unleash at {}: {state}{created}",
+            server.url
+        );
+        let _ = writeln!(
+            out,
+            "  refresh            every replica asks Unleash for changes every {}",
+            humantime::format_duration(args.refresh)
+        );
+    }
+    let _ = writeln!(out, "  state dir          {}", layout.dir.display());
+    let route_text = format!(
+        "route `{ROUTE}` (/payments/**) goes to {SERVICE} when flag `{flag}` is on, else to {MONOLITH}"
+    );
+    if replicas.len() == 1 {
+        let _ = writeln!(out, "    fig-proxy.toml   {route_text}");
+    }
+    match store {
+        Store::File => {
+            let _ = writeln!(out, "    flags.json       the flag store: `{flag}` is off");
+        }
+        Store::Unleash { .. } => {
+            let _ = writeln!(
+                out,
+                "    unleash.token    the Unleash client token the proxies read flags with"
+            );
+        }
+    }
+    if replicas.len() == 1 {
+        let _ = writeln!(out, "    admin.token      the admin API's bearer token");
+        if matches!(store, Store::Unleash { .. }) {
+            let _ = writeln!(
+                out,
+                "    {BACKUP_FILE} the last flags fetched, served if Unleash is away at start"
+            );
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "    admin.token      the bearer token of every replica's admin API"
+        );
+        let backup = match store {
+            Store::File => String::new(),
+            Store::Unleash { .. } => format!(", {BACKUP_FILE}"),
+        };
+        let _ = writeln!(
+            out,
+            "    replica-K/       fig-proxy.toml ({route_text}), its rollbacks{backup}"
+        );
+    }
     let _ = writeln!(out);
+
+    let token = shell_quote(&layout.admin_token().display().to_string());
+    let route = |admin: &str| format!("fig route --admin {admin} --token-file {token}");
+    let flags = match store {
+        Store::File => format!(
+            "fig flags --store {}",
+            shell_quote(&layout.flags().display().to_string())
+        ),
+        Store::Unleash { server, .. } => {
+            format!("fig flags --unleash {}", shell_quote(&server.url))
+        }
+    };
     let _ = writeln!(
         out,
         "Try it from another terminal (watch the x-fig-upstream header):"
     );
-    let _ = writeln!(out, "  curl -i {proxy}/payments/7");
-    let _ = writeln!(out, "  {fig} flags --store {flags} enable {FLAG}");
-    let _ = writeln!(
-        out,
-        "  curl -i {proxy}/payments/7      # now answered by {SERVICE}"
-    );
-    let _ = writeln!(out, "  {route} rollback {ROUTE}");
-    let _ = writeln!(
-        out,
-        "  curl -i {proxy}/payments/7      # back on the {MONOLITH}"
-    );
-    let _ = writeln!(out, "  {route} list");
-    let _ = writeln!(out, "  {route} restore {ROUTE}");
-    let _ = writeln!(
-        out,
-        "  curl -s {admin}/metrics -H \"authorization: Bearer $(cat {token})\""
-    );
+    if replicas.len() == 1 && matches!(store, Store::File) {
+        // The first walk, kept as short as it always was.
+        let _ = writeln!(out, "  curl -i {first_proxy}/payments/7");
+        let _ = writeln!(out, "  {flags} enable {flag}");
+        let _ = writeln!(
+            out,
+            "  curl -i {first_proxy}/payments/7      # now answered by {SERVICE}"
+        );
+        let _ = writeln!(out, "  {} rollback {ROUTE}", route(&first_admin));
+        let _ = writeln!(
+            out,
+            "  curl -i {first_proxy}/payments/7      # back on the {MONOLITH}"
+        );
+        let _ = writeln!(out, "  {} list", route(&first_admin));
+        let _ = writeln!(out, "  {} restore {ROUTE}", route(&first_admin));
+        let _ = writeln!(
+            out,
+            "  curl -s {first_admin}/metrics -H \"authorization: Bearer $(cat {token})\""
+        );
+    } else {
+        let last_proxy = format!("http://{}", replicas[replicas.len() - 1].proxy);
+        let user = "-H 'x-user-id: alice'";
+        let within = match store {
+            Store::File => "within a second".to_owned(),
+            Store::Unleash { .. } => format!(
+                "within {} on every replica",
+                humantime::format_duration(args.refresh)
+            ),
+        };
+        let _ = writeln!(out, "  curl -i {user} {first_proxy}/payments/7");
+        let _ = writeln!(out, "  {flags} rollout {flag} 25");
+        let _ = writeln!(
+            out,
+            "  {flags} enable {flag}              # a quarter of the users, {within}"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -i {user} {last_proxy}/payments/7      # alice is on the same side on every replica"
+        );
+        let _ = writeln!(out, "  {flags} rollout {flag} 100         # every user");
+        let _ = writeln!(
+            out,
+            "  {} rollback {ROUTE}    # this replica only, at once",
+            route(&first_admin)
+        );
+        let _ = writeln!(
+            out,
+            "  {flags} disable {flag}             # every replica back on the {MONOLITH}"
+        );
+        let _ = writeln!(out, "  {} restore {ROUTE}", route(&first_admin));
+        let _ = writeln!(out, "  {} list", route(&first_admin));
+        if replicas.len() > 1 {
+            let _ = writeln!(
+                out,
+                "  kill {}       # replica 1 stops; the demo starts it again",
+                replicas[0].pid()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  curl -s {first_admin}/metrics -H \"authorization: Bearer $(cat {token})\""
+        );
+        if matches!(store, Store::Unleash { .. }) {
+            let _ = writeln!(
+                out,
+                "`fig flags` takes the Unleash tokens from --token and --admin-token, else from \
+                 $FIG_UNLEASH_TOKEN or $UNLEASH_CLIENT_TOKEN and $FIG_UNLEASH_ADMIN_TOKEN or $UNLEASH_ADMIN_TOKEN."
+            );
+        }
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "Ctrl-C stops everything.");
     out

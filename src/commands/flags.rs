@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, global = true, value_name = "URL")]
     pub unleash: Option<String>,
     /// Unleash client token, for reading [env: FIG_UNLEASH_TOKEN or UNLEASH_CLIENT_TOKEN].
-    #[arg(long, global = true, value_name = "TOKEN")]
+    #[arg(long, global = true, value_name = "TOKEN", alias = "client-token")]
     pub token: Option<String>,
     /// Unleash admin token, for changes [env: FIG_UNLEASH_ADMIN_TOKEN or UNLEASH_ADMIN_TOKEN].
     #[arg(long, global = true, value_name = "TOKEN")]
@@ -201,32 +201,47 @@ enum Store {
     Unleash(Server),
 }
 
-struct Server {
-    url: String,
-    token: Option<String>,
-    admin_token: Option<String>,
+/// An Unleash server and the tokens to use it with.
+pub(crate) struct Server {
+    pub(crate) url: String,
+    /// The client token: `--token`, else `$FIG_UNLEASH_TOKEN`, else `$UNLEASH_CLIENT_TOKEN`.
+    pub(crate) token: Option<String>,
+    /// The admin token: `--admin-token`, else `$FIG_UNLEASH_ADMIN_TOKEN`, else
+    /// `$UNLEASH_ADMIN_TOKEN`.
+    pub(crate) admin_token: Option<String>,
+}
+
+impl Server {
+    /// The server at `url` with the tokens given on the command line, else from the environment.
+    pub(crate) fn new(url: String, token: Option<String>, admin_token: Option<String>) -> Server {
+        Server {
+            url,
+            token: token
+                .or_else(|| env("FIG_UNLEASH_TOKEN"))
+                .or_else(|| env("UNLEASH_CLIENT_TOKEN")),
+            admin_token: admin_token
+                .or_else(|| env("FIG_UNLEASH_ADMIN_TOKEN"))
+                .or_else(|| env("UNLEASH_ADMIN_TOKEN")),
+        }
+    }
+}
+
+/// A variable of the environment, when it is set and not blank.
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl Store {
     fn from_args(args: &Args) -> anyhow::Result<Store> {
-        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.trim().is_empty());
         if let Some(path) = &args.store {
             return Ok(Store::File(path.clone()));
         }
         if let Some(url) = args.unleash.clone().or_else(|| env("FIG_UNLEASH_URL")) {
-            return Ok(Store::Unleash(Server {
+            return Ok(Store::Unleash(Server::new(
                 url,
-                token: args
-                    .token
-                    .clone()
-                    .or_else(|| env("FIG_UNLEASH_TOKEN"))
-                    .or_else(|| env("UNLEASH_CLIENT_TOKEN")),
-                admin_token: args
-                    .admin_token
-                    .clone()
-                    .or_else(|| env("FIG_UNLEASH_ADMIN_TOKEN"))
-                    .or_else(|| env("UNLEASH_ADMIN_TOKEN")),
-            }));
+                args.token.clone(),
+                args.admin_token.clone(),
+            )));
         }
         let path = env("FIG_FLAGS_STORE").unwrap_or_else(|| "flags.json".to_owned());
         Ok(Store::File(PathBuf::from(path)))

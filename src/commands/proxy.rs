@@ -47,6 +47,11 @@ pub struct Args {
     /// Validate the config and exit (0 when valid).
     #[arg(long)]
     pub check: bool,
+    /// Also stop (drain, then exit) when standard input reaches its end. A supervisor that
+    /// holds the other end of the pipe, such as `fig demo`, then leaves no proxy behind however
+    /// it ends, even when it is killed.
+    #[arg(long)]
+    pub stop_on_stdin_close: bool,
 }
 
 /// Runs `fig proxy`.
@@ -88,11 +93,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .build()
     }
     .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, overrides))?;
+    runtime.block_on(serve(config, overrides, args.stop_on_stdin_close))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: Config, overrides: Overrides) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    overrides: Overrides,
+    stop_on_stdin_close: bool,
+) -> anyhow::Result<()> {
     let flags: Arc<dyn FlagSource> = match &config.flags {
         None => Arc::new(NoFlags),
         Some(FlagStoreConfig::File(path)) => {
@@ -108,9 +117,11 @@ async fn serve(config: Config, overrides: Overrides) -> anyhow::Result<()> {
             url,
             token,
             refresh,
+            backup,
         }) => {
             let mut store = UnleashConfig::new(url.clone(), token.clone());
             store.refresh_interval = *refresh;
+            store.backup_path.clone_from(backup);
             if let Some(app_name) = &config.context.app_name {
                 store.app_name.clone_from(app_name);
             }
@@ -136,8 +147,49 @@ async fn serve(config: Config, overrides: Overrides) -> anyhow::Result<()> {
         tracing::warn!("the admin API has no token: anyone on this machine can roll routes back");
     }
     let proxy = Proxy::new(config, flags, overrides)?;
-    proxy.serve(listeners, shutdown_signal()).await?;
+    let stdin_closed = async move {
+        if stop_on_stdin_close {
+            stdin_closed().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = stdin_closed => tracing::info!("standard input closed: stopping"),
+        }
+    };
+    proxy.serve(listeners, shutdown).await?;
     Ok(())
+}
+
+/// Resolves when standard input reaches its end or cannot be read.
+async fn stdin_closed() {
+    let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+    // A plain thread rather than tokio's blocking pool: a read blocked on stdin would keep the
+    // runtime from shutting down after a SIGTERM.
+    let spawned = std::thread::Builder::new()
+        .name("stdin-watch".to_owned())
+        .spawn(move || {
+            use std::io::Read as _;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 256];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = sender.send(());
+        });
+    if spawned.is_err() {
+        tracing::warn!("cannot watch standard input; stop the proxy with SIGTERM");
+        std::future::pending::<()>().await;
+    }
+    let _ = receiver.await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -243,6 +243,9 @@ pub enum FlagStoreConfig {
         token: String,
         /// Time between fetches.
         refresh: Duration,
+        /// Where the last flags fetched are kept, to start from when the server is away;
+        /// `None` uses the store's default (a file in the temporary directory).
+        backup: Option<PathBuf>,
     },
 }
 
@@ -481,6 +484,7 @@ struct RawUnleash {
     token: Option<String>,
     token_file: Option<Spanned<String>>,
     refresh: Option<Spanned<String>>,
+    backup_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -952,6 +956,10 @@ fn validate(
                 url: unleash.url.into_inner(),
                 token,
                 refresh: ctx.duration(unleash.refresh.as_ref(), Duration::from_secs(15))?,
+                backup: unleash
+                    .backup_file
+                    .as_ref()
+                    .map(|file| ctx.path(file.get_ref())),
             })
         }
         Some(RawFlags {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 pub mod procs;
+pub mod unleash;
 pub mod upstreams;
 
 /// The `fig` binary under test.
@@ -50,4 +51,38 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(entry.path(), &target).expect("copy a fixture file");
         }
     }
+}
+
+/// Splits a command line as a POSIX shell does for what `fig demo`'s banner prints: words
+/// separated by spaces, single quotes keeping a word with spaces together, and a ` # ` comment
+/// at the end dropped.
+#[allow(dead_code)]
+pub fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut in_word = false;
+    for c in line.trim().chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            '#' if !quoted && !in_word => break,
+            ' ' if !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }

@@ -312,7 +312,25 @@ fn unleash_store_with_token_file() {
             url: "http://127.0.0.1:4242/api".to_owned(),
             token: "default:development.abc".to_owned(),
             refresh: Duration::from_secs(2),
+            backup: None,
         })
+    );
+    // A relative backup file is anchored at the config's directory, as every path is.
+    let with_backup = text.replace(
+        "refresh = \"2s\"",
+        "refresh = \"2s\", backup_file = \"replica/backup.json\"",
+    );
+    let config = Config::parse(
+        &with_backup,
+        Some(&dir.path().join("fig-proxy.toml")),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert!(
+        matches!(&config.flags, Some(FlagStoreConfig::Unleash { backup: Some(path), .. })
+            if *path == dir.path().join("replica/backup.json")),
+        "{:?}",
+        config.flags
     );
     check_error(
         &format!(

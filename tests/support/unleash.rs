@@ -1,0 +1,226 @@
+//! The shared real Unleash server of end-to-end tests, and a TCP forwarder to it that a test can
+//! take down and bring back.
+//!
+//! The server is found through `UNLEASH_URL`, `UNLEASH_CLIENT_TOKEN` and `UNLEASH_ADMIN_TOKEN`
+//! (`eval "$(../shared/tools/unleash-dev.sh env)"`; `.ci/run` exports them). Without them a test
+//! says loudly that it is skipped and passes, unless `FIG_REQUIRE_UNLEASH=1` (set by CI), which
+//! makes it fail. The server is shared: tests use flag names of their own ([`unique_name`]),
+//! archive them when done ([`DeleteOnDrop`]), and simulate an outage with a [`Forwarder`],
+//! never by stopping the server.
+
+use std::net::SocketAddr;
+use std::process::Output;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::support::fig;
+
+/// Where the shared server is, and its tokens.
+pub struct UnleashEnv {
+    /// Base URL, such as `http://127.0.0.1:4242`.
+    pub url: String,
+    /// A client (backend) token.
+    pub client_token: String,
+    /// An admin token.
+    pub admin_token: String,
+}
+
+/// The server's coordinates, or `None` (after saying so on stderr) when the test must be
+/// skipped. Fails the test instead when `FIG_REQUIRE_UNLEASH=1`.
+#[track_caller]
+pub fn unleash_env(test: &str) -> Option<UnleashEnv> {
+    let var = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    match (
+        var("UNLEASH_URL"),
+        var("UNLEASH_CLIENT_TOKEN"),
+        var("UNLEASH_ADMIN_TOKEN"),
+    ) {
+        (Some(url), Some(client_token), Some(admin_token)) => Some(UnleashEnv {
+            url,
+            client_token,
+            admin_token,
+        }),
+        _ => {
+            let why = "UNLEASH_URL, UNLEASH_CLIENT_TOKEN and UNLEASH_ADMIN_TOKEN are not all set \
+                       (eval \"$(../shared/tools/unleash-dev.sh env)\" after unleash-dev.sh start)";
+            assert!(
+                std::env::var("FIG_REQUIRE_UNLEASH").as_deref() != Ok("1"),
+                "{test}: FIG_REQUIRE_UNLEASH=1 but {why}"
+            );
+            eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+            None
+        }
+    }
+}
+
+/// A flag name no earlier run used: the server's database outlives test runs, and archived
+/// flags keep their names taken.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+impl UnleashEnv {
+    /// Runs `fig flags --unleash URL ARGS...` with the tokens from the environment, as a
+    /// person who exported them would.
+    pub fn flags(&self, args: &[&str]) -> Output {
+        fig()
+            .arg("flags")
+            .args(["--unleash", &self.url])
+            .env("UNLEASH_CLIENT_TOKEN", &self.client_token)
+            .env("UNLEASH_ADMIN_TOKEN", &self.admin_token)
+            .args(args)
+            .output()
+            .expect("fig flags runs")
+    }
+
+    /// Like [`UnleashEnv::flags`], for a command that must succeed; returns its stdout.
+    #[track_caller]
+    pub fn flags_ok(&self, args: &[&str]) -> String {
+        let output = self.flags(args);
+        assert!(
+            output.status.success(),
+            "fig flags {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `host:port` of the server, for a forwarder.
+    pub fn host_port(&self) -> String {
+        let rest = self.url.split("://").nth(1).unwrap_or(&self.url);
+        rest.split('/').next().unwrap_or(rest).to_owned()
+    }
+}
+
+/// Archives a flag on the server when the test ends, passed or failed.
+pub struct DeleteOnDrop<'a> {
+    /// The server.
+    pub env: &'a UnleashEnv,
+    /// The flag.
+    pub name: String,
+}
+
+impl Drop for DeleteOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.env.flags(&["delete", &self.name]);
+    }
+}
+
+/// A TCP forwarder on a loopback port to a target, on a runtime of its own: [`Forwarder::stop`]
+/// closes its listener and every open connection (the server is gone, for whoever goes through
+/// it); [`Forwarder::start_again`] listens on the same port again.
+pub struct Forwarder {
+    addr: SocketAddr,
+    target: String,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Forwarder {
+    /// Starts forwarding from `127.0.0.1:0` to `target` (`host:port`).
+    pub fn start(target: &str) -> Forwarder {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the forwarder");
+        let listener = runtime
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the forwarder");
+        let addr = listener.local_addr().expect("the forwarder's address");
+        let forwarder = Forwarder {
+            addr,
+            target: target.to_owned(),
+            tasks: Arc::default(),
+            runtime: Some(runtime),
+        };
+        forwarder.serve(listener);
+        forwarder
+    }
+
+    /// The forwarder as an HTTP base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the forwarder's runtime")
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let target = self.target.clone();
+        let tasks = self.tasks.clone();
+        let accept = self.runtime().spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(conn);
+            }
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(accept);
+    }
+
+    /// Closes the listener and every open connection: connections are refused from now on.
+    pub fn stop(&self) {
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect();
+        for task in &tasks {
+            task.abort();
+        }
+        // Aborted tasks drop their sockets when they next run; wait for that, briefly.
+        self.runtime().block_on(async {
+            for task in tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+            }
+        });
+    }
+
+    /// Listens on the same port again (retrying for a few seconds if the port is still busy).
+    #[track_caller]
+    pub fn start_again(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match self.runtime().block_on(TcpListener::bind(self.addr)) {
+                Ok(listener) => break listener,
+                Err(err) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "cannot listen on {} again: {err}",
+                        self.addr
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        };
+        self.serve(listener);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
