@@ -67,33 +67,43 @@ impl Demo {
     /// Starts `fig demo --unleash URL --replicas N` with the test's flag, on ports 0.
     #[track_caller]
     fn start(env: &UnleashEnv, url: &str, flag: &str, n_replicas: usize, tokens: Tokens) -> Demo {
+        Demo::start_with(n_replicas, |command| {
+            command
+                .args(["--unleash", url, "--flag", flag, "--refresh"])
+                .arg(format!("{}s", REFRESH.as_secs()))
+                .env_remove("FIG_UNLEASH_TOKEN")
+                .env_remove("FIG_UNLEASH_ADMIN_TOKEN");
+            match tokens {
+                Tokens::Environment => {
+                    command
+                        .env("UNLEASH_CLIENT_TOKEN", &env.client_token)
+                        .env("UNLEASH_ADMIN_TOKEN", &env.admin_token);
+                }
+                Tokens::Options => {
+                    command
+                        .args(["--client-token", &env.client_token])
+                        .args(["--admin-token", &env.admin_token])
+                        .env_remove("UNLEASH_CLIENT_TOKEN")
+                        .env_remove("UNLEASH_ADMIN_TOKEN");
+                }
+            }
+        })
+    }
+
+    /// Starts `fig demo --replicas N` on ports 0 in a temporary state directory, with the
+    /// options `options` adds, and reads the banner.
+    #[track_caller]
+    fn start_with(n_replicas: usize, options: impl FnOnce(&mut std::process::Command)) -> Demo {
         let dir = tempfile::tempdir().expect("tempdir");
         let state_dir = dir.path().join("fleet");
         let mut command = fig();
         command
-            .args(["demo", "--unleash", url, "--replicas"])
+            .args(["demo", "--replicas"])
             .arg(n_replicas.to_string())
             .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-            .args(["--flag", flag, "--refresh"])
-            .arg(format!("{}s", REFRESH.as_secs()))
             .arg("--state-dir")
-            .arg(&state_dir)
-            .env_remove("FIG_UNLEASH_TOKEN")
-            .env_remove("FIG_UNLEASH_ADMIN_TOKEN");
-        match tokens {
-            Tokens::Environment => {
-                command
-                    .env("UNLEASH_CLIENT_TOKEN", &env.client_token)
-                    .env("UNLEASH_ADMIN_TOKEN", &env.admin_token);
-            }
-            Tokens::Options => {
-                command
-                    .args(["--client-token", &env.client_token])
-                    .args(["--admin-token", &env.admin_token])
-                    .env_remove("UNLEASH_CLIENT_TOKEN")
-                    .env_remove("UNLEASH_ADMIN_TOKEN");
-            }
-        }
+            .arg(&state_dir);
+        options(&mut command);
         let mut proc = Proc::spawn("fig demo", command);
         let mut addresses = Vec::new();
         for _ in 0..n_replicas {
@@ -862,4 +872,183 @@ fn thirty_seconds_of_load_while_flags_flip_and_the_config_reloads() {
     let pids: Vec<u32> = demo.replicas.iter().map(|r| r.pid).collect();
     demo.proc.signal("KILL");
     wait_gone(&pids, Duration::from_secs(40));
+}
+
+// ---- Without Unleash: replicas on the file store, and mistakes -----------------------------------
+
+/// `--replicas` with the file store: every replica follows the one flags file within a second,
+/// a rollback is one replica's own, and SIGTERM stops them all.
+#[test]
+fn replicas_on_the_file_store_follow_one_flags_file() {
+    let demo = Demo::start_with(3, |_| {});
+    let state_dir = demo.state_dir.display().to_string();
+    let mut filtered = demo.banner.clone();
+    for (idx, replica) in demo.replicas.iter().enumerate() {
+        filtered = filtered
+            .replace(&replica.proxy.to_string(), &format!("[PROXY_{}]", idx + 1))
+            .replace(&replica.admin.to_string(), &format!("[ADMIN_{}]", idx + 1))
+            .replace(&format!("pid {}", replica.pid), "pid [PID]")
+            .replace(&format!("kill {}", replica.pid), "kill [PID]");
+    }
+    for label in ["  monolith (shop)", "  payment-service"] {
+        let address = filtered
+            .lines()
+            .find_map(|line| line.strip_prefix(label))
+            .map(|rest| rest.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {label:?} in the banner"));
+        filtered = filtered.replace(&address, "[UPSTREAM]");
+    }
+    let filtered = filtered.replace(&state_dir, "[STATE_DIR]");
+    insta::assert_snapshot!(filtered);
+    for idx in 1..=3 {
+        assert!(
+            demo.state_dir
+                .join(format!("replica-{idx}/fig-proxy.toml"))
+                .is_file()
+        );
+    }
+
+    for replica in 0..3 {
+        assert_eq!(demo.side(replica, "user-1"), "monolith");
+    }
+    let start = Instant::now();
+    let enable = demo
+        .banner
+        .lines()
+        .find(|line| line.contains("enable payments-service"))
+        .expect("an enable line");
+    let words = shell_words(enable);
+    let output = fig().args(&words[1..]).output().expect("fig flags runs");
+    assert!(output.status.success(), "{output:?}");
+    let mut followed = Vec::new();
+    for replica in 0..3 {
+        wait_until("the replica follows the file", EVENTUALLY, || {
+            demo.side(replica, "user-1") == "payment-service"
+        });
+        followed.push(start.elapsed());
+    }
+    eprintln!("fleet: file store: enable in force on the 3 replicas after {followed:?}");
+    assert!(
+        followed
+            .iter()
+            .all(|elapsed| *elapsed <= Duration::from_secs(1)),
+        "{followed:?}"
+    );
+
+    let output = demo.route(0, &["rollback", "payments"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(demo.side(0, "user-1"), "monolith");
+    assert_eq!(demo.side(1, "user-1"), "payment-service");
+    assert_eq!(demo.side(2, "user-1"), "payment-service");
+    // The rollback is kept in replica 1's own state file.
+    let state = std::fs::read_to_string(demo.state_dir.join("replica-1/fig-proxy.state.json"))
+        .expect("replica 1's state file");
+    assert!(state.contains("payments"), "{state}");
+    assert!(
+        !demo
+            .state_dir
+            .join("replica-2/fig-proxy.state.json")
+            .exists()
+            || !std::fs::read_to_string(demo.state_dir.join("replica-2/fig-proxy.state.json"))
+                .unwrap_or_default()
+                .contains("\"payments\"")
+    );
+
+    demo.stop();
+}
+
+/// Mistakes in the fleet's options: one clear line on stderr, exit code 2, nothing started.
+#[test]
+fn fleet_mistakes_are_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let mut command = fig();
+        command
+            .arg("demo")
+            .args(args)
+            .arg("--state-dir")
+            .arg(dir.path())
+            .env_remove("FIG_UNLEASH_TOKEN")
+            .env_remove("UNLEASH_CLIENT_TOKEN")
+            .env_remove("FIG_UNLEASH_ADMIN_TOKEN")
+            .env_remove("UNLEASH_ADMIN_TOKEN");
+        crate::support::run_for_snapshot(&mut command, &[])
+    };
+    let mut text = String::new();
+    for args in [
+        &[
+            "--replicas",
+            "2",
+            "--listen",
+            "127.0.0.1:18000",
+            "--admin",
+            "127.0.0.1:18001",
+        ][..],
+        &[
+            "--replicas",
+            "3",
+            "--listen",
+            "127.0.0.1:65534",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+        &[
+            "--unleash",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+        &[
+            "--unleash",
+            "http://127.0.0.1:9",
+            "--client-token",
+            "t",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+        &["--flag", "white space"],
+        &["--unleash", "http://127.0.0.1:9", "--refresh", "100ms"],
+        &["--replicas", "17"],
+    ] {
+        text.push_str(&format!("$ fig demo {}\n{}\n", args.join(" "), run(args)));
+    }
+    insta::assert_snapshot!(text);
+
+    // A taken port of the second replica is named as such.
+    let (taken, before) = taken_port_with_a_free_one_below();
+    let output = fig()
+        .args(["demo", "--replicas", "2", "--listen"])
+        .arg(format!("127.0.0.1:{before}"))
+        .args(["--admin", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("fig demo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot listen on 127.0.0.1:{} for the proxy of replica 2; is another demo running? pick another address with --listen",
+            taken.local_addr().expect("its address").port()
+        )),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+/// A listener on a port whose neighbour below is free (as far as one can tell), and that
+/// neighbour.
+fn taken_port_with_a_free_one_below() -> (std::net::TcpListener, u16) {
+    for _ in 0..50 {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        let port = taken.local_addr().expect("its address").port();
+        if port > 1024 && std::net::TcpListener::bind(("127.0.0.1", port - 1)).is_ok() {
+            return (taken, port - 1);
+        }
+    }
+    panic!("no free port below a taken one in 50 tries");
 }

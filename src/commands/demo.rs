@@ -604,26 +604,25 @@ fn banner(
     upstreams: &Upstreams,
 ) -> String {
     let flag = &args.flag;
+    let unleash = matches!(store, Store::Unleash { .. });
     let mut out = String::new();
     for replica in replicas {
         let _ = writeln!(out, "listening on http://{}", replica.proxy);
         let _ = writeln!(out, "admin on http://{}", replica.admin);
     }
     let _ = writeln!(out);
-    let (first_proxy, first_admin) = (
-        format!("http://{}", replicas[0].proxy),
-        format!("http://{}", replicas[0].admin),
-    );
+    let first_proxy = format!("http://{}", replicas[0].proxy);
+    let first_admin = format!("http://{}", replicas[0].admin);
     let behind = if replicas.len() == 1 {
         "the strangler proxy".to_owned()
     } else {
         format!("{} strangler proxy replicas", replicas.len())
     };
-    let on = match store {
-        Store::File => String::new(),
-        Store::Unleash { .. } => ", flags on Unleash".to_owned(),
-    };
-    let _ = writeln!(out, "fig demo: the example shop behind {behind}{on}");
+    let on_unleash = if unleash { ", flags on Unleash" } else { "" };
+    let _ = writeln!(
+        out,
+        "fig demo: the example shop behind {behind}{on_unleash}"
+    );
     let _ = writeln!(out, "  monolith (shop)    http://{}", upstreams.monolith);
     let _ = writeln!(out, "  payment-service    http://{}", upstreams.service);
     if replicas.len() == 1 {
@@ -641,11 +640,16 @@ fn banner(
             );
         }
     }
+    let route_text = format!(
+        "`{ROUTE}` (/payments/**) goes to {SERVICE} when flag `{flag}` is on, else to {MONOLITH}"
+    );
+    if replicas.len() > 1 {
+        let _ = writeln!(out, "  route              {route_text}");
+    }
     if let Store::Unleash {
         server,
         state,
         created,
-        ..
     } = store
     {
         let created = if *created { " (created now)" } else { "" };
@@ -656,34 +660,28 @@ fn banner(
         );
         let _ = writeln!(
             out,
-            "  refresh            every replica asks Unleash for changes every {}",
+            "  refresh            each proxy asks Unleash for changes every {}",
             humantime::format_duration(args.refresh)
         );
     }
     let _ = writeln!(out, "  state dir          {}", layout.dir.display());
-    let route_text = format!(
-        "route `{ROUTE}` (/payments/**) goes to {SERVICE} when flag `{flag}` is on, else to {MONOLITH}"
-    );
     if replicas.len() == 1 {
-        let _ = writeln!(out, "    fig-proxy.toml   {route_text}");
+        let _ = writeln!(out, "    fig-proxy.toml   route {route_text}");
     }
-    match store {
-        Store::File => {
-            let _ = writeln!(out, "    flags.json       the flag store: `{flag}` is off");
-        }
-        Store::Unleash { .. } => {
-            let _ = writeln!(
-                out,
-                "    unleash.token    the Unleash client token the proxies read flags with"
-            );
-        }
+    if unleash {
+        let _ = writeln!(
+            out,
+            "    unleash.token    the Unleash client token the proxies read flags with"
+        );
+    } else {
+        let _ = writeln!(out, "    flags.json       the flag store: `{flag}` is off");
     }
     if replicas.len() == 1 {
         let _ = writeln!(out, "    admin.token      the admin API's bearer token");
-        if matches!(store, Store::Unleash { .. }) {
+        if unleash {
             let _ = writeln!(
                 out,
-                "    {BACKUP_FILE} the last flags fetched, served if Unleash is away at start"
+                "    {BACKUP_FILE} the last flags fetched, served when Unleash is away at start"
             );
         }
     } else {
@@ -691,19 +689,43 @@ fn banner(
             out,
             "    admin.token      the bearer token of every replica's admin API"
         );
-        let backup = match store {
-            Store::File => String::new(),
-            Store::Unleash { .. } => format!(", {BACKUP_FILE}"),
+        let backup = if unleash {
+            format!(", {BACKUP_FILE}")
+        } else {
+            String::new()
         };
         let _ = writeln!(
             out,
-            "    replica-K/       fig-proxy.toml ({route_text}), its rollbacks{backup}"
+            "    replica-K/       replica K's fig-proxy.toml, fig-proxy.state.json (its rollbacks){backup}"
         );
     }
     let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Try it from another terminal (watch the x-fig-upstream header):"
+    );
+    for line in try_lines(args, layout, store, replicas) {
+        let _ = writeln!(out, "  {line}");
+    }
+    if unleash {
+        let _ = writeln!(
+            out,
+            "`fig flags` takes the Unleash tokens from --token and --admin-token, else from \
+             $FIG_UNLEASH_TOKEN or $UNLEASH_CLIENT_TOKEN and $FIG_UNLEASH_ADMIN_TOKEN or $UNLEASH_ADMIN_TOKEN."
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Ctrl-C stops everything.");
+    out
+}
 
+/// The commands of the banner's walk, each with a comment aligned after it.
+fn try_lines(args: &Args, layout: &Layout, store: &Store, replicas: &[Replica]) -> Vec<String> {
+    let flag = &args.flag;
+    let first_proxy = format!("http://{}", replicas[0].proxy);
+    let first_admin = format!("http://{}", replicas[0].admin);
     let token = shell_quote(&layout.admin_token().display().to_string());
-    let route = |admin: &str| format!("fig route --admin {admin} --token-file {token}");
+    let route = format!("fig route --admin {first_admin} --token-file {token}");
     let flags = match store {
         Store::File => format!(
             "fig flags --store {}",
@@ -713,83 +735,99 @@ fn banner(
             format!("fig flags --unleash {}", shell_quote(&server.url))
         }
     };
-    let _ = writeln!(
-        out,
-        "Try it from another terminal (watch the x-fig-upstream header):"
-    );
+    let metrics =
+        format!("curl -s {first_admin}/metrics -H \"authorization: Bearer $(cat {token})\"");
+    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut add = |command: String, comment: &str| lines.push((command, comment.to_owned()));
     if replicas.len() == 1 && matches!(store, Store::File) {
         // The first walk, kept as short as it always was.
-        let _ = writeln!(out, "  curl -i {first_proxy}/payments/7");
-        let _ = writeln!(out, "  {flags} enable {flag}");
-        let _ = writeln!(
-            out,
-            "  curl -i {first_proxy}/payments/7      # now answered by {SERVICE}"
+        add(format!("curl -i {first_proxy}/payments/7"), "");
+        add(format!("{flags} enable {flag}"), "");
+        add(
+            format!("curl -i {first_proxy}/payments/7"),
+            &format!("now answered by {SERVICE}"),
         );
-        let _ = writeln!(out, "  {} rollback {ROUTE}", route(&first_admin));
-        let _ = writeln!(
-            out,
-            "  curl -i {first_proxy}/payments/7      # back on the {MONOLITH}"
+        add(format!("{route} rollback {ROUTE}"), "");
+        add(
+            format!("curl -i {first_proxy}/payments/7"),
+            &format!("back on the {MONOLITH}"),
         );
-        let _ = writeln!(out, "  {} list", route(&first_admin));
-        let _ = writeln!(out, "  {} restore {ROUTE}", route(&first_admin));
-        let _ = writeln!(
-            out,
-            "  curl -s {first_admin}/metrics -H \"authorization: Bearer $(cat {token})\""
-        );
-    } else {
-        let last_proxy = format!("http://{}", replicas[replicas.len() - 1].proxy);
-        let user = "-H 'x-user-id: alice'";
-        let within = match store {
-            Store::File => "within a second".to_owned(),
-            Store::Unleash { .. } => format!(
-                "within {} on every replica",
-                humantime::format_duration(args.refresh)
-            ),
-        };
-        let _ = writeln!(out, "  curl -i {user} {first_proxy}/payments/7");
-        let _ = writeln!(out, "  {flags} rollout {flag} 25");
-        let _ = writeln!(
-            out,
-            "  {flags} enable {flag}              # a quarter of the users, {within}"
-        );
-        let _ = writeln!(
-            out,
-            "  curl -i {user} {last_proxy}/payments/7      # alice is on the same side on every replica"
-        );
-        let _ = writeln!(out, "  {flags} rollout {flag} 100         # every user");
-        let _ = writeln!(
-            out,
-            "  {} rollback {ROUTE}    # this replica only, at once",
-            route(&first_admin)
-        );
-        let _ = writeln!(
-            out,
-            "  {flags} disable {flag}             # every replica back on the {MONOLITH}"
-        );
-        let _ = writeln!(out, "  {} restore {ROUTE}", route(&first_admin));
-        let _ = writeln!(out, "  {} list", route(&first_admin));
-        if replicas.len() > 1 {
-            let _ = writeln!(
-                out,
-                "  kill {}       # replica 1 stops; the demo starts it again",
-                replicas[0].pid()
-            );
-        }
-        let _ = writeln!(
-            out,
-            "  curl -s {first_admin}/metrics -H \"authorization: Bearer $(cat {token})\""
-        );
-        if matches!(store, Store::Unleash { .. }) {
-            let _ = writeln!(
-                out,
-                "`fig flags` takes the Unleash tokens from --token and --admin-token, else from \
-                 $FIG_UNLEASH_TOKEN or $UNLEASH_CLIENT_TOKEN and $FIG_UNLEASH_ADMIN_TOKEN or $UNLEASH_ADMIN_TOKEN."
-            );
-        }
+        add(format!("{route} list"), "");
+        add(format!("{route} restore {ROUTE}"), "");
+        add(metrics, "");
+        return lines
+            .into_iter()
+            .map(|(command, comment)| {
+                if comment.is_empty() {
+                    command
+                } else {
+                    format!("{command}      # {comment}")
+                }
+            })
+            .collect();
     }
-    let _ = writeln!(out);
-    let _ = writeln!(out, "Ctrl-C stops everything.");
-    out
+    let last_proxy = format!("http://{}", replicas[replicas.len() - 1].proxy);
+    let every = if replicas.len() == 1 {
+        String::new()
+    } else {
+        " on every replica".to_owned()
+    };
+    let within = match store {
+        Store::File => format!("within a second{every}"),
+        Store::Unleash { .. } => {
+            format!("within {}{every}", humantime::format_duration(args.refresh))
+        }
+    };
+    let user = "-H 'x-user-id: alice'";
+    add(format!("curl -i {user} {first_proxy}/payments/7"), "");
+    add(
+        format!("{flags} rollout {flag} 25"),
+        "the share, while the flag is off",
+    );
+    add(
+        format!("{flags} enable {flag}"),
+        &format!("a quarter of the users, {within}"),
+    );
+    add(
+        format!("curl -i {user} {last_proxy}/payments/7"),
+        "one user stays on one side, on every replica",
+    );
+    add(format!("{flags} rollout {flag} 100"), "every user");
+    let this_replica = if replicas.len() == 1 {
+        "at once"
+    } else {
+        "replica 1 only, at once"
+    };
+    add(format!("{route} rollback {ROUTE}"), this_replica);
+    add(format!("{route} restore {ROUTE}"), "");
+    add(
+        format!("{flags} disable {flag}"),
+        &format!("back on the {MONOLITH}{every}"),
+    );
+    add(format!("{route} list"), "");
+    if replicas.len() > 1 {
+        add(
+            format!("kill {}", replicas[0].pid()),
+            "replica 1 stops; the demo starts it again",
+        );
+    }
+    add(metrics, "");
+    let width = lines
+        .iter()
+        .filter(|(_, comment)| !comment.is_empty())
+        .map(|(command, _)| command.len())
+        .max()
+        .unwrap_or(0);
+    lines
+        .into_iter()
+        .map(|(command, comment)| {
+            if comment.is_empty() {
+                command
+            } else {
+                format!("{command:<width$}  # {comment}")
+            }
+        })
+        .collect()
 }
 
 /// Quotes `text` for a POSIX shell when it holds anything but safe characters.
