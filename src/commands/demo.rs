@@ -681,7 +681,7 @@ fn banner(
         if unleash {
             let _ = writeln!(
                 out,
-                "    {BACKUP_FILE} the last flags fetched, served when Unleash is away at start"
+                "    {BACKUP_FILE:<17}the last flags fetched, served when Unleash is away at start"
             );
         }
     } else {
@@ -790,7 +790,7 @@ fn try_lines(args: &Args, layout: &Layout, store: &Store, replicas: &[Replica]) 
     );
     add(
         format!("curl -i {user} {last_proxy}/payments/7"),
-        "one user stays on one side, on every replica",
+        &format!("one user stays on one side{every}"),
     );
     add(format!("{flags} rollout {flag} 100"), "every user");
     let this_replica = if replicas.len() == 1 {
