@@ -1060,3 +1060,44 @@ fn taken_port_with_a_free_one_below() -> (std::net::TcpListener, u16) {
     }
     panic!("no free port below a taken one in 50 tries");
 }
+
+/// The demo killed outright (SIGKILL, no chance to clean up) leaves no replica behind: the pipe
+/// each replica watches closes with the demo, and the replica drains and exits.
+#[test]
+fn a_killed_demo_leaves_no_replica_behind() {
+    let demo = Demo::start_with(2, |_| {});
+    let pids: Vec<u32> = demo.replicas.iter().map(|r| r.pid).collect();
+    assert!(pids.iter().all(|pid| is_alive(*pid)), "{pids:?}");
+    demo.proc.signal("KILL");
+    wait_gone(&pids, Duration::from_secs(40));
+}
+
+/// A replica that exits and cannot start again (here its config was broken meanwhile) stops the
+/// demo, the other replica included, with the replica's own error and exit code 2.
+#[test]
+fn a_replica_that_cannot_start_again_stops_the_demo() {
+    let mut demo = Demo::start_with(2, |_| {});
+    let config = demo.state_dir.join("replica-2/fig-proxy.toml");
+    std::fs::write(&config, "[server\n").expect("break the config");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &demo.replicas[1].pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = demo.proc.wait(Duration::from_secs(60));
+    let stderr = demo.proc.stderr();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("fig demo: replica 2 exited (signal: 9 (SIGKILL)); starting it again"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("fig-proxy.toml:1:"),
+        "the replica's own error: {stderr}"
+    );
+    assert!(
+        stderr.contains("error: replica 2 stopped before it listened (exit status: 2)"),
+        "{stderr}"
+    );
+    wait_gone(&[demo.replicas[0].pid], Duration::from_secs(40));
+}
