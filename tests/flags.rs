@@ -11,15 +11,14 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use feature_flags::{Context, Flags, StoreConfig, UnleashConfig};
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
 use crate::support::fig;
+use crate::support::unleash::{DeleteOnDrop, Forwarder, UnleashEnv, unique_name, unleash_env};
 
 #[track_caller]
 fn run_ok(store: &Path, args: &[&str]) -> String {
@@ -284,47 +283,8 @@ fn export_and_import_round_trip() {
 }
 
 // ---- Unleash -------------------------------------------------------------------------------
-
-struct UnleashEnv {
-    url: String,
-    client_token: String,
-    admin_token: String,
-}
-
-/// A flag name no earlier run used: the dev server's database outlives test runs, and deleted
-/// flags stay in its archive, where their names remain taken.
-fn unique_name(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// The server's coordinates, or `None` (after saying so) when the test must be skipped.
-fn unleash_env(test: &str) -> Option<UnleashEnv> {
-    let var = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
-    match (
-        var("UNLEASH_URL"),
-        var("UNLEASH_CLIENT_TOKEN"),
-        var("UNLEASH_ADMIN_TOKEN"),
-    ) {
-        (Some(url), Some(client_token), Some(admin_token)) => Some(UnleashEnv {
-            url,
-            client_token,
-            admin_token,
-        }),
-        _ => {
-            let why = "UNLEASH_URL, UNLEASH_CLIENT_TOKEN and UNLEASH_ADMIN_TOKEN are not all set \
-                       (eval \"$(../shared/tools/unleash-dev.sh env)\" after unleash-dev.sh start)";
-            assert!(
-                std::env::var("FIG_REQUIRE_UNLEASH").as_deref() != Ok("1"),
-                "{test}: FIG_REQUIRE_UNLEASH=1 but {why}"
-            );
-            eprintln!("\n*** SKIPPED {test}: {why} ***\n");
-            None
-        }
-    }
-}
+// The server's coordinates (or a loud skip), unique flag names, cleanup and the forwarder that
+// simulates an outage are shared with the fleet tests, in `support/unleash.rs`.
 
 fn fig_unleash(env: &UnleashEnv, args: &[&str]) -> Output {
     fig()
@@ -353,57 +313,6 @@ fn fig_unleash_ok(env: &UnleashEnv, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Deletes the test's flag from the server when the test ends, passed or failed.
-struct DeleteOnDrop<'a> {
-    env: &'a UnleashEnv,
-    name: String,
-}
-
-impl Drop for DeleteOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = fig_unleash(self.env, &["delete", &self.name]);
-    }
-}
-
-/// A TCP forwarder on 127.0.0.1:0 to the real server, which the test can take down.
-struct Forwarder {
-    port: u16,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Forwarder {
-    async fn start(target: String) -> Forwarder {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let conn_tasks = tasks.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let target = target.clone();
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                conn_tasks.lock().expect("lock").push(conn);
-            }
-        });
-        tasks.lock().expect("lock").push(accept);
-        Forwarder { port, tasks }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Closes the listener and every open connection: the server is gone for our clients.
-    fn stop(&self) {
-        for task in self.tasks.lock().expect("lock").drain(..) {
-            task.abort();
-        }
-    }
-}
-
 /// A plain HTTP/1.0 GET (no client library in this test crate): status and body.
 async fn http_get(url: &str, token: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -421,11 +330,6 @@ async fn http_get(url: &str, token: &str) -> Option<(u16, String)> {
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())?;
     Some((status, body))
-}
-
-fn host_port(url: &str) -> String {
-    let rest = url.split("://").nth(1).unwrap_or(url);
-    rest.split('/').next().unwrap_or(rest).to_owned()
 }
 
 async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
@@ -451,7 +355,7 @@ async fn unleash_changes_are_followed_and_survive_the_server_going_away() {
     let name = unique_name("fig-e2e");
     let dir = tempfile::tempdir().expect("tempdir");
     let backup = dir.path().join("backup.json");
-    let forwarder = Forwarder::start(host_port(&env.url)).await;
+    let forwarder = Forwarder::start(&env.host_port());
     let refresh = Duration::from_secs(1);
     let app_name = format!("fig-e2e-app-{}", std::process::id());
     let config = |url: String| {

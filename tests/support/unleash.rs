@@ -114,7 +114,8 @@ impl Drop for DeleteOnDrop<'_> {
 
 /// A TCP forwarder on a loopback port to a target, on a runtime of its own: [`Forwarder::stop`]
 /// closes its listener and every open connection (the server is gone, for whoever goes through
-/// it); [`Forwarder::start_again`] listens on the same port again.
+/// it); [`Forwarder::start_again`] listens on the same port again. It works from plain and from
+/// async tests alike: it never blocks on its runtime.
 pub struct Forwarder {
     addr: SocketAddr,
     target: String,
@@ -130,9 +131,7 @@ impl Forwarder {
             .enable_all()
             .build()
             .expect("a runtime for the forwarder");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind the forwarder");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the forwarder");
         let addr = listener.local_addr().expect("the forwarder's address");
         let forwarder = Forwarder {
             addr,
@@ -149,14 +148,17 @@ impl Forwarder {
         format!("http://{}", self.addr)
     }
 
-    fn runtime(&self) -> &tokio::runtime::Runtime {
-        self.runtime.as_ref().expect("the forwarder's runtime")
-    }
-
-    fn serve(&self, listener: TcpListener) {
+    fn serve(&self, listener: std::net::TcpListener) {
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
         let target = self.target.clone();
         let tasks = self.tasks.clone();
-        let accept = self.runtime().spawn(async move {
+        let runtime = self.runtime.as_ref().expect("the forwarder's runtime");
+        let accept = runtime.spawn(async move {
+            let Ok(listener) = TcpListener::from_std(listener) else {
+                return;
+            };
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let target = target.clone();
                 let conn = tokio::spawn(async move {
@@ -187,12 +189,12 @@ impl Forwarder {
         for task in &tasks {
             task.abort();
         }
-        // Aborted tasks drop their sockets when they next run; wait for that, briefly.
-        self.runtime().block_on(async {
-            for task in tasks {
-                let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-            }
-        });
+        // An aborted task drops its sockets when its runtime next polls it: wait for that, so
+        // that nothing gets through once `stop` has returned.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while tasks.iter().any(|task| !task.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Listens on the same port again (retrying for a few seconds if the port is still busy).
@@ -200,7 +202,7 @@ impl Forwarder {
     pub fn start_again(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         let listener = loop {
-            match self.runtime().block_on(TcpListener::bind(self.addr)) {
+            match std::net::TcpListener::bind(self.addr) {
                 Ok(listener) => break listener,
                 Err(err) => {
                     assert!(
@@ -220,7 +222,8 @@ impl Drop for Forwarder {
     fn drop(&mut self) {
         self.stop();
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(2));
+            // Not `shutdown_timeout`: that blocks, which an async test may not do.
+            runtime.shutdown_background();
         }
     }
 }
