@@ -43,7 +43,7 @@ pub enum Command {
     Proxy(commands::proxy::Args),
     /// Inspect routes of a running proxy and roll them back or restore them.
     Route(commands::route::Args),
-    /// Start the example monolith, the payment service and a proxy in front of them.
+    /// Start the example monolith, the payment service and proxy replicas in front of them.
     Demo(commands::demo::Args),
 }
 

@@ -87,8 +87,9 @@ pub struct Args {
     /// that share an Unleash server apart.
     #[arg(long, value_name = "NAME", default_value = DEFAULT_FLAG, value_parser = parse_flag_name)]
     pub flag: String,
-    /// Keep the flags on the Unleash server at URL instead of a file; the flag is created there
-    /// (off) if it is missing.
+    /// Keep the flags on the Unleash server at URL instead of a file; the flag is created there,
+    /// off, if it is missing (in project `default`, environment `development`, as `fig flags`
+    /// does).
     #[arg(long, value_name = "URL")]
     pub unleash: Option<String>,
     /// Unleash client token the replicas read flags with [env: FIG_UNLEASH_TOKEN or
