@@ -47,6 +47,8 @@ use tokio::sync::watch;
 use crate::commands::flags::Server;
 
 mod replicas;
+#[cfg(test)]
+mod tests;
 
 use replicas::Replica;
 
@@ -303,15 +305,19 @@ fn plan_addresses(
     admin: Option<SocketAddr>,
     n_replicas: usize,
 ) -> anyhow::Result<Vec<(SocketAddr, SocketAddr)>> {
-    let admin = admin.unwrap_or_else(|| {
-        let port = if listen.port() == 0 {
-            0
-        } else {
-            // Past 65535 is refused below, with the option to change.
-            u16::try_from(usize::from(listen.port()) + n_replicas).unwrap_or(0)
-        };
-        SocketAddr::from(([127, 0, 0, 1], port))
-    });
+    let admin = match admin {
+        Some(admin) => admin,
+        None if listen.port() == 0 => SocketAddr::from(([127, 0, 0, 1], 0)),
+        None => {
+            let port = usize::from(listen.port()) + n_replicas;
+            let Ok(port) = u16::try_from(port) else {
+                bail!(
+                    "--listen {listen} with --replicas {n_replicas} leaves no port after the proxies' for the admin API; give --admin"
+                );
+            };
+            SocketAddr::from(([127, 0, 0, 1], port))
+        }
+    };
     let nth = |base: SocketAddr, idx: usize, option: &str| -> anyhow::Result<SocketAddr> {
         if base.port() == 0 {
             return Ok(base);
