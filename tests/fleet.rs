@@ -102,7 +102,9 @@ impl Demo {
             .arg(n_replicas.to_string())
             .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
             .arg("--state-dir")
-            .arg(&state_dir);
+            .arg(&state_dir)
+            // The outage test reads the replicas' warnings (they log to the demo's stderr).
+            .env("RUST_LOG", "warn");
         options(&mut command);
         let mut proc = Proc::spawn("fig demo", command);
         let mut addresses = Vec::new();
