@@ -64,6 +64,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         admin_token_file: args.admin_token_file.clone(),
         flags_file: args.flags.clone(),
         state_file: args.state_file.clone(),
+        // For SLO rollbacks that turn a flag off in Unleash (`turn_off_flag`), as `fig flags`.
+        unleash_admin_token: ["FIG_UNLEASH_ADMIN_TOKEN", "UNLEASH_ADMIN_TOKEN"]
+            .into_iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty())),
     };
     let config = match &args.config {
         Some(path) => Config::load(path, &overrides)?,

@@ -180,6 +180,7 @@ fn routes(proxy: &Proxy) -> Value {
     let shared = &proxy.shared;
     let active = shared.active.load();
     let flags_ready = shared.flags.is_ready();
+    let now = std::time::Instant::now();
     let routes: Vec<Value> = active
         .config
         .routes
@@ -217,6 +218,8 @@ fn routes(proxy: &Proxy) -> Value {
                 "last_decision": Reason::from_u8(compiled.last_reason.load(Ordering::Relaxed)).map(Reason::as_str),
                 "requests": requests,
                 "errors": errors,
+                "pin": pinned.then(|| shared.pins.info(&config.name)).flatten(),
+                "slo": compiled.slo.as_ref().map(|window| crate::slo::describe(window, now)),
             })
         })
         .collect();
@@ -255,7 +258,29 @@ fn metrics(proxy: &Proxy) -> String {
             .collect(),
         flags_ready: shared.flags.is_ready(),
     };
-    shared.metrics.render(&extra)
+    let mut out = shared.metrics.render(&extra);
+    let now = std::time::Instant::now();
+    let pinned: Vec<(String, &str)> = active
+        .routes
+        .routes()
+        .iter()
+        .filter(|route| route.pin.load(Ordering::Relaxed))
+        .map(|route| {
+            let by = shared
+                .pins
+                .info(&route.name)
+                .map_or("admin", |info| info.by.as_str());
+            (route.name.to_string(), by)
+        })
+        .collect();
+    let windows: Vec<(String, crate::slo::Stats)> = active
+        .routes
+        .routes()
+        .iter()
+        .filter_map(|route| Some((route.name.to_string(), route.slo.as_ref()?.stats(now))))
+        .collect();
+    shared.metrics.slo.render(&mut out, &pinned, &windows);
+    out
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -59,6 +59,9 @@ pub struct Config {
     pub context: ContextConfig,
     /// The flag store; `None` means no flags (every flagged route goes to its fallback).
     pub flags: Option<FlagStoreConfig>,
+    /// How to change flags on Unleash (SLO rollbacks with `turn_off_flag`); `None` without an
+    /// admin token.
+    pub unleash_admin: Option<UnleashAdminConfig>,
     /// The admin API.
     pub admin: AdminConfig,
     /// Config-file watching.
@@ -141,6 +144,8 @@ pub struct RouteConfig {
     pub flag: Option<String>,
     /// The upstream requests go to when the flag is off, or the route is rolled back.
     pub fallback: String,
+    /// The service's SLO: when it is broken the route is rolled back (`slo.rs`).
+    pub slo: Option<crate::slo::SloConfig>,
 }
 
 /// What a route matches. All given conditions must hold.
@@ -249,6 +254,26 @@ pub enum FlagStoreConfig {
     },
 }
 
+/// Unleash's Admin API, used to turn a flag off after an SLO rollback.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UnleashAdminConfig {
+    /// The admin token.
+    pub token: String,
+    /// The project of the flags (default `default`).
+    pub project: Option<String>,
+    /// The environment whose flag is turned off (default `development`).
+    pub environment: Option<String>,
+}
+
+impl std::fmt::Debug for UnleashAdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnleashAdminConfig")
+            .field("project", &self.project)
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The admin API.
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
@@ -284,6 +309,9 @@ pub struct Overrides {
     pub flags_file: Option<PathBuf>,
     /// `--state-file F`.
     pub state_file: Option<PathBuf>,
+    /// The Unleash admin token from the environment (`$FIG_UNLEASH_ADMIN_TOKEN`), used when
+    /// `flags.unleash` has none.
+    pub unleash_admin_token: Option<String>,
 }
 
 impl Config {
@@ -428,6 +456,17 @@ struct RawRoute {
     service: Spanned<String>,
     flag: Option<Spanned<String>>,
     fallback: Option<Spanned<String>>,
+    slo: Option<Spanned<RawSlo>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlo {
+    max_error_rate: Option<Spanned<toml::Value>>,
+    max_p99: Option<Spanned<String>>,
+    window: Option<Spanned<String>>,
+    min_requests: Option<Spanned<i64>>,
+    turn_off_flag: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -485,6 +524,10 @@ struct RawUnleash {
     token_file: Option<Spanned<String>>,
     refresh: Option<Spanned<String>>,
     backup_file: Option<Spanned<String>>,
+    admin_token: Option<Spanned<String>>,
+    admin_token_file: Option<Spanned<String>>,
+    project: Option<String>,
+    environment: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -876,6 +919,8 @@ fn validate(
 
     // [[routes]]
     let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw_routes.len());
+    // Where each `turn_off_flag = true` is, checked against `[flags]` below.
+    let mut turn_off_flags = Vec::new();
     for route in raw_routes {
         check_name(ctx, &route.name, "route")?;
         if routes.iter().any(|r| &r.name == route.name.get_ref()) {
@@ -907,6 +952,16 @@ fn validate(
                 "`flag` is empty; remove it to route without a flag",
             ));
         }
+        let slo = route
+            .slo
+            .as_ref()
+            .map(|slo| validate_slo(ctx, slo, route.flag.is_some()))
+            .transpose()?;
+        if let Some(on) = route.slo.as_ref().and_then(|slo| slo.get_ref().turn_off_flag.as_ref())
+            && *on.get_ref()
+        {
+            turn_off_flags.push(on.span());
+        }
         routes.push(RouteConfig {
             name: route.name.get_ref().clone(),
             matcher,
@@ -915,12 +970,14 @@ fn validate(
             fallback: route
                 .fallback
                 .map_or_else(|| default_upstream.clone(), Spanned::into_inner),
+            slo,
         });
     }
 
     let context = validate_context(ctx, context)?;
 
     // [flags]
+    let mut unleash_admin = None;
     let mut flags = match flags {
         None => None,
         Some(RawFlags {
@@ -942,6 +999,24 @@ fn validate(
         }) => {
             let span = unleash.span();
             let unleash = unleash.into_inner();
+            let admin_token = match (&unleash.admin_token, &unleash.admin_token_file) {
+                (Some(_), Some(file)) => {
+                    return Err(ctx.error(
+                        file.span(),
+                        "give either `admin_token` or `admin_token_file`, not both",
+                    ));
+                }
+                (Some(token), None) => Some(token.get_ref().trim().to_owned()),
+                (None, Some(file)) => Some(ctx.read_secret(file)?),
+                (None, None) => overrides.unleash_admin_token.clone(),
+            };
+            unleash_admin = admin_token
+                .filter(|token| !token.is_empty())
+                .map(|token| UnleashAdminConfig {
+                    token,
+                    project: unleash.project.clone(),
+                    environment: unleash.environment.clone(),
+                });
             let token = match (unleash.token, &unleash.token_file) {
                 (Some(token), None) => token,
                 (None, Some(file)) => ctx.read_secret(file)?,
@@ -969,6 +1044,24 @@ fn validate(
     };
     if let Some(file) = &overrides.flags_file {
         flags = Some(FlagStoreConfig::File(file.clone()));
+        unleash_admin = None;
+    }
+    for span in turn_off_flags {
+        match &flags {
+            None => {
+                return Err(ctx.error(
+                    span,
+                    "`turn_off_flag` needs a flag store: add [flags] or pass --flags FILE",
+                ));
+            }
+            Some(FlagStoreConfig::Unleash { .. }) if unleash_admin.is_none() => {
+                return Err(ctx.error(
+                    span,
+                    "`turn_off_flag` with Unleash needs an admin token: set `admin_token_file` in `flags.unleash` or $FIG_UNLEASH_ADMIN_TOKEN",
+                ));
+            }
+            Some(_) => {}
+        }
     }
 
     // [admin]
@@ -1048,6 +1141,7 @@ fn validate(
         routes,
         context,
         flags,
+        unleash_admin,
         admin: AdminConfig {
             listen: admin_listen,
             token: admin_token,
@@ -1291,5 +1385,81 @@ fn validate_jwt(ctx: &Ctx<'_>, jwt: Spanned<RawJwt>) -> Result<JwtConfig, Config
         key,
         issuer: jwt.issuer,
         audience: jwt.audience,
+    })
+}
+
+/// Validates a route's `slo` table; `has_flag` says whether the route has a flag to turn off.
+fn validate_slo(
+    ctx: &Ctx<'_>,
+    slo: &Spanned<RawSlo>,
+    has_flag: bool,
+) -> Result<crate::slo::SloConfig, ConfigError> {
+    let raw = slo.get_ref();
+    let max_error_rate = match &raw.max_error_rate {
+        None => None,
+        Some(value) => {
+            let rate = match value.get_ref() {
+                toml::Value::Float(rate) => Some(*rate),
+                toml::Value::Integer(0) => Some(0.0),
+                toml::Value::String(text) => text
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|number| number.trim().parse::<f64>().ok())
+                    .map(|percent| percent / 100.0),
+                _ => None,
+            };
+            match rate {
+                Some(rate) if (0.0..1.0).contains(&rate) => Some(rate),
+                _ => {
+                    return Err(ctx.error(
+                        value.span(),
+                        "invalid `max_error_rate`; write a fraction below 1 like 0.05, or a percentage like \"5%\"",
+                    ));
+                }
+            }
+        }
+    };
+    let max_p99 = match &raw.max_p99 {
+        None => None,
+        Some(value) => {
+            let max = ctx.duration(Some(value), Duration::ZERO)?;
+            if max.is_zero() {
+                return Err(ctx.error(value.span(), "`max_p99` must be more than 0"));
+            }
+            Some(max)
+        }
+    };
+    if max_error_rate.is_none() && max_p99.is_none() {
+        return Err(ctx.error(
+            slo.span(),
+            "`slo` needs `max_error_rate`, `max_p99` or both",
+        ));
+    }
+    let window = ctx.duration(raw.window.as_ref(), crate::slo::DEFAULT_WINDOW)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&window) {
+        let span = raw.window.as_ref().map_or(0..0, Spanned::span);
+        return Err(ctx.error(span, "`window` must be between 1s and 1h"));
+    }
+    let min_requests = match &raw.min_requests {
+        None => crate::slo::DEFAULT_MIN_REQUESTS,
+        Some(n) => u64::try_from(*n.get_ref())
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ctx.error(n.span(), "`min_requests` must be at least 1"))?,
+    };
+    let turn_off_flag = raw.turn_off_flag.as_ref().is_some_and(|on| *on.get_ref());
+    if turn_off_flag && !has_flag {
+        let span = raw.turn_off_flag.as_ref().map_or(0..0, Spanned::span);
+        return Err(ctx.error(
+            span,
+            "`turn_off_flag` needs the route to have a `flag`",
+        ));
+    }
+    Ok(crate::slo::SloConfig {
+        max_error_rate,
+        max_p99,
+        window,
+        min_requests,
+        turn_off_flag,
     })
 }

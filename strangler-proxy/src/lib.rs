@@ -14,7 +14,8 @@
 //! Module map: `config` (TOML → validated [`Config`]), `route` (matching and the decision),
 //! `context` (the flag context of a request), `upstream` (pools, balancing, health checks),
 //! `proxy` (the hyper service), `serve` (listeners, reload, drain), `admin` (the admin API),
-//! `metrics`, `state` (persisted rollbacks), `flags` (the [`FlagSource`] trait), `error`.
+//! `metrics`, `state` (persisted rollbacks), `slo` (automatic rollback when a service breaks its
+//! SLO), `flags` (the [`FlagSource`] trait), `error`.
 
 pub mod admin;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod serve;
+pub mod slo;
 pub mod state;
 pub mod upstream;
 

@@ -80,6 +80,8 @@ pub struct Metrics {
     pub reloads_ok: AtomicU64,
     /// Refused config reloads.
     pub reloads_failed: AtomicU64,
+    /// SLO windows and what the SLO checker did (`slo.rs`).
+    pub slo: crate::slo::Registry,
 }
 
 impl Metrics {

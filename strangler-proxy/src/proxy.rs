@@ -270,6 +270,13 @@ pub(crate) async fn handle(
     .instrument(span.clone())
     .await;
 
+    // The SLO of the route's service judges what the service answered (slo.rs).
+    if let Some(window) = active.routes.slo_window(&decision) {
+        let now = Instant::now();
+        let outcome = result.as_ref().map(|(response, ..)| response.status());
+        window.observe(now, now.saturating_duration_since(start), outcome.map_err(|k| *k));
+    }
+
     let mut response = match result {
         Ok((mut response, slot, conn)) => {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS

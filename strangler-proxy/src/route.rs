@@ -52,6 +52,8 @@ pub struct CompiledRoute {
     pub service_series: Arc<Series>,
     /// Metrics of requests sent to the fallback.
     pub fallback_series: Arc<Series>,
+    /// The SLO window of requests sent to the service, if the route has an SLO.
+    pub slo: Option<Arc<crate::slo::Window>>,
 }
 
 #[derive(Debug)]
@@ -165,6 +167,10 @@ impl RouteTable {
                 last_reason: Arc::new(AtomicU8::new(NO_DECISION)),
                 service_series: metrics.series(&route.name, &route.service),
                 fallback_series: metrics.series(&route.name, &route.fallback),
+                slo: route
+                    .slo
+                    .as_ref()
+                    .map(|slo| metrics.slo.window(&route.name, slo)),
             })
             .collect();
         RouteTable {
@@ -190,6 +196,19 @@ impl RouteTable {
                 &route.service_series
             }
             Some(route) => &route.fallback_series,
+        }
+    }
+}
+
+impl RouteTable {
+    /// The SLO window a decision's outcome is recorded in: the route's, when it has an SLO and
+    /// the request went to its service.
+    pub fn slo_window(&self, decision: &Decision) -> Option<&crate::slo::Window> {
+        let route = &self.routes[decision.route?];
+        if route.service == decision.upstream && !route_went_to_fallback(decision.reason) {
+            route.slo.as_deref()
+        } else {
+            None
         }
     }
 }

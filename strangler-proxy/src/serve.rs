@@ -230,6 +230,7 @@ impl Proxy {
     pub fn rollback(&self, name: &str) -> Result<bool, Error> {
         self.check_route(name)?;
         let changed = self.shared.pins.set(name, true)?;
+        self.shared.metrics.slo.reset(name);
         tracing::warn!(route = name, "route rolled back to its fallback");
         Ok(changed)
     }
@@ -238,6 +239,8 @@ impl Proxy {
     pub fn restore(&self, name: &str) -> Result<bool, Error> {
         self.check_route(name)?;
         let changed = self.shared.pins.set(name, false)?;
+        // The SLO judges the service afresh, not on what made it roll back.
+        self.shared.metrics.slo.reset(name);
         tracing::info!(route = name, "route restored");
         Ok(changed)
     }
@@ -278,6 +281,7 @@ impl Proxy {
             ));
         }
         let watcher = tokio::spawn(watch_config(self.clone(), stop_rx.clone()));
+        let slo_checker = tokio::spawn(crate::slo::run(self.clone(), stop_rx.clone()));
         #[cfg(unix)]
         let hangup = tokio::spawn(reload_on_sighup(self.clone()));
 
@@ -286,6 +290,7 @@ impl Proxy {
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         watcher.abort();
+        slo_checker.abort();
         #[cfg(unix)]
         hangup.abort();
         let drain_timeout = self.shared.active.load().config.drain_timeout;

@@ -2,11 +2,15 @@
 //!
 //! Each route name has one `AtomicBool`, shared by every compiled route table of that name, so a
 //! rollback is in force for the next request that loads it, across reloads. The state file is
-//! JSON (`{"schema_version": 1, "pinned": ["payments"]}`), written to a temporary file and renamed
-//! over the old one so a crash never leaves half a file. Names that are not (or no longer) in the
-//! config are kept: removing a route and adding it back keeps its pin.
+//! JSON (`{"schema_version": 1, "pinned": ["payments"], "details": {...}}`), written to a
+//! temporary file and renamed over the old one so a crash never leaves half a file. Names that are
+//! not (or no longer) in the config are kept: removing a route and adding it back keeps its pin.
+//!
+//! Each pin carries a [`PinInfo`]: who pinned it (an operator through the admin API, or the SLO
+//! checker of `slo.rs`), why and when. `details` is optional in the file, so state files written
+//! before it existed still load (their pins read as made by `admin`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,9 +24,83 @@ pub struct Pins {
     inner: Mutex<Inner>,
 }
 
+/// Who pinned a route, why and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PinInfo {
+    /// Who: an operator (`admin`) or the SLO checker (`slo`).
+    pub by: PinnedBy,
+    /// Why, for a pin made by the SLO checker, e.g. `slo: 5xx rate 62% > 5% over 30s (124 requests)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When (RFC 3339, UTC); `None` for pins read from an older state file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// What became of turning the route's flag off, when the SLO asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag_off: Option<FlagOff>,
+}
+
+/// Who pinned a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinnedBy {
+    /// `POST /routes/{name}/rollback` (`fig route rollback`).
+    Admin,
+    /// The SLO checker, when the route's service broke its SLO.
+    Slo,
+}
+
+/// The outcome of turning a route's flag off after an SLO rollback.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FlagOff {
+    /// The flag.
+    pub flag: String,
+    /// Whether the flag store took the change.
+    pub done: bool,
+    /// What happened, in words (the error when it failed).
+    pub message: String,
+}
+
+impl PinnedBy {
+    /// `admin` or `slo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinnedBy::Admin => "admin",
+            PinnedBy::Slo => "slo",
+        }
+    }
+}
+
+impl PinInfo {
+    /// A pin made now through the admin API.
+    pub fn admin() -> PinInfo {
+        PinInfo {
+            by: PinnedBy::Admin,
+            reason: None,
+            at: Some(now()),
+            flag_off: None,
+        }
+    }
+
+    /// A pin made now by the SLO checker, for `reason`.
+    pub fn slo(reason: String) -> PinInfo {
+        PinInfo {
+            by: PinnedBy::Slo,
+            reason: Some(reason),
+            at: Some(now()),
+            flag_off: None,
+        }
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     pinned: BTreeSet<String>,
+    details: BTreeMap<String, PinInfo>,
     flags: HashMap<String, Arc<AtomicBool>>,
     rollbacks: HashMap<String, Arc<AtomicU64>>,
 }
@@ -31,6 +109,8 @@ struct Inner {
 struct StateFile {
     schema_version: u32,
     pinned: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    details: BTreeMap<String, PinInfo>,
 }
 
 impl Pins {
@@ -45,7 +125,15 @@ impl Pins {
                             path: path.clone(),
                             reason: format!("not a state file: {err}"),
                         })?;
+                    let mut details = state.details;
                     for name in state.pinned {
+                        let info = details.remove(&name).unwrap_or(PinInfo {
+                            by: PinnedBy::Admin,
+                            reason: None,
+                            at: None,
+                            flag_off: None,
+                        });
+                        inner.details.insert(name.clone(), info);
                         inner
                             .flags
                             .insert(name.clone(), Arc::new(AtomicBool::new(true)));
@@ -102,10 +190,44 @@ impl Pins {
         res
     }
 
-    /// Pins (`true`) or unpins route `name`. The pin is in force when this returns, even if
-    /// persisting it fails (the error says so): a rollback must not wait for a disk.
-    /// Returns whether anything changed.
+    /// Who pinned route `name`, why and when; `None` when it is not pinned.
+    pub fn info(&self, name: &str) -> Option<PinInfo> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.details.get(name).cloned()
+    }
+
+    /// Pins route `name` with `info`, unless it is pinned already (then its first reason stays).
+    /// As [`Pins::set`], the pin is in force even when persisting fails; an error means it changed.
+    pub fn pin(&self, name: &str, info: PinInfo) -> Result<bool, Error> {
+        self.change(name, Some(info))
+    }
+
+    /// Records what became of turning the flag of route `name` off, if it is still pinned by the
+    /// SLO checker.
+    pub fn note_flag_off(&self, name: &str, flag_off: FlagOff) -> Result<(), Error> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(info) = inner.details.get_mut(name) else {
+            return Ok(());
+        };
+        if info.by != PinnedBy::Slo {
+            return Ok(());
+        }
+        info.flag_off = Some(flag_off);
+        match &self.file {
+            Some(path) => write_state(path, &inner.pinned, &inner.details),
+            None => Ok(()),
+        }
+    }
+
+    /// Pins (`true`, as the admin API does) or unpins route `name`. The pin is in force when this
+    /// returns, even if persisting it fails (the error says so): a rollback must not wait for a
+    /// disk. Returns whether anything changed.
     pub fn set(&self, name: &str, pinned: bool) -> Result<bool, Error> {
+        self.change(name, pinned.then(PinInfo::admin))
+    }
+
+    fn change(&self, name: &str, info: Option<PinInfo>) -> Result<bool, Error> {
+        let pinned = info.is_some();
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner
             .flags
@@ -117,6 +239,15 @@ impl Pins {
         } else {
             inner.pinned.remove(name)
         };
+        match info {
+            Some(info) if changed => {
+                inner.details.insert(name.to_owned(), info);
+            }
+            Some(_) => {}
+            None => {
+                inner.details.remove(name);
+            }
+        }
         if changed && pinned {
             inner
                 .rollbacks
@@ -125,16 +256,21 @@ impl Pins {
                 .fetch_add(1, Ordering::Relaxed);
         }
         if changed && let Some(path) = &self.file {
-            write_state(path, &inner.pinned)?;
+            write_state(path, &inner.pinned, &inner.details)?;
         }
         Ok(changed)
     }
 }
 
-fn write_state(path: &Path, pinned: &BTreeSet<String>) -> Result<(), Error> {
+fn write_state(
+    path: &Path,
+    pinned: &BTreeSet<String>,
+    details: &BTreeMap<String, PinInfo>,
+) -> Result<(), Error> {
     let state = StateFile {
         schema_version: 1,
         pinned: pinned.clone(),
+        details: details.clone(),
     };
     let fail = |reason: String| Error::State {
         path: path.to_path_buf(),

@@ -8,4 +8,5 @@ mod config;
 mod context;
 mod proxy;
 mod route;
+mod slo;
 mod support;
