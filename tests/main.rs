@@ -10,4 +10,6 @@ mod flags;
 mod fleet;
 /// `fig proxy` and `fig route` in front of the example monolith and service.
 mod proxy;
+/// Automatic rollback when a route's service breaks its SLO.
+mod slo;
 mod support;

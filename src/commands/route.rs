@@ -273,6 +273,15 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
     if rows.len() == 1 {
         out.push_str("(no routes: every request goes to the default upstream)\n");
     }
+    for route in routes["routes"].as_array().into_iter().flatten() {
+        if is_pinned(route) && route["pin"]["by"] == "slo" {
+            out.push_str(&format!(
+                "{} rolled back: {}\n",
+                text(&route["name"]),
+                describe_pin(&route["pin"])
+            ));
+        }
+    }
     if routes["routes"]
         .as_array()
         .is_some_and(|all| all.iter().any(|route| route["flag"].is_string()))
@@ -313,11 +322,16 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
         "state_file": routes["state_file"],
         "routes": all.len(),
         "rolled_back": rolled_back,
+        "pins": all
+            .iter()
+            .filter(|route| is_pinned(route))
+            .map(|route| (text(&route["name"]), route["pin"].clone()))
+            .collect::<serde_json::Map<String, Value>>(),
     });
     if format == Format::Json {
         return Ok(to_json(&doc));
     }
-    let rows = vec![
+    let mut rows = vec![
         ["admin".to_owned(), admin.base.clone()],
         ["health".to_owned(), text(&health.body)],
         ["ready".to_owned(), text(&ready.body)],
@@ -329,6 +343,15 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
                 format!("{} (rolled back: {})", all.len(), rolled_back.join(", "))
             },
         ],
+    ];
+    // One line per rolled-back route: who, when and why.
+    for route in all.iter().filter(|route| is_pinned(route)) {
+        rows.push([
+            format!("  {}", text(&route["name"])),
+            describe_pin(&route["pin"]),
+        ]);
+    }
+    rows.extend([
         [
             "default upstream".to_owned(),
             text(&routes["default_upstream"]),
@@ -340,7 +363,7 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
                 str::to_owned,
             ),
         ],
-    ];
+    ]);
     Ok(align(&rows))
 }
 
@@ -355,6 +378,16 @@ fn pin(admin: &Admin, name: &str, action: Action, format: Format) -> anyhow::Res
         Action::Rollback => "rollback",
         Action::Restore => "restore",
     };
+    // The route as it was: its upstreams make the answer useful, and its pin says whether an SLO
+    // rollback turned its flag off.
+    let route = admin.routes().ok().and_then(|routes| {
+        routes["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|route| route["name"] == name)
+            .cloned()
+    });
     let answer = admin.post(&format!("/routes/{}/{verb}", path_segment(name)))?;
     match answer.status {
         StatusCode::OK => {}
@@ -394,15 +427,6 @@ fn pin(admin: &Admin, name: &str, action: Action, format: Format) -> anyhow::Res
             "changed": changed,
         })));
     }
-    // The route's upstreams make the sentence useful; without them it is still true.
-    let route = admin.routes().ok().and_then(|routes| {
-        routes["routes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|route| route["name"] == name)
-            .cloned()
-    });
     let target = |key: &str| {
         route
             .as_ref()
@@ -414,17 +438,30 @@ fn pin(admin: &Admin, name: &str, action: Action, format: Format) -> anyhow::Res
             target("fallback")
         ),
         (Action::Rollback, false) => format!("route `{name}` was already rolled back\n"),
-        (Action::Restore, true) => format!(
-            "restored route `{name}`: {}\n",
-            match route.as_ref().map(|route| &route["flag"]) {
-                Some(Value::String(flag)) => format!(
-                    "flag `{flag}` decides again between{} and{}",
-                    target("service"),
-                    target("fallback")
-                ),
-                _ => format!("requests go to its service{} again", target("service")),
+        (Action::Restore, true) => {
+            let mut out = format!(
+                "restored route `{name}`: {}\n",
+                match route.as_ref().map(|route| &route["flag"]) {
+                    Some(Value::String(flag)) => format!(
+                        "flag `{flag}` decides again between{} and{}",
+                        target("service"),
+                        target("fallback")
+                    ),
+                    _ => format!("requests go to its service{} again", target("service")),
+                }
+            );
+            let flag_off = route.as_ref().map(|route| &route["pin"]["flag_off"]);
+            if let Some(flag_off) = flag_off
+                && flag_off["done"] == true
+            {
+                out.push_str(&format!(
+                    "note: the SLO rollback turned flag `{}` off; it stays off until you turn it on again (`fig flags enable {}`)\n",
+                    text(&flag_off["flag"]),
+                    text(&flag_off["flag"])
+                ));
             }
-        ),
+            out
+        }
         (Action::Restore, false) => {
             format!("route `{name}` was not rolled back; nothing to restore\n")
         }
@@ -510,8 +547,25 @@ fn describe_flag(route: &Value) -> String {
     }
 }
 
+/// A pin from `GET /routes` in words: `by slo at TIME: REASON; flag ...`.
+fn describe_pin(pin: &Value) -> String {
+    let mut out = format!("by {}", pin["by"].as_str().unwrap_or("admin"));
+    if let Some(at) = pin["at"].as_str() {
+        out.push_str(&format!(" at {at}"));
+    }
+    if let Some(reason) = pin["reason"].as_str() {
+        out.push_str(&format!(": {reason}"));
+    }
+    if let Some(message) = pin["flag_off"]["message"].as_str() {
+        out.push_str(&format!("; {message}"));
+    }
+    out
+}
+
 fn describe_state(route: &Value) -> String {
-    if is_pinned(route) {
+    if is_pinned(route) && route["pin"]["by"] == "slo" {
+        "ROLLED BACK (slo)".to_owned()
+    } else if is_pinned(route) {
         "ROLLED BACK".to_owned()
     } else if route["flag"].is_null() {
         "to service".to_owned()

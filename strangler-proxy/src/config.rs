@@ -957,7 +957,10 @@ fn validate(
             .as_ref()
             .map(|slo| validate_slo(ctx, slo, route.flag.is_some()))
             .transpose()?;
-        if let Some(on) = route.slo.as_ref().and_then(|slo| slo.get_ref().turn_off_flag.as_ref())
+        if let Some(on) = route
+            .slo
+            .as_ref()
+            .and_then(|slo| slo.get_ref().turn_off_flag.as_ref())
             && *on.get_ref()
         {
             turn_off_flags.push(on.span());
@@ -1010,13 +1013,14 @@ fn validate(
                 (None, Some(file)) => Some(ctx.read_secret(file)?),
                 (None, None) => overrides.unleash_admin_token.clone(),
             };
-            unleash_admin = admin_token
-                .filter(|token| !token.is_empty())
-                .map(|token| UnleashAdminConfig {
-                    token,
-                    project: unleash.project.clone(),
-                    environment: unleash.environment.clone(),
-                });
+            unleash_admin =
+                admin_token
+                    .filter(|token| !token.is_empty())
+                    .map(|token| UnleashAdminConfig {
+                        token,
+                        project: unleash.project.clone(),
+                        environment: unleash.environment.clone(),
+                    });
             let token = match (unleash.token, &unleash.token_file) {
                 (Some(token), None) => token,
                 (None, Some(file)) => ctx.read_secret(file)?,
@@ -1450,10 +1454,7 @@ fn validate_slo(
     let turn_off_flag = raw.turn_off_flag.as_ref().is_some_and(|on| *on.get_ref());
     if turn_off_flag && !has_flag {
         let span = raw.turn_off_flag.as_ref().map_or(0..0, Spanned::span);
-        return Err(ctx.error(
-            span,
-            "`turn_off_flag` needs the route to have a `flag`",
-        ));
+        return Err(ctx.error(span, "`turn_off_flag` needs the route to have a `flag`"));
     }
     Ok(crate::slo::SloConfig {
         max_error_rate,

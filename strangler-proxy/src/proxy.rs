@@ -274,7 +274,11 @@ pub(crate) async fn handle(
     if let Some(window) = active.routes.slo_window(&decision) {
         let now = Instant::now();
         let outcome = result.as_ref().map(|(response, ..)| response.status());
-        window.observe(now, now.saturating_duration_since(start), outcome.map_err(|k| *k));
+        window.observe(
+            now,
+            now.saturating_duration_since(start),
+            outcome.map_err(|k| *k),
+        );
     }
 
     let mut response = match result {

@@ -144,12 +144,9 @@ impl BreachKind {
 impl fmt::Display for Breach {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            BreachKind::ErrorRate { rate, max } => write!(
-                f,
-                "slo: 5xx rate {} > {}",
-                percent(*rate),
-                percent(*max)
-            )?,
+            BreachKind::ErrorRate { rate, max } => {
+                write!(f, "slo: 5xx rate {} > {}", percent(*rate), percent(*max))?
+            }
             BreachKind::Latency { p99, max } => write!(
                 f,
                 "slo: p99 latency {} > {}",
@@ -377,9 +374,9 @@ fn short_duration(duration: Duration) -> String {
         return format!("{millis}ms");
     }
     let secs = duration.as_secs_f64();
-    if millis % 60_000 == 0 {
+    if millis.is_multiple_of(60_000) {
         format!("{}m", millis / 60_000)
-    } else if millis % 1000 == 0 {
+    } else if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
         format!("{}s", (secs * 100.0).round() / 100.0)
@@ -468,13 +465,17 @@ impl Registry {
             );
         }
         drop(counters);
-        out.push_str("# HELP fig_proxy_routes_pinned Rolled-back routes, by who rolled them back.\n");
+        out.push_str(
+            "# HELP fig_proxy_routes_pinned Rolled-back routes, by who rolled them back.\n",
+        );
         out.push_str("# TYPE fig_proxy_routes_pinned gauge\n");
         for cause in ["admin", "slo"] {
             let count = pinned.iter().filter(|(_, by)| *by == cause).count();
             let _ = writeln!(out, "fig_proxy_routes_pinned{{cause=\"{cause}\"}} {count}");
         }
-        out.push_str("# HELP fig_proxy_slo_window_requests Requests to the service in the SLO window.\n");
+        out.push_str(
+            "# HELP fig_proxy_slo_window_requests Requests to the service in the SLO window.\n",
+        );
         out.push_str("# TYPE fig_proxy_slo_window_requests gauge\n");
         for (route, stats) in windows {
             let _ = writeln!(
@@ -663,10 +664,12 @@ fn check(proxy: &Proxy, now: Instant, switch: &Arc<FlagSwitch>) {
                     ),
                 }
                 proxy.shared.metrics.slo.count_flag_off(&route, ok);
+                let message =
+                    result.unwrap_or_else(|err| format!("turning flag `{flag}` off failed: {err}"));
                 let flag_off = FlagOff {
                     flag,
                     done: ok,
-                    message: result.unwrap_or_else(|err| format!("failed: {err}")),
+                    message,
                 };
                 if let Err(err) = proxy.shared.pins.note_flag_off(&route, flag_off) {
                     tracing::error!(route = %route, error = %err, "cannot save the flag turn-off in the state file");
@@ -675,4 +678,3 @@ fn check(proxy: &Proxy, now: Instant, switch: &Arc<FlagSwitch>) {
         }
     }
 }
-

@@ -198,12 +198,17 @@ fn latency_buckets_are_ordered_and_bound_their_values() {
         assert!(upper > last, "bucket {idx}");
         last = upper;
     }
-    for micros in [0, 127, 128, 129, 500, 999, 1000, 20_000, 499_999, 500_000, 3_000_000] {
+    for micros in [
+        0, 127, 128, 129, 500, 999, 1000, 20_000, 499_999, 500_000, 3_000_000,
+    ] {
         let latency = Duration::from_micros(micros);
         let idx = latency_bucket(latency);
         assert!(latency < bucket_upper(idx), "{micros}µs in bucket {idx}");
         if idx > 0 {
-            assert!(latency >= bucket_upper(idx - 1), "{micros}µs in bucket {idx}");
+            assert!(
+                latency >= bucket_upper(idx - 1),
+                "{micros}µs in bucket {idx}"
+            );
         }
     }
     // Resolution: a bucket is at most 25% wide.
@@ -367,9 +372,9 @@ fn pins_keep_who_and_why_across_a_restart() {
     let file = dir.path().join("state.json");
     let pins = Pins::open(Some(file.clone())).unwrap();
     let reason = "slo: 5xx rate 62% > 5% over 30s (124 requests)".to_owned();
-    assert_eq!(pins.pin("payments", PinInfo::slo(reason.clone())).unwrap(), true);
+    assert!(pins.pin("payments", PinInfo::slo(reason.clone())).unwrap());
     // A second pin keeps the first reason.
-    assert_eq!(pins.set("payments", true).unwrap(), false);
+    assert!(!pins.set("payments", true).unwrap());
     pins.note_flag_off(
         "payments",
         FlagOff {
@@ -379,10 +384,14 @@ fn pins_keep_who_and_why_across_a_restart() {
         },
     )
     .unwrap();
-    assert_eq!(pins.set("orders", true).unwrap(), true);
+    assert!(pins.set("orders", true).unwrap());
 
     let reopened = Pins::open(Some(file.clone())).unwrap();
-    assert!(reopened.flag("payments").load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        reopened
+            .flag("payments")
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
     let info = reopened.info("payments").expect("pinned");
     assert_eq!(info.by, PinnedBy::Slo);
     assert_eq!(info.reason.as_deref(), Some(reason.as_str()));
@@ -405,5 +414,8 @@ fn a_state_file_without_details_still_loads() {
     let pins = Pins::open(Some(file)).unwrap();
     assert_eq!(pins.pinned(), ["payments"]);
     let info = pins.info("payments").expect("pinned");
-    assert_eq!((info.by, info.reason, info.at), (PinnedBy::Admin, None, None));
+    assert_eq!(
+        (info.by, info.reason, info.at),
+        (PinnedBy::Admin, None, None)
+    );
 }
