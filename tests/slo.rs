@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::support::fig;
 use crate::support::procs::Proc;
+use crate::support::unleash::{DeleteOnDrop, unique_name, unleash_env};
 use crate::support::upstreams::Upstreams;
 
 const TOKEN: &str = "slo-admin-token";
@@ -103,7 +104,7 @@ async fn answer(
         let n = received.fetch_add(1, Ordering::SeqCst);
         let status = if healthy.load(Ordering::SeqCst) {
             "200 OK"
-        } else if path.contains("fail") || (path.contains("flaky") && n % 50 == 0) {
+        } else if path.contains("fail") || (path.contains("flaky") && n.is_multiple_of(50)) {
             "500 Internal Server Error"
         } else {
             if path.contains("slow") {
@@ -627,76 +628,6 @@ fn a_flag_that_cannot_be_turned_off_leaves_the_rollback_in_force() {
 
 // ---- Unleash --------------------------------------------------------------------------------
 
-struct UnleashEnv {
-    url: String,
-    client_token: String,
-    admin_token: String,
-}
-
-fn unleash_env(test: &str) -> Option<UnleashEnv> {
-    let var = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
-    match (
-        var("UNLEASH_URL"),
-        var("UNLEASH_CLIENT_TOKEN"),
-        var("UNLEASH_ADMIN_TOKEN"),
-    ) {
-        (Some(url), Some(client_token), Some(admin_token)) => Some(UnleashEnv {
-            url,
-            client_token,
-            admin_token,
-        }),
-        _ => {
-            let why = "UNLEASH_URL, UNLEASH_CLIENT_TOKEN and UNLEASH_ADMIN_TOKEN are not all set \
-                       (eval \"$(../shared/tools/unleash-dev.sh env)\" after unleash-dev.sh start)";
-            assert!(
-                std::env::var("FIG_REQUIRE_UNLEASH").as_deref() != Ok("1"),
-                "{test}: FIG_REQUIRE_UNLEASH=1 but {why}"
-            );
-            eprintln!("\n*** SKIPPED {test}: {why} ***\n");
-            None
-        }
-    }
-}
-
-fn fig_unleash(env: &UnleashEnv, args: &[&str]) -> Output {
-    fig()
-        .arg("flags")
-        .args([
-            "--unleash",
-            &env.url,
-            "--token",
-            &env.client_token,
-            "--admin-token",
-            &env.admin_token,
-        ])
-        .args(args)
-        .output()
-        .expect("fig runs")
-}
-
-#[track_caller]
-fn fig_unleash_ok(env: &UnleashEnv, args: &[&str]) -> String {
-    let output = fig_unleash(env, args);
-    assert!(
-        output.status.success(),
-        "fig flags {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Archives the test's flag when the test ends, passed or failed.
-struct DeleteOnDrop<'a> {
-    env: &'a UnleashEnv,
-    name: String,
-}
-
-impl Drop for DeleteOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = fig_unleash(self.env, &["delete", &self.name]);
-    }
-}
-
 /// With Unleash, `turn_off_flag` turns the flag off on the server through its Admin API (the
 /// admin token from the environment), so every replica follows.
 #[test]
@@ -704,16 +635,13 @@ fn turn_off_flag_turns_the_flag_off_in_unleash() {
     let Some(env) = unleash_env("turn_off_flag_turns_the_flag_off_in_unleash") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let name = format!("fig-slo-{}-{nanos}", std::process::id());
+    let name = unique_name("fig-slo");
     let _cleanup = DeleteOnDrop {
         env: &env,
         name: name.clone(),
     };
-    fig_unleash_ok(&env, &["create", &name]);
-    fig_unleash_ok(&env, &["enable", &name]);
+    env.flags_ok(&["create", &name]);
+    env.flags_ok(&["enable", &name]);
 
     let api = format!("{}/api", env.url.trim_end_matches('/'));
     let flags = format!(
@@ -748,9 +676,8 @@ fn turn_off_flag_turns_the_flag_off_in_unleash() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(flag_off["done"], true, "{flag_off}");
-    let eval: Value =
-        serde_json::from_str(&fig_unleash_ok(&env, &["eval", &name, "--format", "json"]))
-            .expect("JSON from fig flags eval");
+    let eval: Value = serde_json::from_str(&env.flags_ok(&["eval", &name, "--format", "json"]))
+        .expect("JSON from fig flags eval");
     assert_eq!(
         eval["enabled"], false,
         "the flag is off on the server: {eval}"
