@@ -12,6 +12,7 @@
 //! | POST | `/routes/{name}/rollback` | pins the route to its fallback |
 //! | POST | `/routes/{name}/restore` | lets its flag decide again |
 //! | POST | `/reload` | re-reads the config file; 422 with the error if it is refused |
+//! | GET | `/routes/{name}/diff?limit=N` | shadow-traffic counters and the newest N samples of differences |
 //! | GET | `/metrics` | Prometheus text |
 
 use std::convert::Infallible;
@@ -132,6 +133,7 @@ pub(crate) fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Byt
                 ),
             }
         }
+        (Method::GET, ["routes", name, "diff"]) => diff(proxy, name, req.uri().query()),
         (Method::POST, ["reload"]) => match proxy.reload() {
             Ok(()) => json_response(StatusCode::OK, &json!({"reloaded": true})),
             Err(err) => json_response(
@@ -139,12 +141,13 @@ pub(crate) fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Byt
                 &json!({"reloaded": false, "error": err.to_string()}),
             ),
         },
-        (_, ["routes"] | ["metrics"] | ["reload"] | ["routes", _, "rollback" | "restore"]) => {
-            json_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &json!({"error": format!("{method} is not allowed on {path}")}),
-            )
-        }
+        (
+            _,
+            ["routes"] | ["metrics"] | ["reload"] | ["routes", _, "rollback" | "restore" | "diff"],
+        ) => json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": format!("{method} is not allowed on {path}")}),
+        ),
         _ => json_response(
             StatusCode::NOT_FOUND,
             &json!({"error": format!("no admin endpoint {path}")}),
@@ -280,7 +283,39 @@ fn metrics(proxy: &Proxy) -> String {
         .filter_map(|route| Some((route.name.to_string(), route.slo.as_ref()?.stats(now))))
         .collect();
     shared.metrics.slo.render(&mut out, &pinned, &windows);
+    crate::shadow::render_metrics(&shared.metrics.shadow, &mut out);
     out
+}
+
+/// `GET /routes/{name}/diff`: the route's shadow-traffic summary and samples.
+fn diff(proxy: &Proxy, name: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    let active = proxy.shared.active.load();
+    let Some(route) = active.config.routes.iter().find(|route| route.name == name) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!("no route named `{name}`")}),
+        );
+    };
+    let limit = query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .find_map(|pair| pair.strip_prefix("limit="))
+        .map(str::parse::<usize>);
+    let limit = match limit {
+        None => 10,
+        Some(Ok(limit)) => limit,
+        Some(Err(_)) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "`limit` must be a number"}),
+            );
+        }
+    };
+    let state = proxy.shared.metrics.shadow.get(name);
+    json_response(
+        StatusCode::OK,
+        &crate::shadow::summary(name, state.as_deref(), route.shadow.as_ref(), limit),
+    )
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

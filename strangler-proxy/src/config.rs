@@ -66,6 +66,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Config-file watching.
     pub reload: ReloadConfig,
+    /// Settings shared by every route's shadow traffic.
+    pub shadow: ShadowSettings,
 }
 
 /// Where the access log goes.
@@ -146,6 +148,8 @@ pub struct RouteConfig {
     pub fallback: String,
     /// The service's SLO: when it is broken the route is rolled back (`slo.rs`).
     pub slo: Option<crate::slo::SloConfig>,
+    /// Mirroring of a share of its requests to another upstream, with response comparison.
+    pub shadow: Option<ShadowConfig>,
 }
 
 /// What a route matches. All given conditions must hold.
@@ -401,6 +405,8 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     reload: RawReload,
+    #[serde(default)]
+    shadow: RawShadowSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -457,6 +463,7 @@ struct RawRoute {
     flag: Option<Spanned<String>>,
     fallback: Option<Spanned<String>>,
     slo: Option<Spanned<RawSlo>>,
+    shadow: Option<Spanned<RawShadow>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -740,6 +747,7 @@ fn validate(
         flags,
         admin,
         reload,
+        shadow,
     } = raw;
 
     // Command-line overrides of upstreams go in before validation so routes can name them.
@@ -974,6 +982,10 @@ fn validate(
                 .fallback
                 .map_or_else(|| default_upstream.clone(), Spanned::into_inner),
             slo,
+            shadow: route
+                .shadow
+                .map(|raw| validate_shadow(ctx, raw, &upstream_exists))
+                .transpose()?,
         });
     }
 
@@ -1126,6 +1138,7 @@ fn validate(
         poll_interval: ctx.duration(reload.poll_interval.as_ref(), Duration::from_secs(1))?,
     };
 
+    let shadow = validate_shadow_settings(ctx, shadow, state_file.as_deref())?;
     Ok(Config {
         path: path.map(Path::to_path_buf),
         listen,
@@ -1151,6 +1164,7 @@ fn validate(
             token: admin_token,
         },
         reload,
+        shadow,
     })
 }
 
@@ -1462,5 +1476,198 @@ fn validate_slo(
         window,
         min_requests,
         turn_off_flag,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shadow traffic (`[[routes]] shadow = {...}` and `[shadow]`).
+
+/// Mirroring of a share of a route's requests to another upstream.
+#[derive(Debug, Clone)]
+pub struct ShadowConfig {
+    /// Share of users (0 to 100) whose requests are mirrored, sticky per user.
+    pub percent: u8,
+    /// Where copies go.
+    pub target: ShadowTarget,
+    /// Methods that are mirrored; methods other than GET, HEAD and OPTIONS are opt-in.
+    pub methods: Vec<Method>,
+    /// Response headers whose values are compared.
+    pub compare_headers: Vec<HeaderName>,
+    /// JSON paths left out of the body comparison, e.g. `/items/*/id`.
+    pub ignore: Vec<crate::diff::IgnorePattern>,
+    /// Largest request body copied for the shadow; a larger one is not mirrored.
+    pub max_request_body: u64,
+    /// Largest response body kept for the comparison, on each side.
+    pub max_response_body: u64,
+    /// Time the shadow upstream has to answer, body included.
+    pub timeout: Duration,
+    /// Differences kept as samples (newest first).
+    pub samples: usize,
+}
+
+/// Where a route's shadow copies go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShadowTarget {
+    /// Whichever of `service` and `fallback` did not answer.
+    Other,
+    /// This upstream, always.
+    Upstream(String),
+}
+
+/// Settings shared by every route's shadow traffic.
+#[derive(Debug, Clone)]
+pub struct ShadowSettings {
+    /// Shadow requests in flight at most, over all routes; beyond it copies are dropped.
+    pub max_concurrent: usize,
+    /// Where samples of differences are kept; `None` keeps them in memory only.
+    pub dir: Option<PathBuf>,
+}
+
+/// The methods mirrored when a route does not list its own: the safe ones (RFC 9110 9.2.1).
+pub const SHADOW_SAFE_METHODS: [Method; 3] = [Method::GET, Method::HEAD, Method::OPTIONS];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShadow {
+    percent: Option<Spanned<i64>>,
+    target: Option<Spanned<String>>,
+    methods: Option<Vec<Spanned<String>>>,
+    compare_headers: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    ignore: Vec<Spanned<String>>,
+    max_request_body: Option<Spanned<toml::Value>>,
+    max_response_body: Option<Spanned<toml::Value>>,
+    timeout: Option<Spanned<String>>,
+    samples: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShadowSettings {
+    max_concurrent: Option<Spanned<i64>>,
+    dir: Option<Spanned<String>>,
+}
+
+fn validate_shadow(
+    ctx: &Ctx<'_>,
+    raw: Spanned<RawShadow>,
+    upstream_exists: &dyn Fn(&str) -> bool,
+) -> Result<ShadowConfig, ConfigError> {
+    let raw = raw.into_inner();
+    let percent = match &raw.percent {
+        None => 100,
+        Some(value) => u8::try_from(*value.get_ref())
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| ctx.error(value.span(), "`percent` must be between 0 and 100"))?,
+    };
+    let target = match &raw.target {
+        None => ShadowTarget::Other,
+        Some(name) if name.get_ref() == "other" => ShadowTarget::Other,
+        Some(name) if upstream_exists(name.get_ref()) => {
+            ShadowTarget::Upstream(name.get_ref().clone())
+        }
+        Some(name) => {
+            return Err(ctx.error(
+                name.span(),
+                format!(
+                    "no upstream named `{}`; `target` is an upstream name or \"other\"",
+                    name.get_ref()
+                ),
+            ));
+        }
+    };
+    let methods = match &raw.methods {
+        None => SHADOW_SAFE_METHODS.to_vec(),
+        Some(list) => {
+            let mut methods = Vec::with_capacity(list.len());
+            for method in list {
+                let upper = method.get_ref().to_ascii_uppercase();
+                methods.push(Method::from_bytes(upper.as_bytes()).map_err(|_| {
+                    ctx.error(
+                        method.span(),
+                        format!("invalid method `{}`", method.get_ref()),
+                    )
+                })?);
+            }
+            methods
+        }
+    };
+    let compare_headers = match &raw.compare_headers {
+        None => vec![http::header::CONTENT_TYPE],
+        Some(list) => list
+            .iter()
+            .map(|name| {
+                HeaderName::try_from(name.get_ref().as_str()).map_err(|_| {
+                    ctx.error(
+                        name.span(),
+                        format!("invalid header name `{}`", name.get_ref()),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let ignore = raw
+        .ignore
+        .iter()
+        .map(|path| {
+            crate::diff::IgnorePattern::parse(path.get_ref())
+                .map_err(|reason| ctx.error(path.span(), reason))
+        })
+        .collect::<Result<_, _>>()?;
+    let size = |value: Option<&Spanned<toml::Value>>, default: u64| {
+        value.map_or(Ok(default), |value| ctx.size(value))
+    };
+    let samples = match &raw.samples {
+        None => 20,
+        Some(value) => usize::try_from(*value.get_ref())
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ctx.error(value.span(), "`samples` must be between 1 and 1000"))?,
+    };
+    Ok(ShadowConfig {
+        percent,
+        target,
+        methods,
+        compare_headers,
+        ignore,
+        max_request_body: size(raw.max_request_body.as_ref(), 64 << 10)?,
+        max_response_body: size(raw.max_response_body.as_ref(), 1 << 20)?,
+        timeout: ctx.duration(raw.timeout.as_ref(), Duration::from_secs(5))?,
+        samples,
+    })
+}
+
+fn validate_shadow_settings(
+    ctx: &Ctx<'_>,
+    raw: RawShadowSettings,
+    state_file: Option<&Path>,
+) -> Result<ShadowSettings, ConfigError> {
+    let max_concurrent = match &raw.max_concurrent {
+        None => 64,
+        Some(value) => usize::try_from(*value.get_ref())
+            .ok()
+            .filter(|n| (1..=65_536).contains(n))
+            .ok_or_else(|| {
+                ctx.error(value.span(), "`max_concurrent` must be between 1 and 65536")
+            })?,
+    };
+    let dir = match &raw.dir {
+        Some(dir) => Some(ctx.path(dir.get_ref())),
+        // Next to the state file: `fig-proxy.state.json` -> `fig-proxy.shadow/`.
+        None => state_file.map(|file| {
+            let name = file
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let stem = name
+                .strip_suffix(".state.json")
+                .or_else(|| name.strip_suffix(".json"))
+                .unwrap_or(&name);
+            file.with_file_name(format!("{stem}.shadow"))
+        }),
+    };
+    Ok(ShadowSettings {
+        max_concurrent,
+        dir,
     })
 }

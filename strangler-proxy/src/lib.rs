@@ -15,17 +15,20 @@
 //! `context` (the flag context of a request), `upstream` (pools, balancing, health checks),
 //! `proxy` (the hyper service), `serve` (listeners, reload, drain), `admin` (the admin API),
 //! `metrics`, `state` (persisted rollbacks), `slo` (automatic rollback when a service breaks its
-//! SLO), `flags` (the [`FlagSource`] trait), `error`.
+//! SLO), `shadow` (mirrored requests) and `diff` (response comparison), `flags` (the
+//! [`FlagSource`] trait), `error`.
 
 pub mod admin;
 pub mod config;
 pub mod context;
+pub mod diff;
 pub mod error;
 pub mod flags;
 pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod serve;
+pub mod shadow;
 pub mod slo;
 pub mod state;
 pub mod upstream;

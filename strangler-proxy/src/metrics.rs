@@ -82,6 +82,8 @@ pub struct Metrics {
     pub reloads_failed: AtomicU64,
     /// SLO windows and what the SLO checker did (`slo.rs`).
     pub slo: crate::slo::Registry,
+    /// Shadow traffic counters and samples, by route.
+    pub shadow: crate::shadow::Registry,
 }
 
 impl Metrics {

@@ -50,6 +50,8 @@ static HOP_BY_HOP: [&HeaderName; 8] = [
 pub struct RequestBody {
     inner: Incoming,
     remaining: u64,
+    /// A copy for shadow traffic, if the request is mirrored and has a body.
+    tee: Option<crate::shadow::Tee>,
 }
 
 /// Why a request body stopped.
@@ -71,7 +73,12 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let end_stream = self.inner.is_end_stream();
+        if let Some(tee) = &mut self.tee {
+            tee.observe(&polled, end_stream);
+        }
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
@@ -110,6 +117,8 @@ enum BodyKind {
         _slot: InFlight,
         /// The connection, returned to its pool when the body has been read to the end.
         conn: Option<(Sender, Arc<Address>)>,
+        /// A copy for shadow traffic, if the request is mirrored.
+        tee: Option<crate::shadow::Tee>,
     },
     Full(Option<Bytes>),
 }
@@ -130,12 +139,18 @@ impl ProxyBody {
         }
     }
 
-    fn upstream(body: Incoming, slot: InFlight, conn: (Sender, Arc<Address>)) -> ProxyBody {
+    fn upstream(
+        body: Incoming,
+        slot: InFlight,
+        conn: (Sender, Arc<Address>),
+        tee: Option<crate::shadow::Tee>,
+    ) -> ProxyBody {
         ProxyBody {
             kind: BodyKind::Upstream {
                 body,
                 _slot: slot,
                 conn: Some(conn),
+                tee,
             },
         }
     }
@@ -153,9 +168,12 @@ impl Drop for ProxyBody {
     fn drop(&mut self) {
         // A body the server never polled (HEAD, 204, empty) is complete; anything else was cut
         // short and its connection is unusable, so it is dropped and closes.
-        if let BodyKind::Upstream { body, .. } = &self.kind
+        if let BodyKind::Upstream { body, tee, .. } = &mut self.kind
             && body.is_end_stream()
         {
+            if let Some(tee) = tee {
+                tee.end();
+            }
             self.release();
         }
     }
@@ -170,8 +188,11 @@ impl Body for ProxyBody {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match &mut self.kind {
-            BodyKind::Upstream { body, .. } => {
-                let polled = Pin::new(body).poll_frame(cx);
+            BodyKind::Upstream { body, tee, .. } => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                if let Some(tee) = tee {
+                    tee.observe(&polled, body.is_end_stream());
+                }
                 if let Poll::Ready(None) = polled {
                     self.release();
                 }
@@ -231,6 +252,15 @@ pub(crate) async fn handle(
         upstream = &*upstream.name,
         reason = decision.reason.as_str(),
     );
+    // Shadow traffic: chosen before the head is rewritten, as the flag context is.
+    let shadow_plan = decision
+        .route
+        .and_then(|idx| active.routes.routes()[idx].shadow.as_ref())
+        .filter(|plan| {
+            client_upgrade.is_none()
+                && plan.selects(&parts.method, || active.context.build(&parts, peer.ip()))
+        });
+    let mut shadow = None;
 
     let result = async {
         if parts.method == Method::CONNECT {
@@ -254,9 +284,16 @@ pub(crate) async fn handle(
             active.config.preserve_host,
             &address,
         )?;
+        let tee = shadow_plan.and_then(|plan| {
+            let (pending, tee) =
+                crate::shadow::start(plan, &parts, &body, decision.upstream, &active.upstreams)?;
+            shadow = Some(pending);
+            tee
+        });
         let body = RequestBody {
             inner: body,
             remaining: limit.unwrap_or(u64::MAX),
+            tee,
         };
         let request = Request::from_parts(parts, body);
         let sent = send(&address, request, active.config.timeouts.connect);
@@ -313,7 +350,10 @@ pub(crate) async fn handle(
                 remove_hop_by_hop(&mut parts.headers);
                 parts.headers.append(header::VIA, via(parts.version));
                 parts.version = client_version;
-                Response::from_parts(parts, ProxyBody::upstream(body, slot, conn))
+                let tee = shadow
+                    .take()
+                    .map(|pending| pending.primary(parts.status, &parts.headers));
+                Response::from_parts(parts, ProxyBody::upstream(body, slot, conn, tee))
             }
         }
         Err(kind) => {

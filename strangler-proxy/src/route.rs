@@ -54,6 +54,8 @@ pub struct CompiledRoute {
     pub fallback_series: Arc<Series>,
     /// The SLO window of requests sent to the service, if the route has an SLO.
     pub slo: Option<Arc<crate::slo::Window>>,
+    /// Shadow traffic, if the route has `shadow`.
+    pub shadow: Option<Arc<crate::shadow::RouteShadow>>,
 }
 
 #[derive(Debug)]
@@ -154,6 +156,11 @@ impl RouteTable {
                 .position(|up| up.name == name)
                 .unwrap_or_default()
         };
+        let shadow_engine = config
+            .routes
+            .iter()
+            .any(|route| route.shadow.is_some())
+            .then(|| Arc::new(crate::shadow::Engine::new(config)));
         let routes = config
             .routes
             .iter()
@@ -171,6 +178,18 @@ impl RouteTable {
                     .slo
                     .as_ref()
                     .map(|slo| metrics.slo.window(&route.name, slo)),
+                shadow: route.shadow.as_ref().zip(shadow_engine.as_ref()).map(
+                    |(shadow, engine)| {
+                        Arc::new(crate::shadow::RouteShadow::compile(
+                            &route.name,
+                            shadow,
+                            (index(&route.service), index(&route.fallback)),
+                            config,
+                            engine,
+                            &metrics.shadow,
+                        ))
+                    },
+                ),
             })
             .collect();
         RouteTable {
