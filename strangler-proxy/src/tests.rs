@@ -6,6 +6,7 @@
 mod admin;
 mod config;
 mod context;
+mod diff;
 mod proxy;
 mod route;
 mod slo;

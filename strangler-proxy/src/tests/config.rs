@@ -363,3 +363,80 @@ fn context_properties() {
         "fig-proxy.toml:2:25: unknown source kind `query`; use `header`, `cookie` or `jwt`",
     );
 }
+
+const SHADOWED: &str = "[upstreams.monolith]\naddresses = [\"http://127.0.0.1:8080\"]\n[upstreams.svc]\naddresses = [\"http://127.0.0.1:9000\"]\n[[routes]]\nname = \"items\"\nmatch = { prefix = \"/items\" }\nservice = \"svc\"\nflag = \"f\"\n";
+
+#[test]
+fn shadow_defaults_and_full_table_load() {
+    let path = std::path::Path::new("/srv/fig/fig-proxy.toml");
+    let text = format!("{SHADOWED}shadow = {{}}\n");
+    let config = Config::parse(&text, Some(path), &Overrides::default()).unwrap();
+    let shadow = config.routes[0].shadow.as_ref().unwrap();
+    assert_eq!(shadow.percent, 100);
+    assert_eq!(shadow.target, crate::config::ShadowTarget::Other);
+    assert_eq!(shadow.methods, crate::config::SHADOW_SAFE_METHODS.to_vec());
+    assert_eq!(shadow.compare_headers, vec![http::header::CONTENT_TYPE]);
+    assert_eq!(shadow.max_request_body, 64 << 10);
+    assert_eq!(shadow.max_response_body, 1 << 20);
+    assert_eq!(shadow.timeout, Duration::from_secs(5));
+    assert_eq!(shadow.samples, 20);
+    assert_eq!(config.shadow.max_concurrent, 64);
+    assert_eq!(
+        config.shadow.dir.as_deref(),
+        Some(std::path::Path::new("/srv/fig/fig-proxy.shadow"))
+    );
+
+    let text = format!(
+        "{SHADOWED}shadow = {{ percent = 25, target = \"monolith\", methods = [\"get\", \"POST\"], compare_headers = [\"etag\"], ignore = [\"/items/*/id\"], max_request_body = \"1KiB\", max_response_body = 2048, timeout = \"750ms\", samples = 5 }}\n[shadow]\nmax_concurrent = 8\ndir = \"diffs\"\n"
+    );
+    let config = Config::parse(&text, Some(path), &Overrides::default()).unwrap();
+    let shadow = config.routes[0].shadow.as_ref().unwrap();
+    assert_eq!(shadow.percent, 25);
+    assert_eq!(
+        shadow.target,
+        crate::config::ShadowTarget::Upstream("monolith".to_owned())
+    );
+    assert_eq!(shadow.methods, vec![http::Method::GET, http::Method::POST]);
+    assert_eq!(shadow.max_request_body, 1024);
+    assert_eq!(shadow.max_response_body, 2048);
+    assert_eq!(shadow.timeout, Duration::from_millis(750));
+    assert_eq!(config.shadow.max_concurrent, 8);
+    assert_eq!(
+        config.shadow.dir.as_deref(),
+        Some(std::path::Path::new("/srv/fig/diffs"))
+    );
+}
+
+#[test]
+fn shadow_percent_out_of_range() {
+    check_error(
+        &format!("{SHADOWED}shadow = {{ percent = 150 }}\n"),
+        "fig-proxy.toml:10:22: `percent` must be between 0 and 100",
+    );
+}
+
+#[test]
+fn shadow_target_unknown() {
+    check_error(
+        &format!("{SHADOWED}shadow = {{ target = \"nope\" }}\n"),
+        "fig-proxy.toml:10:21: no upstream named `nope`; `target` is an upstream name or \"other\"",
+    );
+}
+
+#[test]
+fn shadow_ignore_path_without_slash() {
+    check_error(
+        &format!("{SHADOWED}shadow = {{ ignore = [\"items/*/id\"] }}\n"),
+        "fig-proxy.toml:10:22: ignore path `items/*/id` must start with `/`, e.g. \"/items/*/id\"",
+    );
+}
+
+#[test]
+fn shadow_unknown_key() {
+    let text = format!("{SHADOWED}shadow = {{ percnt = 5 }}\n");
+    let err = Config::parse(&text, Some(std::path::Path::new("fig-proxy.toml")), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("fig-proxy.toml:10:"), "{err}");
+    assert!(err.contains("unknown field `percnt`"), "{err}");
+}
