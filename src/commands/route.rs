@@ -3,11 +3,12 @@
 //! Every subcommand is one or two calls to the proxy's admin API (`strangler_proxy::admin`):
 //! `list` and `status` read `GET /routes` (and `status` also `/healthz` and `/readyz`),
 //! `rollback NAME` and `restore NAME` post to `/routes/NAME/rollback|restore`, and `reload` posts
-//! to `/reload`. The admin API answers a rollback only once it is in force, so when `fig route
+//! to `/reload`, and `diff NAME` reads `GET /routes/NAME/diff` (shadow traffic). The admin API answers a rollback only once it is in force, so when `fig route
 //! rollback` returns, the next request already goes to the route's fallback.
 //!
 //! The token comes from `--token`, else `--token-file`, else `$FIG_ADMIN_TOKEN`. Output is a
-//! table for a person or `--format json` for scripts (`list` prints the admin API's own document).
+//! table for a person or `--format json` for scripts (`list` and `diff` print the admin API's own
+//! document); `diff` also renders a self-contained HTML page with `--format html`.
 //! Every failure (unreachable admin API, refused token, unknown route, refused config) is one line
 //! on stderr and exit code 2.
 
@@ -49,9 +50,12 @@ pub struct Args {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Aligned text for a person.
+    #[value(alias = "text")]
     Table,
     /// One JSON document with a `schema_version`, for scripts.
     Json,
+    /// A self-contained HTML page (only `fig route diff`).
+    Html,
 }
 
 /// The `fig route` subcommands.
@@ -75,17 +79,30 @@ pub enum RouteCommand {
     /// Re-read the proxy's config file; a config with a mistake is refused and the old one
     /// keeps serving.
     Reload,
+    /// How a route's shadow traffic compares: counts, % different, the most common differing
+    /// paths, and the newest samples with their field-level differences.
+    Diff {
+        /// The route's name, as in `fig route list`.
+        name: String,
+        /// How many samples to show.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        limit: usize,
+    },
 }
 
 /// Runs `fig route`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let admin = Admin::new(&args)?;
+    if args.format == Format::Html && !matches!(args.command, RouteCommand::Diff { .. }) {
+        bail!("--format html is only for `fig route diff`; use table or json");
+    }
     let text = match &args.command {
         RouteCommand::List => list(&admin, args.format)?,
         RouteCommand::Status => status(&admin, args.format)?,
         RouteCommand::Rollback { name } => pin(&admin, name, Action::Rollback, args.format)?,
         RouteCommand::Restore { name } => pin(&admin, name, Action::Restore, args.format)?,
         RouteCommand::Reload => reload(&admin, args.format)?,
+        RouteCommand::Diff { name, limit } => diff(&admin, name, *limit, args.format)?,
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -594,6 +611,200 @@ fn align<const N: usize>(rows: &[[String; N]]) -> String {
         }
         out.push_str(line.trim_end());
         out.push('\n');
+    }
+    out
+}
+
+fn diff(admin: &Admin, name: &str, limit: usize, format: Format) -> anyhow::Result<String> {
+    let answer = admin.get(&format!("/routes/{}/diff?limit={limit}", path_segment(name)))?;
+    match answer.status {
+        StatusCode::OK => {}
+        StatusCode::NOT_FOUND => bail!("{}", error_text(&answer.body)),
+        status => bail!(
+            "GET /routes/{name}/diff answered {status}: {}",
+            error_text(&answer.body)
+        ),
+    }
+    let doc = answer.body;
+    match format {
+        Format::Json => Ok(to_json(&doc)),
+        Format::Html => templates::render_diff_html(
+            &diff_report(&doc),
+            &crate::commands::analyze::meta(),
+        )
+        .context("cannot render the diff page"),
+        Format::Table => Ok(diff_text(&doc)),
+    }
+}
+
+/// One line on how the route is shadowed.
+fn diff_setup(doc: &Value) -> String {
+    let shadow = &doc["shadow"];
+    if shadow.is_null() {
+        return "shadow traffic is not configured for this route".to_owned();
+    }
+    let methods: Vec<&str> = shadow["methods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let target = match shadow["target"].as_str() {
+        Some("other") | None => "the upstream that did not answer".to_owned(),
+        Some(name) => format!("`{name}`"),
+    };
+    format!(
+        "{}% of users' {} requests are copied to {target}",
+        shadow["percent"],
+        methods.join(", ")
+    )
+}
+
+fn count(doc: &Value, key: &str) -> u64 {
+    doc["counts"][key].as_u64().unwrap_or(0)
+}
+
+fn sum(doc: &Value, key: &str) -> u64 {
+    doc["counts"][key]
+        .as_object()
+        .into_iter()
+        .flat_map(|map| map.values())
+        .filter_map(Value::as_u64)
+        .sum()
+}
+
+fn diff_counts(doc: &Value) -> Vec<(String, u64)> {
+    vec![
+        ("mirrored".to_owned(), count(doc, "mirrored")),
+        ("compared".to_owned(), count(doc, "compared")),
+        ("equal".to_owned(), count(doc, "equal")),
+        ("different".to_owned(), count(doc, "different")),
+        ("shadow errors".to_owned(), count(doc, "errors")),
+        ("not compared".to_owned(), sum(doc, "skipped")),
+        ("dropped".to_owned(), sum(doc, "dropped")),
+    ]
+}
+
+fn side(value: &Value) -> String {
+    let upstream = text(&value["upstream"]);
+    match value["status"].as_u64() {
+        Some(status) => format!("{upstream} {status}"),
+        None => format!("{upstream} failed"),
+    }
+}
+
+fn field_value(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| "(absent)".to_owned(), str::to_owned)
+}
+
+/// The admin API's diff document, reshaped for the text and HTML output.
+fn diff_report(doc: &Value) -> templates::DiffReport {
+    let samples = doc["samples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|sample| {
+            let differences: Vec<templates::FieldDiff> = sample["differences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|difference| templates::FieldDiff {
+                    path: text(&difference["path"]),
+                    primary: field_value(&difference["primary"]),
+                    shadow: field_value(&difference["shadow"]),
+                    detail: difference["detail"].as_str().unwrap_or("").to_owned(),
+                })
+                .collect();
+            let total = usize::try_from(sample["total_differences"].as_u64().unwrap_or(0))
+                .unwrap_or(usize::MAX);
+            templates::DiffSample {
+                time: text(&sample["time"]),
+                request: format!("{} {}", text(&sample["method"]), text(&sample["uri"])),
+                primary: side(&sample["primary"]),
+                shadow: side(&sample["shadow"]),
+                error: sample["shadow"]["error"].as_str().map(str::to_owned),
+                more: total.saturating_sub(differences.len()),
+                differences,
+            }
+        })
+        .collect();
+    templates::DiffReport {
+        route: text(&doc["route"]),
+        setup: diff_setup(doc),
+        counts: diff_counts(doc),
+        different_percent: format!(
+            "{:.1}%",
+            doc["counts"]["different_percent"].as_f64().unwrap_or(0.0)
+        ),
+        top_paths: doc["top_paths"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|entry| (text(&entry["path"]), entry["count"].as_u64().unwrap_or(0)))
+            .collect(),
+        samples,
+    }
+}
+
+fn diff_text(doc: &Value) -> String {
+    let report = diff_report(doc);
+    let mut out = format!("route `{}`: {}\n", report.route, report.setup);
+    let mut header = [const { String::new() }; 7];
+    let mut values = [const { String::new() }; 7];
+    for (idx, (name, value)) in report.counts.iter().enumerate().take(7) {
+        header[idx] = name.to_uppercase();
+        values[idx] = if name == "different" {
+            format!("{value} ({})", report.different_percent)
+        } else {
+            value.to_string()
+        };
+    }
+    out.push_str(&align(&[header, values]));
+    let kinds: Vec<String> = ["status", "header", "body"]
+        .iter()
+        .map(|kind| {
+            format!(
+                "{kind} {}",
+                doc["counts"]["different_by_kind"][*kind].as_u64().unwrap_or(0)
+            )
+        })
+        .collect();
+    out.push_str(&format!("different by kind: {}\n", kinds.join(", ")));
+    if report.top_paths.is_empty() {
+        out.push_str("no differences recorded\n");
+    } else {
+        out.push_str("most common differing paths:\n");
+        for (path, count) in &report.top_paths {
+            out.push_str(&format!("  {count:>6}  {path}\n"));
+        }
+    }
+    if !report.samples.is_empty() {
+        out.push_str("samples, newest first:\n");
+    }
+    for sample in &report.samples {
+        out.push_str(&format!(
+            "  {}  {}\n    primary {}, shadow {}\n",
+            sample.time, sample.request, sample.primary, sample.shadow
+        ));
+        if let Some(error) = &sample.error {
+            out.push_str(&format!("    shadow failed: {error}\n"));
+        }
+        for difference in &sample.differences {
+            let detail = if difference.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", difference.detail)
+            };
+            out.push_str(&format!(
+                "    {}: {} -> {}{detail}\n",
+                difference.path, difference.primary, difference.shadow
+            ));
+        }
+        if sample.more > 0 {
+            out.push_str(&format!("    and {} more\n", sample.more));
+        }
     }
     out
 }

@@ -1,6 +1,6 @@
 //! Askama templates: the HTML report and generated interface code.
 //!
-//! The templates live in `report/` (the HTML page) and `codegen/` (trait code, manifests, the
+//! The templates live in `report/` (the HTML report and the shadow-traffic diff page) and `codegen/` (trait code, manifests, the
 //! extraction plan); `askama.toml` points askama at both. The Rust side holds view structs that
 //! reshape a [`analyzer::report::Report`] for a template, and the graph layout for the SVG.
 //!
@@ -8,8 +8,10 @@
 //! analyzer; this crate decides only how they look.
 
 pub mod codegen;
+pub mod diff;
 pub mod layout;
 pub mod report;
 
 pub use codegen::{EmittedFile, emit};
+pub use diff::{DiffReport, DiffSample, FieldDiff, render_diff_html};
 pub use report::{Meta, render_html};
