@@ -10,6 +10,8 @@ mod flags;
 mod fleet;
 /// `fig proxy` and `fig route` in front of the example monolith and service.
 mod proxy;
+/// Shadow traffic: mirrored requests, response diffs, `fig route diff`.
+mod shadow;
 /// Automatic rollback when a route's service breaks its SLO.
 mod slo;
 mod support;

@@ -616,7 +616,10 @@ fn align<const N: usize>(rows: &[[String; N]]) -> String {
 }
 
 fn diff(admin: &Admin, name: &str, limit: usize, format: Format) -> anyhow::Result<String> {
-    let answer = admin.get(&format!("/routes/{}/diff?limit={limit}", path_segment(name)))?;
+    let answer = admin.get(&format!(
+        "/routes/{}/diff?limit={limit}",
+        path_segment(name)
+    ))?;
     match answer.status {
         StatusCode::OK => {}
         StatusCode::NOT_FOUND => bail!("{}", error_text(&answer.body)),
@@ -628,11 +631,10 @@ fn diff(admin: &Admin, name: &str, limit: usize, format: Format) -> anyhow::Resu
     let doc = answer.body;
     match format {
         Format::Json => Ok(to_json(&doc)),
-        Format::Html => templates::render_diff_html(
-            &diff_report(&doc),
-            &crate::commands::analyze::meta(),
-        )
-        .context("cannot render the diff page"),
+        Format::Html => {
+            templates::render_diff_html(&diff_report(&doc), &crate::commands::analyze::meta())
+                .context("cannot render the diff page")
+        }
         Format::Table => Ok(diff_text(&doc)),
     }
 }
@@ -767,7 +769,9 @@ fn diff_text(doc: &Value) -> String {
         .map(|kind| {
             format!(
                 "{kind} {}",
-                doc["counts"]["different_by_kind"][*kind].as_u64().unwrap_or(0)
+                doc["counts"]["different_by_kind"][*kind]
+                    .as_u64()
+                    .unwrap_or(0)
             )
         })
         .collect();

@@ -434,9 +434,13 @@ fn shadow_ignore_path_without_slash() {
 #[test]
 fn shadow_unknown_key() {
     let text = format!("{SHADOWED}shadow = {{ percnt = 5 }}\n");
-    let err = Config::parse(&text, Some(std::path::Path::new("fig-proxy.toml")), &Overrides::default())
-        .unwrap_err()
-        .to_string();
+    let err = Config::parse(
+        &text,
+        Some(std::path::Path::new("fig-proxy.toml")),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("fig-proxy.toml:10:"), "{err}");
     assert!(err.contains("unknown field `percnt`"), "{err}");
 }

@@ -58,8 +58,16 @@ fn check_full(
             .iter()
             .map(|d| {
                 let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "(absent)".to_owned());
-                let detail = d.detail.as_ref().map_or_else(String::new, |d| format!(" ({d})"));
-                format!("{}: {} -> {}{detail}", d.path, side(&d.primary), side(&d.shadow))
+                let detail = d
+                    .detail
+                    .as_ref()
+                    .map_or_else(String::new, |d| format!(" ({d})"));
+                format!(
+                    "{}: {} -> {}{detail}",
+                    d.path,
+                    side(&d.primary),
+                    side(&d.shadow)
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -106,7 +114,12 @@ fn missing_and_extra_keys_are_reported() {
 /// JSON has one number type (RFC 8259, section 6): `1` and `1.0` are the same value.
 #[test]
 fn integer_and_float_of_the_same_value_are_equal() {
-    check(r#"{"n": 1, "m": 2.50}"#, r#"{"n": 1.0, "m": 2.5}"#, &[], "equal");
+    check(
+        r#"{"n": 1, "m": 2.50}"#,
+        r#"{"n": 1.0, "m": 2.5}"#,
+        &[],
+        "equal",
+    );
 }
 
 #[test]
@@ -156,7 +169,12 @@ fn an_ignored_path_covers_its_subtree_and_absence() {
 
 #[test]
 fn pointer_segments_are_escaped() {
-    check(r#"{"a/b": 1, "c~d": 2}"#, r#"{"a/b": 2, "c~d": 3}"#, &[], "/a~1b: 1 -> 2\n/c~0d: 2 -> 3");
+    check(
+        r#"{"a/b": 1, "c~d": 2}"#,
+        r#"{"a/b": 2, "c~d": 3}"#,
+        &[],
+        "/a~1b: 1 -> 2\n/c~0d: 2 -> 3",
+    );
 }
 
 #[test]
@@ -172,7 +190,12 @@ fn non_json_bodies_are_compared_by_bytes() {
 
 #[test]
 fn a_body_that_is_a_prefix_differs_at_its_end() {
-    check("abc", "abcdef", &[], "body: 3 bytes -> 6 bytes (first difference at byte 3)");
+    check(
+        "abc",
+        "abcdef",
+        &[],
+        "body: 3 bytes -> 6 bytes (first difference at byte 3)",
+    );
 }
 
 #[test]
@@ -188,7 +211,11 @@ fn json_against_non_json_is_compared_by_bytes() {
 #[test]
 fn status_and_chosen_headers_are_compared() {
     check_full(
-        (200, &[("content-type", "application/json"), ("date", "x")], "{}"),
+        (
+            200,
+            &[("content-type", "application/json"), ("date", "x")],
+            "{}",
+        ),
         (404, &[("content-type", "text/plain"), ("date", "y")], "{}"),
         &[],
         "status: 200 -> 404\nheader:content-type: application/json -> text/plain",
@@ -211,5 +238,8 @@ fn buckets_are_sticky_and_spread() {
         .collect();
     assert!(buckets.iter().all(|b| (1..=100).contains(b)));
     let low = buckets.iter().filter(|b| **b <= 50).count();
-    assert!((400..=600).contains(&low), "{low} of 1000 users in the lower half");
+    assert!(
+        (400..=600).contains(&low),
+        "{low} of 1000 users in the lower half"
+    );
 }
