@@ -755,9 +755,15 @@ fn replicas_keep_routing_while_unleash_is_away() {
         .status()
         .expect("kill runs");
     assert!(killed.success());
-    wait_until("replica 2 is started again", EVENTUALLY, || {
-        demo.proc.stderr()[stderr_before..].contains("fig demo: replica 2 is back")
-    });
+    let restarted = Instant::now();
+    while !demo.proc.stderr()[stderr_before..].contains("fig demo: replica 2 is back") {
+        assert!(
+            restarted.elapsed() < EVENTUALLY && demo.proc.is_running(),
+            "replica 2 is not back within {EVENTUALLY:?}; the demo's stderr since the kill:\n{}",
+            &demo.proc.stderr()[stderr_before..]
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let after = demo.proc.stderr()[stderr_before..].to_owned();
     demo.replicas[1].pid = after
         .split("fig demo: replica 2 is back (pid ")

@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::process::Output;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -112,14 +113,16 @@ impl Drop for DeleteOnDrop<'_> {
     }
 }
 
-/// A TCP forwarder on a loopback port to a target, on a runtime of its own: [`Forwarder::stop`]
-/// closes its listener and every open connection (the server is gone, for whoever goes through
-/// it); [`Forwarder::start_again`] listens on the same port again. It works from plain and from
-/// async tests alike: it never blocks on its runtime.
+/// A TCP forwarder on a loopback port to a target, on a runtime of its own. [`Forwarder::stop`]
+/// takes the server away for whoever goes through it: open connections are cut, and new ones
+/// are closed as soon as they are accepted, until [`Forwarder::start_again`]. The port stays
+/// the forwarder's all along, so no other process can take it in between. It works from plain
+/// and from async tests alike: it never blocks on its runtime.
 pub struct Forwarder {
     addr: SocketAddr,
-    target: String,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -132,15 +135,46 @@ impl Forwarder {
             .build()
             .expect("a runtime for the forwarder");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the forwarder");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
         let addr = listener.local_addr().expect("the forwarder's address");
-        let forwarder = Forwarder {
-            addr,
-            target: target.to_owned(),
-            tasks: Arc::default(),
-            runtime: Some(runtime),
+        let up = Arc::new(AtomicBool::new(true));
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let target = target.to_owned();
+        let accept = {
+            let (up, connections) = (up.clone(), connections.clone());
+            runtime.spawn(async move {
+                let Ok(listener) = TcpListener::from_std(listener) else {
+                    return;
+                };
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        // The server is away: the connection is closed at once.
+                        drop(inbound);
+                        continue;
+                    }
+                    let target = target.clone();
+                    let connection = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    connections
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(connection);
+                }
+            })
         };
-        forwarder.serve(listener);
-        forwarder
+        Forwarder {
+            addr,
+            up,
+            connections,
+            accept,
+            runtime: Some(runtime),
+        }
     }
 
     /// The forwarder as an HTTP base URL.
@@ -148,79 +182,36 @@ impl Forwarder {
         format!("http://{}", self.addr)
     }
 
-    fn serve(&self, listener: std::net::TcpListener) {
-        listener
-            .set_nonblocking(true)
-            .expect("a non-blocking listener");
-        let target = self.target.clone();
-        let tasks = self.tasks.clone();
-        let runtime = self.runtime.as_ref().expect("the forwarder's runtime");
-        let accept = runtime.spawn(async move {
-            let Ok(listener) = TcpListener::from_std(listener) else {
-                return;
-            };
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let target = target.clone();
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                tasks
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(conn);
-            }
-        });
-        self.tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(accept);
-    }
-
-    /// Closes the listener and every open connection: connections are refused from now on.
+    /// Takes the server away: open connections are cut, new ones closed at once.
     pub fn stop(&self) {
-        let tasks: Vec<_> = self
-            .tasks
+        self.up.store(false, Ordering::SeqCst);
+        let connections: Vec<_> = self
+            .connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .drain(..)
             .collect();
-        for task in &tasks {
-            task.abort();
+        for connection in &connections {
+            connection.abort();
         }
         // An aborted task drops its sockets when its runtime next polls it: wait for that, so
         // that nothing gets through once `stop` has returned.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while tasks.iter().any(|task| !task.is_finished()) && Instant::now() < deadline {
+        while connections.iter().any(|task| !task.is_finished()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
-    /// Listens on the same port again (retrying for a few seconds if the port is still busy).
-    #[track_caller]
+    /// Brings the server back: new connections are forwarded again.
     pub fn start_again(&self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let listener = loop {
-            match std::net::TcpListener::bind(self.addr) {
-                Ok(listener) => break listener,
-                Err(err) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "cannot listen on {} again: {err}",
-                        self.addr
-                    );
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        };
-        self.serve(listener);
+        self.up.store(true, Ordering::SeqCst);
     }
 }
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
         self.stop();
+        self.accept.abort();
         if let Some(runtime) = self.runtime.take() {
             // Not `shutdown_timeout`: that blocks, which an async test may not do.
             runtime.shutdown_background();
