@@ -2,8 +2,14 @@
 
 /// `fig analyze`, `fig suggest`, `fig check` on real workspaces.
 mod analyze;
+/// The HTML report of examples/shop in headless Chromium.
+mod browser;
 /// `fig demo`: the example system started as a newcomer would.
 mod demo;
+/// docs/deploy: the Kubernetes manifests, the alert rules and the proxy config they carry.
+mod deploy;
+/// Every command in README.md and docs/ is run, or covered by a named test (docs/doc-tests.md).
+mod docs;
 /// `fig flags` on the file store and on a real Unleash server.
 mod flags;
 /// A fleet of proxy replicas following one real Unleash: the whole migration, an outage, load.

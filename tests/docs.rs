@@ -1,0 +1,806 @@
+//! Docs that cannot rot: every command in `README.md` and `docs/**/*.md` is run here, or is
+//! covered by a named test, or by CI, or is explicitly marked as not run with a reason.
+//!
+//! The convention (also in `docs/doc-tests.md`, for people writing docs):
+//!
+//! - Code blocks whose language is `console`, `sh`, `bash` or `shell` hold commands. In a
+//!   `console` block, a line starting with `$ ` is a command and the lines up to the next `$ `
+//!   are its expected output (stdout and stderr together). In the other languages every line
+//!   that is not blank and not a `#` comment is a command, whose output is not checked.
+//! - Unmarked blocks are **run**, in page order, by one `bash` per page, in a sandbox: a fresh
+//!   directory holding a copy of `examples/shop` (in a workspace of its own), with `fig` on the
+//!   `PATH`, `USER=dev`, and no `FIG_*` or `UNLEASH_*` variables. `cargo run [-q] [--release] --`
+//!   and `./target/release/fig` stand for `fig`.
+//! - A comment on the line before the block changes that:
+//!   - `<!-- doc-test: demo -->`: run against a real `fig demo` started for the page (on free
+//!     ports; `127.0.0.1:8000`/`localhost:8000` in the block mean its proxy and `:8001` its
+//!     admin API, in commands and in expected output). The page's `$ fig demo` line starts it.
+//!   - `<!-- doc-test: file NAME -->`: the block (any language) is written to `NAME` in the
+//!     sandbox at that point of the page.
+//!   - `<!-- doc-test: covered-by MODULE::TEST -->`: not run here because it needs something this
+//!     test cannot start (a real Unleash server, a proxy on fixed addresses); `fn TEST` must
+//!     exist in `tests/MODULE.rs`, which exercises the same commands.
+//!   - `<!-- doc-test: ci -->`: each command appears, as written, in `.ci/run`.
+//!   - `<!-- doc-test: not-run REASON -->`: not run at all (a container engine, a cluster); the
+//!     reason is required and printed.
+//! - Expected output is compared line by line after collapsing runs of spaces; `...` alone on a
+//!   line stands for any number of lines, `[..]` for any text within a line, and an RFC 3339 time
+//!   matches any time. A command is expected to exit 0, or 2 when its expected output has a line
+//!   starting with `error:`, or N when the command ends with the comment `# exit N`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::procs::{Proc, STARTUP};
+use crate::support::{copy_dir, workspace_root};
+
+/// How long one page's commands may take in all (analyses, a `cargo check`, a demo).
+const PAGE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Languages of blocks that hold commands.
+const SHELL_LANGUAGES: [&str; 4] = ["console", "sh", "bash", "shell"];
+
+/// What the comment before a block says to do with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    Run,
+    Demo,
+    File(String),
+    CoveredBy(String),
+    Ci,
+    NotRun(String),
+}
+
+/// A fenced code block of a page.
+#[derive(Debug, Clone)]
+struct Block {
+    /// 1-based line of the opening fence.
+    line: usize,
+    language: String,
+    mode: Mode,
+    body: String,
+}
+
+/// A command of a block, with what it should print and how it should exit.
+#[derive(Debug, Clone)]
+struct DocCommand {
+    /// Where it is written, `file:line`.
+    place: String,
+    /// As written in the docs.
+    text: String,
+    /// Expected output lines; `None` when not checked.
+    expected: Option<Vec<String>>,
+    status: i32,
+    demo: bool,
+}
+
+/// The Markdown pages: README.md and every `.md` under docs/.
+fn pages() -> Vec<PathBuf> {
+    fn walk(dir: &Path, acc: &mut Vec<PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("read docs/")
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, acc);
+            } else if path.extension().is_some_and(|ext| ext == "md") {
+                acc.push(path);
+            }
+        }
+    }
+    let root = workspace_root();
+    let mut acc = vec![root.join("README.md")];
+    walk(&root.join("docs"), &mut acc);
+    acc
+}
+
+/// The fenced blocks of a Markdown text, with the mode set by a `<!-- doc-test: ... -->` comment
+/// on the lines before each (blank lines may sit between).
+fn blocks(text: &str, file: &str) -> Vec<Block> {
+    let mut res = Vec::new();
+    let mut marker: Option<(Mode, usize)> = None;
+    let mut lines = text.lines().enumerate();
+    while let Some((idx, line)) = lines.next() {
+        let trimmed = line.trim();
+        if let Some(rest) = trimmed.strip_prefix("<!-- doc-test:") {
+            let rest = rest.trim_end_matches("-->").trim();
+            marker = Some((parse_mode(rest, file, idx + 1), idx + 1));
+            continue;
+        }
+        let fence = if trimmed.starts_with("```") {
+            "```"
+        } else if trimmed.starts_with("~~~") {
+            "~~~"
+        } else {
+            if !trimmed.is_empty() {
+                if let Some((_, at)) = marker.take() {
+                    panic!("{file}:{at}: a doc-test comment must come right before a code block");
+                }
+            }
+            continue;
+        };
+        let language = trimmed
+            .trim_start_matches(fence)
+            .split([',', ' '])
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        let indent = line.len() - line.trim_start().len();
+        let mut body = String::new();
+        for (_, line) in lines.by_ref() {
+            if line.trim_start().starts_with(fence) && line.trim() == fence {
+                break;
+            }
+            body.push_str(
+                line.get(indent.min(line.len() - line.trim_start().len())..)
+                    .unwrap_or(line),
+            );
+            body.push('\n');
+        }
+        let mode = marker.take().map_or(Mode::Run, |(mode, _)| mode);
+        res.push(Block {
+            line: idx + 1,
+            language,
+            mode,
+            body,
+        });
+    }
+    if let Some((_, at)) = marker {
+        panic!("{file}:{at}: a doc-test comment must come right before a code block");
+    }
+    res
+}
+
+#[track_caller]
+fn parse_mode(text: &str, file: &str, line: usize) -> Mode {
+    let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
+    let rest = rest.trim();
+    match word {
+        "run" => Mode::Run,
+        "demo" => Mode::Demo,
+        "ci" => Mode::Ci,
+        "file" if !rest.is_empty() => Mode::File(rest.to_owned()),
+        "covered-by" if rest.contains("::") => Mode::CoveredBy(rest.to_owned()),
+        "not-run" if !rest.is_empty() => Mode::NotRun(rest.to_owned()),
+        _ => panic!(
+            "{file}:{line}: unknown doc-test comment `{text}`; see docs/doc-tests.md \
+             (run, demo, file NAME, covered-by MODULE::TEST, ci, not-run REASON)"
+        ),
+    }
+}
+
+/// The commands of a shell block.
+fn commands(block: &Block, file: &str) -> Vec<DocCommand> {
+    let mut res: Vec<DocCommand> = Vec::new();
+    let demo = block.mode == Mode::Demo;
+    let place = |offset: usize| format!("{file}:{}", block.line + 1 + offset);
+    let mut pending: Option<(usize, String)> = None;
+    for (offset, line) in block.body.lines().enumerate() {
+        // A command continued with a trailing backslash.
+        if let Some((start, mut text)) = pending.take() {
+            text.push('\n');
+            text.push_str(line);
+            if line.ends_with('\\') {
+                pending = Some((start, text));
+            } else {
+                res.push(new_command(
+                    place(start),
+                    text,
+                    block.language == "console",
+                    demo,
+                ));
+            }
+            continue;
+        }
+        if block.language == "console" {
+            if let Some(text) = line.strip_prefix("$ ") {
+                if text.ends_with('\\') {
+                    pending = Some((offset, text.to_owned()));
+                } else {
+                    res.push(new_command(place(offset), text.to_owned(), true, demo));
+                }
+            } else if let Some(last) = res.last_mut() {
+                last.expected
+                    .get_or_insert_with(Vec::new)
+                    .push(line.to_owned());
+            } else {
+                panic!(
+                    "{}: output before the first `$ ` command of a console block",
+                    place(offset)
+                );
+            }
+        } else {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            if trimmed.ends_with('\\') {
+                pending = Some((offset, trimmed.to_owned()));
+            } else {
+                res.push(new_command(place(offset), trimmed.to_owned(), false, demo));
+            }
+        }
+    }
+    if let Some((start, _)) = pending {
+        panic!("{}: a command ends with a backslash", place(start));
+    }
+    for command in &mut res {
+        if let Some(expected) = &mut command.expected {
+            while expected.last().is_some_and(|line| line.trim().is_empty()) {
+                expected.pop();
+            }
+            if expected.is_empty() {
+                command.expected = None;
+            }
+        }
+        if command
+            .expected
+            .as_ref()
+            .is_some_and(|lines| lines.iter().any(|line| line.starts_with("error:")))
+            && !command.text.contains("# exit ")
+        {
+            command.status = 2;
+        }
+    }
+    res
+}
+
+fn new_command(place: String, text: String, console: bool, demo: bool) -> DocCommand {
+    let status = text
+        .rsplit_once("# exit ")
+        .and_then(|(_, code)| code.trim().parse().ok())
+        .unwrap_or(0);
+    DocCommand {
+        place,
+        text,
+        expected: console.then(Vec::new),
+        status,
+        demo,
+    }
+}
+
+/// `cargo run ... --` and `./target/*/fig` are how a reader without `fig` installed runs it.
+fn as_fig(text: &str) -> String {
+    let mut text = text.to_owned();
+    for alias in [
+        "cargo run -q --release -- ",
+        "cargo run --release -q -- ",
+        "cargo run --release -- ",
+        "cargo run -q -- ",
+        "cargo run -- ",
+        "./target/release/fig ",
+        "./target/debug/fig ",
+    ] {
+        text = text.replace(alias, "fig ");
+    }
+    text
+}
+
+/// The words of a command line, split on spaces (enough for the `fig demo` line).
+fn words(text: &str) -> Vec<String> {
+    let text = text.split(" #").next().unwrap_or(text);
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing output.
+
+/// Collapses runs of whitespace and replaces RFC 3339 times by `[TIME]`.
+fn normalize(line: &str) -> String {
+    let line = times_to_placeholder(line);
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn times_to_placeholder(line: &str) -> String {
+    // YYYY-MM-DDTHH:MM:SS, then optional fraction, then Z or an offset.
+    let bytes = line.as_bytes();
+    let mut out = String::with_capacity(line.len());
+    let mut idx = 0;
+    let shape = b"dddd-dd-ddTdd:dd:dd";
+    while idx < bytes.len() {
+        let fits = bytes.len() - idx >= shape.len()
+            && shape.iter().enumerate().all(|(offset, &want)| {
+                let got = bytes[idx + offset];
+                if want == b'd' {
+                    got.is_ascii_digit()
+                } else {
+                    got == want
+                }
+            });
+        if fits {
+            let mut end = idx + shape.len();
+            if end < bytes.len() && bytes[end] == b'.' {
+                end += 1;
+                while end < bytes.len() && bytes[end].is_ascii_digit() {
+                    end += 1;
+                }
+            }
+            if end < bytes.len() && bytes[end] == b'Z' {
+                end += 1;
+            }
+            out.push_str("[TIME]");
+            idx = end;
+        } else {
+            let ch = line[idx..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            idx += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// Whether `actual` matches `pattern`, where `[..]` stands for any text.
+fn line_matches(pattern: &str, actual: &str) -> bool {
+    let pieces: Vec<&str> = pattern.split("[..]").collect();
+    if pieces.len() == 1 {
+        return pattern == actual;
+    }
+    let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
+    if !actual.starts_with(first) || actual.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &actual[first.len()..];
+    for piece in &pieces[1..pieces.len() - 1] {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+/// Whether the actual lines match the expected ones, `...` lines standing for any lines.
+fn lines_match(expected: &[String], actual: &[String]) -> bool {
+    match expected.split_first() {
+        None => actual.is_empty(),
+        Some((first, rest)) if first.trim() == "..." => {
+            (0..=actual.len()).any(|skip| lines_match(rest, &actual[skip..]))
+        }
+        Some((first, rest)) => actual
+            .split_first()
+            .is_some_and(|(line, tail)| line_matches(first, line) && lines_match(rest, tail)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a page.
+
+/// A fresh directory with `examples/shop` in a workspace of its own, and `fig` on a `PATH`.
+struct Sandbox {
+    _temp: tempfile::TempDir,
+    home: PathBuf,
+    bin: PathBuf,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let temp = tempfile::tempdir().expect("a temporary directory");
+        let home = temp.path().join("home");
+        let bin = temp.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("create bin/");
+        copy_dir(
+            &workspace_root().join("examples/shop"),
+            &home.join("examples/shop"),
+        );
+        // The shop inherits its edition and dependencies from the root manifest: give it the
+        // same `[workspace]` tables, with itself as the only member.
+        let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml"))
+            .expect("read the root Cargo.toml");
+        let start = manifest.find("[workspace]").expect("a [workspace] table");
+        let end = manifest[start..]
+            .find("\n[dependencies]")
+            .map_or(manifest.len(), |at| start + at);
+        let mut workspace = manifest[start..end].to_owned();
+        let members = workspace.find("members = [").expect("a members list");
+        let close = workspace[members..]
+            .find(']')
+            .expect("the end of the members list");
+        workspace.replace_range(
+            members..members + close + 1,
+            "members = [\"examples/shop\"]",
+        );
+        std::fs::write(home.join("Cargo.toml"), workspace).expect("write the sandbox workspace");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fig"), bin.join("fig"))
+            .expect("link fig into bin/");
+        Sandbox {
+            _temp: temp,
+            home,
+            bin,
+        }
+    }
+
+    /// A command with the sandbox's environment, in its home directory.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![self.bin.clone()];
+        paths.extend(std::env::split_paths(&path));
+        let real_home = std::env::var_os("HOME").map(PathBuf::from);
+        for (key, _) in std::env::vars_os() {
+            let key_text = key.to_string_lossy();
+            if key_text.starts_with("FIG_")
+                || key_text.starts_with("UNLEASH_")
+                || key_text == "RUST_LOG"
+                || key_text == "CLICOLOR_FORCE"
+            {
+                command.env_remove(&key);
+            }
+        }
+        // `cargo` (for `cargo check` in the architect's guide) finds its toolchain through
+        // these, which default to the real home.
+        if let Some(real_home) = real_home {
+            if std::env::var_os("RUSTUP_HOME").is_none() {
+                command.env("RUSTUP_HOME", real_home.join(".rustup"));
+            }
+            if std::env::var_os("CARGO_HOME").is_none() {
+                command.env("CARGO_HOME", real_home.join(".cargo"));
+            }
+        }
+        command
+            .current_dir(&self.home)
+            .env("PATH", std::env::join_paths(paths).expect("a PATH"))
+            .env("HOME", &self.home)
+            .env("USER", "dev")
+            .env("LOGNAME", "dev")
+            .env("NO_COLOR", "1")
+            .env("TERM", "dumb")
+            .env("CARGO_TARGET_DIR", self.home.join("target/cargo"))
+            .stdin(Stdio::null());
+        command
+    }
+}
+
+/// The addresses of a page's demo, and what they are written as in the docs.
+struct DemoAddrs {
+    proxy: String,
+    admin: String,
+}
+
+impl DemoAddrs {
+    fn into_docs(&self, text: &str) -> String {
+        text.replace(&self.proxy, "127.0.0.1:8000")
+            .replace(&self.admin, "127.0.0.1:8001")
+    }
+
+    fn from_docs(&self, text: &str) -> String {
+        text.replace("localhost:8000", &self.proxy)
+            .replace("127.0.0.1:8000", &self.proxy)
+            .replace("localhost:8001", &self.admin)
+            .replace("127.0.0.1:8001", &self.admin)
+    }
+}
+
+/// One step of a page's script.
+enum Step {
+    Command(DocCommand),
+    File(String, String),
+}
+
+/// Runs a page's steps in its sandbox and returns the failures, one paragraph each.
+fn run_page(file: &str, steps: &[Step]) -> Vec<String> {
+    let sandbox = Sandbox::new();
+    let mut failures = Vec::new();
+
+    // A page with demo blocks gets a demo, started as its `$ fig demo` line says.
+    let demo_line = steps.iter().find_map(|step| match step {
+        Step::Command(command) if command.demo && as_fig(&command.text).starts_with("fig demo") => {
+            Some(command)
+        }
+        _ => None,
+    });
+    let has_demo_blocks = steps
+        .iter()
+        .any(|step| matches!(step, Step::Command(command) if command.demo));
+    let mut demo: Option<(Proc, DemoAddrs)> = None;
+    if has_demo_blocks {
+        let Some(line) = demo_line else {
+            return vec![format!(
+                "{file}: demo blocks but no `$ fig demo` line to start the demo"
+            )];
+        };
+        let args = words(&as_fig(&line.text));
+        for arg in &args {
+            assert!(
+                arg != "--listen" && arg != "--admin",
+                "{}: the demo is started on free ports; leave out --listen and --admin",
+                line.place
+            );
+        }
+        let mut command = sandbox.command(env!("CARGO_BIN_EXE_fig"));
+        command
+            .args(&args[1..])
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]);
+        let mut process = Proc::spawn(&format!("fig demo ({file})"), command);
+        let proxy = process.address("listening on http://").to_string();
+        let admin = process.address("admin on http://").to_string();
+        process.line_after("Ctrl-C stops everything.", STARTUP);
+        demo = Some((process, DemoAddrs { proxy, admin }));
+    }
+
+    // One script: each command between markers, its status after it.
+    let mut script = String::from("set -o pipefail\n");
+    let mut commands = Vec::new();
+    for step in steps {
+        match step {
+            Step::File(name, body) => {
+                let _ = write!(
+                    script,
+                    "mkdir -p \"$(dirname '{name}')\" && cat > '{name}' <<'FIG_DOC_EOF'\n{body}FIG_DOC_EOF\n"
+                );
+            }
+            Step::Command(command) => {
+                let idx = commands.len();
+                commands.push(command.clone());
+                let mut text = as_fig(&command.text);
+                if command.demo && text.starts_with("fig demo") {
+                    // Started above.
+                    text = ":".to_owned();
+                }
+                if let Some((_, addrs)) = &demo {
+                    text = addrs.from_docs(&text);
+                }
+                let _ = write!(
+                    script,
+                    "printf '\\n\\036FIGDOC-BEGIN {idx}\\036\\n'\n{{ {text}\n}} 2>&1\nfig_doc_status=$?\nprintf '\\n\\036FIGDOC-END {idx} %d\\036\\n' \"$fig_doc_status\"\n"
+                );
+                // A person takes a moment between commands; the demo's proxy sees a flag change
+                // within a second.
+                if demo.is_some() && text.starts_with("fig flags") {
+                    script.push_str("sleep 1\n");
+                }
+            }
+        }
+    }
+
+    let mut child = sandbox
+        .command("bash")
+        .arg("-c")
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bash starts");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stdout.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let deadline = Instant::now() + PAGE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for bash") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = reader.join().expect("the reader thread");
+    if status.is_none() {
+        failures.push(format!(
+            "{file}: the commands did not finish within {PAGE_TIMEOUT:?}; output so far:\n{output}"
+        ));
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+
+    // Split the output by command.
+    let mut results: BTreeMap<usize, (i32, String)> = BTreeMap::new();
+    let mut rest = output.as_str();
+    while let Some(begin) = rest.find("\u{1e}FIGDOC-BEGIN ") {
+        let after = &rest[begin + "\u{1e}FIGDOC-BEGIN ".len()..];
+        let Some(close) = after.find('\u{1e}') else {
+            break;
+        };
+        let idx: usize = after[..close].parse().unwrap_or(usize::MAX);
+        let body_start = &after[close + 1..];
+        let Some(end) = body_start.find("\u{1e}FIGDOC-END ") else {
+            break;
+        };
+        let body = &body_start[..end];
+        let tail = &body_start[end + "\u{1e}FIGDOC-END ".len()..];
+        let Some(close) = tail.find('\u{1e}') else {
+            break;
+        };
+        let status: i32 = tail[..close]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(-1);
+        results.insert(idx, (status, body.to_owned()));
+        rest = &tail[close + 1..];
+    }
+
+    for (idx, command) in commands.iter().enumerate() {
+        let Some((status, body)) = results.get(&idx) else {
+            failures.push(format!(
+                "{}: `{}` did not run (an earlier command stopped the page?); bash stderr:\n{stderr}",
+                command.place, command.text
+            ));
+            continue;
+        };
+        let mut body = body.clone();
+        if let Some((_, addrs)) = &demo {
+            body = addrs.into_docs(&body);
+        }
+        let actual: Vec<String> = body
+            .lines()
+            .map(normalize)
+            .skip_while(String::is_empty)
+            .collect::<Vec<_>>();
+        let mut actual = actual;
+        while actual.last().is_some_and(String::is_empty) {
+            actual.pop();
+        }
+        let is_demo_start = command.demo && as_fig(&command.text).starts_with("fig demo");
+        if *status != command.status && !is_demo_start {
+            failures.push(format!(
+                "{}: `{}` exited {status}, the docs expect {}; it printed:\n{}",
+                command.place,
+                command.text,
+                command.status,
+                actual.join("\n")
+            ));
+            continue;
+        }
+        if let Some(expected) = &command.expected
+            && !is_demo_start
+        {
+            let expected: Vec<String> = expected.iter().map(|line| normalize(line)).collect();
+            if !lines_match(&expected, &actual) {
+                failures.push(format!(
+                    "{}: `{}` printed other output than the docs show.\n--- docs\n{}\n--- actual\n{}",
+                    command.place,
+                    command.text,
+                    expected.join("\n"),
+                    actual.join("\n")
+                ));
+            }
+        }
+    }
+    if let Some((mut process, _)) = demo {
+        process.signal("TERM");
+        let status = process.wait(Duration::from_secs(30));
+        if !status.success() {
+            failures.push(format!(
+                "{file}: the demo did not stop cleanly ({status}); stderr:\n{}",
+                process.stderr()
+            ));
+        }
+    }
+    failures
+}
+
+/// Every page's commands, each run or accounted for.
+#[test]
+fn every_command_in_the_docs_is_run_or_covered() {
+    let root = workspace_root();
+    let ci = std::fs::read_to_string(root.join(".ci/run")).expect("read .ci/run");
+    let mut failures = Vec::new();
+    let mut summary = String::new();
+    let mut totals: BTreeMap<&str, usize> = BTreeMap::new();
+    for page in pages() {
+        let file = page
+            .strip_prefix(&root)
+            .unwrap_or(&page)
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(&page).expect("read a page");
+        let mut steps = Vec::new();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for block in blocks(&text, &file) {
+            if let Mode::File(name) = &block.mode {
+                steps.push(Step::File(name.clone(), block.body.clone()));
+                *counts.entry("files").or_default() += 1;
+                continue;
+            }
+            if !SHELL_LANGUAGES.contains(&block.language.as_str()) {
+                continue;
+            }
+            let commands = commands(&block, &file);
+            match &block.mode {
+                Mode::Run | Mode::Demo => {
+                    *counts.entry("run").or_default() += commands.len();
+                    steps.extend(commands.into_iter().map(Step::Command));
+                }
+                Mode::CoveredBy(test) => {
+                    *counts.entry("covered").or_default() += commands.len();
+                    let (module, name) = test.split_once("::").unwrap_or(("", test));
+                    let source = std::fs::read_to_string(root.join(format!("tests/{module}.rs")))
+                        .unwrap_or_default();
+                    if !source.contains(&format!("fn {name}(")) {
+                        failures.push(format!(
+                            "{file}:{}: covered by `{test}`, but tests/{module}.rs has no `fn {name}`",
+                            block.line
+                        ));
+                    }
+                }
+                Mode::Ci => {
+                    *counts.entry("ci").or_default() += commands.len();
+                    for command in &commands {
+                        if !ci.contains(command.text.trim()) {
+                            failures.push(format!(
+                                "{}: `{}` is marked as run by CI, but .ci/run does not contain it",
+                                command.place, command.text
+                            ));
+                        }
+                    }
+                }
+                Mode::NotRun(reason) => {
+                    *counts.entry("not run").or_default() += commands.len();
+                    let _ = writeln!(
+                        summary,
+                        "  {file}:{}: {} command(s) not run: {reason}",
+                        block.line,
+                        commands.len()
+                    );
+                }
+                Mode::File(_) => unreachable!("handled above"),
+            }
+        }
+        if steps.iter().any(|step| matches!(step, Step::Command(_))) {
+            failures.extend(run_page(&file, &steps));
+        }
+        let _ = writeln!(summary, "{file}: {counts:?}");
+        for (key, count) in counts {
+            *totals.entry(key).or_default() += count;
+        }
+    }
+    eprintln!("docs commands:\n{summary}total: {totals:?}");
+    assert!(
+        failures.is_empty(),
+        "{} problem(s) in the docs:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+    assert!(
+        totals.get("run").copied().unwrap_or(0) > 20,
+        "the docs should show commands that run: {totals:?}"
+    );
+}
+
+/// The runner's own parts, on small inputs.
+#[test]
+fn doc_test_conventions() {
+    let page = "text\n\n<!-- doc-test: demo -->\n```console\n$ fig route list # exit 1\nA  B\n...\n$ fig flags list\nerror: x\n```\n\n```toml\na = 1\n```\n";
+    let blocks = blocks(page, "page.md");
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(blocks[0].mode, Mode::Demo);
+    assert_eq!(blocks[1].language, "toml");
+    let commands = commands(&blocks[0], "page.md");
+    assert_eq!(commands.len(), 2);
+    assert_eq!(commands[0].status, 1);
+    assert_eq!(commands[0].place, "page.md:5");
+    assert_eq!(commands[1].status, 2);
+    assert!(lines_match(
+        &["A B".into(), "...".into()],
+        &["A B".into(), "C".into(), "D".into()]
+    ));
+    assert!(!lines_match(&["A B".into()], &["A B".into(), "C".into()]));
+    assert!(line_matches(
+        "state file [..]/fig-demo/x",
+        "state file /tmp/a/fig-demo/x"
+    ));
+    assert!(!line_matches(
+        "state file [..]/fig-demo/x",
+        "state file /tmp/a/x"
+    ));
+    assert_eq!(
+        normalize("2026-11-22T05:42:07.572Z   dev  create"),
+        "[TIME] dev create"
+    );
+    assert_eq!(as_fig("cargo run -q -- analyze ."), "fig analyze .");
+}
