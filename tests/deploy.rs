@@ -526,3 +526,51 @@ fn alert_rules_use_metrics_a_running_proxy_exports() {
         proxy.stderr()
     );
 }
+
+/// The first step of every deployment (docs/guide/ops.md): no config file, every request to the
+/// monolith, marked as such.
+#[test]
+fn without_a_config_everything_goes_to_the_monolith() {
+    let upstreams = Upstreams::start();
+    let mut command = fig();
+    command.args([
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--monolith",
+        &format!("http://{}", upstreams.monolith),
+    ]);
+    let mut proxy = Proc::spawn("fig proxy --monolith", command);
+    let listen = proxy.address("listening on http://");
+    let admin = proxy.address("admin on http://");
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client");
+    for path in ["/payments/7", "/orders/7"] {
+        let response = client
+            .get(format!("http://{listen}{path}"))
+            .send()
+            .unwrap_or_else(|err| panic!("GET {path}: {err}"));
+        assert_eq!(response.status(), 200, "GET {path}");
+        assert_eq!(
+            response
+                .headers()
+                .get("x-fig-upstream")
+                .and_then(|value| value.to_str().ok()),
+            Some("monolith"),
+            "GET {path}"
+        );
+    }
+    // On loopback and without a config, the admin API asks for no token.
+    let routes = client
+        .get(format!("http://{admin}/routes"))
+        .send()
+        .expect("GET /routes");
+    assert_eq!(routes.status(), 200);
+    proxy.signal("TERM");
+    assert!(proxy.wait(Duration::from_secs(40)).success());
+}
