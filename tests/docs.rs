@@ -122,10 +122,10 @@ fn blocks(text: &str, file: &str) -> Vec<Block> {
         } else if trimmed.starts_with("~~~") {
             "~~~"
         } else {
-            if !trimmed.is_empty() {
-                if let Some((_, at)) = marker.take() {
-                    panic!("{file}:{at}: a doc-test comment must come right before a code block");
-                }
+            if !trimmed.is_empty()
+                && let Some((_, at)) = marker.take()
+            {
+                panic!("{file}:{at}: a doc-test comment must come right before a code block");
             }
             continue;
         };
@@ -468,12 +468,12 @@ struct DemoAddrs {
 }
 
 impl DemoAddrs {
-    fn into_docs(&self, text: &str) -> String {
+    fn as_written(&self, text: &str) -> String {
         text.replace(&self.proxy, "127.0.0.1:8000")
             .replace(&self.admin, "127.0.0.1:8001")
     }
 
-    fn from_docs(&self, text: &str) -> String {
+    fn as_run(&self, text: &str) -> String {
         text.replace("localhost:8000", &self.proxy)
             .replace("127.0.0.1:8000", &self.proxy)
             .replace("localhost:8001", &self.admin)
@@ -548,7 +548,7 @@ fn run_page(file: &str, steps: &[Step]) -> Vec<String> {
                     text = ":".to_owned();
                 }
                 if let Some((_, addrs)) = &demo {
-                    text = addrs.from_docs(&text);
+                    text = addrs.as_run(&text);
                 }
                 let _ = write!(
                     script,
@@ -637,7 +637,7 @@ fn run_page(file: &str, steps: &[Step]) -> Vec<String> {
         };
         let mut body = body.clone();
         if let Some((_, addrs)) = &demo {
-            body = addrs.into_docs(&body);
+            body = addrs.as_written(&body);
         }
         let actual: Vec<String> = body
             .lines()
