@@ -28,7 +28,7 @@
 //!   matches any time. A command is expected to exit 0, or 2 when its expected output has a line
 //!   starting with `error:`, or N when the command ends with the comment `# exit N`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -829,4 +829,90 @@ fn doc_test_conventions() {
         "[TIME] dev create"
     );
     assert_eq!(as_fig("cargo run -q -- analyze ."), "fig analyze .");
+}
+
+/// The keys a reference section documents: the first column of its table (`kind.usage` counts
+/// as `kind`), or else the names in its first `{a, b, c}`.
+fn documented_keys(page: &str, heading: &str) -> BTreeSet<String> {
+    let start = page
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("no `{heading}` in the page"));
+    let body = &page[start + heading.len() + 2..];
+    let body = &body[..body.find("\n## ").unwrap_or(body.len())];
+    let mut keys = BTreeSet::new();
+    for line in body.lines() {
+        if let Some(cell) = line.strip_prefix("| `") {
+            for key in cell.split('|').next().unwrap_or("").split(", ") {
+                let key = key.trim().trim_matches('`');
+                keys.insert(key.split('.').next().unwrap_or(key).to_owned());
+            }
+        }
+    }
+    if keys.is_empty() {
+        let open = body.find("`{").expect("a table or an inline {a, b}") + 2;
+        let close = open + body[open..].find('}').expect("a closing brace");
+        keys.extend(
+            body[open..close]
+                .split(',')
+                .map(|key| key.trim().to_owned()),
+        );
+    }
+    keys.remove("Key");
+    keys
+}
+
+fn json_keys(value: &serde_json::Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("an object: {value}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// docs/report-schema.md and docs/finding-codes.md say what the code does: the keys of each
+/// documented shape are exactly those of `fig analyze --format json` on the shop, and every
+/// finding code has its entry.
+#[test]
+fn the_reference_pages_match_the_code() {
+    let root = workspace_root();
+    let schema = std::fs::read_to_string(root.join("docs/report-schema.md")).expect("read");
+    let output = crate::support::fig()
+        .args(["analyze", "--format", "json"])
+        .arg(root.join("examples/shop"))
+        .output()
+        .expect("fig runs");
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    for (heading, value) in [
+        ("## Top level", &report),
+        ("## crate", &report["crates"][0]),
+        ("## module", &report["modules"][0]),
+        ("## edge", &report["edges"][0]),
+        ("## cycle", &report["cycles"][0]),
+        ("## pair (`bidirectional`)", &report["bidirectional"][0]),
+        ("## suggestion", &report["suggestions"][0]),
+        ("## unit metrics", &report["metrics"]["modules"][0]),
+    ] {
+        assert_eq!(
+            documented_keys(&schema, heading),
+            json_keys(value),
+            "docs/report-schema.md `{heading}` against the JSON"
+        );
+    }
+
+    let codes = std::fs::read_to_string(root.join("docs/finding-codes.md")).expect("read");
+    let documented: BTreeSet<&str> = codes
+        .lines()
+        .filter_map(|line| line.strip_prefix("## `"))
+        .map(|line| line.trim_end_matches('`'))
+        .collect();
+    let real: BTreeSet<&str> = analyzer::check::Code::ALL
+        .iter()
+        .map(|code| code.as_str())
+        .collect();
+    assert_eq!(
+        documented, real,
+        "docs/finding-codes.md against analyzer::check::Code"
+    );
 }
