@@ -260,6 +260,7 @@ fn metrics(proxy: &Proxy) -> String {
             })
             .collect(),
         flags_ready: shared.flags.is_ready(),
+        flags_staleness: shared.flags.staleness(),
     };
     let mut out = shared.metrics.render(&extra);
     let now = std::time::Instant::now();

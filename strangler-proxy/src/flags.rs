@@ -5,6 +5,7 @@
 //! crate keeps its snapshot fresh in the background, and the proxy only reads it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use feature_flags::{Context, ContextRef};
 
@@ -16,6 +17,12 @@ pub trait FlagSource: Send + Sync + 'static {
     /// Whether the flags have been loaded at least once. Until then the proxy sends flagged
     /// routes to their fallback and `/readyz` answers 503.
     fn is_ready(&self) -> bool;
+
+    /// Time since the flag server last answered, for a store that polls one (Unleash); `None`
+    /// otherwise. Rendered as `fig_proxy_flags_staleness_seconds`.
+    fn staleness(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl<T: FlagSource + ?Sized> FlagSource for Arc<T> {
@@ -25,6 +32,10 @@ impl<T: FlagSource + ?Sized> FlagSource for Arc<T> {
 
     fn is_ready(&self) -> bool {
         (**self).is_ready()
+    }
+
+    fn staleness(&self) -> Option<Duration> {
+        (**self).staleness()
     }
 }
 
@@ -50,6 +61,10 @@ impl FlagSource for feature_flags::Flags {
 
     fn is_ready(&self) -> bool {
         feature_flags::Flags::is_ready(self)
+    }
+
+    fn staleness(&self) -> Option<Duration> {
+        feature_flags::Flags::staleness(self)
     }
 }
 

@@ -221,6 +221,15 @@ impl Metrics {
         out.push_str("# HELP fig_proxy_flags_ready Whether the flag store has loaded.\n");
         out.push_str("# TYPE fig_proxy_flags_ready gauge\n");
         let _ = writeln!(out, "fig_proxy_flags_ready {}", u8::from(extra.flags_ready));
+        out.push_str("# HELP fig_proxy_flags_staleness_seconds Seconds since the flag server (Unleash) last answered; absent for a file store.\n");
+        out.push_str("# TYPE fig_proxy_flags_staleness_seconds gauge\n");
+        if let Some(staleness) = extra.flags_staleness {
+            let _ = writeln!(
+                out,
+                "fig_proxy_flags_staleness_seconds {:.3}",
+                staleness.as_secs_f64()
+            );
+        }
         out
     }
 }
@@ -236,6 +245,8 @@ pub struct Extra {
     pub health: Vec<(String, String, bool)>,
     /// Whether flags are loaded.
     pub flags_ready: bool,
+    /// Time since the flag server last answered (Unleash only).
+    pub flags_staleness: Option<Duration>,
 }
 
 fn escape(value: &str) -> String {
