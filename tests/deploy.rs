@@ -338,7 +338,7 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 }
 
 /// GitHub's (and mdBook's) anchor of a heading.
-fn anchor(heading: &str) -> String {
+pub(crate) fn anchor(heading: &str) -> String {
     heading
         .trim()
         .to_lowercase()

@@ -916,3 +916,58 @@ fn the_reference_pages_match_the_code() {
         "docs/finding-codes.md against analyzer::check::Code"
     );
 }
+
+/// Every relative link of README.md and docs/ points at a file that exists (on GitHub and in the
+/// book alike), and a `#fragment` into a Markdown page at one of its headings.
+#[test]
+fn links_between_pages_resolve() {
+    let root = workspace_root();
+    let mut broken = Vec::new();
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).expect("read a page");
+        let mut in_code = false;
+        for (idx, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("```") {
+                in_code = !in_code;
+            }
+            if in_code {
+                continue;
+            }
+            let mut rest = line;
+            while let Some(at) = rest.find("](") {
+                let tail = &rest[at + 2..];
+                let end = tail.find(')').unwrap_or(tail.len());
+                let target = &tail[..end];
+                rest = &tail[end..];
+                if target.contains("://")
+                    || target.starts_with('#')
+                    || target.starts_with("mailto:")
+                {
+                    continue;
+                }
+                let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
+                let file = page.parent().expect("a directory").join(path);
+                let place = format!(
+                    "{}:{}",
+                    page.strip_prefix(&root).unwrap_or(&page).display(),
+                    idx + 1
+                );
+                if !file.exists() {
+                    broken.push(format!("{place}: `{target}` does not exist"));
+                    continue;
+                }
+                if !fragment.is_empty() && path.ends_with(".md") {
+                    let target_text = std::fs::read_to_string(&file).unwrap_or_default();
+                    let found = target_text.lines().any(|line| {
+                        line.starts_with('#')
+                            && crate::deploy::anchor(line.trim_start_matches('#')) == fragment
+                    });
+                    if !found {
+                        broken.push(format!("{place}: `{target}`: no such heading"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
