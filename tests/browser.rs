@@ -120,6 +120,8 @@ fn the_shop_report_renders_in_chromium_with_cycles_and_suggestions_visible() {
         .headless(true)
         .sandbox(false)
         .window_size(Some((WIDTH, 900)))
+        // Containers often have a small /dev/shm; Chromium then crashes tabs without this.
+        .args(vec![std::ffi::OsStr::new("--disable-dev-shm-usage")])
         .idle_browser_timeout(Duration::from_secs(120))
         .build()
         .expect("launch options");

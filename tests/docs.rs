@@ -555,9 +555,9 @@ fn run_page(file: &str, steps: &[Step]) -> Vec<String> {
                     "printf '\\n\\036FIGDOC-BEGIN {idx}\\036\\n'\n{{ {text}\n}} 2>&1\nfig_doc_status=$?\nprintf '\\n\\036FIGDOC-END {idx} %d\\036\\n' \"$fig_doc_status\"\n"
                 );
                 // A person takes a moment between commands; the demo's proxy sees a flag change
-                // within a second.
+                // within a second (two here, for a busy CI machine).
                 if demo.is_some() && text.starts_with("fig flags") {
-                    script.push_str("sleep 1\n");
+                    script.push_str("sleep 2\n");
                 }
             }
         }
