@@ -16,6 +16,9 @@ mod flags;
 mod fleet;
 /// `fig proxy` and `fig route` in front of the example monolith and service.
 mod proxy;
+/// `fig proxy` against failing, slow and dead services: fallback retry, circuit breaker,
+/// outlier ejection, rate limits, in-flight caps.
+mod resilience;
 /// Shadow traffic: mirrored requests, response diffs, `fig route diff`.
 mod shadow;
 /// Automatic rollback when a route's service breaks its SLO.

@@ -329,6 +329,18 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
         .filter(|route| is_pinned(route))
         .map(|route| text(&route["name"]))
         .collect();
+    // The circuit of each route's service (routes whose service has no breaker are left out).
+    let circuits: Vec<Value> = all
+        .iter()
+        .filter(|route| route["circuit"].is_object())
+        .map(|route| {
+            json!({
+                "route": route["name"],
+                "upstream": route["circuit"]["upstream"],
+                "state": route["circuit"]["state"],
+            })
+        })
+        .collect();
     let doc = json!({
         "schema_version": SCHEMA_VERSION,
         "admin": admin.base,
@@ -344,6 +356,7 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
             .filter(|route| is_pinned(route))
             .map(|route| (text(&route["name"]), route["pin"].clone()))
             .collect::<serde_json::Map<String, Value>>(),
+        "circuits": circuits,
     });
     if format == Format::Json {
         return Ok(to_json(&doc));
@@ -381,6 +394,17 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
             ),
         ],
     ]);
+    for circuit in &circuits {
+        rows.push([
+            "circuit".to_owned(),
+            format!(
+                "{}: service `{}` circuit {}",
+                text(&circuit["route"]),
+                text(&circuit["upstream"]),
+                text(&circuit["state"])
+            ),
+        ]);
+    }
     Ok(align(&rows))
 }
 

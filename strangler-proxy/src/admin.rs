@@ -223,6 +223,15 @@ fn routes(proxy: &Proxy) -> Value {
                 "errors": errors,
                 "pin": pinned.then(|| shared.pins.info(&config.name)).flatten(),
                 "slo": compiled.slo.as_ref().map(|window| crate::slo::describe(window, now)),
+                "circuit": circuit_json(&active.upstreams[compiled.service], crate::breaker::nanos(now)),
+                "fallbacks": crate::attempt::Cause::ALL
+                    .iter()
+                    .filter_map(|cause| {
+                        let count = compiled.guard.fallbacks[*cause as usize].load(Ordering::Relaxed);
+                        (count > 0).then(|| (cause.as_str().to_owned(), json!(count)))
+                    })
+                    .collect::<serde_json::Map<_, _>>(),
+                "rate_limited": compiled.guard.rate_limited.load(Ordering::Relaxed),
             })
         })
         .collect();
@@ -261,6 +270,7 @@ fn metrics(proxy: &Proxy) -> String {
             .collect(),
         flags_ready: shared.flags.is_ready(),
         flags_staleness: shared.flags.staleness(),
+        circuits: circuits(&active),
     };
     let mut out = shared.metrics.render(&extra);
     let now = std::time::Instant::now();
@@ -317,6 +327,33 @@ fn diff(proxy: &Proxy, name: &str, query: Option<&str>) -> Response<Full<Bytes>>
         StatusCode::OK,
         &crate::shadow::summary(name, state.as_deref(), route.shadow.as_ref(), limit),
     )
+}
+
+/// The circuit of a route's service: its state, or null when its breaker is off.
+fn circuit_json(upstream: &crate::upstream::Upstream, now: crate::breaker::Nanos) -> Value {
+    let breaker = &upstream.guard.breaker;
+    if !breaker.enabled() {
+        return Value::Null;
+    }
+    let (requests, failures) = breaker.window(now);
+    json!({
+        "upstream": &*upstream.name,
+        "state": breaker.state(now).as_str(),
+        "window_requests": requests,
+        "window_failures": failures,
+        "ejected_addresses": upstream.ejected(now),
+    })
+}
+
+/// The circuit state of every upstream whose breaker is on.
+fn circuits(active: &crate::serve::Active) -> Vec<(String, crate::breaker::State)> {
+    let now = crate::breaker::nanos(std::time::Instant::now());
+    active
+        .upstreams
+        .iter()
+        .filter(|up| up.guard.breaker.enabled())
+        .map(|up| (up.name.to_string(), up.guard.breaker.state(now)))
+        .collect()
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -110,6 +110,85 @@ pub struct UpstreamConfig {
     pub balance: Balance,
     /// Active health checking, if configured.
     pub health_check: Option<HealthCheck>,
+    /// Response statuses that count as a failure of this upstream (circuit breaker, outlier
+    /// ejection, fallback retry); connect errors and timeouts always do.
+    pub failure_statuses: StatusSet,
+    /// The circuit breaker.
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// Ejection of misbehaving addresses.
+    pub outlier_detection: OutlierConfig,
+    /// Most requests in flight to this upstream; more are shed with 503. `None` is no cap.
+    pub max_in_flight: Option<u32>,
+    /// How long a request over `max_in_flight` may wait for a slot before it is shed.
+    pub queue_timeout: Duration,
+}
+
+/// A set of HTTP status codes (100..=599).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusSet([u64; 10]);
+
+impl StatusSet {
+    /// Every 5xx status.
+    pub const SERVER_ERRORS: StatusSet = {
+        let mut set = StatusSet([0; 10]);
+        let mut code = 500;
+        while code < 600 {
+            set.0[code / 64] |= 1 << (code % 64);
+            code += 1;
+        }
+        set
+    };
+
+    /// No status.
+    pub const EMPTY: StatusSet = StatusSet([0; 10]);
+
+    /// Whether `status` is in the set.
+    pub fn contains(&self, status: u16) -> bool {
+        let code = usize::from(status);
+        code < 640 && self.0[code / 64] & (1 << (code % 64)) != 0
+    }
+
+    /// Adds `status`.
+    pub fn insert(&mut self, status: u16) {
+        let code = usize::from(status);
+        if code < 640 {
+            self.0[code / 64] |= 1 << (code % 64);
+        }
+    }
+}
+
+/// The circuit breaker of an upstream (see `breaker.rs`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CircuitBreakerConfig {
+    /// Whether the breaker is on.
+    pub enabled: bool,
+    /// Consecutive failures that open the circuit; 0 turns this trigger off.
+    pub consecutive_failures: u32,
+    /// Failure ratio (0..=1) over `window` that opens the circuit; 0 turns this trigger off.
+    pub error_rate: f64,
+    /// Requests `window` must hold before `error_rate` is judged.
+    pub min_requests: u32,
+    /// Length of the sliding window of `error_rate`.
+    pub window: Duration,
+    /// How long the circuit stays open before trial requests go through.
+    pub open_for: Duration,
+    /// Trial requests let through when half-open; that many successes close the circuit.
+    pub half_open_requests: u32,
+}
+
+/// Outlier ejection of an upstream's addresses, as Envoy's outlier detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierConfig {
+    /// Whether addresses are ejected.
+    pub enabled: bool,
+    /// Consecutive failures of one address that eject it.
+    pub consecutive_failures: u32,
+    /// Ejection time, multiplied by the number of times the address was ejected.
+    pub base_ejection_time: Duration,
+    /// Longest ejection.
+    pub max_ejection_time: Duration,
+    /// Most addresses ejected at once, in percent (at least one is always allowed).
+    pub max_ejection_percent: u32,
 }
 
 /// Load balancing over an upstream's addresses.
@@ -150,6 +229,49 @@ pub struct RouteConfig {
     pub slo: Option<crate::slo::SloConfig>,
     /// Mirroring of a share of its requests to another upstream, with response comparison.
     pub shadow: Option<ShadowConfig>,
+    /// Retrying failed idempotent requests of the service on the fallback.
+    pub retry: RetryConfig,
+    /// The route's rate limit, if any.
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// Retrying a request the service failed on the route's fallback, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Whether failed requests are retried on the fallback.
+    pub enabled: bool,
+    /// Methods safe to send twice.
+    pub methods: Vec<Method>,
+    /// Largest request body buffered so that it can be sent again.
+    pub max_body: u64,
+    /// Time the service gets before the request goes to the fallback; `None` is
+    /// `timeouts.request`.
+    pub per_try_timeout: Option<Duration>,
+}
+
+/// A token bucket per key: `burst` tokens, refilled at `rate` per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Tokens added per `per`.
+    pub rate: u32,
+    /// The refill period of `rate`.
+    pub per: Duration,
+    /// Bucket size: requests allowed at once after an idle time.
+    pub burst: u32,
+    /// What each bucket belongs to.
+    pub key: RateKey,
+}
+
+/// Whose bucket a request takes its token from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateKey {
+    /// The user id of the flag context (`[context] user_id`); the client IP without one.
+    User,
+    /// The client IP (after `trusted_proxies`).
+    Ip,
+    /// One bucket for the whole route.
+    Global,
 }
 
 /// What a route matches. All given conditions must hold.
@@ -443,6 +565,51 @@ struct RawUpstream {
     addresses: Spanned<Vec<Spanned<String>>>,
     balance: Option<Balance>,
     health_check: Option<RawHealthCheck>,
+    failure_statuses: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    circuit_breaker: Option<RawCircuitBreaker>,
+    outlier_detection: Option<RawOutlier>,
+    max_in_flight: Option<Spanned<i64>>,
+    queue_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCircuitBreaker {
+    enabled: Option<bool>,
+    consecutive_failures: Option<Spanned<i64>>,
+    error_rate: Option<Spanned<toml::Value>>,
+    min_requests: Option<Spanned<i64>>,
+    window: Option<Spanned<String>>,
+    open_for: Option<Spanned<String>>,
+    half_open_requests: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutlier {
+    enabled: Option<bool>,
+    consecutive_failures: Option<Spanned<i64>>,
+    base_ejection_time: Option<Spanned<String>>,
+    max_ejection_time: Option<Spanned<String>>,
+    max_ejection_percent: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    enabled: Option<bool>,
+    methods: Option<Vec<Spanned<String>>>,
+    max_body: Option<Spanned<toml::Value>>,
+    per_try_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    rate: Spanned<i64>,
+    per: Option<Spanned<String>>,
+    burst: Option<Spanned<i64>>,
+    key: Option<RateKey>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -464,6 +631,8 @@ struct RawRoute {
     fallback: Option<Spanned<String>>,
     slo: Option<Spanned<RawSlo>>,
     shadow: Option<Spanned<RawShadow>>,
+    retry: Option<RawRetry>,
+    rate_limit: Option<Spanned<RawRateLimit>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -764,6 +933,11 @@ fn validate(
                 addresses: Spanned::new(0..0, Vec::new()),
                 balance: None,
                 health_check: None,
+                failure_statuses: None,
+                circuit_breaker: None,
+                outlier_detection: None,
+                max_in_flight: None,
+                queue_timeout: None,
             });
         entry.addresses = Spanned::new(0..0, vec![Spanned::new(0..0, monolith.clone())]);
     }
@@ -897,11 +1071,17 @@ fn validate(
                 })
             }
         };
+        let guard = validate_upstream_guard(ctx, upstream)?;
         upstream_list.push(UpstreamConfig {
             name: name.get_ref().clone(),
             addresses,
             balance: upstream.balance.unwrap_or(Balance::RoundRobin),
             health_check,
+            failure_statuses: guard.failure_statuses,
+            circuit_breaker: guard.circuit_breaker,
+            outlier_detection: guard.outlier_detection,
+            max_in_flight: guard.max_in_flight,
+            queue_timeout: guard.queue_timeout,
         });
     }
     let upstream_exists = |name: &str| upstreams.keys().any(|key| key.get_ref() == name);
@@ -973,6 +1153,12 @@ fn validate(
         {
             turn_off_flags.push(on.span());
         }
+        let retry = validate_retry(ctx, route.retry.as_ref())?;
+        let rate_limit = route
+            .rate_limit
+            .as_ref()
+            .map(|limit| validate_rate_limit(ctx, limit))
+            .transpose()?;
         routes.push(RouteConfig {
             name: route.name.get_ref().clone(),
             matcher,
@@ -986,6 +1172,22 @@ fn validate(
                 .shadow
                 .map(|raw| validate_shadow(ctx, raw, &upstream_exists))
                 .transpose()?,
+            retry,
+            rate_limit,
+        });
+    }
+    // A breaker left at its default is on only where it has somewhere to send requests: an
+    // upstream that is some route's service with another upstream as fallback.
+    for upstream in &mut upstream_list {
+        let explicit = upstreams
+            .iter()
+            .find(|(key, _)| key.get_ref() == &upstream.name)
+            .and_then(|(_, raw)| raw.circuit_breaker.as_ref())
+            .and_then(|breaker| breaker.enabled);
+        upstream.circuit_breaker.enabled = explicit.unwrap_or_else(|| {
+            routes
+                .iter()
+                .any(|route| route.service == upstream.name && route.fallback != upstream.name)
         });
     }
 
@@ -1669,5 +1871,286 @@ fn validate_shadow_settings(
     Ok(ShadowSettings {
         max_concurrent,
         dir,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request-path protection: circuit breaker, outlier ejection, retry, rate limits, in-flight caps.
+
+/// Envoy's outlier-detection defaults (`consecutive_5xx`, `base_ejection_time`,
+/// `max_ejection_time`, `max_ejection_percent`).
+const OUTLIER_DEFAULTS: OutlierConfig = OutlierConfig {
+    enabled: true,
+    consecutive_failures: 5,
+    base_ejection_time: Duration::from_secs(30),
+    max_ejection_time: Duration::from_secs(300),
+    max_ejection_percent: 10,
+};
+
+struct UpstreamGuard {
+    failure_statuses: StatusSet,
+    circuit_breaker: CircuitBreakerConfig,
+    outlier_detection: OutlierConfig,
+    max_in_flight: Option<u32>,
+    queue_timeout: Duration,
+}
+
+impl Ctx<'_> {
+    /// A whole number in `range`, or `default` when absent.
+    fn count(
+        &self,
+        value: Option<&Spanned<i64>>,
+        default: u32,
+        range: std::ops::RangeInclusive<u32>,
+        key: &str,
+    ) -> Result<u32, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        u32::try_from(*value.get_ref())
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                self.error(
+                    value.span(),
+                    format!(
+                        "`{key}` must be between {} and {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })
+    }
+
+    /// A duration that must not be zero.
+    fn positive_duration(
+        &self,
+        value: Option<&Spanned<String>>,
+        default: Duration,
+        key: &str,
+    ) -> Result<Duration, ConfigError> {
+        let duration = self.duration(value, default)?;
+        match value {
+            Some(value) if duration.is_zero() => {
+                Err(self.error(value.span(), format!("`{key}` must be longer than 0")))
+            }
+            _ => Ok(duration),
+        }
+    }
+}
+
+fn validate_upstream_guard(ctx: &Ctx<'_>, raw: &RawUpstream) -> Result<UpstreamGuard, ConfigError> {
+    let failure_statuses = match &raw.failure_statuses {
+        None => StatusSet::SERVER_ERRORS,
+        Some(list) => {
+            let mut set = StatusSet::EMPTY;
+            for item in list.get_ref() {
+                let bad = || {
+                    ctx.error(
+                        item.span(),
+                        "a failure status is a code from 100 to 599 or a class like \"5xx\"",
+                    )
+                };
+                match item.get_ref() {
+                    toml::Value::Integer(code) => {
+                        let code = u16::try_from(*code)
+                            .ok()
+                            .filter(|c| (100..=599).contains(c))
+                            .ok_or_else(bad)?;
+                        set.insert(code);
+                    }
+                    toml::Value::String(class) => {
+                        let class = class.trim().to_ascii_lowercase();
+                        let digit = match class.as_bytes() {
+                            [d @ b'1'..=b'5', b'x', b'x'] => u16::from(d - b'0'),
+                            _ => return Err(bad()),
+                        };
+                        for code in digit * 100..digit * 100 + 100 {
+                            set.insert(code);
+                        }
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            set
+        }
+    };
+    let default_breaker = RawCircuitBreaker::default();
+    let breaker = raw.circuit_breaker.as_ref().unwrap_or(&default_breaker);
+    let error_rate = match &breaker.error_rate {
+        None => 0.5,
+        Some(value) => {
+            let rate = match value.get_ref() {
+                toml::Value::Float(rate) => Some(*rate),
+                toml::Value::Integer(0) => Some(0.0),
+                toml::Value::Integer(1) => Some(1.0),
+                toml::Value::String(text) => text
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+                    .map(|percent| percent / 100.0),
+                _ => None,
+            };
+            rate.filter(|r| (0.0..=1.0).contains(r)).ok_or_else(|| {
+                ctx.error(
+                    value.span(),
+                    "`error_rate` must be a fraction from 0 to 1 (0.5) or a percentage (\"50%\"); 0 turns it off",
+                )
+            })?
+        }
+    };
+    let circuit_breaker = CircuitBreakerConfig {
+        // Decided once the routes are known (see `validate`).
+        enabled: breaker.enabled.unwrap_or(false),
+        consecutive_failures: ctx.count(
+            breaker.consecutive_failures.as_ref(),
+            5,
+            0..=1_000_000,
+            "consecutive_failures",
+        )?,
+        error_rate,
+        min_requests: ctx.count(
+            breaker.min_requests.as_ref(),
+            20,
+            1..=1_000_000,
+            "min_requests",
+        )?,
+        window: ctx.positive_duration(
+            breaker.window.as_ref(),
+            Duration::from_secs(10),
+            "window",
+        )?,
+        open_for: ctx.positive_duration(
+            breaker.open_for.as_ref(),
+            Duration::from_secs(10),
+            "open_for",
+        )?,
+        half_open_requests: ctx.count(
+            breaker.half_open_requests.as_ref(),
+            3,
+            1..=10_000,
+            "half_open_requests",
+        )?,
+    };
+    let outlier_detection = match &raw.outlier_detection {
+        None => OUTLIER_DEFAULTS,
+        Some(outlier) => {
+            let base_ejection_time = ctx.positive_duration(
+                outlier.base_ejection_time.as_ref(),
+                OUTLIER_DEFAULTS.base_ejection_time,
+                "base_ejection_time",
+            )?;
+            let max_ejection_time = ctx.duration(
+                outlier.max_ejection_time.as_ref(),
+                OUTLIER_DEFAULTS.max_ejection_time.max(base_ejection_time),
+            )?;
+            if max_ejection_time < base_ejection_time {
+                let span = outlier
+                    .max_ejection_time
+                    .as_ref()
+                    .map_or(0..0, Spanned::span);
+                return Err(ctx.error(
+                    span,
+                    "`max_ejection_time` must not be shorter than `base_ejection_time`",
+                ));
+            }
+            OutlierConfig {
+                enabled: outlier.enabled.unwrap_or(true),
+                consecutive_failures: ctx.count(
+                    outlier.consecutive_failures.as_ref(),
+                    OUTLIER_DEFAULTS.consecutive_failures,
+                    1..=1_000_000,
+                    "consecutive_failures",
+                )?,
+                base_ejection_time,
+                max_ejection_time,
+                max_ejection_percent: ctx.count(
+                    outlier.max_ejection_percent.as_ref(),
+                    OUTLIER_DEFAULTS.max_ejection_percent,
+                    0..=100,
+                    "max_ejection_percent",
+                )?,
+            }
+        }
+    };
+    let max_in_flight = raw
+        .max_in_flight
+        .as_ref()
+        .map(|value| ctx.count(Some(value), 0, 1..=1_000_000, "max_in_flight"))
+        .transpose()?;
+    Ok(UpstreamGuard {
+        failure_statuses,
+        circuit_breaker,
+        outlier_detection,
+        max_in_flight,
+        queue_timeout: ctx.duration(raw.queue_timeout.as_ref(), Duration::ZERO)?,
+    })
+}
+
+fn validate_retry(ctx: &Ctx<'_>, raw: Option<&RawRetry>) -> Result<RetryConfig, ConfigError> {
+    let default_retry = RawRetry::default();
+    let raw = raw.unwrap_or(&default_retry);
+    let methods = match &raw.methods {
+        None => vec![Method::GET, Method::HEAD, Method::OPTIONS],
+        Some(list) => {
+            let mut methods = Vec::with_capacity(list.len());
+            for method in list {
+                let upper = method.get_ref().trim().to_ascii_uppercase();
+                let parsed = Method::from_bytes(upper.as_bytes())
+                    .ok()
+                    .filter(|m| *m != Method::CONNECT)
+                    .ok_or_else(|| {
+                        ctx.error(
+                            method.span(),
+                            format!("invalid method `{}`", method.get_ref()),
+                        )
+                    })?;
+                methods.push(parsed);
+            }
+            methods
+        }
+    };
+    let max_body = match &raw.max_body {
+        None => 64 << 10,
+        Some(value) => {
+            let size = ctx.size(value)?;
+            if size > 16 << 20 {
+                return Err(ctx.error(value.span(), "`max_body` must be at most 16MiB"));
+            }
+            size
+        }
+    };
+    let per_try_timeout = raw
+        .per_try_timeout
+        .as_ref()
+        .map(|value| ctx.positive_duration(Some(value), Duration::ZERO, "per_try_timeout"))
+        .transpose()?;
+    Ok(RetryConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        methods,
+        max_body,
+        per_try_timeout,
+    })
+}
+
+fn validate_rate_limit(
+    ctx: &Ctx<'_>,
+    raw: &Spanned<RawRateLimit>,
+) -> Result<RateLimitConfig, ConfigError> {
+    let limit = raw.get_ref();
+    let rate = ctx.count(Some(&limit.rate), 1, 1..=1_000_000_000, "rate")?;
+    let per = ctx.positive_duration(limit.per.as_ref(), Duration::from_secs(1), "per")?;
+    let burst = ctx.count(limit.burst.as_ref(), rate, 1..=1_000_000_000, "burst")?;
+    if per / rate < Duration::from_nanos(1) {
+        return Err(ctx.error(
+            raw.span(),
+            "`rate` per `per` is more than one per nanosecond",
+        ));
+    }
+    Ok(RateLimitConfig {
+        rate,
+        per,
+        burst,
+        key: limit.key.unwrap_or(RateKey::User),
     })
 }

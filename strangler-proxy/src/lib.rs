@@ -19,11 +19,14 @@
 //! [`FlagSource`] trait), `error`.
 
 pub mod admin;
+pub mod attempt;
+pub mod breaker;
 pub mod config;
 pub mod context;
 pub mod diff;
 pub mod error;
 pub mod flags;
+pub mod limit;
 pub mod metrics;
 pub mod proxy;
 pub mod route;

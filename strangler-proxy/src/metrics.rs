@@ -84,6 +84,8 @@ pub struct Metrics {
     pub slo: crate::slo::Registry,
     /// Shadow traffic counters and samples, by route.
     pub shadow: crate::shadow::Registry,
+    /// Circuit breakers and the counters of request-path protection (`attempt.rs`).
+    pub guard: crate::attempt::GuardMetrics,
 }
 
 impl Metrics {
@@ -230,6 +232,7 @@ impl Metrics {
                 staleness.as_secs_f64()
             );
         }
+        self.guard.render(&mut out, &extra.circuits);
         out
     }
 }
@@ -247,9 +250,12 @@ pub struct Extra {
     pub flags_ready: bool,
     /// Time since the flag server last answered (Unleash only).
     pub flags_staleness: Option<Duration>,
+    /// (upstream, circuit state) of every upstream whose breaker is on.
+    pub circuits: Vec<(String, crate::breaker::State)>,
 }
 
-fn escape(value: &str) -> String {
+/// Escapes a Prometheus label value.
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -10,6 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
@@ -21,11 +22,15 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tracing::Instrument as _;
 
+use crate::attempt::{Attempt, Cause, Outcome};
+use crate::breaker::{Nanos, Permit};
+use crate::config::RateKey;
 use crate::error::ProxyErrorKind;
+use crate::limit::{Key, RateLimit};
 use crate::metrics::UNMATCHED;
-use crate::route;
-use crate::serve::{AccessEntry, Shared};
-use crate::upstream::{Address, InFlight, Sender};
+use crate::route::{self, CompiledRoute, Reason};
+use crate::serve::{AccessEntry, Active, Shared};
+use crate::upstream::{Address, InFlight, Sender, Upstream};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -48,10 +53,19 @@ static HOP_BY_HOP: [&HeaderName; 8] = [
 /// A request body on its way to the upstream, cut off when it passes the body limit.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
+    inner: BodySource,
     remaining: u64,
     /// A copy for shadow traffic, if the request is mirrored and has a body.
     tee: Option<crate::shadow::Tee>,
+}
+
+/// Where the bytes of a [`RequestBody`] come from.
+#[derive(Debug)]
+enum BodySource {
+    /// Streamed from the client.
+    Client(Incoming),
+    /// Buffered, so that the request can be sent again (see `handle`).
+    Replay(Option<Bytes>),
 }
 
 /// Why a request body stopped.
@@ -73,9 +87,19 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        let end_stream = self.inner.is_end_stream();
-        if let Some(tee) = &mut self.tee {
+        let this = &mut *self;
+        let (polled, end_stream) = match &mut this.inner {
+            BodySource::Client(inner) => {
+                let polled = Pin::new(&mut *inner).poll_frame(cx);
+                (polled, inner.is_end_stream())
+            }
+            BodySource::Replay(bytes) => {
+                let polled: Poll<Option<Result<Frame<Bytes>, hyper::Error>>> =
+                    Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))));
+                (polled, bytes.is_none())
+            }
+        };
+        if let Some(tee) = &mut this.tee {
             tee.observe(&polled, end_stream);
         }
         match polled {
@@ -96,11 +120,19 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            BodySource::Client(inner) => inner.is_end_stream(),
+            BodySource::Replay(bytes) => bytes.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            BodySource::Client(inner) => inner.size_hint(),
+            BodySource::Replay(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
     }
 }
 
@@ -220,37 +252,56 @@ impl Body for ProxyBody {
 }
 
 /// Proxies one request from `peer`.
+///
+/// Request-path protection happens here, in this order: the route's rate limit (429), the
+/// circuit of the chosen upstream (open: the route's fallback, reason `circuit-open`, or 503
+/// without one), the upstream's in-flight cap (503), then the attempt, whose outcome goes to
+/// [`crate::attempt::observe_attempt`]; a failed idempotent request meant for a route's service
+/// is then sent once to the route's fallback (reason `service-failed`).
 pub(crate) async fn handle(
     shared: &Shared,
     peer: SocketAddr,
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
+    let now = crate::breaker::nanos(start);
     let active = shared.active.load_full();
     let client_upgrade = is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let client_version = parts.version;
     let logged = shared
         .access_log
         .is_some()
         .then(|| (parts.method.clone(), parts.uri.clone()));
 
-    let decision = route::route(&parts, &active.routes, &*shared.flags, || {
+    let mut decision = route::route(&parts, &active.routes, &*shared.flags, || {
         active.context.build(&parts, peer.ip())
     });
-    let upstream = &active.upstreams[decision.upstream];
-    let series = active.routes.series(&decision);
-    let route_name: &str = decision
-        .route
-        .map_or(UNMATCHED, |idx| &*active.routes.routes()[idx].name);
+    let route = decision.route.map(|idx| &active.routes.routes()[idx]);
+    let mut permit = Permit::none();
+    let mut refused = None;
+    if let Some(route) = route
+        && let Some(limit) = &route.rate_limit
+        && let Err(wait) = check_rate_limit(limit, &active, &parts, peer.ip())
+    {
+        route.guard.rate_limited.fetch_add(1, Ordering::Relaxed);
+        refused = Some(Failure::Local(Refusal::RateLimited(wait)));
+    } else {
+        match admit(&active, route, &mut decision, now) {
+            Ok(admitted) => permit = admitted,
+            Err(wait) => refused = Some(Failure::Local(Refusal::CircuitOpen(wait))),
+        }
+    }
+    let route_name: &str = route.map_or(UNMATCHED, |route| &*route.name);
     let span = tracing::debug_span!(
         "request",
         method = %parts.method,
         path = parts.uri.path(),
         route = route_name,
-        flag = decision.route.and_then(|idx| active.routes.routes()[idx].flag.as_deref()),
-        upstream = &*upstream.name,
+        flag = route.and_then(|route| route.flag.as_deref()),
+        upstream = &*active.upstreams[decision.upstream].name,
         reason = decision.reason.as_str(),
+        fallback = tracing::field::Empty,
     );
     // Shadow traffic: chosen before the head is rewritten, as the flag context is.
     let shadow_plan = decision
@@ -260,66 +311,168 @@ pub(crate) async fn handle(
             client_upgrade.is_none()
                 && plan.selects(&parts.method, || active.context.build(&parts, peer.ip()))
         });
-    let mut shadow = None;
 
     let result = async {
+        if let Some(refused) = refused {
+            return Err(refused);
+        }
         if parts.method == Method::CONNECT {
-            return Err(ProxyErrorKind::BadRequest);
+            return Err(Failure::Kind(ProxyErrorKind::BadRequest));
         }
         let limit = active.config.limits.max_body_size;
         if let Some(limit) = limit
             && content_length(&parts.headers).is_some_and(|len| len > limit)
         {
-            return Err(ProxyErrorKind::BodyTooLarge);
+            return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
         }
-        let (address, slot) = upstream.pick();
+        let remaining = limit.unwrap_or(u64::MAX);
+        let upstream = &active.upstreams[decision.upstream];
         let trusted = !active.context.trusted_proxies().is_empty()
             && crate::context::is_trusted(peer.ip(), active.context.trusted_proxies());
         let upgrade = client_upgrade.is_some();
-        rewrite_request(
-            &mut parts,
-            peer.ip(),
-            trusted,
-            upgrade,
-            active.config.preserve_host,
-            &address,
-        )?;
-        let tee = shadow_plan.and_then(|plan| {
-            let (pending, tee) =
-                crate::shadow::start(plan, &parts, &body, decision.upstream, &active.upstreams)?;
-            shadow = Some(pending);
-            tee
-        });
-        let body = RequestBody {
-            inner: body,
-            remaining: limit.unwrap_or(u64::MAX),
-            tee,
+
+        // A request meant for a route's service that may go to the fallback if the service fails:
+        // an idempotent method, and a body that can be sent twice.
+        let retry = route
+            .zip(decision.route)
+            .map(|(route, idx)| (route, &active.config.routes[idx].retry))
+            .filter(|(route, retry)| {
+                retry.enabled
+                    && !upgrade
+                    && route.service == decision.upstream
+                    && route.fallback != route.service
+                    && retry.methods.contains(&parts.method)
+            });
+        let mut replay = None;
+        let body = match retry {
+            Some(_) if body.is_end_stream() => {
+                replay = Some(Bytes::new());
+                BodySource::Replay(None)
+            }
+            Some((_, config))
+                if content_length(&parts.headers)
+                    .is_some_and(|len| len <= config.max_body.min(remaining)) =>
+            {
+                let collected = tokio::time::timeout(
+                    active.config.timeouts.request,
+                    http_body_util::BodyExt::collect(body),
+                )
+                .await;
+                let bytes = match collected {
+                    Ok(Ok(collected)) => collected.to_bytes(),
+                    _ => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
+                };
+                replay = Some(bytes.clone());
+                BodySource::Replay(Some(bytes).filter(|b| !b.is_empty()))
+            }
+            _ => BodySource::Client(body),
         };
-        let request = Request::from_parts(parts, body);
-        let sent = send(&address, request, active.config.timeouts.connect);
-        let (response, sender) =
-            match tokio::time::timeout(active.config.timeouts.request, sent).await {
-                Err(_) => return Err(ProxyErrorKind::Timeout),
-                Ok(result) => result?,
-            };
-        Ok((response, slot, (sender, address)))
+        let head_copy = replay.as_ref().map(|_| copy_head(&parts));
+        let first_timeout = match (retry, &replay) {
+            (Some((_, config)), Some(_)) => config
+                .per_try_timeout
+                .unwrap_or(active.config.timeouts.request),
+            _ => active.config.timeouts.request,
+        };
+        let sent = Instant::now();
+        let (address, result) = send_attempt(
+            &active,
+            upstream,
+            parts,
+            RequestBody {
+                inner: body,
+                remaining,
+                tee: None,
+            },
+            first_timeout,
+            (peer.ip(), trusted, upgrade),
+            now,
+            shadow_plan.map(|plan| (plan, decision.upstream)),
+        )
+        .await;
+        let to_service = route.is_some_and(|route| route.service == decision.upstream)
+            && matches!(decision.reason, Reason::FlagOn | Reason::Unflagged);
+        let outcome = observe(
+            (route, to_service),
+            upstream,
+            address.as_deref(),
+            &result,
+            sent,
+            permit,
+        );
+
+        let (Some((route, _)), Some(replay), Some(head), Some(outcome)) =
+            (retry, replay, head_copy, outcome)
+        else {
+            return result;
+        };
+        if outcome.is_failure(&upstream.failure_statuses) != Some(true) {
+            return result;
+        }
+        let fallback = &active.upstreams[route.fallback];
+        let (acquired, transition) = fallback
+            .guard
+            .breaker
+            .try_acquire(crate::breaker::nanos(Instant::now()));
+        fallback.guard.note(&fallback.name, transition);
+        let Ok(fallback_permit) = acquired else {
+            return result;
+        };
+        drop(result);
+        let cause = outcome.cause();
+        route.guard.fallback(cause);
+        if let Outcome::Error(kind) = outcome {
+            route.service_series.record_error(kind);
+        }
+        decision.upstream = route.fallback;
+        decision.reason = Reason::ServiceFailed;
+        route
+            .last_reason
+            .store(Reason::ServiceFailed as u8, Ordering::Relaxed);
+        tracing::Span::current().record("fallback", cause.as_str());
+        tracing::debug!(
+            cause = cause.as_str(),
+            "service failed; retrying on the fallback"
+        );
+        let sent = Instant::now();
+        let (address, result) = send_attempt(
+            &active,
+            fallback,
+            head,
+            RequestBody {
+                inner: BodySource::Replay(Some(replay).filter(|b| !b.is_empty())),
+                remaining,
+                tee: None,
+            },
+            active.config.timeouts.request,
+            (peer.ip(), trusted, false),
+            now,
+            None,
+        )
+        .await;
+        observe(
+            (Some(route), false),
+            fallback,
+            address.as_deref(),
+            &result,
+            sent,
+            fallback_permit,
+        );
+        result
     }
     .instrument(span.clone())
     .await;
 
-    // The SLO of the route's service judges what the service answered (slo.rs).
-    if let Some(window) = active.routes.slo_window(&decision) {
-        let now = Instant::now();
-        let outcome = result.as_ref().map(|(response, ..)| response.status());
-        window.observe(
-            now,
-            now.saturating_duration_since(start),
-            outcome.map_err(|k| *k),
-        );
-    }
-
+    let upstream = &active.upstreams[decision.upstream];
+    let series = active.routes.series(&decision);
+    let mut upstream_header = true;
     let mut response = match result {
-        Ok((mut response, slot, conn)) => {
+        Ok(Sent {
+            mut response,
+            slot,
+            conn,
+            shadow,
+        }) => {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(client_upgrade) = client_upgrade
             {
@@ -350,13 +503,11 @@ pub(crate) async fn handle(
                 remove_hop_by_hop(&mut parts.headers);
                 parts.headers.append(header::VIA, via(parts.version));
                 parts.version = client_version;
-                let tee = shadow
-                    .take()
-                    .map(|pending| pending.primary(parts.status, &parts.headers));
+                let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
                 Response::from_parts(parts, ProxyBody::upstream(body, slot, conn, tee))
             }
         }
-        Err(kind) => {
+        Err(Failure::Kind(kind)) => {
             series.record_error(kind);
             if kind.source() == crate::error::ErrorSource::Upstream {
                 tracing::warn!(
@@ -368,8 +519,14 @@ pub(crate) async fn handle(
             }
             error_response(kind, &upstream.name)
         }
+        Err(Failure::Local(Refusal::RateLimited(wait))) => {
+            upstream_header = false;
+            too_many_requests(route_name, wait)
+        }
+        Err(Failure::Local(Refusal::Shed)) => shed(&upstream.name),
+        Err(Failure::Local(Refusal::CircuitOpen(wait))) => circuit_open(&upstream.name, wait),
     };
-    if let Some(name) = &active.upstream_header {
+    if upstream_header && let Some(name) = &active.upstream_header {
         response
             .headers_mut()
             .insert(name.clone(), upstream.header_value.clone());
@@ -389,6 +546,255 @@ pub(crate) async fn handle(
         });
     }
     response
+}
+
+/// A response head from an upstream, with what must live as long as its body.
+struct Sent {
+    response: Response<Incoming>,
+    slot: InFlight,
+    conn: (Sender, Arc<Address>),
+    /// The shadow copy of this request, waiting for the primary's response head.
+    shadow: Option<crate::shadow::Pending>,
+}
+
+/// Why a request got no upstream response.
+enum Failure {
+    /// The attempt failed.
+    Kind(ProxyErrorKind),
+    /// The proxy answers itself.
+    Local(Refusal),
+}
+
+/// Why the proxy answers a request itself.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// 429: the route's rate limit; a token comes after this wait.
+    RateLimited(std::time::Duration),
+    /// 503: the upstream's in-flight cap.
+    Shed,
+    /// 503: the upstream's circuit is open for this long still (and there is no fallback).
+    CircuitOpen(std::time::Duration),
+}
+
+/// Checks the circuit of the decided upstream. An open circuit of a route's service sends the
+/// request to the route's fallback instead (reason `circuit-open`); an open circuit with nowhere
+/// to go answers 503.
+fn admit<'a>(
+    active: &'a Active,
+    route: Option<&CompiledRoute>,
+    decision: &mut route::Decision,
+    now: Nanos,
+) -> Result<Permit<'a>, std::time::Duration> {
+    let upstream = &active.upstreams[decision.upstream];
+    let (acquired, transition) = upstream.guard.breaker.try_acquire(now);
+    upstream.guard.note(&upstream.name, transition);
+    let wait = match acquired {
+        Ok(permit) => return Ok(permit),
+        Err(wait) => wait,
+    };
+    if let Some(route) = route
+        && decision.upstream == route.service
+        && route.fallback != route.service
+    {
+        route.guard.fallback(Cause::CircuitOpen);
+        decision.upstream = route.fallback;
+        decision.reason = Reason::CircuitOpen;
+        route
+            .last_reason
+            .store(Reason::CircuitOpen as u8, Ordering::Relaxed);
+        let fallback = &active.upstreams[route.fallback];
+        let (acquired, transition) = fallback.guard.breaker.try_acquire(now);
+        fallback.guard.note(&fallback.name, transition);
+        return acquired.inspect_err(|_| {
+            fallback
+                .guard
+                .counters
+                .shed_circuit_open
+                .fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    upstream
+        .guard
+        .counters
+        .shed_circuit_open
+        .fetch_add(1, Ordering::Relaxed);
+    Err(wait)
+}
+
+/// Sends one attempt to `upstream`: takes a slot of its in-flight cap, picks an address, points
+/// the request at it and waits up to `timeout` for the response head. Returns the address tried
+/// (`None` when the request was shed before one was picked).
+async fn send_attempt(
+    active: &Active,
+    upstream: &Upstream,
+    mut parts: http::request::Parts,
+    mut body: RequestBody,
+    timeout: std::time::Duration,
+    (peer, trusted, upgrade): (IpAddr, bool, bool),
+    now: Nanos,
+    shadow: Option<(&Arc<crate::shadow::RouteShadow>, usize)>,
+) -> (Option<Arc<Address>>, Result<Sent, Failure>) {
+    let cap_permit = match &upstream.concurrency {
+        None => None,
+        Some(cap) => {
+            if let Some(permit) = cap.acquire().await {
+                Some(permit)
+            } else {
+                upstream
+                    .guard
+                    .counters
+                    .shed_in_flight
+                    .fetch_add(1, Ordering::Relaxed);
+                return (None, Err(Failure::Local(Refusal::Shed)));
+            }
+        }
+    };
+    let (address, mut slot) = upstream.pick_at(now);
+    slot.hold(cap_permit);
+    if let Err(kind) = rewrite_request(
+        &mut parts,
+        peer,
+        trusted,
+        upgrade,
+        active.config.preserve_host,
+        &address,
+    ) {
+        return (Some(address), Err(Failure::Kind(kind)));
+    }
+    // Shadow traffic starts from the head as rewritten for the primary (shadow.rs).
+    let pending = shadow.and_then(|(plan, primary)| {
+        let (pending, tee) = crate::shadow::start(plan, &parts, &body, primary, &active.upstreams)?;
+        body.tee = tee;
+        Some(pending)
+    });
+    let request = Request::from_parts(parts, body);
+    let sent = send(&address, request, active.config.timeouts.connect);
+    let result = match tokio::time::timeout(timeout, sent).await {
+        Err(_) => Err(ProxyErrorKind::Timeout),
+        Ok(result) => result,
+    };
+    let result = match result {
+        Ok((response, sender)) => Ok(Sent {
+            response,
+            slot,
+            conn: (sender, address.clone()),
+            shadow: pending,
+        }),
+        Err(kind) => Err(Failure::Kind(kind)),
+    };
+    (Some(address), result)
+}
+
+/// Passes the outcome of an attempt to [`crate::attempt::observe_attempt`]; returns it (`None`
+/// when no address was tried).
+fn observe(
+    (route, to_service): (Option<&CompiledRoute>, bool),
+    upstream: &Upstream,
+    address: Option<&Address>,
+    result: &Result<Sent, Failure>,
+    sent: Instant,
+    permit: Permit<'_>,
+) -> Option<Outcome> {
+    let address = address?;
+    let outcome = match result {
+        Ok(sent) => Outcome::Status(sent.response.status()),
+        Err(Failure::Kind(kind)) => Outcome::Error(*kind),
+        Err(Failure::Local(..)) => return None,
+    };
+    let done = Instant::now();
+    crate::attempt::observe_attempt(
+        &Attempt {
+            route,
+            upstream,
+            address,
+            to_service,
+            outcome,
+            latency: done.saturating_duration_since(sent),
+            finished: done,
+        },
+        permit,
+    );
+    Some(outcome)
+}
+
+/// Takes a token of a route's rate limit for this request.
+fn check_rate_limit(
+    limit: &RateLimit,
+    active: &Active,
+    parts: &http::request::Parts,
+    peer: IpAddr,
+) -> Result<(), std::time::Duration> {
+    let client_ip =
+        || crate::context::client_ip(peer, &parts.headers, active.context.trusted_proxies());
+    match limit.key_kind() {
+        RateKey::Global => limit.check(Key::Global),
+        RateKey::Ip => limit.check(Key::Ip(client_ip())),
+        RateKey::User => {
+            let context = active.context.build(parts, peer);
+            match context.as_ref().user_id {
+                Some(user) => limit.check(Key::User(user)),
+                None => limit.check(Key::Ip(client_ip())),
+            }
+        }
+    }
+}
+
+/// A copy of a request head (without extensions), to send it again.
+fn copy_head(parts: &http::request::Parts) -> http::request::Parts {
+    let mut request = Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
+}
+
+fn local_response(
+    status: StatusCode,
+    detail: &str,
+    retry_after: Option<std::time::Duration>,
+) -> Response<ProxyBody> {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let mut response = Response::new(ProxyBody::full(format!(
+        "{} {reason}: {detail}\n",
+        status.as_u16()
+    )));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Some(wait) = retry_after {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::limit::retry_after_seconds(wait)),
+        );
+    }
+    response
+}
+
+fn too_many_requests(route: &str, wait: std::time::Duration) -> Response<ProxyBody> {
+    local_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("rate limit of route `{route}` exceeded"),
+        Some(wait),
+    )
+}
+
+fn shed(upstream: &str) -> Response<ProxyBody> {
+    local_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("upstream `{upstream}` has too many requests in flight"),
+        Some(std::time::Duration::from_secs(1)),
+    )
+}
+
+fn circuit_open(upstream: &str, wait: std::time::Duration) -> Response<ProxyBody> {
+    local_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("the circuit of upstream `{upstream}` is open after repeated failures"),
+        Some(wait),
+    )
 }
 
 /// Sends `request` on a pooled connection of `address`, or a new one. A pooled connection the

@@ -56,6 +56,10 @@ pub struct CompiledRoute {
     pub slo: Option<Arc<crate::slo::Window>>,
     /// Shadow traffic, if the route has `shadow`.
     pub shadow: Option<Arc<crate::shadow::RouteShadow>>,
+    /// Counters of fallbacks and rate-limited requests, kept across reloads.
+    pub guard: Arc<crate::attempt::RouteCounters>,
+    /// The route's rate limit, if any (its buckets start full after a reload).
+    pub rate_limit: Option<crate::limit::RateLimit>,
 }
 
 #[derive(Debug)]
@@ -103,6 +107,10 @@ pub enum Reason {
     FlagsNotReady = 4,
     /// The route is rolled back: the fallback.
     Pinned = 5,
+    /// The service's circuit is open: the fallback.
+    CircuitOpen = 6,
+    /// The service failed an idempotent request, which was retried on the fallback.
+    ServiceFailed = 7,
 }
 
 impl Reason {
@@ -115,6 +123,8 @@ impl Reason {
             Reason::FlagOff => "flag-off",
             Reason::FlagsNotReady => "flags-not-ready",
             Reason::Pinned => "pinned",
+            Reason::CircuitOpen => "circuit-open",
+            Reason::ServiceFailed => "service-failed",
         }
     }
 
@@ -127,6 +137,8 @@ impl Reason {
             3 => Reason::FlagOff,
             4 => Reason::FlagsNotReady,
             5 => Reason::Pinned,
+            6 => Reason::CircuitOpen,
+            7 => Reason::ServiceFailed,
             _ => return None,
         })
     }
@@ -190,6 +202,8 @@ impl RouteTable {
                         ))
                     },
                 ),
+                guard: metrics.guard.route(&route.name),
+                rate_limit: route.rate_limit.map(crate::limit::RateLimit::new),
             })
             .collect();
         RouteTable {
@@ -235,7 +249,11 @@ impl RouteTable {
 fn route_went_to_fallback(reason: Reason) -> bool {
     matches!(
         reason,
-        Reason::FlagOff | Reason::FlagsNotReady | Reason::Pinned
+        Reason::FlagOff
+            | Reason::FlagsNotReady
+            | Reason::Pinned
+            | Reason::CircuitOpen
+            | Reason::ServiceFailed
     )
 }
 

@@ -119,7 +119,7 @@ impl Active {
         let upstreams: Vec<Arc<Upstream>> = config
             .upstreams
             .iter()
-            .map(|up| Arc::new(Upstream::new(up)))
+            .map(|up| Arc::new(Upstream::with_metrics(up, metrics)))
             .collect();
         let health_checks = upstream::spawn_health_checks(&upstreams, &config);
         Active {

@@ -36,7 +36,7 @@ use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::{Body as _, Frame, Incoming};
+use hyper::body::{Body as _, Frame};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -539,7 +539,7 @@ impl Pending {
 pub(crate) fn start(
     plan: &Arc<RouteShadow>,
     parts: &Parts,
-    body: &Incoming,
+    body: &crate::proxy::RequestBody,
     primary: usize,
     upstreams: &[Arc<Upstream>],
 ) -> Option<(Pending, Option<Tee>)> {

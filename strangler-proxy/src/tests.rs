@@ -7,6 +7,7 @@ mod admin;
 mod config;
 mod context;
 mod diff;
+mod guard;
 mod proxy;
 mod route;
 mod slo;

@@ -6,6 +6,9 @@
 //! Balancing is round-robin or least-connections over the healthy addresses; when every address
 //! is unhealthy, all are used, since a health check that is wrong must not take the site down.
 //! Health checks run as background tasks that are aborted when their config is replaced.
+//! Addresses ejected by outlier detection (`breaker::Outlier`) are skipped like unhealthy ones.
+//! Each upstream also holds its circuit breaker and in-flight cap (`breaker`, `limit`), fed by
+//! `attempt::observe_attempt`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,8 +23,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use crate::config::{Balance, Config, HealthCheck, UpstreamConfig};
+use crate::attempt::UpstreamGuard;
+use crate::breaker::{Nanos, Outlier};
+use crate::config::{Balance, Config, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig};
 use crate::error::ProxyErrorKind;
+use crate::limit::Concurrency;
+use crate::metrics::Metrics;
 use crate::proxy::RequestBody;
 
 /// One upstream: a named pool of addresses.
@@ -36,6 +43,14 @@ pub struct Upstream {
     balance: Balance,
     next: AtomicUsize,
     health_check: Option<HealthCheck>,
+    /// Statuses that count as failures of this upstream.
+    pub failure_statuses: StatusSet,
+    /// Outlier ejection settings.
+    pub outlier: OutlierConfig,
+    /// The circuit breaker and the counters of this upstream, kept across reloads.
+    pub guard: Arc<UpstreamGuard>,
+    /// The cap on requests in flight, if any.
+    pub concurrency: Option<Concurrency>,
 }
 
 /// One address of an upstream.
@@ -49,6 +64,8 @@ pub struct Address {
     pub in_flight: AtomicUsize,
     /// Result of the last health check (true until a check fails).
     pub healthy: AtomicBool,
+    /// Outlier-ejection state.
+    pub outlier: Outlier,
     /// Idle keep-alive connections, most recently used last.
     idle: Mutex<Vec<Sender>>,
 }
@@ -112,9 +129,16 @@ impl Address {
     }
 }
 
-/// Holds one in-flight slot of an address until dropped.
+/// Holds one in-flight slot of an address (and of its upstream's cap, if any) until dropped.
 #[derive(Debug)]
-pub struct InFlight(Arc<Address>);
+pub struct InFlight(Arc<Address>, Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl InFlight {
+    /// Also holds `permit` of the upstream's in-flight cap until dropped.
+    pub fn hold(&mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
+        self.1 = permit;
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -123,6 +147,16 @@ impl Drop for InFlight {
 }
 
 impl Upstream {
+    /// Builds the pool of one upstream config, with counters (and a breaker) that live in
+    /// `metrics` across reloads.
+    pub fn with_metrics(config: &UpstreamConfig, metrics: &Metrics) -> Upstream {
+        let mut upstream = Upstream::new(config);
+        upstream.guard = metrics
+            .guard
+            .upstream(&config.name, &config.circuit_breaker);
+        upstream
+    }
+
     /// Builds the pool of one upstream config.
     pub fn new(config: &UpstreamConfig) -> Upstream {
         let addresses = config
@@ -137,6 +171,7 @@ impl Upstream {
                         .unwrap_or_else(|| Authority::from_static("localhost")),
                     in_flight: AtomicUsize::new(0),
                     healthy: AtomicBool::new(true),
+                    outlier: Outlier::default(),
                     idle: Mutex::new(Vec::new()),
                 })
             })
@@ -149,19 +184,38 @@ impl Upstream {
             balance: config.balance,
             next: AtomicUsize::new(0),
             health_check: config.health_check.clone(),
+            failure_statuses: config.failure_statuses,
+            outlier: config.outlier_detection,
+            guard: Arc::new(UpstreamGuard::new(&config.circuit_breaker)),
+            concurrency: config
+                .max_in_flight
+                .map(|max| Concurrency::new(max, config.queue_timeout)),
         }
+    }
+
+    /// Addresses ejected by outlier detection at `now`.
+    pub fn ejected(&self, now: Nanos) -> usize {
+        self.addresses
+            .iter()
+            .filter(|a| a.outlier.is_ejected(now))
+            .count()
     }
 
     /// Picks an address for one request and takes an in-flight slot on it.
     pub fn pick(&self) -> (Arc<Address>, InFlight) {
+        self.pick_at(crate::breaker::nanos(std::time::Instant::now()))
+    }
+
+    /// [`Upstream::pick`] at time `now`: addresses that fail their health check or are ejected
+    /// get no requests, unless no address is left, then all are used.
+    pub fn pick_at(&self, now: Nanos) -> (Arc<Address>, InFlight) {
         let address = if self.addresses.len() == 1 {
             &self.addresses[0]
         } else {
-            let any_healthy = self
-                .addresses
-                .iter()
-                .any(|a| a.healthy.load(Ordering::Relaxed));
-            let usable = |a: &&Arc<Address>| !any_healthy || a.healthy.load(Ordering::Relaxed);
+            let good =
+                |a: &Arc<Address>| a.healthy.load(Ordering::Relaxed) && !a.outlier.is_ejected(now);
+            let any_good = self.addresses.iter().any(good);
+            let usable = |a: &&Arc<Address>| !any_good || good(a);
             match self.balance {
                 Balance::RoundRobin => {
                     let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -184,7 +238,7 @@ impl Upstream {
             }
         };
         address.in_flight.fetch_add(1, Ordering::Relaxed);
-        (address.clone(), InFlight(address.clone()))
+        (address.clone(), InFlight(address.clone(), None))
     }
 }
 

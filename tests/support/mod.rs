@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+pub mod faulty;
 pub mod procs;
 pub mod unleash;
 pub mod upstreams;

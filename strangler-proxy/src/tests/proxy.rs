@@ -189,7 +189,12 @@ async fn upstream_down_is_502_and_the_proxy_lives_on() {
     drop(closed);
     let monolith = upstream("monolith").await;
     let proxy = start(
-        config(&two_upstreams(&monolith.url(), &dead, "")),
+        // Without the retry on the fallback, which would hide the failure (see tests/resilience.rs).
+        config(&two_upstreams(
+            &monolith.url(),
+            &dead,
+            "retry = { enabled = false }\n",
+        )),
         Arc::new(StaticFlags {
             enabled: vec!["payments-service".to_owned()],
         }),
