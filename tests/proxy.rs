@@ -501,6 +501,7 @@ fn fig_route_list_and_status_for_a_person() {
     routes            1 (none rolled back)
     default upstream  monolith
     state file        [STATE_FILE]
+    circuit           payments: service `payment-service` circuit closed
     ");
     let status: Value =
         serde_json::from_str(&proxy.route_ok(&["status", "--format", "json"])).expect("JSON");
