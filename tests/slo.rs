@@ -150,6 +150,9 @@ addresses = ["http://{monolith}"]
 
 [upstreams.payment-service]
 addresses = ["http://{faulty}"]
+# The SLO judges the service's own answers: no circuit breaker and no retry on the fallback
+# (routes say `retry = {{ enabled = false }}`) to hide them (see tests/resilience.rs for those).
+circuit_breaker = {{ enabled = false }}
 
 {routes}
 
@@ -327,6 +330,7 @@ fn payments(slo: &str) -> String {
 name = "payments"
 match = {{ pattern = "/payments/**" }}
 service = "payment-service"
+retry = {{ enabled = false }}
 flag = "{FLAG}"
 fallback = "monolith"
 slo = {{ {slo} }}"#
@@ -462,18 +466,21 @@ fn healthy_traffic_and_few_requests_do_not_roll_back() {
 name = "few"
 match = { prefix = "/few" }
 service = "payment-service"
+retry = { enabled = false }
 slo = { max_error_rate = "5%", min_requests = 20 }
 
 [[routes]]
 name = "flaky"
 match = { prefix = "/flaky" }
 service = "payment-service"
+retry = { enabled = false }
 slo = { max_error_rate = "5%", max_p99 = "300ms", min_requests = 20 }
 
 [[routes]]
 name = "payments"
 match = { pattern = "/payments/**" }
 service = "payment-service"
+retry = { enabled = false }
 flag = "payments-service"
 slo = { max_error_rate = "5%", min_requests = 5 }"#;
     let setup = Setup::new(routes, FILE_FLAGS);
