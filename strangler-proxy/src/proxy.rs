@@ -385,8 +385,12 @@ pub(crate) async fn handle(
                 tee: None,
             },
             first_timeout,
-            (peer.ip(), trusted, upgrade),
-            now,
+            Origin {
+                peer: peer.ip(),
+                trusted,
+                upgrade,
+                now,
+            },
             shadow_plan.map(|plan| (plan, decision.upstream)),
         )
         .await;
@@ -445,8 +449,12 @@ pub(crate) async fn handle(
                 tee: None,
             },
             active.config.timeouts.request,
-            (peer.ip(), trusted, false),
-            now,
+            Origin {
+                peer: peer.ip(),
+                trusted,
+                upgrade: false,
+                now,
+            },
             None,
         )
         .await;
@@ -557,6 +565,16 @@ struct Sent {
     shadow: Option<crate::shadow::Pending>,
 }
 
+/// Who sent the request, for an attempt: the client, whether it is a trusted proxy, whether it
+/// asks for an upgrade, and when the request came in.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    peer: IpAddr,
+    trusted: bool,
+    upgrade: bool,
+    now: Nanos,
+}
+
 /// Why a request got no upstream response.
 enum Failure {
     /// The attempt failed.
@@ -630,8 +648,7 @@ async fn send_attempt(
     mut parts: http::request::Parts,
     mut body: RequestBody,
     timeout: std::time::Duration,
-    (peer, trusted, upgrade): (IpAddr, bool, bool),
-    now: Nanos,
+    origin: Origin,
     shadow: Option<(&Arc<crate::shadow::RouteShadow>, usize)>,
 ) -> (Option<Arc<Address>>, Result<Sent, Failure>) {
     let cap_permit = match &upstream.concurrency {
@@ -649,6 +666,12 @@ async fn send_attempt(
             }
         }
     };
+    let Origin {
+        peer,
+        trusted,
+        upgrade,
+        now,
+    } = origin;
     let (address, mut slot) = upstream.pick_at(now);
     slot.hold(cap_permit);
     if let Err(kind) = rewrite_request(
