@@ -275,3 +275,158 @@ fn idle_keys_are_evicted_once_their_bucket_is_full() {
     assert_eq!(limit.check(Key::User("late")), Ok(()));
     assert_eq!(limit.keys(), 1);
 }
+
+// ---- config ---------------------------------------------------------------------------------
+
+const UPSTREAMS: &str = "[upstreams.monolith]\naddresses = [\"http://127.0.0.1:8080\"]\n\
+    [upstreams.svc]\naddresses = [\"http://127.0.0.1:9001\", \"http://127.0.0.1:9002\"]\n";
+
+fn parse(text: &str) -> Result<crate::Config, String> {
+    crate::Config::parse(
+        text,
+        Some(std::path::Path::new("fig-proxy.toml")),
+        &crate::Overrides::default(),
+    )
+    .map_err(|err| err.to_string())
+}
+
+#[track_caller]
+fn check_error(text: &str, expected: &str) {
+    match parse(text) {
+        Ok(_) => panic!("config was accepted, expected: {expected}"),
+        Err(err) => assert_eq!(err, expected),
+    }
+}
+
+#[test]
+fn defaults_turn_the_breaker_on_only_where_there_is_a_fallback() {
+    let config = parse(&format!(
+        "{UPSTREAMS}[[routes]]\nname = \"a\"\nmatch = {{ prefix = \"/a\" }}\nservice = \"svc\"\n"
+    ))
+    .expect("valid");
+    let svc = config.upstream("svc").expect("svc");
+    let monolith = config.upstream("monolith").expect("monolith");
+    assert!(svc.circuit_breaker.enabled);
+    assert!(!monolith.circuit_breaker.enabled);
+    assert_eq!(svc.circuit_breaker.consecutive_failures, 5);
+    assert_eq!(svc.circuit_breaker.open_for, Duration::from_secs(10));
+    assert!(svc.failure_statuses.contains(503) && !svc.failure_statuses.contains(404));
+    assert_eq!(svc.outlier_detection.max_ejection_percent, 10);
+    assert_eq!(svc.max_in_flight, None);
+    let route = &config.routes[0];
+    assert!(route.retry.enabled);
+    assert_eq!(route.retry.max_body, 64 << 10);
+    assert_eq!(route.rate_limit, None);
+}
+
+#[test]
+fn protection_keys_are_read() {
+    let config = parse(&format!(
+        "{UPSTREAMS}[upstreams.monolith.circuit_breaker]\nenabled = true\nerror_rate = \"25%\"\n\
+         [[routes]]\nname = \"a\"\nmatch = {{ prefix = \"/a\" }}\nservice = \"svc\"\n\
+         retry = {{ methods = [\"get\", \"PUT\"], max_body = \"1KiB\", per_try_timeout = \"2s\" }}\n\
+         rate_limit = {{ rate = 10, per = \"1m\", key = \"ip\" }}\n"
+    ))
+    .expect("valid");
+    let monolith = config.upstream("monolith").expect("monolith");
+    assert!(monolith.circuit_breaker.enabled);
+    assert!((monolith.circuit_breaker.error_rate - 0.25).abs() < 1e-9);
+    let route = &config.routes[0];
+    assert_eq!(route.retry.methods, [http::Method::GET, http::Method::PUT]);
+    assert_eq!(route.retry.max_body, 1024);
+    assert_eq!(route.retry.per_try_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(
+        route.rate_limit,
+        Some(RateLimitConfig {
+            rate: 10,
+            per: Duration::from_secs(60),
+            burst: 10,
+            key: RateKey::Ip
+        })
+    );
+}
+
+#[test]
+fn bad_protection_values_name_their_place() {
+    check_error(
+        &format!("{UPSTREAMS}failure_statuses = [\"6xx\"]\n"),
+        "fig-proxy.toml:5:21: a failure status is a code from 100 to 599 or a class like \"5xx\"",
+    );
+    check_error(
+        &format!("{UPSTREAMS}circuit_breaker = {{ error_rate = 1.5 }}\n"),
+        "fig-proxy.toml:5:34: `error_rate` must be a fraction from 0 to 1 (0.5) or a percentage (\"50%\"); 0 turns it off",
+    );
+    check_error(
+        &format!("{UPSTREAMS}circuit_breaker = {{ open_for = \"0s\" }}\n"),
+        "fig-proxy.toml:5:32: `open_for` must be longer than 0",
+    );
+    check_error(
+        &format!("{UPSTREAMS}outlier_detection = {{ max_ejection_percent = 101 }}\n"),
+        "fig-proxy.toml:5:46: `max_ejection_percent` must be between 0 and 100",
+    );
+    check_error(
+        &format!("{UPSTREAMS}max_in_flight = 0\n"),
+        "fig-proxy.toml:5:17: `max_in_flight` must be between 1 and 1000000",
+    );
+    check_error(
+        &format!(
+            "{UPSTREAMS}[[routes]]\nname = \"a\"\nmatch = {{ prefix = \"/a\" }}\nservice = \"svc\"\nrate_limit = {{ rate = 0 }}\n"
+        ),
+        "fig-proxy.toml:9:23: `rate` must be between 1 and 1000000000",
+    );
+    check_error(
+        &format!(
+            "{UPSTREAMS}[[routes]]\nname = \"a\"\nmatch = {{ prefix = \"/a\" }}\nservice = \"svc\"\nrate_limit = {{ rate = 1, key = \"tenant\" }}\n"
+        ),
+        "fig-proxy.toml:9:32: unknown variant `tenant`, expected one of `user`, `ip`, `global`",
+    );
+    check_error(
+        &format!(
+            "{UPSTREAMS}[[routes]]\nname = \"a\"\nmatch = {{ prefix = \"/a\" }}\nservice = \"svc\"\nretry = {{ methods = [\"G T\"] }}\n"
+        ),
+        "fig-proxy.toml:9:22: invalid method `G T`",
+    );
+}
+
+// ---- breakers across reloads, in-flight caps ------------------------------------------------
+
+#[test]
+fn a_reload_with_the_same_breaker_settings_keeps_the_breaker() {
+    let registry = crate::attempt::GuardMetrics::default();
+    let first = registry.upstream("svc", &config());
+    for i in 0..3 {
+        send(&first.breaker, i * MS, true);
+    }
+    let same = registry.upstream("svc", &config());
+    assert!(std::sync::Arc::ptr_eq(&first, &same));
+    assert_eq!(same.breaker.state(5 * MS), State::Open);
+    let changed = registry.upstream(
+        "svc",
+        &CircuitBreakerConfig {
+            open_for: Duration::from_secs(1),
+            ..config()
+        },
+    );
+    assert_eq!(changed.breaker.state(5 * MS), State::Closed);
+    assert!(std::sync::Arc::ptr_eq(&first.counters, &changed.counters));
+}
+
+#[tokio::test]
+async fn the_in_flight_cap_waits_up_to_its_queue_timeout_then_sheds() {
+    let cap = crate::limit::Concurrency::new(1, Duration::from_millis(100));
+    let held = cap.acquire().await.expect("a first slot");
+    assert_eq!(cap.in_flight(), 1);
+    assert!(cap.acquire().await.is_none(), "shed after the wait");
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(held);
+    });
+    assert!(
+        cap.acquire().await.is_some(),
+        "a slot freed within the wait"
+    );
+    release.await.expect("the releasing task");
+    let no_wait = crate::limit::Concurrency::new(1, Duration::ZERO);
+    let _held = no_wait.acquire().await;
+    assert!(no_wait.acquire().await.is_none());
+}
