@@ -244,6 +244,17 @@ fn kubernetes_manifests_agree_with_the_proxy_config() {
     let (config_path, _) = materialize(&manifests, temp.path());
     let config = Config::load(&config_path, &Overrides::default())
         .unwrap_or_else(|err| panic!("the ConfigMap's fig-proxy.toml is refused: {err}"));
+    // And as an operator checks it before applying it.
+    let checked = fig()
+        .args(["proxy", "--check", "--config"])
+        .arg(&config_path)
+        .output()
+        .expect("fig proxy --check runs");
+    assert!(
+        checked.status.success()
+            && String::from_utf8_lossy(&checked.stdout).starts_with("config is valid: 1 route(s)"),
+        "fig proxy --check on the ConfigMap's config: {checked:?}"
+    );
 
     // Probes and ports against the config.
     let pod = pod(deployment);
@@ -446,13 +457,8 @@ fn alert_rules_use_metrics_a_running_proxy_exports() {
     command
         .args(["proxy", "--config"])
         .arg(&config_path)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--flags",
-        ])
+        .args(["--workers", "1", "--listen", "127.0.0.1:0"])
+        .args(["--admin", "127.0.0.1:0", "--flags"])
         .arg(&flags);
     let mut proxy = Proc::spawn("fig proxy (ConfigMap)", command);
     let listen = proxy.address("listening on http://");

@@ -17,9 +17,10 @@
 //!     admin API, in commands and in expected output). The page's `$ fig demo` line starts it.
 //!   - `<!-- doc-test: file NAME -->`: the block (any language) is written to `NAME` in the
 //!     sandbox at that point of the page.
-//!   - `<!-- doc-test: covered-by MODULE::TEST -->`: not run here because it needs something this
-//!     test cannot start (a real Unleash server, a proxy on fixed addresses); `fn TEST` must
-//!     exist in `tests/MODULE.rs`, which exercises the same commands.
+//!   - `<!-- doc-test: covered-by MODULE::TEST[, MODULE::TEST...] -->`: not run here because it
+//!     needs something this test cannot start (a real Unleash server, a proxy on fixed
+//!     addresses); each `fn TEST` must exist in `tests/MODULE.rs`, which exercises the same
+//!     commands.
 //!   - `<!-- doc-test: ci -->`: each command appears, as written, in `.ci/run`.
 //!   - `<!-- doc-test: not-run REASON -->`: not run at all (a container engine, a cluster); the
 //!     reason is required and printed.
@@ -741,16 +742,19 @@ fn every_command_in_the_docs_is_run_or_covered() {
                     *counts.entry("run").or_default() += commands.len();
                     steps.extend(commands.into_iter().map(Step::Command));
                 }
-                Mode::CoveredBy(test) => {
+                Mode::CoveredBy(tests) => {
                     *counts.entry("covered").or_default() += commands.len();
-                    let (module, name) = test.split_once("::").unwrap_or(("", test));
-                    let source = std::fs::read_to_string(root.join(format!("tests/{module}.rs")))
-                        .unwrap_or_default();
-                    if !source.contains(&format!("fn {name}(")) {
-                        failures.push(format!(
-                            "{file}:{}: covered by `{test}`, but tests/{module}.rs has no `fn {name}`",
-                            block.line
-                        ));
+                    for test in tests.split(", ") {
+                        let (module, name) = test.split_once("::").unwrap_or(("", test));
+                        let source =
+                            std::fs::read_to_string(root.join(format!("tests/{module}.rs")))
+                                .unwrap_or_default();
+                        if !source.contains(&format!("fn {name}(")) {
+                            failures.push(format!(
+                                "{file}:{}: covered by `{test}`, but tests/{module}.rs has no `fn {name}`",
+                                block.line
+                            ));
+                        }
                     }
                 }
                 Mode::Ci => {
