@@ -133,8 +133,15 @@ struct Setup {
 }
 
 impl Setup {
-    /// `routes` are `[[routes]]` tables; `flags` is the `[flags]` table.
+    /// `routes` are `[[routes]]` tables; `flags` is the `[flags]` table. The service has no
+    /// circuit breaker.
     fn new(routes: &str, flags: &str) -> Setup {
+        Setup::with_breaker(routes, flags, "circuit_breaker = { enabled = false }")
+    }
+
+    /// As [`Setup::new`], with `breaker` as the service's circuit-breaker line (empty: the
+    /// default breaker).
+    fn with_breaker(routes: &str, flags: &str, breaker: &str) -> Setup {
         let setup = Setup {
             dir: tempfile::tempdir().expect("tempdir"),
             upstreams: Upstreams::start(),
@@ -150,9 +157,9 @@ addresses = ["http://{monolith}"]
 
 [upstreams.payment-service]
 addresses = ["http://{faulty}"]
-# The SLO judges the service's own answers: no circuit breaker and no retry on the fallback
-# (routes say `retry = {{ enabled = false }}`) to hide them (see tests/resilience.rs for those).
-circuit_breaker = {{ enabled = false }}
+# Most tests look at the SLO alone: no circuit breaker and no retry on the fallback (routes say
+# `retry = {{ enabled = false }}`); one test has both (see tests/resilience.rs for them alone).
+{breaker}
 
 {routes}
 
@@ -633,6 +640,41 @@ fn a_flag_that_cannot_be_turned_off_leaves_the_rollback_in_force() {
     );
 }
 
+/// With the fallback retry and the circuit breaker at their defaults, every client of a failing
+/// service is answered by the monolith (a retry, then the open circuit), yet the SLO sees the
+/// service fail and rolls the route back for good.
+#[test]
+fn the_slo_sees_through_the_fallback_retry_and_the_breaker() {
+    let routes = payments(r#"max_error_rate = "5%", min_requests = 20"#)
+        .replace("retry = { enabled = false }\n", "");
+    let setup = Setup::with_breaker(&routes, FILE_FLAGS, "");
+    let proxy = started_on_the_service(&setup);
+    let start = Instant::now();
+    let mut sent = 0;
+    loop {
+        // The monolith ignores the query; the faulty service fails on it.
+        assert_eq!(proxy.get("/payments/7?fail"), (200, "shop".to_owned()));
+        sent += 1;
+        if sent % 10 == 0 && proxy.route_json("payments")["state"] == "pinned-to-monolith" {
+            break;
+        }
+        assert!(
+            start.elapsed() < ACT,
+            "not rolled back after {sent} requests; stderr:\n{}",
+            proxy.proc.stderr()
+        );
+    }
+    let route = proxy.route_json("payments");
+    assert_eq!(route["pin"]["by"], "slo");
+    assert!(
+        route["pin"]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.starts_with("slo: 5xx rate ")),
+        "{route}"
+    );
+    assert_eq!(route["last_decision"], "pinned");
+}
+
 // ---- Unleash --------------------------------------------------------------------------------
 
 /// With Unleash, `turn_off_flag` turns the flag off on the server through its Admin API (the
@@ -683,10 +725,18 @@ fn turn_off_flag_turns_the_flag_off_in_unleash() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(flag_off["done"], true, "{flag_off}");
-    let eval: Value = serde_json::from_str(&env.flags_ok(&["eval", &name, "--format", "json"]))
-        .expect("JSON from fig flags eval");
-    assert_eq!(
-        eval["enabled"], false,
-        "the flag is off on the server: {eval}"
-    );
+    // Unleash's client API caches for about a second: wait for it to serve the change.
+    let start = Instant::now();
+    loop {
+        let eval: Value = serde_json::from_str(&env.flags_ok(&["eval", &name, "--format", "json"]))
+            .expect("JSON from fig flags eval");
+        if eval["enabled"] == false {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the flag is still on on the server: {eval}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -615,6 +615,12 @@ fn admit<'a>(
         && route.fallback != route.service
     {
         route.guard.fallback(Cause::CircuitOpen);
+        // The SLO counts it as a failure of the service (slo.rs, `Window::record_refused`).
+        if let Some(window) = &route.slo
+            && matches!(decision.reason, Reason::FlagOn | Reason::Unflagged)
+        {
+            window.record_refused(std::time::Instant::now());
+        }
         decision.upstream = route.fallback;
         decision.reason = Reason::CircuitOpen;
         route

@@ -233,19 +233,6 @@ impl RouteTable {
     }
 }
 
-impl RouteTable {
-    /// The SLO window a decision's outcome is recorded in: the route's, when it has an SLO and
-    /// the request went to its service.
-    pub fn slo_window(&self, decision: &Decision) -> Option<&crate::slo::Window> {
-        let route = &self.routes[decision.route?];
-        if route.service == decision.upstream && !route_went_to_fallback(decision.reason) {
-            route.slo.as_deref()
-        } else {
-            None
-        }
-    }
-}
-
 fn route_went_to_fallback(reason: Reason) -> bool {
     matches!(
         reason,

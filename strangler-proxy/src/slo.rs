@@ -185,6 +185,33 @@ impl Window {
     /// Records one request to the service that ended at `now` after `latency`; `error` when it
     /// was answered 5xx or failed on the service's side. A few relaxed atomic adds.
     pub fn record(&self, now: Instant, latency: Duration, error: bool) {
+        let Some(slot) = self.slot(now) else {
+            return;
+        };
+        slot.requests.fetch_add(1, Ordering::Relaxed);
+        if error {
+            slot.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.config.max_p99.is_some_and(|max| latency > max) {
+            slot.slow.fetch_add(1, Ordering::Relaxed);
+        }
+        slot.latency[latency_bucket(latency)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one request meant for the service that its open circuit breaker sent elsewhere:
+    /// the breaker judged the service failing, so it counts as a failed request (with no
+    /// latency). Without this, a breaker that opens within a few failures would keep the window
+    /// below `min_requests` for as long as the service is down.
+    pub fn record_refused(&self, now: Instant) {
+        if let Some(slot) = self.slot(now) {
+            slot.requests.fetch_add(1, Ordering::Relaxed);
+            slot.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The slot of the period of `now`, claimed if it still holds an older one; `None` for a
+    /// record so late that its slot already holds a newer period (outside the window).
+    fn slot(&self, now: Instant) -> Option<&Slot> {
         let tick = self.tick(now);
         let slot = &self.slots[(tick % RING as u64) as usize];
         let want = tick + 1;
@@ -203,18 +230,7 @@ impl Window {
                 Err(now_seen) => seen = now_seen,
             }
         }
-        if seen > want {
-            // A record so late that its slot already holds a newer period: outside the window.
-            return;
-        }
-        slot.requests.fetch_add(1, Ordering::Relaxed);
-        if error {
-            slot.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        if self.config.max_p99.is_some_and(|max| latency > max) {
-            slot.slow.fetch_add(1, Ordering::Relaxed);
-        }
-        slot.latency[latency_bucket(latency)].fetch_add(1, Ordering::Relaxed);
+        (seen == want).then_some(slot)
     }
 
     /// Records the outcome of one attempt on the service: its status, or why it failed. A

@@ -191,6 +191,26 @@ fn failures_the_client_caused_are_not_the_service_s() {
 }
 
 #[test]
+fn requests_an_open_circuit_kept_from_the_service_are_failures() {
+    let origin = Instant::now();
+    let window = Window::new(slo(Some(0.05), Some(500), 20), origin);
+    for _ in 0..5 {
+        window.record(origin, Duration::from_millis(2), true);
+    }
+    for _ in 0..15 {
+        window.record_refused(origin);
+    }
+    let stats = window.stats(origin);
+    assert_eq!((stats.requests, stats.errors, stats.slow), (20, 20, 0));
+    // Only the answered requests have a latency.
+    assert_eq!(stats.p99, Some(Duration::from_micros(2048)));
+    assert_eq!(
+        decide(window.config(), &stats).map(|breach| breach.to_string()),
+        Some("slo: 5xx rate 100% > 5% over 30s (20 requests)".to_owned())
+    );
+}
+
+#[test]
 fn latency_buckets_are_ordered_and_bound_their_values() {
     let mut last = Duration::ZERO;
     for idx in 0..85 {
