@@ -664,6 +664,8 @@ fn the_slo_sees_through_the_fallback_retry_and_the_breaker() {
             proxy.proc.stderr()
         );
     }
+    // The next request is the pin's, not the breaker's.
+    assert_eq!(proxy.get("/payments/7?fail"), (200, "shop".to_owned()));
     let route = proxy.route_json("payments");
     assert_eq!(route["pin"]["by"], "slo");
     assert!(
