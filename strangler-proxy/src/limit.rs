@@ -104,7 +104,10 @@ impl<C: Clock + Clone> RateLimit<C> {
             .limiter
             .check_key(&hashed)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()));
-        self.evict_idle();
+        // A global limit has one key: nothing to evict, and no second clock read.
+        if self.config.key != RateKey::Global {
+            self.evict_idle();
+        }
         result
     }
 
