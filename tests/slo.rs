@@ -1,9 +1,9 @@
 //! Automatic rollback on an SLO: a real `fig proxy` in front of the example monolith and a
 //! faulty service, and `fig route`, `fig flags` and `/metrics` to see what happened.
 //!
-//! The faulty service (below) answers by path: a path with `fail` gets 500, `flaky` gets a 500
-//! for one request in fifty, `slow` is answered after 400 ms, anything else 200. A switch makes
-//! it healthy again. The monolith is the example shop; `x-served-by` says who answered.
+//! The service is a `Faulty` server (tests/support/faulty.rs) that a test switches between
+//! healthy, failing (500) and slow; the monolith is the example shop; `x-served-by` says who
+//! answered.
 //!
 //! Unleash: `turn_off_flag` on a real server needs `UNLEASH_URL`, `UNLEASH_CLIENT_TOKEN` and
 //! `UNLEASH_ADMIN_TOKEN`; without them that test says it is skipped, unless
@@ -12,14 +12,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
 
+use crate::support::faulty::{Faulty, Mode};
 use crate::support::fig;
 use crate::support::procs::Proc;
 use crate::support::unleash::{DeleteOnDrop, unique_name, unleash_env};
@@ -30,98 +27,6 @@ const FLAG: &str = "payments-service";
 /// How long a breach may take to be acted on: the checker looks every 250 ms, and a debug build
 /// on a loaded machine gets some slack.
 const ACT: Duration = Duration::from_secs(5);
-
-// ---- the faulty service ---------------------------------------------------------------------
-
-/// A service on 127.0.0.1:0 that fails on purpose (see the module doc), until made healthy.
-struct Faulty {
-    addr: SocketAddr,
-    healthy: Arc<AtomicBool>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Faulty {
-    fn start() -> Faulty {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime for the faulty service");
-        let healthy = Arc::new(AtomicBool::new(false));
-        let received = Arc::new(AtomicU64::new(0));
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind the faulty service");
-        let addr = listener.local_addr().expect("its address");
-        let (healthy_flag, counter) = (healthy.clone(), received.clone());
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (healthy, counter) = (healthy_flag.clone(), counter.clone());
-                tokio::spawn(answer(stream, healthy, counter));
-            }
-        });
-        Faulty {
-            addr,
-            healthy,
-            runtime: Some(runtime),
-        }
-    }
-
-    fn heal(&self) {
-        self.healthy.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Faulty {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        }
-    }
-}
-
-/// Answers the requests of one connection (bodiless GETs), keeping it alive.
-async fn answer(
-    mut stream: tokio::net::TcpStream,
-    healthy: Arc<AtomicBool>,
-    received: Arc<AtomicU64>,
-) {
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        let head_end = loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        buf.drain(..head_end);
-        let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let n = received.fetch_add(1, Ordering::SeqCst);
-        let status = if healthy.load(Ordering::SeqCst) {
-            "200 OK"
-        } else if path.contains("fail") || (path.contains("flaky") && n.is_multiple_of(50)) {
-            "500 Internal Server Error"
-        } else {
-            if path.contains("slow") {
-                tokio::time::sleep(Duration::from_millis(400)).await;
-            }
-            "200 OK"
-        };
-        let body = format!("faulty {status}\n");
-        let response = format!(
-            "HTTP/1.1 {status}\r\nx-served-by: faulty\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if stream.write_all(response.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-}
 
 // ---- the proxy ------------------------------------------------------------------------------
 
@@ -145,7 +50,7 @@ impl Setup {
         let setup = Setup {
             dir: tempfile::tempdir().expect("tempdir"),
             upstreams: Upstreams::start(),
-            faulty: Faulty::start(),
+            faulty: Faulty::start("faulty", Mode::Healthy),
         };
         std::fs::write(setup.path("admin.token"), format!("{TOKEN}\n")).expect("write the token");
         let config = format!(
@@ -346,14 +251,14 @@ slo = {{ {slo} }}"#
 
 const FILE_FLAGS: &str = "[flags]\nfile = \"flags.json\"";
 
-/// Creates and enables the flag, starts the proxy and waits until it sends `/payments/ok` to the
+/// Creates and enables the flag, starts the proxy and waits until it sends `/payments/7` to the
 /// service.
 #[track_caller]
 fn started_on_the_service(setup: &Setup) -> Proxy {
     setup.flags(&["create", FLAG]);
     setup.flags(&["enable", FLAG]);
     let proxy = setup.start(&[]);
-    assert_eq!(proxy.get("/payments/ok"), (200, "faulty".to_owned()));
+    assert_eq!(proxy.get("/payments/7"), (200, "faulty".to_owned()));
     proxy
 }
 
@@ -369,7 +274,8 @@ fn a_failing_service_is_rolled_back_and_stays_so_until_restored() {
     );
     let proxy = started_on_the_service(&setup);
 
-    let (failed, took) = proxy.until_rolled_back("/payments/fail", ACT);
+    setup.faulty.set(Mode::Error);
+    let (failed, took) = proxy.until_rolled_back("/payments/7", ACT);
     // Not before the minimum count: 20 failures, one of them the healthy request above.
     assert!(failed >= 19, "rolled back after {failed} requests");
     eprintln!("rolled back after {failed} failed requests, {took:?}");
@@ -426,7 +332,7 @@ fn a_failing_service_is_rolled_back_and_stays_so_until_restored() {
     );
 
     // Nothing restores it by itself: the service is healthy again, and the route stays back.
-    setup.faulty.heal();
+    setup.faulty.set(Mode::Healthy);
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(proxy.get("/payments/7"), (200, "shop".to_owned()));
 
@@ -436,7 +342,7 @@ fn a_failing_service_is_rolled_back_and_stays_so_until_restored() {
     assert_eq!(proxy.get("/payments/7"), (200, "faulty".to_owned()));
     // The window starts afresh: the old failures do not roll it back again.
     for _ in 0..30 {
-        assert_eq!(proxy.get("/payments/fail"), (200, "faulty".to_owned()));
+        assert_eq!(proxy.get("/payments/7"), (200, "faulty".to_owned()));
     }
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(proxy.route_json("payments")["state"], "flag");
@@ -450,7 +356,8 @@ fn a_slow_service_breaks_its_p99_objective() {
         FILE_FLAGS,
     );
     let proxy = started_on_the_service(&setup);
-    let (slow, _) = proxy.until_rolled_back("/payments/slow", ACT + Duration::from_secs(5));
+    setup.faulty.set(Mode::Slow(Duration::from_millis(400)));
+    let (slow, _) = proxy.until_rolled_back("/payments/7", ACT + Duration::from_secs(5));
     assert!(slow >= 4, "rolled back after {slow} slow requests");
     let route = proxy.route_json("payments");
     let reason = route["pin"]["reason"].as_str().expect("a reason");
@@ -494,21 +401,24 @@ slo = { max_error_rate = "5%", min_requests = 5 }"#;
     setup.flags(&["create", FLAG]);
     let proxy = setup.start(&[]);
 
+    setup.faulty.set(Mode::Error);
     // 10 failures on an unflagged route, below the minimum of 20.
     for _ in 0..10 {
-        assert_eq!(proxy.get("/few/fail"), (500, "faulty".to_owned()));
+        assert_eq!(proxy.get("/few/1"), (500, "faulty".to_owned()));
     }
-    // 200 requests, 2% failing, all fast: under both objectives.
-    let mut failed = 0;
-    for _ in 0..200 {
-        let (status, served_by) = proxy.get("/flaky/1");
-        assert_eq!(served_by, "faulty");
-        failed += u32::from(status == 500);
-    }
-    assert_eq!(failed, 4);
-    // The flag is off: failures of the monolith's side are not the service's.
+    // The flag is off: the failing service gets nothing, and nothing is judged.
     for _ in 0..20 {
-        assert_eq!(proxy.get("/payments/fail").1, "shop");
+        assert_eq!(proxy.get("/payments/7").1, "shop");
+    }
+    // 200 requests, 2% failing (the last ones, so the rate never passes 5% on the way), all
+    // fast: under both objectives.
+    setup.faulty.set(Mode::Healthy);
+    for _ in 0..196 {
+        assert_eq!(proxy.get("/flaky/1"), (200, "faulty".to_owned()));
+    }
+    setup.faulty.set(Mode::Error);
+    for _ in 0..4 {
+        assert_eq!(proxy.get("/flaky/1"), (500, "faulty".to_owned()));
     }
     // Give the checker several looks.
     std::thread::sleep(Duration::from_millis(1000));
@@ -537,7 +447,8 @@ fn turn_off_flag_turns_the_flag_off_in_the_file_store() {
         FILE_FLAGS,
     );
     let proxy = started_on_the_service(&setup);
-    proxy.until_rolled_back("/payments/fail", ACT);
+    setup.faulty.set(Mode::Error);
+    proxy.until_rolled_back("/payments/7", ACT);
 
     let start = Instant::now();
     let flag_off = loop {
@@ -577,7 +488,7 @@ fn turn_off_flag_turns_the_flag_off_in_the_file_store() {
     );
 
     // Restoring lifts the pin; the flag, off, still sends the route to the monolith.
-    setup.faulty.heal();
+    setup.faulty.set(Mode::Healthy);
     let out = proxy.route_ok(&["restore", "payments"]);
     assert!(
         out.contains(&format!(
@@ -614,7 +525,8 @@ fn a_flag_that_cannot_be_turned_off_leaves_the_rollback_in_force() {
     // The writer's lock file cannot be created: a directory stands in its place.
     std::fs::remove_file(setup.path("flags.json.lock")).expect("remove the lock file");
     std::fs::create_dir(setup.path("flags.json.lock")).expect("block the lock file");
-    proxy.until_rolled_back("/payments/fail", ACT);
+    setup.faulty.set(Mode::Error);
+    proxy.until_rolled_back("/payments/7", ACT);
     let start = Instant::now();
     let flag_off = loop {
         let route = proxy.route_json("payments");
@@ -649,11 +561,11 @@ fn the_slo_sees_through_the_fallback_retry_and_the_breaker() {
         .replace("retry = { enabled = false }\n", "");
     let setup = Setup::with_breaker(&routes, FILE_FLAGS, "");
     let proxy = started_on_the_service(&setup);
+    setup.faulty.set(Mode::Error);
     let start = Instant::now();
     let mut sent = 0;
     loop {
-        // The monolith ignores the query; the faulty service fails on it.
-        assert_eq!(proxy.get("/payments/7?fail"), (200, "shop".to_owned()));
+        assert_eq!(proxy.get("/payments/7"), (200, "shop".to_owned()));
         sent += 1;
         if sent % 10 == 0 && proxy.route_json("payments")["state"] == "pinned-to-monolith" {
             break;
@@ -665,7 +577,7 @@ fn the_slo_sees_through_the_fallback_retry_and_the_breaker() {
         );
     }
     // The next request is the pin's, not the breaker's.
-    assert_eq!(proxy.get("/payments/7?fail"), (200, "shop".to_owned()));
+    assert_eq!(proxy.get("/payments/7"), (200, "shop".to_owned()));
     let route = proxy.route_json("payments");
     assert_eq!(route["pin"]["by"], "slo");
     assert!(
@@ -704,7 +616,7 @@ fn turn_off_flag_turns_the_flag_off_in_unleash() {
     let setup = Setup::new(&routes, &flags);
     let proxy = setup.start(&[("FIG_UNLEASH_ADMIN_TOKEN", &env.admin_token)]);
     let start = Instant::now();
-    while proxy.get("/payments/ok").1 != "faulty" {
+    while proxy.get("/payments/7").1 != "faulty" {
         assert!(
             start.elapsed() < Duration::from_secs(15),
             "the proxy never sent the route to the service; stderr:\n{}",
@@ -712,7 +624,8 @@ fn turn_off_flag_turns_the_flag_off_in_unleash() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    proxy.until_rolled_back("/payments/fail", ACT);
+    setup.faulty.set(Mode::Error);
+    proxy.until_rolled_back("/payments/7", ACT);
 
     let start = Instant::now();
     let flag_off = loop {
