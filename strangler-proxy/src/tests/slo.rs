@@ -211,6 +211,25 @@ fn requests_an_open_circuit_kept_from_the_service_are_failures() {
 }
 
 #[test]
+fn a_reload_keeps_the_window_unless_the_slo_changed() {
+    let registry = crate::slo::Registry::default();
+    let config = slo(Some(0.05), None, 20);
+    let first = registry.window("payments", &config);
+    first.record(Instant::now(), Duration::from_millis(1), true);
+    let same = registry.window("payments", &config);
+    assert!(std::sync::Arc::ptr_eq(&first, &same));
+    let changed = registry.window("payments", &slo(Some(0.01), None, 20));
+    assert!(!std::sync::Arc::ptr_eq(&first, &changed));
+    assert_eq!(changed.stats(Instant::now()).requests, 0);
+    registry.reset("payments");
+    assert_eq!(
+        first.stats(Instant::now()).requests,
+        1,
+        "only the current window is reset"
+    );
+}
+
+#[test]
 fn latency_buckets_are_ordered_and_bound_their_values() {
     let mut last = Duration::ZERO;
     for idx in 0..85 {
