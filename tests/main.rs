@@ -16,6 +16,8 @@ mod flags;
 mod fleet;
 /// `fig proxy` and `fig route` in front of the example monolith and service.
 mod proxy;
+/// `fig proxy` hot reload: SIGHUP, file changes, bad configs, no failed request meanwhile.
+mod reload;
 /// `fig proxy` against failing, slow and dead services: fallback retry, circuit breaker,
 /// outlier ejection, rate limits, in-flight caps.
 mod resilience;

@@ -242,9 +242,35 @@ impl IpText {
     pub fn new(ip: IpAddr) -> IpText {
         use std::io::Write as _;
         let mut buf = [0u8; 48];
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        let _ = write!(cursor, "{ip}");
-        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        let len = match ip {
+            // By hand: `fmt` costs about a thousand instructions per IPv4 address, which shows
+            // in the proxy's CPU time per request.
+            IpAddr::V4(v4) => {
+                let mut len = 0;
+                for (idx, octet) in v4.octets().into_iter().enumerate() {
+                    if idx > 0 {
+                        buf[len] = b'.';
+                        len += 1;
+                    }
+                    if octet >= 100 {
+                        buf[len] = b'0' + octet / 100;
+                        len += 1;
+                    }
+                    if octet >= 10 {
+                        buf[len] = b'0' + octet / 10 % 10;
+                        len += 1;
+                    }
+                    buf[len] = b'0' + octet % 10;
+                    len += 1;
+                }
+                len
+            }
+            IpAddr::V6(_) => {
+                let mut cursor = std::io::Cursor::new(&mut buf[..]);
+                let _ = write!(cursor, "{ip}");
+                usize::try_from(cursor.position()).unwrap_or(0)
+            }
+        };
         IpText { buf, len }
     }
 

@@ -38,7 +38,8 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Headers that concern one connection only (RFC 9110 7.6.1), never forwarded.
+/// Headers that concern one connection only (RFC 9110 7.6.1), never forwarded. `Connection`
+/// comes first: [`remove_hop_by_hop`] treats it apart.
 static HOP_BY_HOP: [&HeaderName; 8] = [
     &header::CONNECTION,
     &KEEP_ALIVE,
@@ -251,7 +252,25 @@ impl Body for ProxyBody {
     }
 }
 
-/// Proxies one request from `peer`.
+/// What the proxy knows of one client connection, computed once when it is accepted.
+#[derive(Debug)]
+pub(crate) struct ClientConn {
+    /// The peer's address.
+    pub(crate) addr: SocketAddr,
+    /// The peer's IP as an `X-Forwarded-For` value (formatting it per request is measurable).
+    pub(crate) forwarded_for: HeaderValue,
+}
+
+impl ClientConn {
+    pub(crate) fn new(addr: SocketAddr) -> ClientConn {
+        ClientConn {
+            addr,
+            forwarded_for: ip_header_value(addr.ip()),
+        }
+    }
+}
+
+/// Proxies one request from `client`.
 ///
 /// Request-path protection happens here, in this order: the route's rate limit (429), the
 /// circuit of the chosen upstream (open: the route's fallback, reason `circuit-open`, or 503
@@ -260,11 +279,12 @@ impl Body for ProxyBody {
 /// is then sent once to the route's fallback (reason `service-failed`).
 pub(crate) async fn handle(
     shared: &Shared,
-    peer: SocketAddr,
+    client: &ClientConn,
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
     let now = crate::breaker::nanos(start);
+    let peer = client.addr;
     let active = shared.active.load_full();
     let client_upgrade = is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
@@ -386,7 +406,7 @@ pub(crate) async fn handle(
             },
             first_timeout,
             Origin {
-                peer: peer.ip(),
+                forwarded_for: &client.forwarded_for,
                 trusted,
                 upgrade,
                 now,
@@ -450,7 +470,7 @@ pub(crate) async fn handle(
             },
             active.config.timeouts.request,
             Origin {
-                peer: peer.ip(),
+                forwarded_for: &client.forwarded_for,
                 trusted,
                 upgrade: false,
                 now,
@@ -568,8 +588,9 @@ struct Sent {
 /// Who sent the request, for an attempt: the client, whether it is a trusted proxy, whether it
 /// asks for an upgrade, and when the request came in.
 #[derive(Debug, Clone, Copy)]
-struct Origin {
-    peer: IpAddr,
+struct Origin<'a> {
+    /// The client's address as an `X-Forwarded-For` value, made once per connection.
+    forwarded_for: &'a HeaderValue,
     trusted: bool,
     upgrade: bool,
     now: Nanos,
@@ -654,7 +675,7 @@ async fn send_attempt(
     mut parts: http::request::Parts,
     mut body: RequestBody,
     timeout: std::time::Duration,
-    origin: Origin,
+    origin: Origin<'_>,
     shadow: Option<(&Arc<crate::shadow::RouteShadow>, usize)>,
 ) -> (Option<Arc<Address>>, Result<Sent, Failure>) {
     let cap_permit = match &upstream.concurrency {
@@ -673,7 +694,7 @@ async fn send_attempt(
         }
     };
     let Origin {
-        peer,
+        forwarded_for,
         trusted,
         upgrade,
         now,
@@ -682,7 +703,7 @@ async fn send_attempt(
     slot.hold(cap_permit);
     if let Err(kind) = rewrite_request(
         &mut parts,
-        peer,
+        forwarded_for,
         trusted,
         upgrade,
         active.config.preserve_host,
@@ -931,27 +952,53 @@ fn via(version: Version) -> HeaderValue {
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
+    // One pass over the names finds what is there: most messages carry no hop-by-hop header or
+    // only `Connection`, and removing all eight names would hash each of them every time.
+    let mut connection = false;
+    let mut others = false;
+    for name in headers.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if HOP_BY_HOP.contains(&name) {
+            others = true;
+        }
+    }
+    if connection {
+        // Only names present in the message are removed; the usual tokens (`keep-alive`,
+        // `close`) name no header and cost neither a lookup nor an allocation.
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|token| HeaderName::try_from(token.trim()).ok())
+            .map(str::trim)
+            // Options, not header names (a `Keep-Alive` header goes with the others below).
+            .filter(|token| {
+                !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
+            })
+            .filter_map(|token| {
+                headers
+                    .keys()
+                    .find(|name| name.as_str().eq_ignore_ascii_case(token))
+                    .cloned()
+            })
             .collect();
         for name in listed {
             headers.remove(name);
         }
+        headers.remove(header::CONNECTION);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    if others {
+        for name in &HOP_BY_HOP[1..] {
+            headers.remove(*name);
+        }
     }
 }
 
 /// Points the request at `address` and sets the forwarding headers.
 fn rewrite_request(
     parts: &mut http::request::Parts,
-    peer: IpAddr,
+    peer_value: &HeaderValue,
     trusted: bool,
     upgrade: bool,
     preserve_host: bool,
@@ -980,7 +1027,6 @@ fn rewrite_request(
 
     // X-Forwarded-For: believe what a trusted proxy says and add the peer; from anyone else,
     // replace it, so a client cannot claim another address.
-    let peer_value = ip_header_value(peer);
     let forwarded_for = if trusted && parts.headers.contains_key(&X_FORWARDED_FOR) {
         let mut joined = Vec::with_capacity(64);
         for value in parts.headers.get_all(&X_FORWARDED_FOR) {
@@ -991,9 +1037,9 @@ fn rewrite_request(
         }
         joined.extend_from_slice(b", ");
         joined.extend_from_slice(peer_value.as_bytes());
-        HeaderValue::from_bytes(&joined).unwrap_or(peer_value)
+        HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer_value.clone())
     } else {
-        peer_value
+        peer_value.clone()
     };
     parts.headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
     if !(trusted && parts.headers.contains_key(&X_FORWARDED_PROTO)) {

@@ -92,7 +92,27 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) access_log: Option<AccessLogger>,
     overrides: Overrides,
-    reload_lock: Mutex<()>,
+    /// Held for a whole reload; it also keeps what the last reload attempt read.
+    reload_lock: Mutex<LastAttempt>,
+}
+
+/// The config file's modification time and length, which tell the watcher it changed.
+type FileStamp = (Option<SystemTime>, u64);
+
+fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|meta| (meta.modified().ok(), meta.len()))
+}
+
+/// The config file as the last reload attempt (or the start) read it. The watcher reloads only
+/// when the file differs from this, so a file an admin call or SIGHUP already tried is not tried
+/// (and refused, and logged) again; and a refused file is logged in full once, however many
+/// triggers try it.
+#[derive(Debug, Default)]
+struct LastAttempt {
+    stamp: Option<FileStamp>,
+    refused: bool,
 }
 
 /// Everything derived from one config.
@@ -148,6 +168,10 @@ impl Proxy {
             .clone()
             .map(AccessLogger::start)
             .transpose()?;
+        let last_attempt = LastAttempt {
+            stamp: config.path.as_deref().and_then(file_stamp),
+            refused: false,
+        };
         let active = Active::new(config, &pins, &metrics);
         Ok(Proxy {
             shared: Arc::new(Shared {
@@ -157,7 +181,7 @@ impl Proxy {
                 metrics,
                 access_log,
                 overrides,
-                reload_lock: Mutex::new(()),
+                reload_lock: Mutex::new(last_attempt),
             }),
         })
     }
@@ -171,7 +195,7 @@ impl Proxy {
     /// logged, and returned as the error; the old one keeps serving.
     pub fn reload(&self) -> Result<(), Error> {
         let shared = &self.shared;
-        let _guard = shared
+        let mut last_attempt = shared
             .reload_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -185,7 +209,14 @@ impl Proxy {
                     .to_owned(),
             }));
         };
-        match Config::load(&path, &shared.overrides) {
+        let stamp = file_stamp(&path);
+        let loaded = Config::load(&path, &shared.overrides);
+        let refused_before = last_attempt.refused && stamp.is_some() && last_attempt.stamp == stamp;
+        *last_attempt = LastAttempt {
+            stamp,
+            refused: loaded.is_err(),
+        };
+        match loaded {
             Ok(config) => {
                 if config.listen != old.config.listen
                     || config.admin.listen != old.config.admin.listen
@@ -220,7 +251,11 @@ impl Proxy {
                     .metrics
                     .reloads_failed
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %err, "config reload refused; the previous config keeps serving");
+                if refused_before {
+                    tracing::warn!(path = %path.display(), "config reload refused again: the file has not changed since it was refused");
+                } else {
+                    tracing::error!(error = %err, "config reload refused; the previous config keeps serving");
+                }
                 Err(err)
             }
         }
@@ -372,10 +407,12 @@ async fn accept_loop(
         }
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        // One clone of one `Arc` per request: the shared state and what is known of the client.
+        let conn = Arc::new((shared, proxy::ClientConn::new(peer)));
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(proxy::handle(&shared, peer, req).await) }
+                let conn = conn.clone();
+                async move { Ok::<_, Infallible>(proxy::handle(&conn.0, &conn.1, req).await) }
             });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(err) = watcher.watch(conn.into_owned()).await {
@@ -390,27 +427,37 @@ async fn watch_config(proxy: Proxy, mut stop: watch::Receiver<bool>) {
     let (Some(path), true) = (config.path.clone(), config.reload.watch) else {
         return;
     };
-    let stamp = |path: &std::path::Path| {
-        std::fs::metadata(path)
-            .ok()
-            .map(|m| (m.modified().ok(), m.len()))
+    let last_attempted = || {
+        proxy
+            .shared
+            .reload_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stamp
     };
-    let mut last = stamp(&path);
     loop {
         let interval = proxy.config().reload.poll_interval;
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let now = stamp(&path);
-        if now != last && now.is_some() {
-            last = now;
-            tracing::info!(path = %path.display(), "config file changed; reloading");
-            // The error is logged by `reload`.
-            let _ = proxy.reload();
+        let now = file_stamp(&path);
+        if now.is_none() || now == last_attempted() {
+            continue;
         }
+        // A file written in place may be caught half written: let the writer finish first.
+        tokio::time::sleep(SETTLE.min(interval)).await;
+        if file_stamp(&path) != now {
+            continue;
+        }
+        tracing::info!(path = %path.display(), "config file changed; reloading");
+        // The error is logged by `reload`.
+        let _ = proxy.reload();
     }
 }
+
+/// How long the watcher waits after seeing a change before it reads the file.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[cfg(unix)]
 async fn reload_on_sighup(proxy: Proxy) {

@@ -143,3 +143,20 @@ fn client_ip_with_trusted_proxies() {
     check_ip("10.0.0.1", &["10.0.0.5"], &["10.0.0.0/8"], "10.0.0.5");
     check_ip("::ffff:10.0.0.1", &["1.2.3.4"], &["10.0.0.0/8"], "1.2.3.4");
 }
+
+#[test]
+fn ip_text_matches_display() {
+    for ip in [
+        "0.0.0.0",
+        "127.0.0.1",
+        "10.20.199.255",
+        "1.100.10.9",
+        "255.255.255.255",
+        "::1",
+        "2001:db8::8a2e:370:7334",
+        "::ffff:192.0.2.128",
+    ] {
+        let ip: IpAddr = ip.parse().unwrap();
+        assert_eq!(crate::context::IpText::new(ip).as_str(), ip.to_string());
+    }
+}

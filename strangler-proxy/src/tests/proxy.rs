@@ -577,3 +577,47 @@ async fn access_log_has_one_line_per_request() {
     );
     assert!(lines[1].contains("\"GET /b\" 200"), "{text}");
 }
+
+#[track_caller]
+fn check_hop_by_hop(headers: &[(&str, &str)], expected_kept: &[&str]) {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    crate::proxy::remove_hop_by_hop(&mut map);
+    let mut kept: Vec<&str> = map.keys().map(http::HeaderName::as_str).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, expected_kept);
+}
+
+#[test]
+fn hop_by_hop_headers_are_removed() {
+    check_hop_by_hop(&[("host", "a"), ("accept", "*/*")], &["accept", "host"]);
+    check_hop_by_hop(&[("connection", "keep-alive"), ("date", "x")], &["date"]);
+    check_hop_by_hop(
+        &[
+            ("connection", "X-Secret, close"),
+            ("connection", "x-other"),
+            ("x-secret", "1"),
+            ("x-other", "2"),
+            ("x-kept", "3"),
+        ],
+        &["x-kept"],
+    );
+    check_hop_by_hop(
+        &[
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic x"),
+            ("content-type", "text/plain"),
+        ],
+        &["content-type"],
+    );
+}
