@@ -10,8 +10,10 @@
 #   scripts/bench-proxy.sh [run.sh options]     e.g. --rounds 3 --duration 5s
 #
 # Installs nginx, haproxy, wrk and curl with apt-get when they are missing (needs root or sudo),
-# builds `fig` in release (into $CARGO_TARGET_DIR, else target/), and writes the results to
-# results/proxy-<time>/ (summary.md is the table to read).
+# builds `fig` with the `release-lto` profile, the build to ship (into $CARGO_TARGET_DIR, else
+# target/; the first build takes several minutes), and writes the results to
+# results/proxy-<time>/ (summary.md is the table to read). FIG_BIN=PATH benches that binary
+# instead, without building.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,9 +34,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-echo "building fig (release)" >&2
-(cd "$ROOT" && cargo build --release --quiet -p fig)
-FIG=${CARGO_TARGET_DIR:-$ROOT/target}/release/fig
+if [ -n "${FIG_BIN:-}" ]; then
+  FIG=$FIG_BIN
+else
+  echo "building fig (profile release-lto)" >&2
+  (cd "$ROOT" && cargo build --profile release-lto --quiet -p fig)
+  FIG=${CARGO_TARGET_DIR:-$ROOT/target}/release-lto/fig
+fi
 case "$FIG" in /*) ;; *) FIG=$ROOT/$FIG ;; esac
 [ -x "$FIG" ] || die "no fig binary at $FIG after the build"
 

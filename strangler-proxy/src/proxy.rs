@@ -529,6 +529,8 @@ pub(crate) async fn handle(
             } else {
                 let (mut parts, body) = response.into_parts();
                 remove_hop_by_hop(&mut parts.headers);
+                // `Via` and the upstream header.
+                parts.headers.reserve(2);
                 parts.headers.append(header::VIA, via(parts.version));
                 parts.version = client_version;
                 let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
@@ -969,13 +971,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
+            .filter(|v| !is_connection_option(v.as_bytes()))
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            // Options, not header names (a `Keep-Alive` header goes with the others below).
-            .filter(|token| {
-                !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
-            })
+            .filter(|token| !is_connection_option(token.as_bytes()))
             .filter_map(|token| {
                 headers
                     .keys()
@@ -995,6 +995,12 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// `keep-alive` and `close` in `Connection` are options, not header names (a `Keep-Alive` header
+/// is removed as hop-by-hop anyway).
+fn is_connection_option(token: &[u8]) -> bool {
+    token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
+}
+
 /// Points the request at `address` and sets the forwarding headers.
 fn rewrite_request(
     parts: &mut http::request::Parts,
@@ -1010,6 +1016,9 @@ fn rewrite_request(
         None
     };
     remove_hop_by_hop(&mut parts.headers);
+    // Room for the headers added below at once: the parser sized the map for what it read, and
+    // growing it one insert at a time reallocates and rehashes several times.
+    parts.headers.reserve(6);
     if let Some(value) = upgrade_value {
         parts.headers.insert(header::UPGRADE, value);
         parts
