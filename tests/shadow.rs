@@ -181,8 +181,14 @@ struct Proxy {
 
 /// Starts `fig proxy` in front of `monolith` and `service`. Route `items` (`/items/**`) mirrors
 /// `percent` of users' GET, HEAD and OPTIONS requests and ignores `/generated_at`; route
-/// `orders` (`/orders/**`) opts in to mirroring POST.
-fn start_proxy(monolith: SocketAddr, service: SocketAddr, percent: u8) -> Proxy {
+/// `orders` (`/orders/**`) opts in to mirroring POST, with bodies up to 64 bytes. At most
+/// `max_concurrent` copies are in flight.
+fn start_proxy_with(
+    monolith: SocketAddr,
+    service: SocketAddr,
+    percent: u8,
+    max_concurrent: usize,
+) -> Proxy {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("admin.token"), TOKEN).expect("write the token");
     let config = format!(
@@ -207,7 +213,7 @@ name = "orders"
 match = {{ prefix = "/orders" }}
 service = "service"
 flag = "orders-service"
-shadow = {{ methods = ["GET", "POST"] }}
+shadow = {{ methods = ["GET", "POST"], max_request_body = 64 }}
 
 [context]
 user_id = ["header:x-user-id"]
@@ -218,6 +224,7 @@ token_file = "admin.token"
 
 [shadow]
 dir = "shadow"
+max_concurrent = {max_concurrent}
 
 [reload]
 watch = false
@@ -236,6 +243,10 @@ watch = false
         admin,
         dir,
     }
+}
+
+fn start_proxy(monolith: SocketAddr, service: SocketAddr, percent: u8) -> Proxy {
+    start_proxy_with(monolith, service, percent, 64)
 }
 
 fn client() -> reqwest::blocking::Client {
@@ -524,4 +535,43 @@ fn non_idempotent_requests_are_mirrored_only_when_the_route_opts_in() {
         0
     );
     assert_eq!(servers.monolith_hits().len(), 2);
+}
+
+#[test]
+fn copies_beyond_the_concurrency_bound_are_dropped_and_counted() {
+    let servers = Servers::start(Duration::from_secs(3));
+    let proxy = start_proxy_with(servers.monolith, servers.service, 100, 1);
+    let start = Instant::now();
+    for user in ["u1", "u2", "u3"] {
+        assert_eq!(proxy.get("/items/diff", user)["total"], 10);
+    }
+    // The one slot is busy with the first (slow) copy: the next two are dropped, not queued,
+    // and the clients did not wait for any of them.
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        proxy.metric("fig_proxy_shadow_dropped_total{route=\"items\",reason=\"saturated\"}"),
+        2
+    );
+    proxy.wait_metric(&result("items", "different"), 1);
+}
+
+#[test]
+fn a_request_body_over_the_cap_is_not_mirrored() {
+    let servers = Servers::start(Duration::ZERO);
+    let proxy = start_proxy(servers.monolith, servers.service, 100);
+    let big = "x".repeat(1000);
+    let (status, body, _) = proxy.send("POST", "/orders/new", "u1", &big);
+    assert_eq!((status, body["body"].as_str().map(str::len)), (200, Some(1000)));
+    assert_eq!(
+        proxy.metric(
+            "fig_proxy_shadow_dropped_total{route=\"orders\",reason=\"request-body-too-large\"}"
+        ),
+        1
+    );
+    assert_eq!(proxy.metric("fig_proxy_shadow_mirrored_total{route=\"orders\"}"), 0);
+    assert!(servers.service_hits().is_empty());
 }
