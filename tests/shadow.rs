@@ -565,13 +565,19 @@ fn a_request_body_over_the_cap_is_not_mirrored() {
     let proxy = start_proxy(servers.monolith, servers.service, 100);
     let big = "x".repeat(1000);
     let (status, body, _) = proxy.send("POST", "/orders/new", "u1", &big);
-    assert_eq!((status, body["body"].as_str().map(str::len)), (200, Some(1000)));
+    assert_eq!(
+        (status, body["body"].as_str().map(str::len)),
+        (200, Some(1000))
+    );
     assert_eq!(
         proxy.metric(
             "fig_proxy_shadow_dropped_total{route=\"orders\",reason=\"request-body-too-large\"}"
         ),
         1
     );
-    assert_eq!(proxy.metric("fig_proxy_shadow_mirrored_total{route=\"orders\"}"), 0);
+    assert_eq!(
+        proxy.metric("fig_proxy_shadow_mirrored_total{route=\"orders\"}"),
+        0
+    );
     assert!(servers.service_hits().is_empty());
 }

@@ -45,7 +45,7 @@ use tracing::Instrument as _;
 use crate::config::{Config, ShadowConfig, ShadowTarget};
 use crate::context::RequestContext;
 use crate::diff::{self, Captured, CompareConfig, DiffKind, Difference};
-use crate::upstream::{self, Upstream, UpstreamClient};
+use crate::upstream::{Address, Upstream};
 
 /// The header every shadow copy carries, so the shadow upstream can tell it from real traffic.
 pub const SHADOW_HEADER: &str = "x-fig-shadow";
@@ -310,11 +310,21 @@ fn write_samples(file: &Path, samples: &[Sample]) -> std::io::Result<()> {
     std::fs::rename(&tmp, file)
 }
 
-/// What every shadowed route of one config shares: the HTTP client and the concurrency bound.
+/// What every shadowed route of one config shares: idle connections and the concurrency bound.
+///
+/// Copies use hyper's connection-level client with a small pool per address, as the request
+/// path does (`upstream.rs`), rather than hyper-util's pooled client: it costs less CPU per
+/// request, which is what shadowing 100% of a route spends most of.
 pub struct Engine {
-    client: UpstreamClient<Full<Bytes>>,
+    idle: Mutex<HashMap<http::uri::Authority, Vec<ShadowSender>>>,
+    connect_timeout: Duration,
     slots: Arc<Semaphore>,
 }
+
+type ShadowSender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Most idle shadow connections kept per address.
+const MAX_IDLE: usize = 256;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -325,10 +335,84 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    fn checkout(&self, address: &Address) -> Option<ShadowSender> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let senders = idle.get_mut(&address.authority)?;
+        while let Some(sender) = senders.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, address: &Address, sender: ShadowSender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let senders = idle.entry(address.authority.clone()).or_default();
+        if senders.len() < MAX_IDLE {
+            senders.push(sender);
+        }
+    }
+
+    /// Sends `request` on an idle connection to `address`, or a new one.
+    async fn send(
+        &self,
+        address: &Address,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<(http::Response<Incoming>, ShadowSender), String> {
+        while let Some(mut sender) = self.checkout(address) {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok((response, sender)),
+                Err(mut err) => match err.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(err.into_error().to_string()),
+                },
+            }
+        }
+        let host = address
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = address.authority.port_u16().unwrap_or(80);
+        let stream = match tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect((host, port)),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => return Err(format!("cannot connect to {}: {err}", address.authority)),
+            Err(_) => return Err(format!("cannot connect to {} in time", address.authority)),
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|err| err.to_string())?;
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(error = %err, "shadow connection ended with an error");
+            }
+        });
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok((response, sender))
+    }
+
     /// The engine of a config.
     pub fn new(config: &Config) -> Engine {
         Engine {
-            client: upstream::client(config),
+            idle: Mutex::new(HashMap::new()),
+            connect_timeout: config.timeouts.connect,
             slots: Arc::new(Semaphore::new(config.shadow.max_concurrent)),
         }
     }
@@ -740,15 +824,8 @@ async fn send_copy(
     body: Bytes,
 ) -> ShadowAnswer {
     let (address, _slot) = target.pick();
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let Ok(uri) = Uri::builder()
-        .scheme(address.scheme.clone())
-        .authority(address.authority.clone())
-        .path_and_query(path)
-        .build()
-    else {
-        return ShadowAnswer::Failed("cannot build the shadow URI".to_owned());
-    };
+    // Origin form, as the request path sends: the connection already goes to the address.
+    let uri = uri.clone();
     if !plan.preserve_host
         && let Ok(host) = HeaderValue::from_str(address.authority.as_str())
     {
@@ -762,19 +839,18 @@ async fn send_copy(
     *request.headers_mut() = headers;
     let cap = usize::try_from(plan.config.max_response_body).unwrap_or(usize::MAX);
     let exchange = async {
-        let response = plan
-            .engine
-            .client
-            .request(request)
-            .await
-            .map_err(|err| format!("{err}"))?;
+        let (response, sender) = plan.engine.send(&address, request).await?;
         let (parts, body) = response.into_parts();
         match Limited::new(body, cap).collect().await {
-            Ok(collected) => Ok(ShadowAnswer::Response {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
-                body: collected.to_bytes(),
-            }),
+            Ok(collected) => {
+                // Read to the end: the connection can carry the next copy.
+                plan.engine.checkin(&address, sender);
+                Ok(ShadowAnswer::Response {
+                    status: parts.status.as_u16(),
+                    headers: parts.headers,
+                    body: collected.to_bytes(),
+                })
+            }
             Err(err) if err.is::<http_body_util::LengthLimitError>() => Ok(ShadowAnswer::TooLarge),
             Err(err) => Err(format!("reading the body failed: {err}")),
         }
