@@ -362,7 +362,7 @@ impl Engine {
         &self,
         address: &Address,
         mut request: Request<Full<Bytes>>,
-    ) -> Result<(http::Response<Incoming>, ShadowSender), String> {
+    ) -> Result<(http::Response<hyper::body::Incoming>, ShadowSender), String> {
         while let Some(mut sender) = self.checkout(address) {
             if sender.ready().await.is_err() {
                 continue;
