@@ -524,6 +524,17 @@ fn alert_rules_use_metrics_a_running_proxy_exports() {
         missing_in_docs.is_empty(),
         "the docs mention metrics the proxy does not export: {missing_in_docs:?}; it exports {exported:?}"
     );
+    // And the other way: every metric the proxy exports has its row in the reference.
+    let reference = std::fs::read_to_string(workspace_root().join("docs/proxy-config.md"))
+        .expect("read docs/proxy-config.md");
+    let undocumented: Vec<&&str> = exported
+        .iter()
+        .filter(|name| !reference.contains(&format!("| `{name}` |")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "metrics with no row in the Metrics table of docs/proxy-config.md: {undocumented:?}"
+    );
     proxy.signal("TERM");
     let status = proxy.wait(Duration::from_secs(40));
     assert!(

@@ -975,3 +975,65 @@ fn links_between_pages_resolve() {
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
+
+/// Every key the proxy's config parser accepts (the fields of the `Raw*` types in
+/// `strangler-proxy/src/config.rs`, which deny unknown fields) is documented in
+/// `docs/proxy-config.md` as `` `key` ``.
+#[test]
+fn every_proxy_config_key_is_documented() {
+    let root = workspace_root();
+    let source = std::fs::read_to_string(root.join("strangler-proxy/src/config.rs"))
+        .expect("read config.rs");
+    let reference = std::fs::read_to_string(root.join("docs/proxy-config.md")).expect("read");
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut rename: Option<String> = None;
+    for line in source.lines() {
+        let trimmed = line.trim();
+        if let Some(rest) = trimmed.strip_prefix("struct Raw") {
+            current = rest.strip_suffix(" {").map(|name| format!("Raw{name}"));
+            continue;
+        }
+        let Some(strukt) = &current else { continue };
+        if trimmed == "}" {
+            current = None;
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix("#[serde(rename = \"") {
+            rename = rest.split('"').next().map(str::to_owned);
+            continue;
+        }
+        if trimmed.starts_with("#[") || trimmed.starts_with("//") {
+            continue;
+        }
+        if let Some((field, _)) = trimmed.split_once(':') {
+            let field = field.trim().trim_start_matches("pub ").trim();
+            if !field.is_empty() && field.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                let key = rename.take().unwrap_or_else(|| field.to_owned());
+                keys.insert(key, strukt.clone());
+            }
+        }
+    }
+    assert!(keys.len() > 40, "the Raw types were found: {keys:?}");
+    let missing: Vec<String> = keys
+        .iter()
+        .filter(|(key, _)| {
+            // `key`, `key = ...`, [key], [key.NAME], [table.key], or `{ ..., key = ... }`.
+            ![
+                format!("`{key}`"),
+                format!("`{key} ="),
+                format!("[{key}]"),
+                format!("[{key}."),
+                format!(".{key}]"),
+                format!(" {key} = "),
+            ]
+            .iter()
+            .any(|form| reference.contains(form.as_str()))
+        })
+        .map(|(key, strukt)| format!("{key} ({strukt})"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "config keys with no entry in docs/proxy-config.md: {missing:?}"
+    );
+}
