@@ -11,6 +11,7 @@
 #
 # Usage:
 #   scripts/bench-shadow.sh [run.sh options]     e.g. --rounds 3 --duration 5s
+#   Ports (env): UPSTREAM_PORT=18080 FIG_PORT=18083 FIG_SHADOW_PORT=18084
 #
 # Needs nginx, wrk and curl (scripts/bench-proxy.sh installs them); builds `fig` in release (into
 # $CARGO_TARGET_DIR, else target/), and writes the results to results/shadow-<time>/.
@@ -35,6 +36,9 @@ case "$FIG" in /*) ;; *) FIG=$ROOT/$FIG ;; esac
 WORK=$(mktemp -d /tmp/fig-bench-shadow.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 UPSTREAM_PORT=${UPSTREAM_PORT:-18080}
+export UPSTREAM_PORT
+FIG_PORT=${FIG_PORT:-18083}
+FIG_SHADOW_PORT=${FIG_SHADOW_PORT:-18084}
 "$FIG" flags --store "$WORK/flags.json" create bench --description "evaluated on every request" >/dev/null
 "$FIG" flags --store "$WORK/flags.json" enable bench >/dev/null
 write_config() { # file, extra route line
@@ -71,8 +75,8 @@ OUT=$ROOT/results/shadow-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 cp "$WORK/plain.toml" "$WORK/shadow.toml" "$OUT/"
 "$BENCH/run.sh" --out "$OUT" --no-nginx --no-haproxy "$@" \
-  --target-cmd fig=18083 \
+  --target-cmd fig=$FIG_PORT \
   "$FIG proxy --config $WORK/plain.toml --listen 127.0.0.1:\$LISTEN_PORT --workers 1" \
-  --target-cmd fig-shadow=18084 \
+  --target-cmd fig-shadow=$FIG_SHADOW_PORT \
   "$FIG proxy --config $WORK/shadow.toml --listen 127.0.0.1:\$LISTEN_PORT --workers 1"
 echo "summary: $OUT/summary.md" >&2
