@@ -6,28 +6,44 @@ use axum::extract::{Path, State};
 use axum::http::header::HeaderName;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::diagnostics;
+use crate::faults::{self, Faults};
 use crate::model::{Payment, PaymentBook, PaymentId, RefundError};
 
 /// Name of the header that tells which program answered.
 pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 
-/// The router with every route, answering from `book`.
+/// The router with every route, answering from `book`. The payment routes obey the faults set
+/// with `PUT /_faults` ([`faults`]).
 pub fn app(book: PaymentBook) -> Router {
-    Router::new()
-        .route("/healthz", get(diagnostics::healthz))
+    let faults = Faults::default();
+    let payments = Router::new()
         .route("/payments/{id}", get(get_payment))
         .route("/payments/{id}/refund", post(refund_payment))
+        .with_state(book)
+        .layer(axum::middleware::from_fn_with_state(
+            faults.clone(),
+            faults::inject,
+        ));
+    let fault_control = Router::new()
+        .route(
+            "/_faults",
+            put(faults::put).get(faults::show).delete(faults::clear),
+        )
+        .with_state(faults);
+    Router::new()
+        .merge(payments)
+        .merge(fault_control)
+        .route("/healthz", get(diagnostics::healthz))
         .route("/slow", get(diagnostics::slow))
         .route("/echo", post(diagnostics::echo))
         .route("/bytes", get(diagnostics::bytes))
         .fallback(diagnostics::not_found)
-        .with_state(book)
         .layer(axum::middleware::map_response(served_by))
 }
 

@@ -8,6 +8,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod diagnostics;
+pub mod faults;
 pub mod http;
 pub mod model;
 

@@ -173,3 +173,57 @@ fn an_address_in_use_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn faults_fail_the_payment_routes_at_the_rate_set_until_cleared() {
+    let server = start();
+
+    let set = send(
+        Method::PUT,
+        &server.url("/_faults"),
+        r#"{"error_rate": 0.5, "status": 503}"#,
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK);
+    assert_eq!(
+        get(&server.url("/_faults")).await.json(),
+        json!({"error_rate": 0.5, "status": 503, "delay_ms": 0})
+    );
+
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(get(&server.url("/payments/7")).await.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 503, 200, 503, 200, 503]);
+    // Health and the other diagnostics are not affected.
+    assert_eq!(get(&server.url("/healthz")).await.status, StatusCode::OK);
+
+    let cleared = send(Method::DELETE, &server.url("/_faults"), "").await;
+    assert_eq!(cleared.status, StatusCode::OK);
+    for _ in 0..4 {
+        assert_eq!(get(&server.url("/payments/7")).await.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn bad_faults_are_refused_and_change_nothing() {
+    let server = start();
+
+    for body in [
+        r#"{"error_rate": 2}"#,
+        r#"{"status": 200}"#,
+        r#"{"eror_rate": 1}"#,
+        "not json",
+    ] {
+        let reply = send(Method::PUT, &server.url("/_faults"), body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .is_some_and(|message| message.contains("faults") || message.contains('`')),
+            "{body}: {:?}",
+            reply.json()
+        );
+    }
+    assert_eq!(get(&server.url("/payments/7")).await.status, StatusCode::OK);
+}
