@@ -199,6 +199,18 @@ impl Layout {
         self.dir.join("admin.token")
     }
 
+    /// The Unleash admin token the replicas switch the flag off with when the service breaks
+    /// its SLO (Unleash only, when the demo was given one).
+    fn unleash_admin_token(&self) -> PathBuf {
+        self.dir.join("unleash-admin.token")
+    }
+
+    /// Where a replica keeps its samples of shadow differences (the proxy's default, next to
+    /// its state file).
+    fn shadow_dir(&self, idx: usize) -> PathBuf {
+        self.replica_dir(idx).join("fig-proxy.shadow")
+    }
+
     fn unleash_token(&self) -> PathBuf {
         self.dir.join("unleash.token")
     }
@@ -434,6 +446,17 @@ async fn prepare_store(args: &Args, layout: &Layout) -> anyhow::Result<Store> {
             layout.unleash_token().display()
         )
     })?;
+    let admin_token_file = layout.unleash_admin_token();
+    match &server.admin_token {
+        Some(admin_token) => write_secret(&admin_token_file, &format!("{admin_token}\n"))
+            .with_context(|| {
+                format!(
+                    "cannot write the Unleash admin token {}",
+                    admin_token_file.display()
+                )
+            })?,
+        None => remove_if_present(&admin_token_file)?,
+    }
     Ok(Store::Unleash {
         server,
         state: feature_flags::describe(&feature),
@@ -468,6 +491,7 @@ fn write_state_dir(
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         remove_if_present(&layout.state_file(idx))?;
+        remove_dir_if_present(&layout.shadow_dir(idx))?;
         let flags = match store {
             Store::File => FlagsSection::File {
                 file: format!("{}flags.json", layout.shared_prefix()),
@@ -477,6 +501,10 @@ fn write_state_dir(
                 token_file: format!("{}unleash.token", layout.shared_prefix()),
                 refresh: args.refresh,
                 backup_file: BACKUP_FILE.to_owned(),
+                admin_token_file: server
+                    .admin_token
+                    .as_ref()
+                    .map(|_| format!("{}unleash-admin.token", layout.shared_prefix())),
             },
         };
         let config = ReplicaConfig {
@@ -493,6 +521,14 @@ fn write_state_dir(
             .with_context(|| format!("cannot write the proxy config {}", path.display()))?;
     }
     Ok(())
+}
+
+fn remove_dir_if_present(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("cannot reset {}", path.display())),
+    }
 }
 
 fn remove_if_present(path: &Path) -> anyhow::Result<()> {
@@ -525,25 +561,36 @@ enum FlagsSection {
         token_file: String,
         refresh: Duration,
         backup_file: String,
+        /// Lets the SLO switch the flag off on Unleash; without it the SLO only rolls back.
+        admin_token_file: Option<String>,
     },
 }
 
 /// The proxy config of one replica; paths are relative to the config's directory.
 fn proxy_config(config: &ReplicaConfig<'_>) -> String {
-    let flags = match &config.flags {
-        FlagsSection::File { file } => format!("file = {}", toml_string(file)),
+    let (flags, can_turn_off_flag) = match &config.flags {
+        FlagsSection::File { file } => (format!("file = {}", toml_string(file)), true),
         FlagsSection::Unleash {
             url,
             token_file,
             refresh,
             backup_file,
-        } => format!(
-            "# Each replica polls Unleash on its own and keeps its own backup of the last flags.\nunleash = {{ url = {}, token_file = {}, refresh = \"{}\", backup_file = {} }}",
-            toml_string(url),
-            toml_string(token_file),
-            humantime::format_duration(*refresh),
-            toml_string(backup_file),
-        ),
+            admin_token_file,
+        } => {
+            let admin = admin_token_file.as_ref().map_or_else(String::new, |file| {
+                format!(", admin_token_file = {}", toml_string(file))
+            });
+            (
+                format!(
+                    "# Each replica polls Unleash on its own and keeps its own backup of the last flags.\nunleash = {{ url = {}, token_file = {}, refresh = \"{}\", backup_file = {}{admin} }}",
+                    toml_string(url),
+                    toml_string(token_file),
+                    humantime::format_duration(*refresh),
+                    toml_string(backup_file),
+                ),
+                admin_token_file.is_some(),
+            )
+        }
     };
     format!(
         r#"# Written by `fig demo`; rewritten on every start. The keys are documented in docs/proxy-config.md.
@@ -573,25 +620,41 @@ token_file = {admin_token_file}
         listen = config.listen,
         monolith = config.monolith,
         service = config.service,
-        route = payments_route(config.flag),
+        route = payments_route(config.flag, can_turn_off_flag),
         admin = config.admin,
         admin_token_file = toml_string(&config.admin_token_file),
     )
 }
 
 /// The demo's one route, as a `[[routes]]` table: `/payments/**` goes to the payment service
-/// when `flag` is on for the request, else to the monolith. Settings of the route (resilience,
-/// for one) belong here.
-fn payments_route(flag: &str) -> String {
+/// when `flag` is on for the request, else to the monolith, with the protections a first
+/// extraction should have: fallback retry, an SLO with automatic rollback (turning the flag off
+/// too when the replica can write to the flag store) and shadow traffic.
+fn payments_route(flag: &str, turn_off_flag: bool) -> String {
+    let slo_note = if turn_off_flag {
+        "rolls the route back and\n# turns the flag off (every replica follows)"
+    } else {
+        "rolls the route back on\n# this replica (no Unleash admin token to turn the flag off with)"
+    };
     format!(
         r#"# /payments/** goes to the payment service when flag `{flag}` is on for the request,
 # else to the monolith; `fig route rollback {ROUTE}` pins it to the monolith.
+#
+# Protections (docs/proxy-config.md): a GET, HEAD or OPTIONS the service fails is answered by
+# the monolith (`retry`); the service's circuit breaker (on by default) sends the route to the
+# monolith after 5 failures in a row; the service breaking its SLO {slo_note}. The
+# SLO's min_requests is low so the demo reacts after a handful of requests: keep the default (20)
+# or more in production. Every request the monolith answers is mirrored to the service and the
+# answers compared (`shadow`): `fig route diff {ROUTE}` shows where they differ.
 [[routes]]
 name = "{ROUTE}"
 match = {{ pattern = "/payments/**" }}
 service = "{SERVICE}"
 flag = {flag_value}
 fallback = "{MONOLITH}"
+retry = {{ methods = ["GET", "HEAD", "OPTIONS"] }}
+slo = {{ max_error_rate = "5%", max_p99 = "1s", window = "30s", min_requests = 5, turn_off_flag = {turn_off_flag} }}
+shadow = {{ percent = 100 }}
 "#,
         flag_value = toml_string(flag),
     )
@@ -711,7 +774,7 @@ fn banner(
         out,
         "Try it from another terminal (watch the x-fig-upstream header):"
     );
-    for line in try_lines(args, layout, store, replicas) {
+    for line in try_lines(args, layout, store, replicas, upstreams.service) {
         let _ = writeln!(out, "  {line}");
     }
     if unleash {
@@ -727,7 +790,13 @@ fn banner(
 }
 
 /// The commands of the banner's walk, each with a comment aligned after it.
-fn try_lines(args: &Args, layout: &Layout, store: &Store, replicas: &[Replica]) -> Vec<String> {
+fn try_lines(
+    args: &Args,
+    layout: &Layout,
+    store: &Store,
+    replicas: &[Replica],
+    service: SocketAddr,
+) -> Vec<String> {
     let flag = &args.flag;
     let first_proxy = format!("http://{}", replicas[0].proxy);
     let first_admin = format!("http://{}", replicas[0].admin);
@@ -746,9 +815,43 @@ fn try_lines(args: &Args, layout: &Layout, store: &Store, replicas: &[Replica]) 
         format!("curl -s {first_admin}/metrics -H \"authorization: Bearer $(cat {token})\"");
     let mut lines: Vec<(String, String)> = Vec::new();
     let mut add = |command: String, comment: &str| lines.push((command, comment.to_owned()));
+    // The service failing on purpose: the fallback, the breaker and the SLO at work.
+    let break_service = |add: &mut dyn FnMut(String, &str), proxy: &str, route: &str| {
+        add(
+            format!("curl -X PUT http://{service}/_faults -d '{{\"error_rate\": 1}}'"),
+            &format!("{SERVICE} now fails every payment"),
+        );
+        add(
+            format!(
+                "for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}} ' {proxy}/payments/7; done"
+            ),
+            "all 200: the monolith answers what the service fails",
+        );
+        add(
+            format!("{route} status"),
+            "rolled back by the SLO, with the reason",
+        );
+        add(
+            format!("curl -X DELETE http://{service}/_faults"),
+            "repaired; restoring the route stays your call",
+        );
+    };
     if replicas.len() == 1 && matches!(store, Store::File) {
-        // The first walk, kept as short as it always was.
+        // The first walk: the flag, the rollback, then the protections.
         add(format!("curl -i {first_proxy}/payments/7"), "");
+        add(
+            format!("{route} diff {ROUTE}"),
+            &format!("{SERVICE} shadows the monolith: same answers so far"),
+        );
+        add(
+            format!("curl -i -X POST {first_proxy}/payments/5/refund"),
+            "the monolith refunds; the service never hears of it",
+        );
+        add(format!("curl -i {first_proxy}/payments/5"), "");
+        add(
+            format!("{route} diff {ROUTE}"),
+            "now they differ: refunded vs captured",
+        );
         add(format!("{flags} enable {flag}"), "");
         add(
             format!("curl -i {first_proxy}/payments/7"),
@@ -761,6 +864,7 @@ fn try_lines(args: &Args, layout: &Layout, store: &Store, replicas: &[Replica]) 
         );
         add(format!("{route} list"), "");
         add(format!("{route} restore {ROUTE}"), "");
+        break_service(&mut add, &first_proxy, &route);
         add(metrics, "");
         return lines
             .into_iter()
@@ -812,6 +916,10 @@ fn try_lines(args: &Args, layout: &Layout, store: &Store, replicas: &[Replica]) 
         &format!("back on the {MONOLITH}{every}"),
     );
     add(format!("{route} list"), "");
+    add(
+        format!("{route} diff {ROUTE}"),
+        &format!("what {SERVICE} answered differently as a shadow"),
+    );
     if replicas.len() > 1 {
         add(
             format!("kill {}", replicas[0].pid()),
