@@ -57,7 +57,7 @@ fn run_banner_line(line: &str) -> String {
 }
 
 /// Splits a command line as a POSIX shell does for what the banner uses: words separated by
-/// spaces, single quotes keeping a word with spaces together.
+/// spaces, single quotes keeping a word with spaces together, `#` starting a comment.
 fn shell_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
@@ -69,6 +69,8 @@ fn shell_words(line: &str) -> Vec<String> {
                 quoted = !quoted;
                 in_word = true;
             }
+            // A comment after the command, as the banner aligns them.
+            '#' if !quoted && !in_word => break,
             ' ' if !quoted => {
                 if in_word {
                     words.push(std::mem::take(&mut word));
@@ -160,6 +162,159 @@ fn demo_walk_flag_on_then_rollback() {
     // And back.
     run_banner_line(&banner_line(&banner, " restore payments"));
     assert_eq!(served_by(&proxy, "/payments/7").0, "payment-service");
+
+    demo.signal("TERM");
+    let status = demo.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "stderr: {}", demo.stderr());
+}
+
+/// The admin API's JSON at `path`, with the demo's token.
+#[track_caller]
+fn admin_json(admin: &str, token_file: &Path, path: &str) -> serde_json::Value {
+    let token = std::fs::read_to_string(token_file).expect("the admin token");
+    let response = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+        .get(format!("{admin}{path}"))
+        .bearer_auth(token.trim())
+        .send()
+        .unwrap_or_else(|err| panic!("GET {path} on the admin API: {err}"));
+    assert_eq!(response.status(), 200, "GET {path}");
+    let body = response.text().expect("the admin API's answer");
+    serde_json::from_str(&body).expect("JSON from the admin API")
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `limit`.
+#[track_caller]
+fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The banner's second half: shadow traffic shows where the service differs, and a service that
+/// fails is hidden from users by the fallback, then rolled back by its SLO, flag and all.
+#[test]
+fn demo_walk_shadow_diff_then_a_failing_service_is_rolled_back_by_its_slo() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = fig();
+    command
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
+        .arg(dir.path());
+    let mut demo = Proc::spawn("fig demo", command);
+    let proxy = format!("http://{}", demo.address("listening on http://"));
+    let admin = format!("http://{}", demo.address("admin on http://"));
+    demo.line_after("Ctrl-C stops everything.", STARTUP);
+    let banner = demo.stdout_seen().join("\n");
+    let service = banner_value(&banner, "  payment-service");
+    let token = dir.path().join("admin.token");
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client");
+    let diff = || {
+        let line = banner_line(&banner, " diff payments");
+        let out = run_banner_line(&line.replace(" diff payments", " --format json diff payments"));
+        serde_json::from_str::<serde_json::Value>(&out).expect("fig route diff --format json")
+    };
+
+    // Flag off: the monolith answers and the service shadows it, with the same answers.
+    assert_eq!(served_by(&proxy, "/payments/7").0, "shop");
+    wait_for(
+        "the shadow comparison of /payments/7",
+        Duration::from_secs(10),
+        || diff()["counts"]["equal"].as_u64() >= Some(1),
+    );
+    assert_eq!(diff()["counts"]["different"], 0, "{}", diff());
+
+    // The monolith refunds payment 5 (a POST is not mirrored): the shadow now tells.
+    let refund = client
+        .post(format!("{proxy}/payments/5/refund"))
+        .send()
+        .expect("refund through the demo");
+    assert_eq!(refund.status(), 200);
+    assert_eq!(served_by(&proxy, "/payments/5").0, "shop");
+    wait_for(
+        "a difference on /payments/5",
+        Duration::from_secs(10),
+        || diff()["counts"]["different"].as_u64() >= Some(1),
+    );
+    let doc = diff();
+    let sample = doc["samples"]
+        .as_array()
+        .and_then(|samples| samples.iter().find(|s| s["uri"] == "/payments/5"))
+        .unwrap_or_else(|| panic!("a sample of /payments/5: {doc}"));
+    let status = sample["differences"]
+        .as_array()
+        .and_then(|diffs| diffs.iter().find(|d| d["path"] == "/status"))
+        .unwrap_or_else(|| panic!("the status differs: {sample}"));
+    // Field values are given as JSON text.
+    assert_eq!(
+        (&status["primary"], &status["shadow"]),
+        (
+            &serde_json::json!("\"refunded\""),
+            &serde_json::json!("\"captured\"")
+        )
+    );
+    // The text summary the banner suggests names the path too.
+    let text = run_banner_line(&banner_line(&banner, " diff payments"));
+    assert!(text.contains("/status"), "{text}");
+
+    // The service answers once the flag is on...
+    run_banner_line(&banner_line(&banner, "fig flags --store"));
+    wait_for(
+        "the payment service answering",
+        Duration::from_secs(2),
+        || served_by(&proxy, "/payments/7").0 == "payment-service",
+    );
+
+    // ...then fails every payment: users still get 200s, from the monolith.
+    let faults = client
+        .put(format!("{service}/_faults"))
+        .body(r#"{"error_rate": 1}"#)
+        .send()
+        .expect("PUT /_faults");
+    assert_eq!(faults.status(), 200);
+    for _ in 0..10 {
+        assert_eq!(served_by(&proxy, "/payments/7").0, "shop");
+    }
+
+    // The SLO rolled the route back and turned the flag off, and says why.
+    wait_for("the SLO rollback", Duration::from_secs(5), || {
+        admin_json(&admin, &token, "/routes")["routes"]
+            .as_array()
+            .and_then(|routes| routes.iter().find(|r| r["name"] == "payments"))
+            .is_some_and(|route| route["pin"]["by"] == "slo")
+    });
+    let status = run_banner_line(&banner_line(&banner, " status"));
+    assert!(status.contains("slo"), "{status}");
+    let flags = std::fs::read_to_string(dir.path().join("flags.json")).expect("flags.json");
+    let flags: serde_json::Value = serde_json::from_str(&flags).expect("the flag store");
+    let flag = flags["features"]
+        .as_array()
+        .and_then(|features| features.iter().find(|f| f["name"] == "payments-service"))
+        .unwrap_or_else(|| panic!("the flag in {flags}"));
+    assert_eq!(flag["enabled"], false, "the SLO turned the flag off");
+
+    // Repaired, the service answers again once a person restores the route and the flag.
+    let cleared = client
+        .delete(format!("{service}/_faults"))
+        .send()
+        .expect("DELETE /_faults");
+    assert_eq!(cleared.status(), 200);
+    assert_eq!(served_by(&proxy, "/payments/7").0, "shop");
 
     demo.signal("TERM");
     let status = demo.wait(Duration::from_secs(30));

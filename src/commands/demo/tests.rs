@@ -104,6 +104,7 @@ fn written_configs_validate() {
         token_file: "../unleash.token".to_owned(),
         refresh: Duration::from_secs(1),
         backup_file: "unleash-backup.json".to_owned(),
+        admin_token_file: None,
     })));
     assert_eq!(unleash.listen, vec![addr("127.0.0.1:8001")]);
     assert_eq!(unleash.admin.listen, Some(addr("127.0.0.1:8003")));
@@ -126,6 +127,13 @@ fn written_configs_validate() {
         (route.service.as_str(), route.fallback.as_str()),
         ("payment-service", "monolith")
     );
+    // The demo's protections: fallback retry, an SLO (no admin token: it cannot turn the flag
+    // off on Unleash) and shadow traffic to whichever side did not answer.
+    let slo = route.slo.as_ref().expect("the route has an SLO");
+    assert!(!slo.turn_off_flag);
+    assert_eq!(slo.min_requests, 5);
+    let shadow = route.shadow.as_ref().expect("the route shadows");
+    assert_eq!(shadow.percent, 100);
 
     let file = parse(&proxy_config(&config(FlagsSection::File {
         file: "../flags.json".to_owned(),
@@ -133,5 +141,12 @@ fn written_configs_validate() {
     assert_eq!(
         file.flags,
         Some(FlagStoreConfig::File(replica_dir.join("../flags.json")))
+    );
+    // With the file store the SLO turns the flag off for every replica.
+    assert!(
+        file.routes[0]
+            .slo
+            .as_ref()
+            .is_some_and(|slo| slo.turn_off_flag)
     );
 }
