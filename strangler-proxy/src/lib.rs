@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod attempt;
 pub mod breaker;
+pub mod client;
 pub mod config;
 pub mod context;
 pub mod diff;

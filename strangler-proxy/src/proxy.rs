@@ -30,6 +30,7 @@ use crate::limit::{Key, RateLimit};
 use crate::metrics::UNMATCHED;
 use crate::route::{self, CompiledRoute, Reason};
 use crate::serve::{AccessEntry, Active, Shared};
+use crate::client::{ClientError, ResponseBody};
 use crate::upstream::{Address, InFlight, Sender, Upstream};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -58,6 +59,20 @@ pub struct RequestBody {
     remaining: u64,
     /// A copy for shadow traffic, if the request is mirrored and has a body.
     tee: Option<crate::shadow::Tee>,
+    /// Whether it has been polled (then it cannot be sent again).
+    polled: bool,
+}
+
+impl RequestBody {
+    /// Whether no byte of it has been taken yet, so that it could go on another connection.
+    pub(crate) fn is_untouched(&self) -> bool {
+        !self.polled || self.is_end_stream()
+    }
+
+    /// Whether all of it is here already: no body, or a replayable copy.
+    fn is_complete(&self) -> bool {
+        self.is_end_stream() || matches!(self.inner, BodySource::Replay(_))
+    }
 }
 
 /// Where the bytes of a [`RequestBody`] come from.
@@ -89,6 +104,7 @@ impl Body for RequestBody {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
+        this.polled = true;
         let (polled, end_stream) = match &mut this.inner {
             BodySource::Client(inner) => {
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
@@ -146,10 +162,9 @@ pub struct ProxyBody {
 #[derive(Debug)]
 enum BodyKind {
     Upstream {
-        body: Incoming,
+        /// Read from the upstream connection, which goes back to its pool at the end.
+        body: Received,
         _slot: InFlight,
-        /// The connection, returned to its pool when the body has been read to the end.
-        conn: Option<(Sender, Arc<Address>)>,
         /// A copy for shadow traffic, if the request is mirrored.
         tee: Option<crate::shadow::Tee>,
     },
@@ -173,61 +188,49 @@ impl ProxyBody {
     }
 
     fn upstream(
-        body: Incoming,
+        body: Received,
         slot: InFlight,
-        conn: (Sender, Arc<Address>),
         tee: Option<crate::shadow::Tee>,
     ) -> ProxyBody {
         ProxyBody {
             kind: BodyKind::Upstream {
                 body,
                 _slot: slot,
-                conn: Some(conn),
                 tee,
             },
-        }
-    }
-
-    fn release(&mut self) {
-        if let BodyKind::Upstream { conn, .. } = &mut self.kind
-            && let Some((sender, address)) = conn.take()
-        {
-            address.checkin(sender);
         }
     }
 }
 
 impl Drop for ProxyBody {
     fn drop(&mut self) {
-        // A body the server never polled (HEAD, 204, empty) is complete; anything else was cut
-        // short and its connection is unusable, so it is dropped and closes.
-        if let BodyKind::Upstream { body, tee, .. } = &mut self.kind
+        // A body the server never polled (HEAD, 204, empty) is complete (its connection is back
+        // in the pool already); anything else was cut short and its connection closes with it.
+        if let BodyKind::Upstream {
+            body,
+            tee: Some(tee),
+            ..
+        } = &mut self.kind
             && body.is_end_stream()
         {
-            if let Some(tee) = tee {
-                tee.end();
-            }
-            self.release();
+            tee.end();
         }
     }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ClientError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientError>>> {
         match &mut self.kind {
             BodyKind::Upstream { body, tee, .. } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 if let Some(tee) = tee {
                     tee.observe(&polled, body.is_end_stream());
-                }
-                if let Poll::Ready(None) = polled {
-                    self.release();
                 }
                 polled
             }
@@ -248,6 +251,80 @@ impl Body for ProxyBody {
             BodyKind::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
+        }
+    }
+}
+
+/// An upstream's response body: from the proxy's own client, or from hyper's for a request whose
+/// body streamed (see `send`).
+#[derive(Debug)]
+pub(crate) enum Received {
+    Own(ResponseBody),
+    Streaming {
+        body: Incoming,
+        /// The connection, back to its pool when the body has been read to the end.
+        conn: Option<(Sender, Arc<Address>)>,
+    },
+}
+
+impl Received {
+    fn release(&mut self) {
+        if let Received::Streaming { conn, .. } = self
+            && let Some((sender, address)) = conn.take()
+        {
+            address.checkin_streaming(sender);
+        }
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        // A streamed body the server never polled (HEAD, 204, empty) is complete; one cut short
+        // leaves its connection unusable, and it closes.
+        if let Received::Streaming { body, .. } = self
+            && body.is_end_stream()
+        {
+            self.release();
+        }
+    }
+}
+
+impl Body for Received {
+    type Data = Bytes;
+    type Error = ClientError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientError>>> {
+        match &mut *self {
+            Received::Own(body) => Pin::new(body).poll_frame(cx),
+            Received::Streaming { body, .. } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                match polled {
+                    Poll::Ready(None) => {
+                        self.release();
+                        Poll::Ready(None)
+                    }
+                    Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(ClientError::Hyper(err)))),
+                    Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Received::Own(body) => body.is_end_stream(),
+            Received::Streaming { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Received::Own(body) => body.size_hint(),
+            Received::Streaming { body, .. } => body.size_hint(),
         }
     }
 }
@@ -403,6 +480,7 @@ pub(crate) async fn handle(
                 inner: body,
                 remaining,
                 tee: None,
+                polled: false,
             },
             first_timeout,
             Origin {
@@ -467,6 +545,7 @@ pub(crate) async fn handle(
                 inner: BodySource::Replay(Some(replay).filter(|b| !b.is_empty())),
                 remaining,
                 tee: None,
+                polled: false,
             },
             active.config.timeouts.request,
             Origin {
@@ -496,30 +575,16 @@ pub(crate) async fn handle(
     let mut upstream_header = true;
     let mut response = match result {
         Ok(Sent {
-            mut response,
+            response,
             slot,
-            conn,
+            upgraded,
             shadow,
         }) => {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(client_upgrade) = client_upgrade
+                && let Some(upgraded) = upgraded
             {
-                let upstream_upgrade = hyper::upgrade::on(&mut response);
-                tokio::spawn(
-                    async move {
-                        match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                            Ok((client, upstream)) => {
-                                let mut client = TokioIo::new(client);
-                                let mut upstream = TokioIo::new(upstream);
-                                if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                                    tracing::debug!(error = %err, "upgraded connection ended with an error");
-                                }
-                            }
-                            Err(err) => tracing::debug!(error = %err, "upgrade failed"),
-                        }
-                    }
-                    .instrument(span),
-                );
+                tokio::spawn(join_upgraded(client_upgrade, upgraded).instrument(span));
                 let (parts, _) = response.into_parts();
                 let mut response = Response::from_parts(parts, ProxyBody::empty());
                 response
@@ -534,7 +599,7 @@ pub(crate) async fn handle(
                 parts.headers.append(header::VIA, via(parts.version));
                 parts.version = client_version;
                 let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
-                Response::from_parts(parts, ProxyBody::upstream(body, slot, conn, tee))
+                Response::from_parts(parts, ProxyBody::upstream(body, slot, tee))
             }
         }
         Err(Failure::Kind(kind)) => {
@@ -580,9 +645,10 @@ pub(crate) async fn handle(
 
 /// A response head from an upstream, with what must live as long as its body.
 struct Sent {
-    response: Response<Incoming>,
+    response: Response<Received>,
     slot: InFlight,
-    conn: (Sender, Arc<Address>),
+    /// The upstream connection, after `101 Switching Protocols`.
+    upgraded: Option<crate::client::Upgraded>,
     /// The shadow copy of this request, waiting for the primary's response head.
     shadow: Option<crate::shadow::Pending>,
 }
@@ -720,16 +786,16 @@ async fn send_attempt(
         Some(pending)
     });
     let request = Request::from_parts(parts, body);
-    let sent = send(&address, request, active.config.timeouts.connect);
+    let sent = send(&address, request, upgrade, active.config.timeouts.connect);
     let result = match tokio::time::timeout(timeout, sent).await {
         Err(_) => Err(ProxyErrorKind::Timeout),
         Ok(result) => result,
     };
     let result = match result {
-        Ok((response, sender)) => Ok(Sent {
-            response,
+        Ok(exchanged) => Ok(Sent {
+            response: exchanged.response,
             slot,
-            conn: (sender, address.clone()),
+            upgraded: exchanged.upgraded,
             shadow: pending,
         }),
         Err(kind) => Err(Failure::Kind(kind)),
@@ -849,33 +915,92 @@ fn circuit_open(upstream: &str, wait: std::time::Duration) -> Response<ProxyBody
     )
 }
 
-/// Sends `request` on a pooled connection of `address`, or a new one. A pooled connection the
-/// upstream closed in the meantime gives the request back unsent, and the next one is tried.
+/// Sends `request` on a pooled connection of `address`, or a new one.
+///
+/// A request whose body is complete before it is sent (none, or a replayable copy) and any
+/// upgrade go through the proxy's own client in this task (`client.rs`). A pooled connection
+/// that the upstream turns out to have closed while idle (nothing of a response came) is dropped
+/// and the request goes on the next one, as long as none of its body was sent. A request whose
+/// body streams from the client takes hyper's client, which reads the response while the body is
+/// still going out.
 async fn send(
+    address: &Arc<Address>,
+    request: Request<RequestBody>,
+    upgrade: bool,
+    connect_timeout: std::time::Duration,
+) -> Result<Exchanged, ProxyErrorKind> {
+    if !(upgrade || request.body().is_complete()) {
+        return send_streaming(address, request, connect_timeout).await;
+    }
+    let (parts, mut body) = request.into_parts();
+    let exchanged = async {
+        while let Some(conn) = address.checkout() {
+            match conn.exchange(&parts, &mut body, address).await {
+                Ok(exchanged) => return Ok(exchanged),
+                Err(failure) if failure.stale && body.is_untouched() => {
+                    tracing::debug!(address = %address.authority, "pooled connection was closed; trying another");
+                }
+                Err(failure) => return Err(classify(&failure.error)),
+            }
+        }
+        let conn = address.connect(connect_timeout).await?;
+        conn.exchange(&parts, &mut body, address)
+            .await
+            .map_err(|failure| classify(&failure.error))
+    }
+    .await?;
+    let (parts, body) = exchanged.response.into_parts();
+    Ok(Exchanged {
+        response: Response::from_parts(parts, Received::Own(body)),
+        upgraded: exchanged.upgraded,
+    })
+}
+
+/// A response head from an upstream, and the connection after an upgrade.
+struct Exchanged {
+    response: Response<Received>,
+    upgraded: Option<crate::client::Upgraded>,
+}
+
+/// [`send`] for a request whose body streams, on hyper's client.
+async fn send_streaming(
     address: &Arc<Address>,
     mut request: Request<RequestBody>,
     connect_timeout: std::time::Duration,
-) -> Result<(Response<Incoming>, Sender), ProxyErrorKind> {
-    while let Some(mut sender) = address.checkout() {
+) -> Result<Exchanged, ProxyErrorKind> {
+    let received = |response: Response<Incoming>, sender| {
+        let (parts, body) = response.into_parts();
+        Ok(Exchanged {
+            response: Response::from_parts(
+                parts,
+                Received::Streaming {
+                    body,
+                    conn: Some((sender, address.clone())),
+                },
+            ),
+            upgraded: None,
+        })
+    };
+    while let Some(mut sender) = address.checkout_streaming() {
         if sender.ready().await.is_err() {
             continue;
         }
         match sender.try_send_request(request).await {
-            Ok(response) => return Ok((response, sender)),
+            Ok(response) => return received(response, sender),
             Err(mut err) => match err.take_message() {
                 Some(unsent) => request = unsent,
-                None => return Err(classify(err.error())),
+                None => return Err(classify_hyper(err.error())),
             },
         }
     }
-    let mut sender = address.connect(connect_timeout).await?;
+    let mut sender = address.connect_streaming(connect_timeout).await?;
     match sender.send_request(request).await {
-        Ok(response) => Ok((response, sender)),
-        Err(err) => Err(classify(&err)),
+        Ok(response) => received(response, sender),
+        Err(err) => Err(classify_hyper(&err)),
     }
 }
 
-fn classify(err: &hyper::Error) -> ProxyErrorKind {
+fn classify_hyper(err: &hyper::Error) -> ProxyErrorKind {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = source {
         if let Some(body) = cause.downcast_ref::<BodyError>() {
@@ -890,6 +1015,50 @@ fn classify(err: &hyper::Error) -> ProxyErrorKind {
         ProxyErrorKind::Timeout
     } else {
         ProxyErrorKind::Protocol
+    }
+}
+
+fn classify(err: &ClientError) -> ProxyErrorKind {
+    match err {
+        ClientError::Body(BodyError::TooLarge) => ProxyErrorKind::BodyTooLarge,
+        ClientError::Body(BodyError::Client(_)) => ProxyErrorKind::BadRequest,
+        ClientError::Io(_)
+        | ClientError::Closed
+        | ClientError::Invalid(_)
+        | ClientError::Hyper(_) => {
+            tracing::debug!(error = %err, "upstream exchange failed");
+            ProxyErrorKind::Protocol
+        }
+    }
+}
+
+/// Joins an upgraded client connection (WebSocket) to the upstream's, both ways, until either
+/// side closes. Bytes the upstream sent right after its 101 go to the client first.
+async fn join_upgraded(
+    client_upgrade: hyper::upgrade::OnUpgrade,
+    upgraded: crate::client::Upgraded,
+) {
+    use tokio::io::AsyncWriteExt as _;
+    let client = match client_upgrade.await {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::debug!(error = %err, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let crate::client::Upgraded {
+        read,
+        stream: mut upstream,
+    } = upgraded;
+    if !read.is_empty()
+        && let Err(err) = client.write_all(&read).await
+    {
+        tracing::debug!(error = %err, "upgraded connection ended with an error");
+        return;
+    }
+    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(error = %err, "upgraded connection ended with an error");
     }
 }
 
@@ -1069,9 +1238,9 @@ fn rewrite_request(
             parts.headers.insert(header::HOST, host);
         }
         _ => {
-            let host = HeaderValue::from_str(address.authority.as_str())
-                .map_err(|_| ProxyErrorKind::Internal)?;
-            parts.headers.insert(header::HOST, host);
+            parts
+                .headers
+                .insert(header::HOST, address.host_header.clone());
         }
     }
 

@@ -1,8 +1,10 @@
 //! Upstream pools: addresses, load balancing, health checks, and the HTTP client.
 //!
-//! Each address keeps its own pool of idle HTTP/1 connections (hyper's connection-level client):
-//! a connection goes back to the pool when its response body has been read to the end, so no
-//! task is spawned per request. Health checks use hyper-util's pooled client.
+//! Each address keeps its own pool of idle HTTP/1 connections of the proxy's own client
+//! (`client.rs`): a connection goes back to the pool when its response body has been read to the
+//! end; no task is spawned per request or per connection. Requests whose body streams from the
+//! client take hyper's connection-level client instead (a second pool), which reads the response
+//! while the body is still being sent. Health checks use hyper-util's pooled client.
 //! Balancing is round-robin or least-connections over the healthy addresses; when every address
 //! is unhealthy, all are used, since a health check that is wrong must not take the site down.
 //! Health checks run as background tasks that are aborted when their config is replaced.
@@ -21,7 +23,6 @@ use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 
 use crate::attempt::UpstreamGuard;
 use crate::breaker::{Nanos, Outlier};
@@ -29,6 +30,7 @@ use crate::config::{Balance, Config, HealthCheck, OutlierConfig, StatusSet, Upst
 use crate::error::ProxyErrorKind;
 use crate::limit::Concurrency;
 use crate::metrics::Metrics;
+use crate::client::Conn;
 use crate::proxy::RequestBody;
 
 /// One upstream: a named pool of addresses.
@@ -66,20 +68,59 @@ pub struct Address {
     pub healthy: AtomicBool,
     /// Outlier-ejection state.
     pub outlier: Outlier,
+    /// `host:port` as a `Host` header value.
+    pub host_header: HeaderValue,
     /// Idle keep-alive connections, most recently used last.
-    idle: Mutex<Vec<Sender>>,
+    idle: Mutex<Vec<Conn>>,
+    /// Idle hyper connections, for requests that stream a body, most recently used last.
+    idle_streaming: Mutex<Vec<Sender>>,
 }
+
+/// The sending half of one hyper HTTP/1 connection to an upstream address: requests whose body
+/// streams from the client go this way, since hyper reads the response while the body is still
+/// being sent (an upstream that answers as it reads, like an echo, needs that).
+pub type Sender = hyper::client::conn::http1::SendRequest<RequestBody>;
 
 /// Most idle connections kept per address.
 const MAX_IDLE: usize = 512;
 
-/// The sending half of one HTTP/1 connection to an upstream address.
-pub type Sender = hyper::client::conn::http1::SendRequest<RequestBody>;
+/// How long an idle connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 impl Address {
-    /// An idle pooled connection, if one is still open.
-    pub fn checkout(&self) -> Option<Sender> {
+    /// An idle pooled connection, if one is still open (the most recently used first).
+    pub fn checkout(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(mut conn) = idle.pop() {
+            if conn.is_usable() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection whose exchange has completed to the pool. The oldest idle connection
+    /// goes when it has been idle too long or the upstream closed it, so that closed sockets do
+    /// not pile up in a pool that is not drained.
+    pub fn checkin(&self, conn: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(oldest) = idle.first_mut()
+            && (conn.idle_since.saturating_duration_since(oldest.idle_since) > IDLE_TIMEOUT
+                || !oldest.is_usable())
+        {
+            idle.remove(0);
+        }
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// An idle pooled hyper connection, if one is still open.
+    pub fn checkout_streaming(&self) -> Option<Sender> {
+        let mut idle = self
+            .idle_streaming
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         while let Some(sender) = idle.pop() {
             if !sender.is_closed() {
                 return Some(sender);
@@ -88,36 +129,25 @@ impl Address {
         None
     }
 
-    /// Returns a connection whose exchange has completed to the pool.
-    pub fn checkin(&self, sender: Sender) {
+    /// Returns a hyper connection whose exchange has completed to the pool.
+    pub fn checkin_streaming(&self, sender: Sender) {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self
+            .idle_streaming
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
             idle.push(sender);
         }
     }
 
-    /// Opens a new connection, within `timeout`.
-    pub async fn connect(&self, timeout: Duration) -> Result<Sender, ProxyErrorKind> {
-        let host = self
-            .authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = self.authority.port_u16().unwrap_or(80);
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => {
-                tracing::debug!(address = %self.authority, error = %err, "connect failed");
-                return Err(ProxyErrorKind::Connect);
-            }
-            Err(_) => return Err(ProxyErrorKind::Connect),
-        };
-        let _ = stream.set_nodelay(true);
+    /// Opens a new hyper connection, within `timeout`; a task drives it.
+    pub async fn connect_streaming(&self, timeout: Duration) -> Result<Sender, ProxyErrorKind> {
+        let conn = self.connect(timeout).await?;
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(conn.into_stream()))
             .await
             .map_err(|_| ProxyErrorKind::Protocol)?;
         tokio::spawn(async move {
@@ -126,6 +156,20 @@ impl Address {
             }
         });
         Ok(sender)
+    }
+
+    /// Opens a new connection, within `timeout`.
+    pub async fn connect(&self, timeout: Duration) -> Result<Conn, ProxyErrorKind> {
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = self.authority.port_u16().unwrap_or(80);
+        Conn::connect(host, port, timeout).await.map_err(|err| {
+            tracing::debug!(address = %self.authority, error = %err, "connect failed");
+            ProxyErrorKind::Connect
+        })
     }
 }
 
@@ -163,16 +207,20 @@ impl Upstream {
             .addresses
             .iter()
             .map(|uri| {
+                let authority = uri
+                    .authority()
+                    .cloned()
+                    .unwrap_or_else(|| Authority::from_static("localhost"));
                 Arc::new(Address {
                     scheme: uri.scheme().cloned().unwrap_or(Scheme::HTTP),
-                    authority: uri
-                        .authority()
-                        .cloned()
-                        .unwrap_or_else(|| Authority::from_static("localhost")),
+                    host_header: HeaderValue::from_str(authority.as_str())
+                        .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
+                    authority,
                     in_flight: AtomicUsize::new(0),
                     healthy: AtomicBool::new(true),
                     outlier: Outlier::default(),
                     idle: Mutex::new(Vec::new()),
+                    idle_streaming: Mutex::new(Vec::new()),
                 })
             })
             .collect();

@@ -1,0 +1,771 @@
+//! The HTTP/1.1 client the proxy speaks to upstreams.
+//!
+//! A request is driven inside the task of the client connection that carries it: its future
+//! writes the head and the body and reads the response head, and the response body is read from
+//! the upstream socket when the server polls it ([`ResponseBody`]). There is no connection task,
+//! no channel between tasks and no oneshot per request. hyper's connection-level client costs all
+//! three, which was the largest share of the proxy's instructions per request (about 13k of 38k
+//! on the loopback benchmark, docs/benchmarks.md).
+//!
+//! What it speaks (RFC 9112):
+//! - requests in origin form, always HTTP/1.1; a body goes as it came when the head has a
+//!   `Content-Length`, else it is re-framed as `chunked`;
+//! - responses framed by section 6.3: no body for HEAD, 1xx, 204 and 304; `chunked` (trailers
+//!   passed on); `Content-Length` (conflicting values refused); otherwise up to the close;
+//! - interim 1xx responses are skipped; `101 Switching Protocols` hands the socket back for the
+//!   upgrade (with any bytes already read after the head);
+//! - a connection is reused only when both messages were complete and the upstream did not ask
+//!   to close; an idle pooled connection that saw a close (or stray bytes) is not used again.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::proxy::{BodyError, RequestBody};
+use crate::upstream::Address;
+
+/// Most header fields in a response head (hyper's default as well).
+const MAX_HEADERS: usize = 100;
+/// Largest response head accepted.
+const MAX_HEAD: usize = 64 << 10;
+/// Room made in the read buffer before each read.
+const READ_CHUNK: usize = 16 << 10;
+/// Longest chunk-size line (with extensions) accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+/// Request bodies up to this size are sent in the same write as the head.
+const COALESCE: usize = 16 << 10;
+
+/// One open connection to an upstream address.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    /// Bytes read and not used yet.
+    buf: BytesMut,
+    /// Whether it carried an exchange before.
+    reused: bool,
+    /// When it was last returned to its pool.
+    pub(crate) idle_since: Instant,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Reading from or writing to the upstream failed.
+    #[error("upstream connection failed: {0}")]
+    Io(#[from] io::Error),
+    /// The upstream closed the connection before the response was complete.
+    #[error("the upstream closed the connection before the response was complete")]
+    Closed,
+    /// The upstream's response is not valid HTTP/1.1.
+    #[error("invalid response from the upstream: {0}")]
+    Invalid(&'static str),
+    /// The request body failed (too large, or the client's side broke).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// hyper's client failed (requests whose body streams go through it).
+    #[error(transparent)]
+    Hyper(hyper::Error),
+}
+
+/// A failed exchange, and whether the connection had simply been closed by the upstream while
+/// idle (nothing of a response arrived on a reused connection): then the request may go again on
+/// another connection if its body was not sent.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: ClientError,
+    /// A reused connection failed before any byte of a response.
+    pub stale: bool,
+}
+
+/// A response head, its body, and the connection when the response is an upgrade.
+#[derive(Debug)]
+pub struct Exchanged {
+    /// The response, its body read from the connection as it is polled.
+    pub response: http::Response<ResponseBody>,
+    /// The connection, after `101 Switching Protocols`.
+    pub upgraded: Option<Upgraded>,
+}
+
+/// A connection switched to another protocol: the bytes already read after the 101 head come
+/// first, then the socket.
+#[derive(Debug)]
+pub struct Upgraded {
+    /// Read after the response head.
+    pub read: Bytes,
+    /// The socket.
+    pub stream: TcpStream,
+}
+
+impl Conn {
+    /// Connects to `host:port` within `timeout`.
+    pub async fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<Conn> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
+            Ok(stream) => stream?,
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(Conn {
+            stream,
+            buf: BytesMut::new(),
+            reused: false,
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// The socket, for another client to drive.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
+    /// Whether an idle connection can carry another request: no event arrived since its last
+    /// exchange (the usual case, answered from the reactor's state without a system call), or an
+    /// event came and reading shows the socket is merely empty. A close or bytes nobody asked for
+    /// make it unusable.
+    pub fn is_usable(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Sends one request and reads the response head. `parts` is the head to send, already
+    /// rewritten for the upstream (origin form, hop-by-hop headers out).
+    pub async fn exchange(
+        mut self,
+        parts: &http::request::Parts,
+        body: &mut RequestBody,
+        pool: &Arc<Address>,
+    ) -> Result<Exchanged, Failure> {
+        let reused = std::mem::replace(&mut self.reused, true);
+        let framing = RequestFraming::of(parts, body);
+        let mut head = encode_head(parts, framing);
+        let written = write_request(&mut self.stream, &mut head, body, framing).await;
+        if let Err(error) = written {
+            // An upstream may answer before it has read the whole body (413, 401) and close: that
+            // answer is the one to pass on, if it came.
+            let body_failed = matches!(error, ClientError::Body(_));
+            if body_failed {
+                return Err(Failure {
+                    error,
+                    stale: false,
+                });
+            }
+            return match read_head(&mut self, &parts.method).await {
+                Ok(head) => Ok(self.into_exchanged(head, false, pool)),
+                Err(_) => Err(Failure {
+                    stale: reused && body.is_untouched(),
+                    error,
+                }),
+            };
+        }
+        match read_head(&mut self, &parts.method).await {
+            Ok(head) => Ok(self.into_exchanged(head, true, pool)),
+            Err(HeadError { error, nothing_read }) => Err(Failure {
+                stale: reused && nothing_read && body.is_untouched(),
+                error,
+            }),
+        }
+    }
+
+    fn into_exchanged(
+        mut self,
+        head: ResponseHead,
+        request_complete: bool,
+        pool: &Arc<Address>,
+    ) -> Exchanged {
+        let ResponseHead {
+            parts,
+            framing,
+            keep_alive,
+        } = head;
+        if framing == Framing::Upgrade {
+            let read = self.buf.split().freeze();
+            return Exchanged {
+                response: http::Response::from_parts(parts, ResponseBody::done()),
+                upgraded: Some(Upgraded {
+                    read,
+                    stream: self.stream,
+                }),
+            };
+        }
+        let state = match framing {
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::Chunked(Chunked::Size),
+            Framing::UntilClose => State::UntilClose,
+            Framing::Upgrade => State::Done,
+        };
+        let mut body = ResponseBody {
+            conn: Some(self),
+            state,
+            reuse: keep_alive && request_complete && framing != Framing::UntilClose,
+            pool: Some(pool.clone()),
+        };
+        body.finish_if_done();
+        Exchanged {
+            response: http::Response::from_parts(parts, body),
+            upgraded: None,
+        }
+    }
+}
+
+/// How a request's body is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestFraming {
+    /// No body.
+    Empty,
+    /// As long as its `Content-Length` says.
+    Length,
+    /// Re-framed as chunked (an HTTP/2 request, or chunked from the client).
+    Chunked,
+}
+
+impl RequestFraming {
+    fn of(parts: &http::request::Parts, body: &RequestBody) -> RequestFraming {
+        if parts.headers.contains_key(header::CONTENT_LENGTH) {
+            RequestFraming::Length
+        } else if body.is_end_stream() {
+            RequestFraming::Empty
+        } else {
+            RequestFraming::Chunked
+        }
+    }
+}
+
+fn encode_head(parts: &http::request::Parts, framing: RequestFraming) -> Vec<u8> {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut len = parts.method.as_str().len() + target.len() + 40;
+    for (name, value) in &parts.headers {
+        len += name.as_str().len() + value.len() + 4;
+    }
+    let mut head = Vec::with_capacity(len);
+    head.extend_from_slice(parts.method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if framing == RequestFraming::Chunked {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// Writes the head and streams the body. Small bodies that are already there (a replayed body,
+/// usually) leave in the same write as the head.
+async fn write_request(
+    stream: &mut TcpStream,
+    head: &mut Vec<u8>,
+    body: &mut RequestBody,
+    framing: RequestFraming,
+) -> Result<(), ClientError> {
+    if framing == RequestFraming::Empty || body.is_end_stream() {
+        if framing == RequestFraming::Chunked {
+            head.extend_from_slice(b"0\r\n\r\n");
+        }
+        stream.write_all(head).await?;
+        return Ok(());
+    }
+    let mut pending = std::mem::take(head);
+    loop {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        let frame = frame?;
+        let Ok(data) = frame.into_data() else {
+            // Request trailers are dropped: few upstreams read them, and the chunked framing
+            // ends the same way without them.
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if framing == RequestFraming::Chunked {
+            pending.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        }
+        if pending.len() + data.len() <= COALESCE {
+            pending.extend_from_slice(&data);
+        } else {
+            stream.write_all(&pending).await?;
+            pending.clear();
+            stream.write_all(&data).await?;
+        }
+        if framing == RequestFraming::Chunked {
+            pending.extend_from_slice(b"\r\n");
+        }
+        if body.is_end_stream() {
+            break;
+        }
+        if !pending.is_empty() {
+            stream.write_all(&pending).await?;
+            pending.clear();
+        }
+    }
+    if framing == RequestFraming::Chunked {
+        pending.extend_from_slice(b"0\r\n\r\n");
+    }
+    if !pending.is_empty() {
+        stream.write_all(&pending).await?;
+    }
+    Ok(())
+}
+
+/// How a response's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    UntilClose,
+    Upgrade,
+}
+
+struct ResponseHead {
+    parts: http::response::Parts,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+struct HeadError {
+    error: ClientError,
+    /// No byte of a response arrived.
+    nothing_read: bool,
+}
+
+impl From<ClientError> for HeadError {
+    fn from(error: ClientError) -> HeadError {
+        HeadError {
+            error,
+            nothing_read: false,
+        }
+    }
+}
+
+/// Reads response heads until a final one (interim 1xx responses are skipped).
+async fn read_head(conn: &mut Conn, method: &Method) -> Result<ResponseHead, HeadError> {
+    let mut any = !conn.buf.is_empty();
+    loop {
+        if !conn.buf.is_empty() {
+            if let Some(head) = parse_head(&mut conn.buf, method)? {
+                if head.parts.status.is_informational()
+                    && head.parts.status != StatusCode::SWITCHING_PROTOCOLS
+                {
+                    continue;
+                }
+                return Ok(head);
+            }
+            if conn.buf.len() >= MAX_HEAD {
+                return Err(ClientError::Invalid("response head too large").into());
+            }
+        }
+        conn.buf.reserve(READ_CHUNK);
+        let read = match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(read) => read,
+            Err(err) => {
+                return Err(HeadError {
+                    error: err.into(),
+                    nothing_read: !any,
+                });
+            }
+        };
+        if read == 0 {
+            return Err(HeadError {
+                error: ClientError::Closed,
+                nothing_read: !any,
+            });
+        }
+        any = true;
+    }
+}
+
+/// Parses one response head from the front of `buf`; `None` when it is not complete yet.
+fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, ClientError> {
+    // Where each header's name and value are in `buf`: the values become slices of the frozen
+    // head without copying.
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let (len, status, version, count) = {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        let len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(ClientError::Invalid("too many header fields"));
+            }
+            Err(_) => return Err(ClientError::Invalid("malformed response head")),
+        };
+        let status = response
+            .code
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .ok_or(ClientError::Invalid("bad status code"))?;
+        let version = match response.version {
+            Some(0) => Version::HTTP_10,
+            _ => Version::HTTP_11,
+        };
+        let base = buf.as_ptr() as usize;
+        let count = response.headers.len();
+        for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            *span = (
+                name as u32,
+                (name + h.name.len()) as u32,
+                value as u32,
+                (value + h.value.len()) as u32,
+            );
+        }
+        (len, status, version, count)
+    };
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_encoding = false;
+    let mut close = version == Version::HTTP_10;
+    for &(name_start, name_end, value_start, value_end) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
+            .map_err(|_| ClientError::Invalid("bad header name"))?;
+        let value = HeaderValue::from_maybe_shared(
+            head.slice(value_start as usize..value_end as usize),
+        )
+        .map_err(|_| ClientError::Invalid("bad header value"))?;
+        if name == header::CONTENT_LENGTH {
+            let parsed = parse_content_length(value.as_bytes())
+                .ok_or(ClientError::Invalid("bad content-length"))?;
+            if content_length.is_some_and(|known| known != parsed) {
+                return Err(ClientError::Invalid("conflicting content-length"));
+            }
+            content_length = Some(parsed);
+        } else if name == header::TRANSFER_ENCODING {
+            transfer_encoding = true;
+            // Only the last coding frames the message.
+            chunked = value
+                .as_bytes()
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10
+                {
+                    close = false;
+                }
+            }
+        }
+        headers.append(name, value);
+    }
+    let framing = if status == StatusCode::SWITCHING_PROTOCOLS {
+        Framing::Upgrade
+    } else if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Length(0)
+    } else if transfer_encoding {
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else if let Some(len) = content_length {
+        Framing::Length(len)
+    } else {
+        Framing::UntilClose
+    };
+    let mut response = http::Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    Ok(Some(ResponseHead {
+        parts: response.into_parts().0,
+        framing,
+        keep_alive: !close,
+    }))
+}
+
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// A response body, read from the upstream connection as it is polled. When it has been read to
+/// the end (and the exchange allows it), the connection goes back to its address's pool.
+#[derive(Debug)]
+pub struct ResponseBody {
+    conn: Option<Conn>,
+    state: State,
+    reuse: bool,
+    pool: Option<Arc<Address>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// This many bytes are left.
+    Length(u64),
+    Chunked(Chunked),
+    /// Until the upstream closes.
+    UntilClose,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunked {
+    /// Expecting a chunk-size line.
+    Size,
+    /// This many bytes of chunk data are left.
+    Data(u64),
+    /// Expecting the CRLF after chunk data.
+    DataEnd,
+    /// Expecting the trailer section (possibly empty) after the last chunk.
+    Trailers,
+}
+
+impl ResponseBody {
+    fn done() -> ResponseBody {
+        ResponseBody {
+            conn: None,
+            state: State::Done,
+            reuse: false,
+            pool: None,
+        }
+    }
+
+    /// Hands the connection back once the body is complete.
+    fn finish_if_done(&mut self) {
+        if self.state == State::Length(0) {
+            self.state = State::Done;
+        }
+        if self.state != State::Done {
+            return;
+        }
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if self.reuse
+            && conn.buf.is_empty()
+            && let Some(pool) = self.pool.take()
+        {
+            conn.idle_since = Instant::now();
+            pool.checkin(conn);
+        }
+    }
+
+    fn fail(&mut self, error: ClientError) -> Poll<Option<Result<Frame<Bytes>, ClientError>>> {
+        self.state = State::Done;
+        self.conn = None;
+        Poll::Ready(Some(Err(error)))
+    }
+
+    /// Reads more from the connection into its buffer; `Ok(false)` at the close.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, ClientError>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(Ok(false));
+        };
+        if conn.buf.capacity() - conn.buf.len() < 1024 {
+            conn.buf.reserve(READ_CHUNK);
+        }
+        match tokio_util::io::poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(read)) => Poll::Ready(Ok(read > 0)),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err.into())),
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.conn.as_ref().map_or(0, |conn| conn.buf.len())
+    }
+
+    fn take(&mut self, n: usize) -> Bytes {
+        match self.conn.as_mut() {
+            Some(conn) => conn.buf.split_to(n).freeze(),
+            None => Bytes::new(),
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = ClientError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientError>>> {
+        let this = &mut *self;
+        loop {
+            match this.state {
+                State::Done => return Poll::Ready(None),
+                State::Length(0) => {
+                    this.finish_if_done();
+                    return Poll::Ready(None);
+                }
+                State::Length(left) => {
+                    if this.buffered() == 0 {
+                        match this.poll_fill(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Ok(true)) => {}
+                            Poll::Ready(Ok(false)) => return this.fail(ClientError::Closed),
+                            Poll::Ready(Err(err)) => return this.fail(err),
+                        }
+                    }
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(this.buffered());
+                    let data = this.take(n);
+                    this.state = State::Length(left - n as u64);
+                    this.finish_if_done();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::UntilClose => {
+                    if this.buffered() == 0 {
+                        match this.poll_fill(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Ok(true)) => {}
+                            Poll::Ready(Ok(false)) => {
+                                this.state = State::Done;
+                                this.conn = None;
+                                return Poll::Ready(None);
+                            }
+                            Poll::Ready(Err(err)) => return this.fail(err),
+                        }
+                    }
+                    let n = this.buffered();
+                    return Poll::Ready(Some(Ok(Frame::data(this.take(n)))));
+                }
+                State::Chunked(step) => match this.step_chunked(step) {
+                    Ok(Some(frame)) => {
+                        this.finish_if_done();
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    Ok(None) if this.state == State::Done => {
+                        this.finish_if_done();
+                        return Poll::Ready(None);
+                    }
+                    Ok(None) if this.state != State::Chunked(step) => {}
+                    Ok(None) => match this.poll_fill(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(true)) => {}
+                        Poll::Ready(Ok(false)) => return this.fail(ClientError::Closed),
+                        Poll::Ready(Err(err)) => return this.fail(err),
+                    },
+                    Err(err) => return this.fail(err),
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done | State::Length(0))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            State::Length(left) => SizeHint::with_exact(left),
+            State::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl ResponseBody {
+    /// One step of chunked decoding over what is buffered: a frame, or `None` when the state
+    /// moved on or more bytes are needed (the state is then unchanged).
+    fn step_chunked(&mut self, step: Chunked) -> Result<Option<Frame<Bytes>>, ClientError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(ClientError::Closed);
+        };
+        let buf = &mut conn.buf;
+        match step {
+            Chunked::Size => match httparse::parse_chunk_size(buf) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    let _ = buf.split_to(used);
+                    self.state = State::Chunked(if size == 0 {
+                        Chunked::Trailers
+                    } else {
+                        Chunked::Data(size)
+                    });
+                    Ok(None)
+                }
+                Ok(httparse::Status::Partial) if buf.len() < MAX_CHUNK_LINE => Ok(None),
+                _ => Err(ClientError::Invalid("bad chunk size line")),
+            },
+            Chunked::Data(left) => {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                let data = buf.split_to(n).freeze();
+                let left = left - n as u64;
+                self.state = State::Chunked(if left == 0 {
+                    Chunked::DataEnd
+                } else {
+                    Chunked::Data(left)
+                });
+                Ok(Some(Frame::data(data)))
+            }
+            Chunked::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(None);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(ClientError::Invalid("chunk data not followed by CRLF"));
+                }
+                let _ = buf.split_to(2);
+                self.state = State::Chunked(Chunked::Size);
+                Ok(None)
+            }
+            Chunked::Trailers => {
+                if buf.starts_with(b"\r\n") {
+                    let _ = buf.split_to(2);
+                    self.state = State::Done;
+                    return Ok(None);
+                }
+                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                match httparse::parse_headers(buf, &mut headers) {
+                    Ok(httparse::Status::Complete((used, fields))) => {
+                        let mut trailers = HeaderMap::with_capacity(fields.len());
+                        for field in fields {
+                            if let (Ok(name), Ok(value)) = (
+                                HeaderName::from_bytes(field.name.as_bytes()),
+                                HeaderValue::from_bytes(field.value),
+                            ) {
+                                trailers.append(name, value);
+                            }
+                        }
+                        let _ = buf.split_to(used);
+                        self.state = State::Done;
+                        Ok(Some(Frame::trailers(trailers)))
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Ok(None),
+                    _ => Err(ClientError::Invalid("bad trailer section")),
+                }
+            }
+        }
+    }
+}
