@@ -178,7 +178,10 @@ impl Conn {
         }
         match read_head(&mut self, &parts.method).await {
             Ok(head) => Ok(self.into_exchanged(head, true, pool)),
-            Err(HeadError { error, nothing_read }) => Err(Failure {
+            Err(HeadError {
+                error,
+                nothing_read,
+            }) => Err(Failure {
                 stale: reused && nothing_read && body.is_untouched(),
                 error,
             }),
@@ -379,7 +382,9 @@ async fn read_head(conn: &mut Conn, method: &Method) -> Result<ResponseHead, Hea
                 return Err(ClientError::Invalid("response head too large").into());
             }
         }
-        conn.buf.reserve(READ_CHUNK);
+        if conn.buf.capacity() - conn.buf.len() < READ_CHUNK / 4 {
+            conn.buf.reserve(READ_CHUNK);
+        }
         let read = match conn.stream.read_buf(&mut conn.buf).await {
             Ok(read) => read,
             Err(err) => {
@@ -401,17 +406,30 @@ async fn read_head(conn: &mut Conn, method: &Method) -> Result<ResponseHead, Hea
 
 /// Parses one response head from the front of `buf`; `None` when it is not complete yet.
 fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, ClientError> {
+    // Most responses have a handful of fields: room for 16 first, all of them only when needed.
+    match parse_head_with::<16>(buf, method) {
+        Err(ClientError::Invalid(TOO_MANY_HEADERS)) => parse_head_with::<MAX_HEADERS>(buf, method),
+        parsed => parsed,
+    }
+}
+
+const TOO_MANY_HEADERS: &str = "too many header fields";
+
+fn parse_head_with<const N: usize>(
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Option<ResponseHead>, ClientError> {
     // Where each header's name and value are in `buf`: the values become slices of the frozen
     // head without copying.
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); N];
     let (len, status, version, count) = {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = [httparse::EMPTY_HEADER; N];
         let mut response = httparse::Response::new(&mut headers);
         let len = match response.parse(buf) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => {
-                return Err(ClientError::Invalid("too many header fields"));
+                return Err(ClientError::Invalid(TOO_MANY_HEADERS));
             }
             Err(_) => return Err(ClientError::Invalid("malformed response head")),
         };
@@ -446,10 +464,9 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
     for &(name_start, name_end, value_start, value_end) in &spans[..count] {
         let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
             .map_err(|_| ClientError::Invalid("bad header name"))?;
-        let value = HeaderValue::from_maybe_shared(
-            head.slice(value_start as usize..value_end as usize),
-        )
-        .map_err(|_| ClientError::Invalid("bad header value"))?;
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(value_start as usize..value_end as usize))
+                .map_err(|_| ClientError::Invalid("bad header value"))?;
         if name == header::CONTENT_LENGTH {
             let parsed = parse_content_length(value.as_bytes())
                 .ok_or(ClientError::Invalid("bad content-length"))?;
@@ -470,8 +487,7 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10
-                {
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
                     close = false;
                 }
             }
@@ -636,7 +652,9 @@ impl Body for ResponseBody {
                             Poll::Ready(Err(err)) => return this.fail(err),
                         }
                     }
-                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(this.buffered());
+                    let n = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(this.buffered());
                     let data = this.take(n);
                     this.state = State::Length(left - n as u64);
                     this.finish_if_done();

@@ -24,13 +24,13 @@ use tracing::Instrument as _;
 
 use crate::attempt::{Attempt, Cause, Outcome};
 use crate::breaker::{Nanos, Permit};
+use crate::client::{ClientError, ResponseBody};
 use crate::config::RateKey;
 use crate::error::ProxyErrorKind;
 use crate::limit::{Key, RateLimit};
 use crate::metrics::UNMATCHED;
 use crate::route::{self, CompiledRoute, Reason};
 use crate::serve::{AccessEntry, Active, Shared};
-use crate::client::{ClientError, ResponseBody};
 use crate::upstream::{Address, InFlight, Sender, Upstream};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -187,11 +187,7 @@ impl ProxyBody {
         }
     }
 
-    fn upstream(
-        body: Received,
-        slot: InFlight,
-        tee: Option<crate::shadow::Tee>,
-    ) -> ProxyBody {
+    fn upstream(body: Received, slot: InFlight, tee: Option<crate::shadow::Tee>) -> ProxyBody {
         ProxyBody {
             kind: BodyKind::Upstream {
                 body,

@@ -4,6 +4,7 @@
 //! the test's runtime, and requests go over TCP. `support` has the helpers.
 
 mod admin;
+mod client;
 mod config;
 mod context;
 mod diff;

@@ -26,11 +26,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::attempt::UpstreamGuard;
 use crate::breaker::{Nanos, Outlier};
+use crate::client::Conn;
 use crate::config::{Balance, Config, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig};
 use crate::error::ProxyErrorKind;
 use crate::limit::Concurrency;
 use crate::metrics::Metrics;
-use crate::client::Conn;
 use crate::proxy::RequestBody;
 
 /// One upstream: a named pool of addresses.
