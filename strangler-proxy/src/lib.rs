@@ -24,6 +24,7 @@ pub mod breaker;
 pub mod client;
 pub mod config;
 pub mod context;
+mod deadline;
 pub mod diff;
 pub mod error;
 pub mod flags;

@@ -26,6 +26,7 @@ use crate::attempt::{Attempt, Cause, Outcome};
 use crate::breaker::{Nanos, Permit};
 use crate::client::{ClientError, ResponseBody};
 use crate::config::RateKey;
+use crate::deadline::ConnTimer;
 use crate::error::ProxyErrorKind;
 use crate::limit::{Key, RateLimit};
 use crate::metrics::UNMATCHED;
@@ -332,6 +333,8 @@ pub(crate) struct ClientConn {
     pub(crate) addr: SocketAddr,
     /// The peer's IP as an `X-Forwarded-For` value (formatting it per request is measurable).
     pub(crate) forwarded_for: HeaderValue,
+    /// The timer its HTTP/1 requests' deadlines share.
+    timer: ConnTimer,
 }
 
 impl ClientConn {
@@ -339,6 +342,7 @@ impl ClientConn {
         ClientConn {
             addr,
             forwarded_for: ip_header_value(addr.ip()),
+            timer: ConnTimer::default(),
         }
     }
 }
@@ -362,6 +366,8 @@ pub(crate) async fn handle(
     let client_upgrade = is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     let client_version = parts.version;
+    // HTTP/1 requests on a connection come one at a time and share its timer (deadline.rs).
+    let timer = (client_version != Version::HTTP_2).then_some(&client.timer);
     let logged = shared
         .access_log
         .is_some()
@@ -478,12 +484,13 @@ pub(crate) async fn handle(
                 tee: None,
                 polled: false,
             },
-            first_timeout,
+            (sent, first_timeout),
             Origin {
                 forwarded_for: &client.forwarded_for,
                 trusted,
                 upgrade,
                 now,
+                timer,
             },
             shadow_plan.map(|plan| (plan, decision.upstream)),
         )
@@ -543,12 +550,13 @@ pub(crate) async fn handle(
                 tee: None,
                 polled: false,
             },
-            active.config.timeouts.request,
+            (sent, active.config.timeouts.request),
             Origin {
                 forwarded_for: &client.forwarded_for,
                 trusted,
                 upgrade: false,
                 now,
+                timer,
             },
             None,
         )
@@ -658,6 +666,8 @@ struct Origin<'a> {
     trusted: bool,
     upgrade: bool,
     now: Nanos,
+    /// The connection's timer, for an HTTP/1 request.
+    timer: Option<&'a ConnTimer>,
 }
 
 /// Why a request got no upstream response.
@@ -731,14 +741,14 @@ fn admit<'a>(
 }
 
 /// Sends one attempt to `upstream`: takes a slot of its in-flight cap, picks an address, points
-/// the request at it and waits up to `timeout` for the response head. Returns the address tried
-/// (`None` when the request was shed before one was picked).
+/// the request at it and waits up to `timeout` from `started` for the response head. Returns the
+/// address tried (`None` when the request was shed before one was picked).
 async fn send_attempt(
     active: &Active,
     upstream: &Upstream,
     mut parts: http::request::Parts,
     mut body: RequestBody,
-    timeout: std::time::Duration,
+    (started, timeout): (Instant, std::time::Duration),
     origin: Origin<'_>,
     shadow: Option<(&Arc<crate::shadow::RouteShadow>, usize)>,
 ) -> (Option<Arc<Address>>, Result<Sent, Failure>) {
@@ -762,6 +772,7 @@ async fn send_attempt(
         trusted,
         upgrade,
         now,
+        timer,
     } = origin;
     let (address, mut slot) = upstream.pick_at(now);
     slot.hold(cap_permit);
@@ -783,10 +794,14 @@ async fn send_attempt(
     });
     let request = Request::from_parts(parts, body);
     let sent = send(&address, request, upgrade, active.config.timeouts.connect);
-    let result = match tokio::time::timeout(timeout, sent).await {
-        Err(_) => Err(ProxyErrorKind::Timeout),
-        Ok(result) => result,
+    let result = match timer {
+        Some(timer) => {
+            let deadline = tokio::time::Instant::from_std(started) + timeout;
+            timer.timeout(deadline, sent).await.ok()
+        }
+        None => tokio::time::timeout(timeout, sent).await.ok(),
     };
+    let result = result.unwrap_or(Err(ProxyErrorKind::Timeout));
     let result = match result {
         Ok(exchanged) => Ok(Sent {
             response: exchanged.response,
