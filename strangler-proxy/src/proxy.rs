@@ -570,9 +570,14 @@ pub(crate) async fn handle(
             fallback_permit,
         );
         result
-    }
-    .instrument(span.clone())
-    .await;
+    };
+    // Entering a disabled span does nothing, but wrapping the future in it moves the whole
+    // future once more per request.
+    let result = if span.is_disabled() {
+        result.await
+    } else {
+        result.instrument(span.clone()).await
+    };
 
     let upstream = &active.upstreams[decision.upstream];
     let series = active.routes.series(&decision);
@@ -792,8 +797,13 @@ async fn send_attempt(
         body.tee = tee;
         Some(pending)
     });
-    let request = Request::from_parts(parts, body);
-    let sent = send(&address, request, upgrade, active.config.timeouts.connect);
+    let sent = send(
+        &address,
+        parts,
+        body,
+        upgrade,
+        active.config.timeouts.connect,
+    );
     let result = match timer {
         Some(timer) => {
             let deadline = tokio::time::Instant::from_std(started) + timeout;
@@ -936,14 +946,15 @@ fn circuit_open(upstream: &str, wait: std::time::Duration) -> Response<ProxyBody
 /// still going out.
 async fn send(
     address: &Arc<Address>,
-    request: Request<RequestBody>,
+    parts: http::request::Parts,
+    mut body: RequestBody,
     upgrade: bool,
     connect_timeout: std::time::Duration,
 ) -> Result<Exchanged, ProxyErrorKind> {
-    if !(upgrade || request.body().is_complete()) {
+    if !(upgrade || body.is_complete()) {
+        let request = Request::from_parts(parts, body);
         return send_streaming(address, request, connect_timeout).await;
     }
-    let (parts, mut body) = request.into_parts();
     let exchanged = async {
         while let Some(conn) = address.checkout() {
             match conn.exchange(&parts, &mut body, address).await {
