@@ -137,6 +137,14 @@ async fn serve(
         }
     };
     let listeners = Listeners::bind(&config).await?;
+    if config.admin.listen.is_some() && config.admin.token.is_none() {
+        tracing::warn!("the admin API has no token: anyone on this machine can roll routes back");
+    }
+    // The proxy (and its SIGHUP handler) and the SIGTERM handler exist before the addresses are
+    // printed: whoever reads them may signal at once, and a signal without a handler would kill
+    // the process instead of reloading or draining it.
+    let proxy = Proxy::new(config, flags, overrides)?;
+    let shutdown_signal = shutdown_signal();
     {
         let mut stdout = std::io::stdout().lock();
         for listener in &listeners.proxy {
@@ -147,10 +155,6 @@ async fn serve(
         }
         stdout.flush()?;
     }
-    if config.admin.listen.is_some() && config.admin.token.is_none() {
-        tracing::warn!("the admin API has no token: anyone on this machine can roll routes back");
-    }
-    let proxy = Proxy::new(config, flags, overrides)?;
     let stdin_closed = async move {
         if stop_on_stdin_close {
             stdin_closed().await;
@@ -160,7 +164,7 @@ async fn serve(
     };
     let shutdown = async move {
         tokio::select! {
-            () = shutdown_signal() => {}
+            () = shutdown_signal => {}
             () = stdin_closed => tracing::info!("standard input closed: stopping"),
         }
     };
@@ -196,25 +200,20 @@ async fn stdin_closed() {
     let _ = receiver.await;
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called, not when
+/// the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

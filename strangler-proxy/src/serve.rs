@@ -94,6 +94,10 @@ pub(crate) struct Shared {
     overrides: Overrides,
     /// Held for a whole reload; it also keeps what the last reload attempt read.
     reload_lock: Mutex<LastAttempt>,
+    /// SIGHUP, listened for from [`Proxy::new`] on: a SIGHUP with no handler would end the
+    /// process.
+    #[cfg(unix)]
+    hangup: Mutex<Option<tokio::signal::unix::Signal>>,
 }
 
 /// The config file's modification time and length, which tell the watcher it changed.
@@ -182,6 +186,10 @@ impl Proxy {
                 access_log,
                 overrides,
                 reload_lock: Mutex::new(last_attempt),
+                #[cfg(unix)]
+                hangup: Mutex::new(
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+                ),
             }),
         })
     }
@@ -462,7 +470,13 @@ const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 #[cfg(unix)]
 async fn reload_on_sighup(proxy: Proxy) {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+    let installed = proxy
+        .shared
+        .hangup
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    let Some(mut hangups) = installed.or_else(|| signal(SignalKind::hangup()).ok()) else {
         tracing::warn!("cannot listen for SIGHUP; reload with the admin API instead");
         return;
     };
