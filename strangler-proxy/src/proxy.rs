@@ -364,7 +364,7 @@ pub(crate) async fn handle(
     let peer = client.addr;
     let active = shared.active.load_full();
     let client_upgrade = is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let client_version = parts.version;
     // HTTP/1 requests on a connection come one at a time and share its timer (deadline.rs).
     let timer = (client_version != Version::HTTP_2).then_some(&client.timer);
@@ -466,7 +466,6 @@ pub(crate) async fn handle(
             }
             _ => BodySource::Client(body),
         };
-        let head_copy = replay.as_ref().map(|_| copy_head(&parts));
         let first_timeout = match (retry, &replay) {
             (Some((_, config)), Some(_)) => config
                 .per_try_timeout
@@ -477,7 +476,7 @@ pub(crate) async fn handle(
         let (address, result) = send_attempt(
             &active,
             upstream,
-            parts,
+            (&mut parts, true),
             RequestBody {
                 inner: body,
                 remaining,
@@ -506,9 +505,7 @@ pub(crate) async fn handle(
             permit,
         );
 
-        let (Some((route, _)), Some(replay), Some(head), Some(outcome)) =
-            (retry, replay, head_copy, outcome)
-        else {
+        let (Some((route, _)), Some(replay), Some(outcome)) = (retry, replay, outcome) else {
             return result;
         };
         if outcome.is_failure(&upstream.failure_statuses) != Some(true) {
@@ -543,7 +540,7 @@ pub(crate) async fn handle(
         let (address, result) = send_attempt(
             &active,
             fallback,
-            head,
+            (&mut parts, false),
             RequestBody {
                 inner: BodySource::Replay(Some(replay).filter(|b| !b.is_empty())),
                 remaining,
@@ -748,10 +745,14 @@ fn admit<'a>(
 /// Sends one attempt to `upstream`: takes a slot of its in-flight cap, picks an address, points
 /// the request at it and waits up to `timeout` from `started` for the response head. Returns the
 /// address tried (`None` when the request was shed before one was picked).
+///
+/// The first attempt rewrites the client's head for the upstream (`rewrite_request`); a retry
+/// gets the same head, already rewritten, and only its `Host` moves to the new address, so that
+/// the head need not be copied in case of a retry.
 async fn send_attempt(
     active: &Active,
     upstream: &Upstream,
-    mut parts: http::request::Parts,
+    (parts, first): (&mut http::request::Parts, bool),
     mut body: RequestBody,
     (started, timeout): (Instant, std::time::Duration),
     origin: Origin<'_>,
@@ -781,8 +782,14 @@ async fn send_attempt(
     } = origin;
     let (address, mut slot) = upstream.pick_at(now);
     slot.hold(cap_permit);
-    if let Err(kind) = rewrite_request(
-        &mut parts,
+    if !first {
+        if !active.config.preserve_host {
+            parts
+                .headers
+                .insert(header::HOST, address.host_header.clone());
+        }
+    } else if let Err(kind) = rewrite_request(
+        parts,
         forwarded_for,
         trusted,
         upgrade,
@@ -793,7 +800,7 @@ async fn send_attempt(
     }
     // Shadow traffic starts from the head as rewritten for the primary (shadow.rs).
     let pending = shadow.and_then(|(plan, primary)| {
-        let (pending, tee) = crate::shadow::start(plan, &parts, &body, primary, &active.upstreams)?;
+        let (pending, tee) = crate::shadow::start(plan, parts, &body, primary, &active.upstreams)?;
         body.tee = tee;
         Some(pending)
     });
@@ -878,16 +885,6 @@ fn check_rate_limit(
     }
 }
 
-/// A copy of a request head (without extensions), to send it again.
-fn copy_head(parts: &http::request::Parts) -> http::request::Parts {
-    let mut request = Request::new(());
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = parts.uri.clone();
-    *request.version_mut() = parts.version;
-    *request.headers_mut() = parts.headers.clone();
-    request.into_parts().0
-}
-
 fn local_response(
     status: StatusCode,
     detail: &str,
@@ -946,18 +943,20 @@ fn circuit_open(upstream: &str, wait: std::time::Duration) -> Response<ProxyBody
 /// still going out.
 async fn send(
     address: &Arc<Address>,
-    parts: http::request::Parts,
+    parts: &mut http::request::Parts,
     mut body: RequestBody,
     upgrade: bool,
     connect_timeout: std::time::Duration,
 ) -> Result<Exchanged, ProxyErrorKind> {
     if !(upgrade || body.is_complete()) {
+        // hyper's client takes the head; a streamed body is never sent twice anyway.
+        let parts = std::mem::replace(parts, Request::new(()).into_parts().0);
         let request = Request::from_parts(parts, body);
         return send_streaming(address, request, connect_timeout).await;
     }
     let exchanged = async {
         while let Some(conn) = address.checkout() {
-            match conn.exchange(&parts, &mut body, address).await {
+            match conn.exchange(parts, &mut body, address).await {
                 Ok(exchanged) => return Ok(exchanged),
                 Err(failure) if failure.stale && body.is_untouched() => {
                     tracing::debug!(address = %address.authority, "pooled connection was closed; trying another");
@@ -966,7 +965,7 @@ async fn send(
             }
         }
         let conn = address.connect(connect_timeout).await?;
-        conn.exchange(&parts, &mut body, address)
+        conn.exchange(parts, &mut body, address)
             .await
             .map_err(|failure| classify(&failure.error))
     }

@@ -360,3 +360,54 @@ async fn responses_with_many_header_fields_pass_and_too_many_are_refused() {
     let too_many = get(&proxy.url("/too-many"), &[]).await;
     assert_eq!(too_many.status, StatusCode::BAD_GATEWAY);
 }
+
+#[tokio::test]
+async fn a_retry_on_the_fallback_carries_the_head_rewritten_once_with_the_fallbacks_host() {
+    // The service fails every request; a GET is then sent to the monolith, which echoes the head
+    // it received. That head must be the client's, rewritten once: one `Via`, one
+    // `X-Forwarded-For`, the client's host as `X-Forwarded-Host`, and as `Host` the client's
+    // (`preserve_host`, the default) or else the monolith's own address, not the service's.
+    let service = raw(64, |_, _| {
+        (
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops".to_vec(),
+            true,
+        )
+    })
+    .await;
+    let monolith = super::support::upstream("monolith").await;
+    for preserve_host in [true, false] {
+        let proxy = start(
+            config(&format!(
+                "[server]\npreserve_host = {preserve_host}\n\
+                 [upstreams.monolith]\naddresses = [\"{}\"]\n\
+                 [upstreams.svc]\naddresses = [\"http://{}\"]\n\
+                 [[routes]]\nname = \"api\"\nmatch = {{ prefix = \"/\" }}\nservice = \"svc\"\n",
+                monolith.url(),
+                service.addr
+            )),
+            Arc::new(NoFlags),
+        )
+        .await;
+        let reply = get(&proxy.url("/orders/1"), &[("host", "shop.example")]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.upstream(), "monolith");
+        let count = |name: &str| {
+            reply
+                .body
+                .lines()
+                .filter(|line| line.starts_with(&format!("{name}: ")))
+                .count()
+        };
+        assert_eq!(count("via"), 1, "{}", reply.body);
+        assert_eq!(count("x-forwarded-for"), 1, "{}", reply.body);
+        assert_eq!(reply.seen("x-forwarded-host"), Some("shop.example"));
+        let monolith_host = monolith.addr.to_string();
+        let expected = if preserve_host {
+            "shop.example"
+        } else {
+            monolith_host.as_str()
+        };
+        assert_eq!(reply.seen("host"), Some(expected), "{}", reply.body);
+    }
+    assert_eq!(service.requests.load(Ordering::SeqCst), 2);
+}
