@@ -456,7 +456,8 @@ fn parse_head_with<const N: usize>(
         (len, status, version, count)
     };
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for the two headers the proxy adds to every response (`Via`, the upstream header).
+    let mut headers = HeaderMap::with_capacity(count + 2);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut transfer_encoding = false;
