@@ -2,8 +2,10 @@
 //!
 //! - `evaluate/*`: one flag of a 1,000-flag snapshot, each a 50% `flexibleRollout` with one
 //!   constraint, the shape the proxy evaluates per request; plus a `default`-strategy flag with
-//!   the same constraint, which needs no hashing. Before measuring, each case counts heap
-//!   allocations per evaluation with a counting global allocator and prints them.
+//!   the same constraint, which needs no hashing; plus a 100% `flexibleRollout` with no
+//!   constraint ("on for everyone", the proxy's usual flag), which a snapshot answers as a
+//!   constant without the engine. Before measuring, each case counts heap allocations per
+//!   evaluation with a counting global allocator and prints them.
 //! - `change_visible/file`: a `FileStore` write until a watching [`Flags`] sees it.
 //! - `change_visible/unleash`: an Admin API change until a [`Flags`] polling every second sees
 //!   it; needs `UNLEASH_URL`, `UNLEASH_CLIENT_TOKEN`, `UNLEASH_ADMIN_TOKEN` and is skipped,
@@ -26,8 +28,14 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const N_FLAGS: usize = 1_000;
 
-/// 1,000 flags; flag `i` is a 50% rollout (or `default` strategy) with `country IN [NO, SE]`.
-fn snapshot(strategy: &str) -> ClientFeatures {
+/// 1,000 flags; flag `i` is a `rollout`% rollout (or `default` strategy), with
+/// `country IN [NO, SE]` when `constrained`.
+fn snapshot(strategy: &str, rollout: u32, constrained: bool) -> ClientFeatures {
+    let constraints = if constrained {
+        serde_json::json!([{"contextName": "country", "operator": "IN", "values": ["NO", "SE"]}])
+    } else {
+        serde_json::json!([])
+    };
     let features: Vec<serde_json::Value> = (0..N_FLAGS)
         .map(|idx| {
             serde_json::json!({
@@ -35,8 +43,8 @@ fn snapshot(strategy: &str) -> ClientFeatures {
                 "enabled": true,
                 "strategies": [{
                     "name": strategy,
-                    "parameters": {"rollout": "50", "stickiness": "default", "groupId": format!("flag-{idx}")},
-                    "constraints": [{"contextName": "country", "operator": "IN", "values": ["NO", "SE"]}]
+                    "parameters": {"rollout": rollout.to_string(), "stickiness": "default", "groupId": format!("flag-{idx}")},
+                    "constraints": constraints
                 }]
             })
         })
@@ -61,11 +69,12 @@ fn evaluate(c: &mut Criterion) {
         ..Context::default()
     };
     let mut group = c.benchmark_group("evaluate");
-    for (label, strategy) in [
-        ("flexible_rollout_50", "flexibleRollout"),
-        ("default_strategy", "default"),
+    for (label, strategy, rollout, constrained) in [
+        ("flexible_rollout_50", "flexibleRollout", 50, true),
+        ("default_strategy", "default", 50, true),
+        ("flexible_rollout_100_unconstrained", "flexibleRollout", 100, false),
     ] {
-        let flags = Flags::from_features(snapshot(strategy));
+        let flags = Flags::from_features(snapshot(strategy, rollout, constrained));
         let borrowed = ContextRef::from(&ctx);
         assert!(flags.list().len() == N_FLAGS);
         let allocs = allocations_per_call(10_000, || {
