@@ -72,7 +72,12 @@ fn evaluate(c: &mut Criterion) {
     for (label, strategy, rollout, constrained) in [
         ("flexible_rollout_50", "flexibleRollout", 50, true),
         ("default_strategy", "default", 50, true),
-        ("flexible_rollout_100_unconstrained", "flexibleRollout", 100, false),
+        (
+            "flexible_rollout_100_unconstrained",
+            "flexibleRollout",
+            100,
+            false,
+        ),
     ] {
         let flags = Flags::from_features(snapshot(strategy, rollout, constrained));
         let borrowed = ContextRef::from(&ctx);

@@ -56,6 +56,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod admin;
+mod constant;
 mod context;
 mod edit;
 mod error;

@@ -3,7 +3,9 @@
 //! A [`Snapshot`] is built once per change (file reload, server fetch) and then only read. It
 //! holds yggdrasil's `EngineState` for the evaluation itself, plus what yggdrasil does not keep:
 //! each strategy compiled on its own (to say which one decided) and per-flag usage counters that
-//! are plain atomics, so counting costs no allocation on the request path.
+//! are plain atomics, so counting costs no allocation on the request path. Flags whose answer
+//! is the same for every context (see `constant.rs`) are answered by `is_enabled` without the
+//! engine.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,6 +19,7 @@ use unleash_yggdrasil::strategy_parsing::{RuleFragment, compile_rule};
 use unleash_yggdrasil::strategy_upgrade::upgrade;
 use unleash_yggdrasil::{EngineState, EvalWarning};
 
+use crate::constant::constant_answer;
 use crate::context::ContextRef;
 
 /// The variant a context gets, as Unleash's `getVariant` returns it.
@@ -101,12 +104,17 @@ pub(crate) struct Snapshot {
     /// non-keyed hash is safe here and saves a few nanoseconds per evaluation.
     flags: FxHashMap<String, FlagExtra>,
     features: ClientFeatures,
+    /// How many `is_enabled` calls reached the engine, so tests can see the constant path.
+    #[cfg(test)]
+    pub(crate) engine_calls: std::sync::atomic::AtomicU64,
 }
 
 struct FlagExtra {
     /// Position of the flag in `Snapshot::features.features`.
     index: usize,
     strategies: Vec<(String, Option<RuleFragment>)>,
+    /// The answer for every context, when it does not depend on the context.
+    constant: Option<bool>,
     yes: AtomicU32,
     no: AtomicU32,
     /// Every variant name this flag can produce, plus `disabled`, each with its count.
@@ -155,6 +163,8 @@ impl Snapshot {
                 engine,
                 flags,
                 features,
+                #[cfg(test)]
+                engine_calls: Default::default(),
             },
             warnings,
         )
@@ -166,13 +176,28 @@ impl Snapshot {
     }
 
     pub(crate) fn is_enabled(&self, name: &str, ctx: &ContextRef<'_>, defaults: &Defaults) -> bool {
-        let enriched = enrich(name, ctx, defaults);
-        let enabled = self.engine.check_enabled(&enriched).unwrap_or(false);
-        if let Some(extra) = self.flags.get(name) {
-            let counter = if enabled { &extra.yes } else { &extra.no };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        // The engine knows exactly the flags in `self.flags`, and an unknown flag is off.
+        let Some(extra) = self.flags.get(name) else {
+            return false;
+        };
+        let enabled = match extra.constant {
+            Some(enabled) => enabled,
+            None => {
+                #[cfg(test)]
+                self.engine_calls.fetch_add(1, Ordering::Relaxed);
+                let enriched = enrich(name, ctx, defaults);
+                self.engine.check_enabled(&enriched).unwrap_or(false)
+            }
+        };
+        let counter = if enabled { &extra.yes } else { &extra.no };
+        counter.fetch_add(1, Ordering::Relaxed);
         enabled
+    }
+
+    /// The answer `name` gives every context, if it does not depend on the context.
+    #[cfg(test)]
+    pub(crate) fn constant(&self, name: &str) -> Option<bool> {
+        self.flags.get(name)?.constant
     }
 
     pub(crate) fn variant(&self, name: &str, ctx: &ContextRef<'_>, defaults: &Defaults) -> Variant {
@@ -302,7 +327,11 @@ pub(crate) fn summarize(feature: &ClientFeature) -> FlagSummary {
     }
 }
 
-fn enrich<'a>(name: &'a str, ctx: &ContextRef<'a>, defaults: &'a Defaults) -> EnrichedContext<'a> {
+pub(crate) fn enrich<'a>(
+    name: &'a str,
+    ctx: &ContextRef<'a>,
+    defaults: &'a Defaults,
+) -> EnrichedContext<'a> {
     EnrichedContext {
         user_id: ctx.user_id,
         session_id: ctx.session_id,
@@ -348,6 +377,7 @@ fn compile_extra(
     FlagExtra {
         index,
         strategies,
+        constant: constant_answer(feature, segment_map),
         yes: AtomicU32::new(0),
         no: AtomicU32::new(0),
         variants: variant_names
