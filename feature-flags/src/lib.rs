@@ -35,7 +35,10 @@
 //! so a user at 37% of a rollout lands in the same bucket as with any Unleash SDK. This crate adds
 //! what the engine leaves to an SDK: loading, watching, polling, backup, metrics and writing.
 //! The test `tests/spec.rs` runs all 279 cases of Unleash's client specification against
-//! [`Flags`].
+//! [`Flags`]. The one shortcut: when a snapshot is built, a flag whose answer cannot depend on
+//! the context (switched off, or on with no strategy or with an unconstrained `default` or 100%
+//! rollout, and no parent flags; `constant.rs` lists the rules and where yggdrasil makes them
+//! true) is marked, and [`Flags::is_enabled`] answers it without the engine.
 //!
 //! **Evaluation never waits.** [`Flags`] holds an `ArcSwap` of a compiled snapshot. A change is
 //! compiled off the request path and swapped in whole; an evaluation loads the current pointer,
@@ -45,7 +48,7 @@
 //!
 //! **Allocation.** [`Flags::is_enabled`] allocates nothing of its own; with a borrowed
 //! [`ContextRef`] (or a `&Context` built once per request) the proxy's path allocates only
-//! where yggdrasil does: once for a gradual rollout (it hashes `"{groupId}:{userId}"` from a
+//! where yggdrasil does: once for a gradual rollout below 100% (it hashes `"{groupId}:{userId}"` from a
 //! formatted string) and for date constraints without a `currentTime`. [`Flags::variant`] and
 //! [`Flags::evaluate`] return owned names. `benches/evaluate.rs` counts allocations per call.
 //!

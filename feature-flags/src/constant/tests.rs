@@ -125,6 +125,14 @@ fn constraints_and_segments_go_to_the_engine() {
 }
 
 #[test]
+fn a_strategy_marked_disabled_counts_as_yggdrasil_sees_it() {
+    // The client API never sends disabled strategies; in a hand-written file the field is
+    // dropped by unleash-types, so yggdrasil evaluates the strategy like any other.
+    let marked = json!({"name": "default", "disabled": true});
+    check(json!({"strategies": [marked]}), Some(true));
+}
+
+#[test]
 fn one_unconditional_strategy_among_others_is_true() {
     let users = json!({"name": "userWithId", "parameters": {"userIds": "1,2"}});
     check(
@@ -186,7 +194,8 @@ fn strategy_shapes() -> Vec<Value> {
 }
 
 /// The ways a strategy can be narrowed: nothing, empty lists, a constraint, segments
-/// (matching, empty, missing) and a constraint yggdrasil cannot compile.
+/// (matching, empty, missing), a constraint yggdrasil cannot compile, and the Admin API's
+/// `disabled` (which unleash-types drops, so yggdrasil evaluates the strategy anyway).
 fn narrowed(strategy: &Value) -> Vec<Value> {
     let country = json!([{"contextName": "country", "operator": "IN", "values": ["NO"]}]);
     let bad = json!([{"contextName": "n", "operator": "NUM_GT", "value": "abc"}]);
@@ -199,6 +208,7 @@ fn narrowed(strategy: &Value) -> Vec<Value> {
         ("segments", json!([2])),
         ("segments", json!([99])),
         ("constraints", bad),
+        ("disabled", json!(true)),
     ] {
         let mut narrowed = strategy.clone();
         narrowed[key] = value;
@@ -250,7 +260,7 @@ fn generated_flags() -> Vec<Value> {
         for enabled in [true, false] {
             for (dep_idx, deps) in dependencies.iter().enumerate() {
                 // Pairs only need the plain case; singles get every combination.
-                if list_idx >= 2 + shapes.len() * 8 && (!enabled || dep_idx > 1) {
+                if list_idx >= 2 + shapes.len() * 9 && (!enabled || dep_idx > 1) {
                     continue;
                 }
                 let mut flag = json!({
