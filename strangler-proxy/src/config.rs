@@ -47,6 +47,8 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// Where to write one line per request; `None` for no access log.
     pub access_log: Option<AccessLog>,
+    /// Which server speaks HTTP/1 to clients.
+    pub http1: Http1Server,
     /// Timeouts.
     pub timeouts: Timeouts,
     /// Size limits.
@@ -189,6 +191,18 @@ pub struct OutlierConfig {
     pub max_ejection_time: Duration,
     /// Most addresses ejected at once, in percent (at least one is always allowed).
     pub max_ejection_percent: u32,
+}
+
+/// Which server speaks HTTP/1 to clients (`server.http1`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Http1Server {
+    /// The proxy's own server for plain requests, hyper's for the rest (upgrades, streamed
+    /// request bodies, `Expect`, h2c).
+    #[default]
+    Fig,
+    /// hyper's server for every request: the way back if the proxy's own server misbehaves.
+    Hyper,
 }
 
 /// Load balancing over an upstream's addresses.
@@ -542,6 +556,7 @@ struct RawServer {
     drain_timeout: Option<Spanned<String>>,
     state_file: Option<Spanned<String>>,
     access_log: Option<Spanned<String>>,
+    http1: Option<Http1Server>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1351,6 +1366,7 @@ fn validate(
         drain_timeout,
         state_file,
         access_log,
+        http1: server.http1.unwrap_or_default(),
         timeouts,
         limits: Limits {
             max_header_size,

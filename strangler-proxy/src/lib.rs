@@ -13,7 +13,8 @@
 //!
 //! Module map: `config` (TOML → validated [`Config`]), `route` (matching and the decision),
 //! `context` (the flag context of a request), `upstream` (pools, balancing, health checks),
-//! `proxy` (the hyper service), `serve` (listeners, reload, drain), `admin` (the admin API),
+//! `proxy` (the request handler), `server` (the HTTP/1 server for plain requests; hyper serves the
+//! rest), `serve` (listeners, reload, drain), `admin` (the admin API),
 //! `metrics`, `state` (persisted rollbacks), `slo` (automatic rollback when a service breaks its
 //! SLO), `shadow` (mirrored requests) and `diff` (response comparison), `flags` (the
 //! [`FlagSource`] trait), `error`.
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod serve;
+mod server;
 pub mod shadow;
 pub mod slo;
 pub mod state;

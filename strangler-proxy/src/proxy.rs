@@ -70,19 +70,65 @@ impl RequestBody {
         !self.polled || self.is_end_stream()
     }
 
-    /// Whether all of it is here already: no body, or a replayable copy.
+    /// Whether all of it is here already: no body, a replayable copy, or a body the proxy's own
+    /// HTTP/1 server read whole.
     fn is_complete(&self) -> bool {
-        self.is_end_stream() || matches!(self.inner, BodySource::Replay(_))
+        self.is_end_stream()
+            || matches!(
+                self.inner,
+                BodySource::Replay(_) | BodySource::Client(ClientBody::Read(_))
+            )
     }
 }
 
 /// Where the bytes of a [`RequestBody`] come from.
 #[derive(Debug)]
 enum BodySource {
-    /// Streamed from the client.
-    Client(Incoming),
+    /// From the client.
+    Client(ClientBody),
     /// Buffered, so that the request can be sent again (see `handle`).
     Replay(Option<Bytes>),
+}
+
+/// A request body as the server that read the request hands it over.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// Streamed by hyper's server (HTTP/2, and HTTP/1 requests the proxy's own server hands to
+    /// hyper: see `server.rs`).
+    Hyper(Incoming),
+    /// Read whole by the proxy's own HTTP/1 server (`None`: no body).
+    Read(Option<Bytes>),
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match &mut *self {
+            ClientBody::Hyper(inner) => Pin::new(inner).poll_frame(cx),
+            ClientBody::Read(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Hyper(inner) => inner.is_end_stream(),
+            ClientBody::Read(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Hyper(inner) => inner.size_hint(),
+            ClientBody::Read(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
 }
 
 /// Why a request body stopped.
@@ -334,7 +380,7 @@ pub(crate) struct ClientConn {
     /// The peer's IP as an `X-Forwarded-For` value (formatting it per request is measurable).
     pub(crate) forwarded_for: HeaderValue,
     /// The timer its HTTP/1 requests' deadlines share.
-    timer: ConnTimer,
+    pub(crate) timer: ConnTimer,
 }
 
 impl ClientConn {
@@ -357,7 +403,7 @@ impl ClientConn {
 pub(crate) async fn handle(
     shared: &Shared,
     client: &ClientConn,
-    mut req: Request<Incoming>,
+    mut req: Request<ClientBody>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
     let now = crate::breaker::nanos(start);

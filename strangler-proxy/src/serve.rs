@@ -7,7 +7,6 @@
 //! shutdown the listeners close, every connection is told to finish its current request, and
 //! [`Proxy::serve`] returns when they are done or when `drain_timeout` has passed.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -16,15 +15,14 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use http::HeaderName;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{AccessLog, Config, Overrides};
+use crate::config::{AccessLog, Config, Http1Server, Overrides};
 use crate::context::ContextBuilder;
 use crate::error::{ConfigError, Error};
 use crate::flags::FlagSource;
@@ -413,18 +411,24 @@ async fn accept_loop(
             builder = Arc::new(server_builder(&config));
             built_for = config;
         }
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        // One clone of one `Arc` per request: the shared state and what is known of the client.
-        let conn = Arc::new((shared, proxy::ClientConn::new(peer)));
+        let settings = crate::server::Settings {
+            header_read: built_for.timeouts.header_read,
+            body_read: built_for.timeouts.request,
+            max_head: built_for.limits.max_header_size.max(8192),
+        };
+        let own_http1 = built_for.http1 == Http1Server::Fig;
+        let connection = crate::server::Connection {
+            // One clone of one `Arc` per request: the shared state and what is known of the client.
+            conn: Arc::new((shared, proxy::ClientConn::new(peer))),
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            stop: stop.clone(),
+        };
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let conn = conn.clone();
-                async move { Ok::<_, Infallible>(proxy::handle(&conn.0, &conn.1, req).await) }
-            });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(err) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            if own_http1 {
+                crate::server::serve(stream, settings, connection).await;
+            } else {
+                crate::server::serve_with_hyper(stream, connection).await;
             }
         });
     }
