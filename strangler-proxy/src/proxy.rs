@@ -1238,6 +1238,9 @@ fn is_connection_option(token: &[u8]) -> bool {
 }
 
 /// Points the request at `address` and sets the forwarding headers.
+/// How many headers [`rewrite_request`] may add to a request head.
+pub(crate) const ADDED_REQUEST_HEADERS: usize = 6;
+
 fn rewrite_request(
     parts: &mut http::request::Parts,
     peer_value: &HeaderValue,
@@ -1254,7 +1257,7 @@ fn rewrite_request(
     remove_hop_by_hop(&mut parts.headers);
     // Room for the headers added below at once: the parser sized the map for what it read, and
     // growing it one insert at a time reallocates and rehashes several times.
-    parts.headers.reserve(6);
+    parts.headers.reserve(ADDED_REQUEST_HEADERS);
     if let Some(value) = upgrade_value {
         parts.headers.insert(header::UPGRADE, value);
         parts

@@ -300,8 +300,9 @@ fn build(
     version: Version,
 ) -> Option<Head> {
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.1)).ok()?;
-    // Room for the headers the proxy adds on the way (`X-Forwarded-*`, `Via`).
-    let mut headers = HeaderMap::with_capacity(spans.len() + 4);
+    // Room for the headers the proxy adds on the way (`X-Forwarded-*`, `Via`, ...): sized as
+    // `rewrite_request` reserves, so that the map never grows (a reallocation and a rehash).
+    let mut headers = HeaderMap::with_capacity(spans.len() + proxy::ADDED_REQUEST_HEADERS);
     let mut content_length: Option<u64> = None;
     let mut keep_alive = version == Version::HTTP_11;
     let mut trailers = false;
