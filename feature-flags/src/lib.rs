@@ -159,6 +159,14 @@ impl Flags {
             .is_enabled(name, &ctx, &self.inner.defaults)
     }
 
+    /// Whether `name` is on, when the answer is the same for every context (a 100% rollout, a
+    /// disabled flag, an unknown one: see `constant.rs`); `None` when the context decides, and
+    /// [`Flags::is_enabled`] must be asked with one. Lets a caller skip building a context it
+    /// would not need; an answer here is counted like any evaluation.
+    pub fn is_enabled_for_everyone(&self, name: &str) -> Option<bool> {
+        self.inner.snapshot.load().is_enabled_for_everyone(name)
+    }
+
     /// The variant of `name` that `ctx` gets (`"disabled"` when the flag is off).
     pub fn variant<'a>(&self, name: &str, ctx: impl Into<ContextRef<'a>>) -> Variant {
         let ctx = ctx.into();

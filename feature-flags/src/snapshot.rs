@@ -194,6 +194,18 @@ impl Snapshot {
         enabled
     }
 
+    /// Whether `name` is on, when the answer is the same for every context (counted like an
+    /// evaluation); `None` when the context decides. An unknown flag is off for everyone.
+    pub(crate) fn is_enabled_for_everyone(&self, name: &str) -> Option<bool> {
+        let Some(extra) = self.flags.get(name) else {
+            return Some(false);
+        };
+        let enabled = extra.constant?;
+        let counter = if enabled { &extra.yes } else { &extra.no };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Some(enabled)
+    }
+
     /// The answer `name` gives every context, if it does not depend on the context.
     #[cfg(test)]
     pub(crate) fn constant(&self, name: &str) -> Option<bool> {

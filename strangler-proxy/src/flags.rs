@@ -14,6 +14,12 @@ pub trait FlagSource: Send + Sync + 'static {
     /// Whether `flag` is on for this context. Unknown flags are off. Never blocks.
     fn is_enabled(&self, flag: &str, context: ContextRef<'_>) -> bool;
 
+    /// Whether `flag` is on, when the answer does not depend on the context (then the proxy
+    /// builds none); `None` when [`FlagSource::is_enabled`] must decide with one.
+    fn is_enabled_for_everyone(&self, _flag: &str) -> Option<bool> {
+        None
+    }
+
     /// Whether the flags have been loaded at least once. Until then the proxy sends flagged
     /// routes to their fallback and `/readyz` answers 503.
     fn is_ready(&self) -> bool;
@@ -28,6 +34,10 @@ pub trait FlagSource: Send + Sync + 'static {
 impl<T: FlagSource + ?Sized> FlagSource for Arc<T> {
     fn is_enabled(&self, flag: &str, context: ContextRef<'_>) -> bool {
         (**self).is_enabled(flag, context)
+    }
+
+    fn is_enabled_for_everyone(&self, flag: &str) -> Option<bool> {
+        (**self).is_enabled_for_everyone(flag)
     }
 
     fn is_ready(&self) -> bool {
@@ -57,6 +67,10 @@ impl FlagSource for NoFlags {
 impl FlagSource for feature_flags::Flags {
     fn is_enabled(&self, flag: &str, context: ContextRef<'_>) -> bool {
         feature_flags::Flags::is_enabled(self, flag, context)
+    }
+
+    fn is_enabled_for_everyone(&self, flag: &str) -> Option<bool> {
+        feature_flags::Flags::is_enabled_for_everyone(self, flag)
     }
 
     fn is_ready(&self) -> bool {

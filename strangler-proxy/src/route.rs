@@ -269,7 +269,11 @@ pub fn route<'a>(
         match &route.flag {
             None => (route.service, Reason::Unflagged),
             Some(_) if !flags.is_ready() => (route.fallback, Reason::FlagsNotReady),
-            Some(flag) if flags.is_enabled(flag, context().as_ref()) => {
+            Some(flag)
+                if flags
+                    .is_enabled_for_everyone(flag)
+                    .unwrap_or_else(|| flags.is_enabled(flag, context().as_ref())) =>
+            {
                 (route.service, Reason::FlagOn)
             }
             Some(_) => (route.fallback, Reason::FlagOff),

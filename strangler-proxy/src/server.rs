@@ -58,6 +58,9 @@ const READ_CHUNK: usize = 8 << 10;
 /// Response body bytes gathered before a write.
 const WRITE_BATCH: usize = 64 << 10;
 
+/// The answer to a body that does not arrive within `timeouts.request`.
+const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 48\r\nconnection: close\r\n\r\nthe request body did not arrive within the time\n";
+
 /// What a connection needs from the config it was accepted under.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
@@ -163,7 +166,12 @@ pub(crate) async fn serve(mut stream: TcpStream, settings: Settings, connection:
                 let timer = &connection.conn.1.timer;
                 match timer.timeout(deadline, stream.read_buf(&mut buf)).await {
                     Ok(Ok(n)) if n > 0 => {}
-                    _ => return,
+                    Ok(_) => return,
+                    Err(_) => {
+                        // As NGINX's `client_body_timeout` does.
+                        let _ = stream.write_all(REQUEST_TIMEOUT).await;
+                        return;
+                    }
                 }
             }
             *req.body_mut() = ClientBody::Read(Some(buf.split_to(body_len).freeze()));

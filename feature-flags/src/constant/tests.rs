@@ -402,6 +402,27 @@ fn a_constant_flag_does_not_reach_the_engine() {
     assert!(!counts.contains_key("unknown"));
 }
 
+#[test]
+fn the_answer_for_everyone_is_given_only_for_constant_flags_and_counted() {
+    let (snapshot, _) = Snapshot::compile(features(vec![
+        json!({"name": "on", "enabled": true, "strategies": [rollout("100", None)]}),
+        json!({"name": "half", "enabled": true, "strategies": [rollout("50", None)]}),
+        json!({"name": "off", "enabled": false, "strategies": [rollout("100", None)]}),
+    ]));
+    assert_eq!(snapshot.is_enabled_for_everyone("on"), Some(true));
+    assert_eq!(snapshot.is_enabled_for_everyone("off"), Some(false));
+    assert_eq!(snapshot.is_enabled_for_everyone("unknown"), Some(false));
+    // A 50% rollout depends on who asks: the caller must build a context.
+    assert_eq!(snapshot.is_enabled_for_everyone("half"), None);
+    let counts = snapshot.take_counts();
+    assert_eq!((counts["on"].yes, counts["on"].no), (1, 0));
+    assert_eq!((counts["off"].yes, counts["off"].no), (0, 1));
+    assert!(
+        !counts.contains_key("half"),
+        "a question not answered is not counted"
+    );
+}
+
 /// Polls `cond` every 20 ms for at most 5 s; true if it held.
 async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);

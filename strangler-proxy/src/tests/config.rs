@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::config::{Balance, Config, FlagStoreConfig, Overrides, PathMatch, ValueSource};
+use crate::config::{
+    Balance, Config, FlagStoreConfig, Http1Server, Overrides, PathMatch, ValueSource,
+};
 
 #[track_caller]
 fn check_error(text: &str, expected: &str) {
@@ -122,6 +124,7 @@ fn defaults() {
     );
     assert_eq!(config.admin.listen, Some("127.0.0.1:9901".parse().unwrap()));
     assert_eq!(config.drain_timeout, Duration::from_secs(30));
+    assert_eq!(config.http1, Http1Server::Fig);
     assert_eq!(config.timeouts.connect, Duration::from_secs(5));
     assert_eq!(config.limits.max_header_size, 64 << 10);
     assert_eq!(config.limits.max_body_size, None);
@@ -143,6 +146,21 @@ fn upstream_header_can_be_turned_off() {
     )
     .unwrap();
     assert!(config.upstream_header.is_none());
+}
+
+#[test]
+fn http1_server_can_be_hyper_and_nothing_else() {
+    let config = Config::parse(
+        &format!("[server]\nhttp1 = \"hyper\"\n{MONOLITH}"),
+        None,
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.http1, Http1Server::Hyper);
+    check_error(
+        &format!("[server]\nhttp1 = \"nginx\"\n{MONOLITH}"),
+        "fig-proxy.toml:2:9: unknown variant `nginx`, expected `fig` or `hyper`",
+    );
 }
 
 #[test]

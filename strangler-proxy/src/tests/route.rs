@@ -163,6 +163,49 @@ fn decision() {
 }
 
 #[test]
+fn a_flag_that_is_the_same_for_everyone_needs_no_context() {
+    let flags = feature_flags::Flags::from_features(
+        serde_json::from_value(serde_json::json!({
+            "version": 2,
+            "features": [
+                {"name": "all", "enabled": true, "strategies": [{"name": "default"}]},
+                {"name": "half", "enabled": true, "strategies": [{
+                    "name": "flexibleRollout",
+                    "parameters": {"rollout": "50", "stickiness": "userId", "groupId": "half"}
+                }]}
+            ]
+        }))
+        .unwrap(),
+    );
+    let config = config(
+        "[upstreams.monolith]\naddresses = [\"http://127.0.0.1:1\"]\n[upstreams.svc]\naddresses = [\"http://127.0.0.1:2\"]\n\
+         [[routes]]\nname = \"all\"\nmatch = { prefix = \"/all\" }\nservice = \"svc\"\nflag = \"all\"\n\
+         [[routes]]\nname = \"half\"\nmatch = { prefix = \"/half\" }\nservice = \"svc\"\nflag = \"half\"\n",
+    );
+    let table = RouteTable::compile(&config, &Pins::open(None).unwrap(), &Metrics::default());
+    let context = crate::context::ContextBuilder::new(config.context.clone());
+    let (parts, ()) = Request::get("/all/1").body(()).unwrap().into_parts();
+    let decision = route(&parts, &table, &flags, || {
+        unreachable!("a flag on for everyone is decided without a context")
+    });
+    assert_eq!(decision.reason, Reason::FlagOn);
+    let (parts, ()) = Request::get("/half/1")
+        .header("x-user-id", "u1")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let mut built = 0;
+    let _ = route(&parts, &table, &flags, || {
+        built += 1;
+        context.build(&parts, [127, 0, 0, 1].into())
+    });
+    assert_eq!(
+        built, 1,
+        "a 50% rollout is decided on the request's context"
+    );
+}
+
+#[test]
 fn unmatched_goes_to_default() {
     let config = config("[upstreams.monolith]\naddresses = [\"http://127.0.0.1:1\"]\n");
     let table = RouteTable::compile(&config, &Pins::open(None).unwrap(), &Metrics::default());
