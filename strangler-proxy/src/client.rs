@@ -462,6 +462,11 @@ fn parse_head_with<const N: usize>(
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut close = version == Version::HTTP_10;
+    // Hop-by-hop headers (RFC 9110 7.6.1) are read for the framing here and left out of the
+    // response the proxy passes on, except in a 101, whose `Upgrade` and `Connection` the client
+    // needs. `Connection` naming other headers (rare) is kept for `remove_hop_by_hop`.
+    let keep_hop_by_hop = status == StatusCode::SWITCHING_PROTOCOLS;
+    let mut names_other_headers = false;
     for &(name_start, name_end, value_start, value_end) in &spans[..count] {
         let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
             .map_err(|_| ClientError::Invalid("bad header name"))?;
@@ -488,12 +493,25 @@ fn parse_head_with<const N: usize>(
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    close = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    if version == Version::HTTP_10 {
+                        close = false;
+                    }
+                } else if !token.is_empty() {
+                    names_other_headers = true;
                 }
             }
+            if !(keep_hop_by_hop || names_other_headers) {
+                continue;
+            }
+        }
+        if !keep_hop_by_hop && crate::proxy::HOP_BY_HOP[1..].contains(&&name) {
+            continue;
         }
         headers.append(name, value);
+    }
+    if names_other_headers && !keep_hop_by_hop {
+        crate::proxy::remove_hop_by_hop(&mut headers);
     }
     let framing = if status == StatusCode::SWITCHING_PROTOCOLS {
         Framing::Upgrade

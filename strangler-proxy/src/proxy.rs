@@ -42,7 +42,7 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 
 /// Headers that concern one connection only (RFC 9110 7.6.1), never forwarded. `Connection`
 /// comes first: [`remove_hop_by_hop`] treats it apart.
-static HOP_BY_HOP: [&HeaderName; 8] = [
+pub(crate) static HOP_BY_HOP: [&HeaderName; 8] = [
     &header::CONNECTION,
     &KEEP_ALIVE,
     &PROXY_CONNECTION,
@@ -645,7 +645,10 @@ pub(crate) async fn handle(
                 response
             } else {
                 let (mut parts, body) = response.into_parts();
-                remove_hop_by_hop(&mut parts.headers);
+                // The proxy's own client leaves hop-by-hop headers out as it parses.
+                if !matches!(body, Received::Own(_)) {
+                    remove_hop_by_hop(&mut parts.headers);
+                }
                 // `Via` and the upstream header.
                 parts.headers.reserve(2);
                 parts.headers.append(header::VIA, via(parts.version));

@@ -411,3 +411,41 @@ async fn a_retry_on_the_fallback_carries_the_head_rewritten_once_with_the_fallba
     }
     assert_eq!(service.requests.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn hop_by_hop_response_headers_and_those_connection_names_are_not_passed_on() {
+    let upstream = raw(64, |_, n| {
+        let connection = if n == 0 {
+            "Connection: keep-alive, X-Secret\r\n"
+        } else {
+            "Connection: keep-alive\r\n"
+        };
+        (
+            format!(
+                "HTTP/1.1 200 OK\r\n{connection}Keep-Alive: timeout=5\r\nX-Secret: 1\r\n\
+                 Trailer: X-Sum\r\nProxy-Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\
+                 X-Kept: yes\r\n\r\n2\r\nok\r\n0\r\nX-Sum: 2\r\n\r\n"
+            )
+            .into_bytes(),
+            true,
+        )
+    })
+    .await;
+    let proxy = proxy_to(&upstream).await;
+    for n in 0..2 {
+        let reply = get(&proxy.url("/"), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, "ok");
+        assert_eq!(reply.headers["x-kept"], "yes");
+        for name in ["keep-alive", "trailer", "proxy-connection"] {
+            assert!(!reply.headers.contains_key(name), "{name} passed on");
+        }
+        // Named by `Connection` on the first response only: hop-by-hop there, end to end after.
+        assert_eq!(
+            reply.headers.contains_key("x-secret"),
+            n == 1,
+            "response {n}: {:?}",
+            reply.headers
+        );
+    }
+}
