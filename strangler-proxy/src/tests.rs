@@ -9,6 +9,7 @@ mod config;
 mod context;
 mod diff;
 mod guard;
+mod http1;
 mod proxy;
 mod route;
 mod slo;
