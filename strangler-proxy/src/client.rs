@@ -147,16 +147,18 @@ impl Conn {
     }
 
     /// Sends one request and reads the response head. `parts` is the head to send, already
-    /// rewritten for the upstream (origin form, hop-by-hop headers out).
+    /// rewritten for the upstream (origin form, hop-by-hop headers out); `extra` are header
+    /// fields written after those of `parts` (the proxy's forwarding headers).
     pub async fn exchange(
         mut self,
         parts: &http::request::Parts,
+        extra: &[(&HeaderName, &HeaderValue)],
         body: &mut RequestBody,
         pool: &Arc<Address>,
     ) -> Result<Exchanged, Failure> {
         let reused = std::mem::replace(&mut self.reused, true);
         let framing = RequestFraming::of(parts, body);
-        let mut head = encode_head(parts, framing);
+        let mut head = encode_head(parts, extra, framing);
         let written = write_request(&mut self.stream, &mut head, body, framing).await;
         if let Err(error) = written {
             // An upstream may answer before it has read the whole body (413, 401) and close: that
@@ -252,10 +254,14 @@ impl RequestFraming {
     }
 }
 
-fn encode_head(parts: &http::request::Parts, framing: RequestFraming) -> Vec<u8> {
+fn encode_head(
+    parts: &http::request::Parts,
+    extra: &[(&HeaderName, &HeaderValue)],
+    framing: RequestFraming,
+) -> Vec<u8> {
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut len = parts.method.as_str().len() + target.len() + 40;
-    for (name, value) in &parts.headers {
+    for (name, value) in parts.headers.iter().chain(extra.iter().copied()) {
         len += name.as_str().len() + value.len() + 4;
     }
     let mut head = Vec::with_capacity(len);
@@ -263,7 +269,7 @@ fn encode_head(parts: &http::request::Parts, framing: RequestFraming) -> Vec<u8>
     head.push(b' ');
     head.extend_from_slice(target.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
+    for (name, value) in parts.headers.iter().chain(extra.iter().copied()) {
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(value.as_bytes());

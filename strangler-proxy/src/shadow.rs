@@ -623,6 +623,7 @@ impl Pending {
 pub(crate) fn start(
     plan: &Arc<RouteShadow>,
     parts: &Parts,
+    forwarded: Option<&crate::proxy::Forwarded>,
     body: &crate::proxy::RequestBody,
     primary: usize,
     upstreams: &[Arc<Upstream>],
@@ -660,6 +661,9 @@ pub(crate) fn start(
     };
     let (primary_sender, primary_receiver) = oneshot::channel();
     let mut headers = parts.headers.clone();
+    if let Some(forwarded) = forwarded {
+        forwarded.apply(&mut headers);
+    }
     headers.insert(
         HeaderName::from_static(SHADOW_HEADER),
         HeaderValue::from_static("1"),

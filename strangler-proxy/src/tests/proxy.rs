@@ -118,6 +118,8 @@ async fn forwarding_headers() {
         &[
             ("host", "shop.example.com"),
             ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example.com"),
             ("connection", "x-secret, keep-alive"),
             ("x-secret", "hop"),
             ("keep-alive", "timeout=5"),
@@ -135,6 +137,20 @@ async fn forwarding_headers() {
     assert_eq!(reply.seen("x-forwarded-proto"), Some("http"));
     assert_eq!(reply.seen("x-forwarded-host"), Some("shop.example.com"));
     assert_eq!(reply.seen("via"), Some("1.1 fig"));
+    for name in [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "via",
+        "host",
+    ] {
+        let lines = reply
+            .body
+            .lines()
+            .filter(|line| line.starts_with(&format!("{name}:")))
+            .count();
+        assert_eq!(lines, 1, "{name} sent {lines} times: {}", reply.body);
+    }
     assert_eq!(reply.seen("x-end-to-end"), Some("kept"));
     for hop in ["x-secret", "keep-alive", "proxy-authorization"] {
         assert_eq!(reply.seen(hop), None, "{hop} must not be forwarded");
