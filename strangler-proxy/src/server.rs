@@ -407,6 +407,10 @@ async fn write_response(
     let (parts, mut body) = response.into_parts();
     let status = parts.status;
     let mut keep_alive = keep_alive;
+    out.clear();
+    // The status line and the response's own fields; what they lack is known after one pass.
+    let seen = write_fields(out, &parts, exchange.version);
+    let mut length = None;
     let framing = if exchange.head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -415,31 +419,35 @@ async fn write_response(
         // A 101 here was not asked for through this server (upgrades are hyper's): end there.
         keep_alive &= status != StatusCode::SWITCHING_PROTOCOLS;
         Framing::None
-    } else if parts.headers.contains_key(header::CONTENT_LENGTH) {
+    } else if seen.content_length {
         Framing::Length
     } else if let Some(len) = body.size_hint().exact() {
-        out.clear();
-        write_head(out, &parts, exchange.version, keep_alive);
-        // The length goes before the blank line `write_head` ended with.
-        out.truncate(out.len() - 2);
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(len.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
-        return write_body(stream, out, &mut body, Framing::Length, exchange)
-            .await
-            .map(|complete| complete && keep_alive);
+        length = Some(len);
+        Framing::Length
     } else if exchange.version == Version::HTTP_11 {
         Framing::Chunked
     } else {
         keep_alive = false;
         Framing::Close
     };
-    out.clear();
-    write_head(out, &parts, exchange.version, keep_alive);
-    if framing == Framing::Chunked {
-        out.truncate(out.len() - 2);
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+    if let Some(len) = length {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(len.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else if framing == Framing::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
+    if !seen.date {
+        out.extend_from_slice(b"date: ");
+        date::append(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if exchange.version == Version::HTTP_10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
     if framing == Framing::None {
         stream.write_all(out).await?;
         return Ok(keep_alive);
@@ -448,8 +456,14 @@ async fn write_response(
     Ok(complete && keep_alive)
 }
 
-/// Appends the status line and the header section (ending with the blank line).
-fn write_head(out: &mut Vec<u8>, parts: &http::response::Parts, version: Version, keep: bool) {
+/// Which fields a response head has that the server would otherwise add.
+struct Seen {
+    content_length: bool,
+    date: bool,
+}
+
+/// Appends the status line and the response's header fields (not the blank line).
+fn write_fields(out: &mut Vec<u8>, parts: &http::response::Parts, version: Version) -> Seen {
     out.extend_from_slice(if version == Version::HTTP_10 {
         b"HTTP/1.0 "
     } else {
@@ -465,23 +479,19 @@ fn write_head(out: &mut Vec<u8>, parts: &http::response::Parts, version: Version
             .as_bytes(),
     );
     out.extend_from_slice(b"\r\n");
+    let mut seen = Seen {
+        content_length: false,
+        date: false,
+    };
     for (name, value) in &parts.headers {
+        seen.content_length |= *name == header::CONTENT_LENGTH;
+        seen.date |= *name == header::DATE;
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !parts.headers.contains_key(header::DATE) {
-        out.extend_from_slice(b"date: ");
-        date::append(out);
-        out.extend_from_slice(b"\r\n");
-    }
-    if !keep {
-        out.extend_from_slice(b"connection: close\r\n");
-    } else if version == Version::HTTP_10 {
-        out.extend_from_slice(b"connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    seen
 }
 
 /// Writes the body after the head in `out`; the head leaves with the first bytes of the body.
