@@ -211,7 +211,9 @@ async fn watch_replica(
             () = stopped(&mut stop) => return Ok(()),
             () = tokio::time::sleep(RESTART_PAUSE) => {}
         }
-        eprintln!("fig demo: replica {number} exited ({status}); starting it again");
+        say(&format!(
+            "fig demo: replica {number} exited ({status}); starting it again"
+        ));
         let addresses = Some((replica.proxy, replica.admin));
         let config = replica.config.clone();
         replica = tokio::select! {
@@ -219,13 +221,23 @@ async fn watch_replica(
             () = stopped(&mut stop) => return Ok(()),
             started = start(number, &config, addresses) => started?,
         };
-        eprintln!(
+        say(&format!(
             "fig demo: replica {number} is back (pid {}): proxy http://{}, admin http://{}",
             replica.pid(),
             replica.proxy,
             replica.admin
-        );
+        ));
     }
+}
+
+/// Writes one line to stderr in a single write. The replicas share the demo's stderr, and
+/// `eprintln!` writes a formatted line piece by piece, so a replica's log line could land in
+/// the middle of it; one write of less than a pipe's buffer is never split.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let line = format!("{line}\n");
+    // Nothing to do if stderr is gone.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// Resolves once the demo is stopping.
