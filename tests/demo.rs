@@ -300,13 +300,21 @@ fn demo_walk_shadow_diff_then_a_failing_service_is_rolled_back_by_its_slo() {
     });
     let status = run_banner_line(&banner_line(&banner, " status"));
     assert!(status.contains("slo"), "{status}");
-    let flags = std::fs::read_to_string(dir.path().join("flags.json")).expect("flags.json");
-    let flags: serde_json::Value = serde_json::from_str(&flags).expect("the flag store");
-    let flag = flags["features"]
-        .as_array()
-        .and_then(|features| features.iter().find(|f| f["name"] == "payments-service"))
-        .unwrap_or_else(|| panic!("the flag in {flags}"));
-    assert_eq!(flag["enabled"], false, "the SLO turned the flag off");
+    // The pin is in force at once; the flag is turned off right after it, by a separate write.
+    let flag_enabled = || {
+        let flags = std::fs::read_to_string(dir.path().join("flags.json")).expect("flags.json");
+        let flags: serde_json::Value = serde_json::from_str(&flags).expect("the flag store");
+        flags["features"]
+            .as_array()
+            .and_then(|features| features.iter().find(|f| f["name"] == "payments-service"))
+            .unwrap_or_else(|| panic!("the flag in {flags}"))["enabled"]
+            .clone()
+    };
+    wait_for(
+        "the SLO turning the flag off",
+        Duration::from_secs(5),
+        || flag_enabled() == false,
+    );
 
     // Repaired, the service answers again once a person restores the route and the flag.
     let cleared = client
