@@ -13,7 +13,8 @@
 # builds `fig` with the `release-lto` profile, the build to ship (into $CARGO_TARGET_DIR, else
 # target/; the first build takes several minutes), and writes the results to
 # results/proxy-<time>/ (summary.md is the table to read). FIG_BIN=PATH benches that binary
-# instead, without building.
+# instead, without building. FIG_COMPARE="NAME=PATH ..." adds other fig binaries (say, a build of
+# the previous commit) to the same run, with the same config, on ports 18084 and up.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,7 +80,14 @@ EOF
 OUT=$ROOT/results/proxy-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 cp "$WORK/fig-proxy.toml" "$OUT/fig-proxy.toml"
-"$BENCH/run.sh" --out "$OUT" "$@" \
-  --target-cmd fig=18083 \
-  "$FIG proxy --config $WORK/fig-proxy.toml --listen 127.0.0.1:\$LISTEN_PORT --monolith http://127.0.0.1:\$UPSTREAM_PORT --workers 1"
+proxy_args="proxy --config $WORK/fig-proxy.toml --listen 127.0.0.1:\$LISTEN_PORT --monolith http://127.0.0.1:\$UPSTREAM_PORT --workers 1"
+targets=(--target-cmd fig=18083 "$FIG $proxy_args")
+port=18084
+for other in ${FIG_COMPARE:-}; do
+  [[ "$other" =~ ^([A-Za-z0-9_-]+)=(.+)$ ]] || die "FIG_COMPARE wants NAME=PATH, got $other"
+  [ -x "${BASH_REMATCH[2]}" ] || die "no fig binary at ${BASH_REMATCH[2]}"
+  targets+=(--target-cmd "${BASH_REMATCH[1]}=$port" "${BASH_REMATCH[2]} $proxy_args")
+  port=$((port + 1))
+done
+"$BENCH/run.sh" --out "$OUT" "$@" "${targets[@]}"
 echo "summary: $OUT/summary.md" >&2
