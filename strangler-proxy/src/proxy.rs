@@ -207,6 +207,10 @@ pub struct ProxyBody {
 }
 
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "`Upstream` is the body of nearly every response: boxing it would add an allocation per request"
+)]
 enum BodyKind {
     Upstream {
         /// Read from the upstream connection, which goes back to its pool at the end.
@@ -241,6 +245,31 @@ impl ProxyBody {
                 _slot: slot,
                 tee,
             },
+        }
+    }
+}
+
+impl ProxyBody {
+    /// The upstream response's header fields that are not in the response's map (see
+    /// [`crate::client::Fields`]): written after the map's by the proxy's own server.
+    pub(crate) fn upstream_fields(&self) -> Option<&crate::client::Fields> {
+        match &self.kind {
+            BodyKind::Upstream {
+                body: Received::Own(own),
+                ..
+            } => Some(own.fields()),
+            _ => None,
+        }
+    }
+
+    /// Moves those fields into `headers`, for a server that writes only the map (hyper's).
+    pub(crate) fn move_fields_into(&mut self, headers: &mut HeaderMap) {
+        if let BodyKind::Upstream {
+            body: Received::Own(own),
+            ..
+        } = &mut self.kind
+        {
+            own.move_fields_into(headers);
         }
     }
 }
@@ -646,10 +675,15 @@ pub(crate) async fn handle(
                     .append(header::VIA, via(Version::HTTP_11));
                 response
             } else {
-                let (mut parts, body) = response.into_parts();
-                // The proxy's own client leaves hop-by-hop headers out as it parses.
-                if !matches!(body, Received::Own(_)) {
-                    remove_hop_by_hop(&mut parts.headers);
+                let (mut parts, mut body) = response.into_parts();
+                match &mut body {
+                    // The proxy's own client leaves hop-by-hop headers out as it parses. The
+                    // shadow comparison reads the answer's fields from the map.
+                    Received::Own(own) if shadow.is_some() => {
+                        own.move_fields_into(&mut parts.headers);
+                    }
+                    Received::Own(_) => {}
+                    Received::Streaming { .. } => remove_hop_by_hop(&mut parts.headers),
                 }
                 // `Via` and the upstream header.
                 parts.headers.reserve(2);
@@ -679,6 +713,16 @@ pub(crate) async fn handle(
         Err(Failure::Local(Refusal::CircuitOpen(wait))) => circuit_open(&upstream.name, wait),
     };
     if upstream_header && let Some(name) = &active.upstream_header {
+        // The proxy's says who answered, never an upstream's own (a proxy behind this one).
+        if response
+            .body()
+            .upstream_fields()
+            .is_some_and(|fields| fields.contains(name))
+        {
+            let (mut parts, mut body) = response.into_parts();
+            body.move_fields_into(&mut parts.headers);
+            response = Response::from_parts(parts, body);
+        }
         response
             .headers_mut()
             .insert(name.clone(), upstream.header_value.clone());

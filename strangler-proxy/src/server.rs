@@ -96,9 +96,11 @@ where
     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
         let conn = conn.clone();
         async move {
-            Ok::<_, std::convert::Infallible>(
-                proxy::handle(&conn.0, &conn.1, req.map(ClientBody::Hyper)).await,
-            )
+            let response = proxy::handle(&conn.0, &conn.1, req.map(ClientBody::Hyper)).await;
+            // hyper writes the map only: the upstream's fields go into it.
+            let (mut parts, mut body) = response.into_parts();
+            body.move_fields_into(&mut parts.headers);
+            Ok::<_, std::convert::Infallible>(Response::from_parts(parts, body))
         }
     });
     let served = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -409,7 +411,7 @@ async fn write_response(
     let mut keep_alive = keep_alive;
     out.clear();
     // The status line and the response's own fields; what they lack is known after one pass.
-    let seen = write_fields(out, &parts, exchange.version);
+    let seen = write_fields(out, &parts, body.upstream_fields(), exchange.version);
     let mut length = None;
     let framing = if exchange.head_request
         || status.is_informational()
@@ -462,8 +464,14 @@ struct Seen {
     date: bool,
 }
 
-/// Appends the status line and the response's header fields (not the blank line).
-fn write_fields(out: &mut Vec<u8>, parts: &http::response::Parts, version: Version) -> Seen {
+/// Appends the status line and the response's header fields (not the blank line): the
+/// upstream's fields kept out of the map first, then the map's.
+fn write_fields(
+    out: &mut Vec<u8>,
+    parts: &http::response::Parts,
+    upstream: Option<&crate::client::Fields>,
+    version: Version,
+) -> Seen {
     out.extend_from_slice(if version == Version::HTTP_10 {
         b"HTTP/1.0 "
     } else {
@@ -483,6 +491,11 @@ fn write_fields(out: &mut Vec<u8>, parts: &http::response::Parts, version: Versi
         content_length: false,
         date: false,
     };
+    if let Some(fields) = upstream {
+        out.extend_from_slice(fields.wire());
+        seen.content_length = fields.has_content_length();
+        seen.date = fields.has_date();
+    }
     for (name, value) in &parts.headers {
         seen.content_length |= *name == header::CONTENT_LENGTH;
         seen.date |= *name == header::DATE;

@@ -408,6 +408,71 @@ async fn expect_100_continue_is_answered_and_the_body_arrives() {
     }
 }
 
+/// The upstream's header fields reach the client in order, a repeated one each time, each
+/// line well-formed whatever whitespace or bare line ends the upstream used; its hop-by-hop
+/// fields and its own `x-fig-upstream` (a proxy behind this one) do not.
+#[tokio::test]
+async fn upstream_header_fields_pass_in_order_tidied_without_hop_by_hop_ones() {
+    let sloppy = scripted(
+        b"HTTP/1.1 200 OK\r\nServer: sloppy\r\nSet-Cookie: a=1\r\nX-Spaced:   padded value \t\r\nset-cookie: b=2\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\nx-fig-upstream: not-me\r\nContent-Length: 2\r\n\r\nok",
+        true,
+    )
+    .await;
+    let naming = scripted(
+        b"HTTP/1.1 200 OK\r\nConnection: x-private\r\nx-private: 1\r\nx-public: 2\r\ncontent-length: 2\r\n\r\nok",
+        true,
+    )
+    .await;
+    for server in SERVERS {
+        let proxy = proxy_for(server, &format!("http://{sloppy}"), "").await;
+        let mut client = Raw::connect(proxy.addr).await;
+        for _ in 0..2 {
+            client.send(get("/").as_bytes()).await;
+            let wire = client.response("GET").await;
+            assert_eq!(wire.text(), "ok", "{server}");
+            let all = |name: &str| -> Vec<&str> {
+                wire.headers
+                    .iter()
+                    .filter(|(key, _)| key == name)
+                    .map(|(_, value)| value.as_str())
+                    .collect()
+            };
+            assert_eq!(
+                all("set-cookie"),
+                ["a=1", "b=2"],
+                "{server}: {:?}",
+                wire.headers
+            );
+            assert_eq!(all("x-spaced"), ["padded value"], "{server}");
+            assert_eq!(all("server"), ["sloppy"], "{server}");
+            assert_eq!(all("content-length"), ["2"], "{server}");
+            assert_eq!(all("x-fig-upstream"), ["monolith"], "{server}");
+            assert_eq!(all("keep-alive"), Vec::<&str>::new(), "{server}");
+            assert_eq!(all("connection"), Vec::<&str>::new(), "{server}");
+            let position = |name: &str| wire.headers.iter().position(|(key, _)| key == name);
+            assert!(
+                position("server") < position("set-cookie")
+                    && position("set-cookie") < position("x-spaced"),
+                "{server}: the upstream's order: {:?}",
+                wire.headers
+            );
+        }
+
+        let proxy = proxy_for(server, &format!("http://{naming}"), "").await;
+        let mut client = Raw::connect(proxy.addr).await;
+        client.send(get("/").as_bytes()).await;
+        let wire = client.response("GET").await;
+        assert_eq!(
+            wire.header("x-private"),
+            None,
+            "{server}: {:?}",
+            wire.headers
+        );
+        assert_eq!(wire.header("x-public"), Some("2"), "{server}");
+        assert_eq!(wire.header("connection"), None, "{server}");
+    }
+}
+
 #[tokio::test]
 async fn head_answers_carry_no_body_and_204_and_304_none_either() {
     let no_content = scripted(b"HTTP/1.1 204 No Content\r\nx-kind: 204\r\n\r\n", true).await;
