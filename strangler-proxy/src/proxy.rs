@@ -247,9 +247,7 @@ impl ProxyBody {
             },
         }
     }
-}
 
-impl ProxyBody {
     /// The upstream response's header fields that are not in the response's map (see
     /// [`crate::client::Fields`]): written after the map's by the proxy's own server.
     pub(crate) fn upstream_fields(&self) -> Option<&crate::client::Fields> {
