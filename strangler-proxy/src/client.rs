@@ -625,6 +625,17 @@ impl Fields {
         })
     }
 
+    /// Appends a field, `name: value\r\n`.
+    pub fn push(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.wire.reserve(name.as_str().len() + value.len() + 4);
+        self.wire.extend_from_slice(name.as_str().as_bytes());
+        self.wire.extend_from_slice(b": ");
+        self.wire.extend_from_slice(value.as_bytes());
+        self.wire.extend_from_slice(b"\r\n");
+        self.content_length |= name == header::CONTENT_LENGTH;
+        self.date |= name == header::DATE;
+    }
+
     /// Appends the fields to `headers` and leaves `self` empty.
     pub fn move_into(&mut self, headers: &mut HeaderMap) {
         let wire = std::mem::take(&mut self.wire);
@@ -715,6 +726,11 @@ impl ResponseBody {
     /// Moves the response's header fields into `headers`, its map, for whatever reads a map.
     pub fn move_fields_into(&mut self, headers: &mut HeaderMap) {
         self.fields.move_into(headers);
+    }
+
+    /// Appends a field to the response's fields kept as lines.
+    pub fn push_field(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.fields.push(name, value);
     }
 
     /// Hands the connection back once the body is complete.

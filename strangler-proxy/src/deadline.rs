@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 
 use tokio::time::{Instant, Sleep};
 
@@ -23,39 +23,94 @@ pub(crate) struct Elapsed;
 /// The shared timer of one client connection.
 #[derive(Debug, Default)]
 pub(crate) struct ConnTimer {
-    sleep: Mutex<Option<Pin<Box<Sleep>>>>,
+    sleep: Mutex<Option<Armed>>,
+}
+
+/// The connection's `Sleep`, and the waker it was last polled with since it was last set: while
+/// that waker is the current one and the sleep has not fired, polling it again would only
+/// register the same waker again.
+#[derive(Debug)]
+struct Armed {
+    sleep: Pin<Box<Sleep>>,
+    waker: Option<Waker>,
 }
 
 impl ConnTimer {
     /// Runs `future` until `deadline`. Only one future at a time may use a `ConnTimer` (one
     /// HTTP/1 connection's requests): a second one would take over the timer's waker.
-    pub(crate) async fn timeout<F: Future>(
-        &self,
+    ///
+    /// A named future rather than an `async fn`: an `async fn` would keep `future` twice in its
+    /// state (as the argument and as the pinned local), and the request's whole future is moved
+    /// by copying it when it starts.
+    pub(crate) fn timeout<F: Future>(&self, deadline: Instant, future: F) -> Timeout<'_, F> {
+        Timeout {
+            timer: self,
+            deadline,
+            future,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future cut at a deadline on a connection's timer: [`ConnTimer::timeout`].
+    pub(crate) struct Timeout<'a, F> {
+        timer: &'a ConnTimer,
         deadline: Instant,
+        #[pin]
         future: F,
-    ) -> Result<F::Output, Elapsed> {
-        let mut future = std::pin::pin!(future);
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(output) = future.as_mut().poll(cx) {
-                return Poll::Ready(Ok(output));
-            }
-            let mut slot = self.sleep.lock().unwrap_or_else(PoisonError::into_inner);
-            let sleep = slot.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if sleep.deadline() > deadline {
-                sleep.as_mut().reset(deadline);
-            }
-            loop {
-                match sleep.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(()) if Instant::now() >= deadline => {
-                        return Poll::Ready(Err(Elapsed));
+    }
+}
+
+impl<F: Future> Future for Timeout<'_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        let deadline = *this.deadline;
+        let mut slot = this
+            .timer
+            .sleep
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let armed = slot.get_or_insert_with(|| Armed {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            waker: None,
+        });
+        if armed.sleep.deadline() > deadline {
+            armed.sleep.as_mut().reset(deadline);
+            armed.waker = None;
+        }
+        let registered = |armed: &Armed, current: &Waker| {
+            armed
+                .waker
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(current))
+        };
+        if registered(armed, cx.waker()) && !armed.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        loop {
+            match armed.sleep.as_mut().poll(cx) {
+                Poll::Pending => {
+                    if !registered(armed, cx.waker()) {
+                        armed.waker = Some(cx.waker().clone());
                     }
-                    // Armed for an earlier request: now for this one.
-                    Poll::Ready(()) => sleep.as_mut().reset(deadline),
+                    return Poll::Pending;
+                }
+                Poll::Ready(()) if Instant::now() >= deadline => {
+                    armed.waker = None;
+                    return Poll::Ready(Err(Elapsed));
+                }
+                // Armed for an earlier request: now for this one.
+                Poll::Ready(()) => {
+                    armed.sleep.as_mut().reset(deadline);
+                    armed.waker = None;
                 }
             }
-        })
-        .await
+        }
     }
 }
 
@@ -87,6 +142,40 @@ mod tests {
             .await;
         assert_eq!(slow, Err(Elapsed));
         assert_eq!(Instant::now() - later, Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_holds_while_the_future_is_woken_again_and_again() {
+        // Each wake-up of the inner future polls the timer again, which then skips its `Sleep`
+        // (same waker, not fired); the `Sleep` must still end the future on time.
+        let timer = ConnTimer::default();
+        let start = Instant::now();
+        // Bounded, so that a timer that never fires fails the test rather than hangs it.
+        let bound = Duration::from_secs(10);
+        let outcome = tokio::time::timeout(
+            bound,
+            timer.timeout(start + Duration::from_secs(1), wakes_often()),
+        )
+        .await
+        .expect("the deadline never came");
+        assert_eq!(outcome, Err(Elapsed));
+        assert_eq!(Instant::now() - start, Duration::from_secs(1));
+        // And a shorter deadline after it, on the same timer, is kept too.
+        let later = Instant::now();
+        let outcome = tokio::time::timeout(
+            bound,
+            timer.timeout(later + Duration::from_millis(300), wakes_often()),
+        )
+        .await
+        .expect("the deadline never came");
+        assert_eq!(outcome, Err(Elapsed));
+        assert_eq!(Instant::now() - later, Duration::from_millis(300));
+    }
+
+    async fn wakes_often() {
+        loop {
+            tokio::time::sleep(Duration::from_millis(70)).await;
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -260,6 +260,19 @@ impl ProxyBody {
         }
     }
 
+    /// Appends a field after the upstream's fields kept as lines; the caller has checked that
+    /// there are such (`upstream_fields` is `Some`) and that the response's map is empty, so
+    /// that the field goes on the wire where it would from the map.
+    pub(crate) fn push_field(&mut self, name: &HeaderName, value: &HeaderValue) {
+        if let BodyKind::Upstream {
+            body: Received::Own(own),
+            ..
+        } = &mut self.kind
+        {
+            own.push_field(name, value);
+        }
+    }
+
     /// Moves those fields into `headers`, for a server that writes only the map (hyper's).
     pub(crate) fn move_fields_into(&mut self, headers: &mut HeaderMap) {
         if let BodyKind::Upstream {
@@ -427,319 +440,339 @@ impl ClientConn {
 /// without one), the upstream's in-flight cap (503), then the attempt, whose outcome goes to
 /// [`crate::attempt::observe_attempt`]; a failed idempotent request meant for a route's service
 /// is then sent once to the route's fallback (reason `service-failed`).
-pub(crate) async fn handle(
-    shared: &Shared,
-    client: &ClientConn,
+///
+/// A plain function returning an `async move` block, not an `async fn`: an `async fn` keeps each
+/// argument twice in its state (as the argument and as the local it is moved into), and a
+/// request's future is copied whole when it starts, at every level (`send_attempt` and `send`
+/// are written the same way).
+pub(crate) fn handle<'a>(
+    shared: &'a Shared,
+    client: &'a ClientConn,
     mut req: Request<ClientBody>,
-) -> Response<ProxyBody> {
+) -> impl Future<Output = Response<ProxyBody>> + 'a {
     let start = Instant::now();
-    let now = crate::breaker::nanos(start);
-    let peer = client.addr;
-    let active = shared.active.load_full();
     let client_upgrade = is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let client_version = parts.version;
-    // HTTP/1 requests on a connection come one at a time and share its timer (deadline.rs).
-    let timer = (client_version != Version::HTTP_2).then_some(&client.timer);
-    let logged = shared
-        .access_log
-        .is_some()
-        .then(|| (parts.method.clone(), parts.uri.clone()));
+    async move {
+        let now = crate::breaker::nanos(start);
+        let peer = client.addr;
+        let active = shared.active.load_full();
+        let client_version = parts.version;
+        // HTTP/1 requests on a connection come one at a time and share its timer (deadline.rs).
+        let timer = (client_version != Version::HTTP_2).then_some(&client.timer);
+        let logged = shared
+            .access_log
+            .is_some()
+            .then(|| (parts.method.clone(), parts.uri.clone()));
 
-    let mut decision = route::route(&parts, &active.routes, &*shared.flags, || {
-        active.context.build(&parts, peer.ip())
-    });
-    let route = decision.route.map(|idx| &active.routes.routes()[idx]);
-    let mut permit = Permit::none();
-    let mut refused = None;
-    if let Some(route) = route
-        && let Some(limit) = &route.rate_limit
-        && let Err(wait) = check_rate_limit(limit, &active, &parts, peer.ip())
-    {
-        route.guard.rate_limited.fetch_add(1, Ordering::Relaxed);
-        refused = Some(Failure::Local(Refusal::RateLimited(wait)));
-    } else {
-        match admit(&active, route, &mut decision, now) {
-            Ok(admitted) => permit = admitted,
-            Err(wait) => refused = Some(Failure::Local(Refusal::CircuitOpen(wait))),
-        }
-    }
-    let route_name: &str = route.map_or(UNMATCHED, |route| &*route.name);
-    let span = tracing::debug_span!(
-        "request",
-        method = %parts.method,
-        path = parts.uri.path(),
-        route = route_name,
-        flag = route.and_then(|route| route.flag.as_deref()),
-        upstream = &*active.upstreams[decision.upstream].name,
-        reason = decision.reason.as_str(),
-        fallback = tracing::field::Empty,
-    );
-    // Shadow traffic: chosen before the head is rewritten, as the flag context is.
-    let shadow_plan = decision
-        .route
-        .and_then(|idx| active.routes.routes()[idx].shadow.as_ref())
-        .filter(|plan| {
-            client_upgrade.is_none()
-                && plan.selects(&parts.method, || active.context.build(&parts, peer.ip()))
+        let mut decision = route::route(&parts, &active.routes, &*shared.flags, || {
+            active.context.build(&parts, peer.ip())
         });
-
-    // Worked out by the first attempt's rewrite; a retry reuses them.
-    let mut forwarded: Option<Forwarded> = None;
-    let result = async {
-        if let Some(refused) = refused {
-            return Err(refused);
-        }
-        if parts.method == Method::CONNECT {
-            return Err(Failure::Kind(ProxyErrorKind::BadRequest));
-        }
-        let limit = active.config.limits.max_body_size;
-        if let Some(limit) = limit
-            && content_length(&parts.headers).is_some_and(|len| len > limit)
+        let route = decision.route.map(|idx| &active.routes.routes()[idx]);
+        let mut permit = Permit::none();
+        let mut refused = None;
+        if let Some(route) = route
+            && let Some(limit) = &route.rate_limit
+            && let Err(wait) = check_rate_limit(limit, &active, &parts, peer.ip())
         {
-            return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
+            route.guard.rate_limited.fetch_add(1, Ordering::Relaxed);
+            refused = Some(Failure::Local(Refusal::RateLimited(wait)));
+        } else {
+            match admit(&active, route, &mut decision, now) {
+                Ok(admitted) => permit = admitted,
+                Err(wait) => refused = Some(Failure::Local(Refusal::CircuitOpen(wait))),
+            }
         }
-        let remaining = limit.unwrap_or(u64::MAX);
-        let upstream = &active.upstreams[decision.upstream];
-        let trusted = !active.context.trusted_proxies().is_empty()
-            && crate::context::is_trusted(peer.ip(), active.context.trusted_proxies());
-        let upgrade = client_upgrade.is_some();
-
-        // A request meant for a route's service that may go to the fallback if the service fails:
-        // an idempotent method, and a body that can be sent twice.
-        let retry = route
-            .zip(decision.route)
-            .map(|(route, idx)| (route, &active.config.routes[idx].retry))
-            .filter(|(route, retry)| {
-                retry.enabled
-                    && !upgrade
-                    && route.service == decision.upstream
-                    && route.fallback != route.service
-                    && retry.methods.contains(&parts.method)
+        let route_name: &str = route.map_or(UNMATCHED, |route| &*route.name);
+        let span = tracing::debug_span!(
+            "request",
+            method = %parts.method,
+            path = parts.uri.path(),
+            route = route_name,
+            flag = route.and_then(|route| route.flag.as_deref()),
+            upstream = &*active.upstreams[decision.upstream].name,
+            reason = decision.reason.as_str(),
+            fallback = tracing::field::Empty,
+        );
+        // Shadow traffic: chosen before the head is rewritten, as the flag context is.
+        let shadow_plan = decision
+            .route
+            .and_then(|idx| active.routes.routes()[idx].shadow.as_ref())
+            .filter(|plan| {
+                client_upgrade.is_none()
+                    && plan.selects(&parts.method, || active.context.build(&parts, peer.ip()))
             });
-        let mut replay = None;
-        let body = match retry {
-            Some(_) if body.is_end_stream() => {
-                replay = Some(Bytes::new());
-                BodySource::Replay(None)
-            }
-            Some((_, config))
-                if content_length(&parts.headers)
-                    .is_some_and(|len| len <= config.max_body.min(remaining)) =>
-            {
-                let collected = tokio::time::timeout(
-                    active.config.timeouts.request,
-                    http_body_util::BodyExt::collect(body),
-                )
-                .await;
-                let bytes = match collected {
-                    Ok(Ok(collected)) => collected.to_bytes(),
-                    _ => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
-                };
-                replay = Some(bytes.clone());
-                BodySource::Replay(Some(bytes).filter(|b| !b.is_empty()))
-            }
-            _ => BodySource::Client(body),
-        };
-        let first_timeout = match (retry, &replay) {
-            (Some((_, config)), Some(_)) => config
-                .per_try_timeout
-                .unwrap_or(active.config.timeouts.request),
-            _ => active.config.timeouts.request,
-        };
-        let sent = Instant::now();
-        let (address, result) = send_attempt(
-            &active,
-            upstream,
-            (&mut parts, &mut forwarded, true),
-            RequestBody {
-                inner: body,
-                remaining,
-                tee: None,
-                polled: false,
-            },
-            (sent, first_timeout),
-            Origin {
-                forwarded_for: &client.forwarded_for,
-                trusted,
-                upgrade,
-                now,
-                timer,
-            },
-            shadow_plan.map(|plan| (plan, decision.upstream)),
-        )
-        .await;
-        let to_service = route.is_some_and(|route| route.service == decision.upstream)
-            && matches!(decision.reason, Reason::FlagOn | Reason::Unflagged);
-        let outcome = observe(
-            (route, to_service),
-            upstream,
-            address.as_deref(),
-            &result,
-            sent,
-            permit,
-        );
 
-        let (Some((route, _)), Some(replay), Some(outcome)) = (retry, replay, outcome) else {
-            return result;
-        };
-        if outcome.is_failure(&upstream.failure_statuses) != Some(true) {
-            return result;
-        }
-        let fallback = &active.upstreams[route.fallback];
-        let (acquired, transition) = fallback
-            .guard
-            .breaker
-            .try_acquire(crate::breaker::nanos(Instant::now()));
-        fallback.guard.note(&fallback.name, transition);
-        let Ok(fallback_permit) = acquired else {
-            return result;
-        };
-        drop(result);
-        let cause = outcome.cause();
-        route.guard.fallback(cause);
-        if let Outcome::Error(kind) = outcome {
-            route.service_series.record_error(kind);
-        }
-        decision.upstream = route.fallback;
-        decision.reason = Reason::ServiceFailed;
-        route
-            .last_reason
-            .store(Reason::ServiceFailed as u8, Ordering::Relaxed);
-        tracing::Span::current().record("fallback", cause.as_str());
-        tracing::debug!(
-            cause = cause.as_str(),
-            "service failed; retrying on the fallback"
-        );
-        let sent = Instant::now();
-        let (address, result) = send_attempt(
-            &active,
-            fallback,
-            (&mut parts, &mut forwarded, false),
-            RequestBody {
-                inner: BodySource::Replay(Some(replay).filter(|b| !b.is_empty())),
-                remaining,
-                tee: None,
-                polled: false,
-            },
-            (sent, active.config.timeouts.request),
-            Origin {
-                forwarded_for: &client.forwarded_for,
-                trusted,
-                upgrade: false,
-                now,
-                timer,
-            },
-            None,
-        )
-        .await;
-        observe(
-            (Some(route), false),
-            fallback,
-            address.as_deref(),
-            &result,
-            sent,
-            fallback_permit,
-        );
-        result
-    };
-    // Entering a disabled span does nothing, but wrapping the future in it moves the whole
-    // future once more per request.
-    let result = if span.is_disabled() {
-        result.await
-    } else {
-        result.instrument(span.clone()).await
-    };
-
-    let upstream = &active.upstreams[decision.upstream];
-    let series = active.routes.series(&decision);
-    let mut upstream_header = true;
-    let mut response = match result {
-        Ok(Sent {
-            response,
-            slot,
-            upgraded,
-            shadow,
-        }) => {
-            if response.status() == StatusCode::SWITCHING_PROTOCOLS
-                && let Some(client_upgrade) = client_upgrade
-                && let Some(upgraded) = upgraded
+        // Worked out by the first attempt's rewrite; a retry reuses them.
+        let mut forwarded: Option<Forwarded> = None;
+        let result = async {
+            if let Some(refused) = refused {
+                return Err(refused);
+            }
+            if parts.method == Method::CONNECT {
+                return Err(Failure::Kind(ProxyErrorKind::BadRequest));
+            }
+            let limit = active.config.limits.max_body_size;
+            if let Some(limit) = limit
+                && content_length(&parts.headers).is_some_and(|len| len > limit)
             {
-                tokio::spawn(join_upgraded(client_upgrade, upgraded).instrument(span));
-                let (parts, _) = response.into_parts();
-                let mut response = Response::from_parts(parts, ProxyBody::empty());
-                response
-                    .headers_mut()
-                    .append(header::VIA, via(Version::HTTP_11));
-                response
+                return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
+            }
+            let remaining = limit.unwrap_or(u64::MAX);
+            let upstream = &active.upstreams[decision.upstream];
+            let trusted = !active.context.trusted_proxies().is_empty()
+                && crate::context::is_trusted(peer.ip(), active.context.trusted_proxies());
+            let upgrade = client_upgrade.is_some();
+
+            // A request meant for a route's service that may go to the fallback if the service fails:
+            // an idempotent method, and a body that can be sent twice.
+            let retry = route
+                .zip(decision.route)
+                .map(|(route, idx)| (route, &active.config.routes[idx].retry))
+                .filter(|(route, retry)| {
+                    retry.enabled
+                        && !upgrade
+                        && route.service == decision.upstream
+                        && route.fallback != route.service
+                        && retry.methods.contains(&parts.method)
+                });
+            let mut replay = None;
+            let body = match retry {
+                Some(_) if body.is_end_stream() => {
+                    replay = Some(Bytes::new());
+                    BodySource::Replay(None)
+                }
+                Some((_, config))
+                    if content_length(&parts.headers)
+                        .is_some_and(|len| len <= config.max_body.min(remaining)) =>
+                {
+                    let collected = tokio::time::timeout(
+                        active.config.timeouts.request,
+                        http_body_util::BodyExt::collect(body),
+                    )
+                    .await;
+                    let bytes = match collected {
+                        Ok(Ok(collected)) => collected.to_bytes(),
+                        _ => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
+                    };
+                    replay = Some(bytes.clone());
+                    BodySource::Replay(Some(bytes).filter(|b| !b.is_empty()))
+                }
+                _ => BodySource::Client(body),
+            };
+            let first_timeout = match (retry, &replay) {
+                (Some((_, config)), Some(_)) => config
+                    .per_try_timeout
+                    .unwrap_or(active.config.timeouts.request),
+                _ => active.config.timeouts.request,
+            };
+            let sent = Instant::now();
+            let (address, result) = send_attempt(
+                &active,
+                upstream,
+                (&mut parts, &mut forwarded, true),
+                RequestBody {
+                    inner: body,
+                    remaining,
+                    tee: None,
+                    polled: false,
+                },
+                (sent, first_timeout),
+                Origin {
+                    forwarded_for: &client.forwarded_for,
+                    trusted,
+                    upgrade,
+                    now,
+                    timer,
+                },
+                shadow_plan.map(|plan| (plan, decision.upstream)),
+            )
+            .await;
+            let to_service = route.is_some_and(|route| route.service == decision.upstream)
+                && matches!(decision.reason, Reason::FlagOn | Reason::Unflagged);
+            let outcome = observe(
+                (route, to_service),
+                upstream,
+                address.as_deref(),
+                &result,
+                sent,
+                permit,
+            );
+
+            let (Some((route, _)), Some(replay), Some(outcome)) = (retry, replay, outcome) else {
+                return result;
+            };
+            if outcome.is_failure(&upstream.failure_statuses) != Some(true) {
+                return result;
+            }
+            let fallback = &active.upstreams[route.fallback];
+            let (acquired, transition) = fallback
+                .guard
+                .breaker
+                .try_acquire(crate::breaker::nanos(Instant::now()));
+            fallback.guard.note(&fallback.name, transition);
+            let Ok(fallback_permit) = acquired else {
+                return result;
+            };
+            drop(result);
+            let cause = outcome.cause();
+            route.guard.fallback(cause);
+            if let Outcome::Error(kind) = outcome {
+                route.service_series.record_error(kind);
+            }
+            decision.upstream = route.fallback;
+            decision.reason = Reason::ServiceFailed;
+            route
+                .last_reason
+                .store(Reason::ServiceFailed as u8, Ordering::Relaxed);
+            tracing::Span::current().record("fallback", cause.as_str());
+            tracing::debug!(
+                cause = cause.as_str(),
+                "service failed; retrying on the fallback"
+            );
+            let sent = Instant::now();
+            let (address, result) = send_attempt(
+                &active,
+                fallback,
+                (&mut parts, &mut forwarded, false),
+                RequestBody {
+                    inner: BodySource::Replay(Some(replay).filter(|b| !b.is_empty())),
+                    remaining,
+                    tee: None,
+                    polled: false,
+                },
+                (sent, active.config.timeouts.request),
+                Origin {
+                    forwarded_for: &client.forwarded_for,
+                    trusted,
+                    upgrade: false,
+                    now,
+                    timer,
+                },
+                None,
+            )
+            .await;
+            observe(
+                (Some(route), false),
+                fallback,
+                address.as_deref(),
+                &result,
+                sent,
+                fallback_permit,
+            );
+            result
+        };
+        // Entering a disabled span does nothing, but wrapping the future in it moves the whole
+        // future once more per request.
+        let result = if span.is_disabled() {
+            result.await
+        } else {
+            result.instrument(span.clone()).await
+        };
+
+        let upstream = &active.upstreams[decision.upstream];
+        let series = active.routes.series(&decision);
+        let mut upstream_header = true;
+        let mut response = match result {
+            Ok(Sent {
+                response,
+                slot,
+                upgraded,
+                shadow,
+            }) => {
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(client_upgrade) = client_upgrade
+                    && let Some(upgraded) = upgraded
+                {
+                    tokio::spawn(join_upgraded(client_upgrade, upgraded).instrument(span));
+                    let (parts, _) = response.into_parts();
+                    let mut response = Response::from_parts(parts, ProxyBody::empty());
+                    response
+                        .headers_mut()
+                        .append(header::VIA, via(Version::HTTP_11));
+                    response
+                } else {
+                    let (mut parts, mut body) = response.into_parts();
+                    let via = via(parts.version);
+                    match &mut body {
+                        // The proxy's own client leaves hop-by-hop headers out as it parses. The
+                        // shadow comparison reads the answer's fields from the map.
+                        Received::Own(own) if shadow.is_some() => {
+                            own.move_fields_into(&mut parts.headers);
+                            parts.headers.append(header::VIA, via);
+                        }
+                        // With the upstream's fields kept as lines and the map empty, `Via` goes
+                        // after them as a line too: no map is built for the response.
+                        Received::Own(own) if parts.headers.is_empty() => {
+                            own.push_field(&header::VIA, &via);
+                        }
+                        Received::Own(_) => {
+                            parts.headers.append(header::VIA, via);
+                        }
+                        Received::Streaming { .. } => {
+                            remove_hop_by_hop(&mut parts.headers);
+                            parts.headers.append(header::VIA, via);
+                        }
+                    }
+                    parts.version = client_version;
+                    let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
+                    Response::from_parts(parts, ProxyBody::upstream(body, slot, tee))
+                }
+            }
+            Err(Failure::Kind(kind)) => {
+                series.record_error(kind);
+                if kind.source() == crate::error::ErrorSource::Upstream {
+                    tracing::warn!(
+                        route = route_name,
+                        upstream = &*upstream.name,
+                        kind = kind.as_str(),
+                        "upstream request failed"
+                    );
+                }
+                error_response(kind, &upstream.name)
+            }
+            Err(Failure::Local(Refusal::RateLimited(wait))) => {
+                upstream_header = false;
+                too_many_requests(route_name, wait)
+            }
+            Err(Failure::Local(Refusal::Shed)) => shed(&upstream.name),
+            Err(Failure::Local(Refusal::CircuitOpen(wait))) => circuit_open(&upstream.name, wait),
+        };
+        if upstream_header && let Some(name) = &active.upstream_header {
+            // The proxy's says who answered, never an upstream's own (a proxy behind this one). As a
+            // line after the upstream's when they are lines and the map is empty, as `Via` above.
+            let as_line = response.headers().is_empty()
+                && response
+                    .body()
+                    .upstream_fields()
+                    .is_some_and(|fields| !fields.contains(name));
+            if as_line {
+                response.body_mut().push_field(name, &upstream.header_value);
             } else {
                 let (mut parts, mut body) = response.into_parts();
-                match &mut body {
-                    // The proxy's own client leaves hop-by-hop headers out as it parses. The
-                    // shadow comparison reads the answer's fields from the map.
-                    Received::Own(own) if shadow.is_some() => {
-                        own.move_fields_into(&mut parts.headers);
-                    }
-                    Received::Own(_) => {}
-                    Received::Streaming { .. } => remove_hop_by_hop(&mut parts.headers),
-                }
-                // `Via` and the upstream header.
-                parts.headers.reserve(2);
-                parts.headers.append(header::VIA, via(parts.version));
-                parts.version = client_version;
-                let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
-                Response::from_parts(parts, ProxyBody::upstream(body, slot, tee))
+                body.move_fields_into(&mut parts.headers);
+                parts
+                    .headers
+                    .insert(name.clone(), upstream.header_value.clone());
+                response = Response::from_parts(parts, body);
             }
         }
-        Err(Failure::Kind(kind)) => {
-            series.record_error(kind);
-            if kind.source() == crate::error::ErrorSource::Upstream {
-                tracing::warn!(
-                    route = route_name,
-                    upstream = &*upstream.name,
-                    kind = kind.as_str(),
-                    "upstream request failed"
-                );
-            }
-            error_response(kind, &upstream.name)
-        }
-        Err(Failure::Local(Refusal::RateLimited(wait))) => {
-            upstream_header = false;
-            too_many_requests(route_name, wait)
-        }
-        Err(Failure::Local(Refusal::Shed)) => shed(&upstream.name),
-        Err(Failure::Local(Refusal::CircuitOpen(wait))) => circuit_open(&upstream.name, wait),
-    };
-    if upstream_header && let Some(name) = &active.upstream_header {
-        // The proxy's says who answered, never an upstream's own (a proxy behind this one).
-        if response
-            .body()
-            .upstream_fields()
-            .is_some_and(|fields| fields.contains(name))
-        {
-            let (mut parts, mut body) = response.into_parts();
-            body.move_fields_into(&mut parts.headers);
-            response = Response::from_parts(parts, body);
+        let elapsed = start.elapsed();
+        series.record(response.status().as_u16(), elapsed);
+        if let (Some(log), Some(request)) = (&shared.access_log, &logged) {
+            log.line(&AccessEntry {
+                client: peer.ip(),
+                method: &request.0,
+                uri: &request.1,
+                status: response.status().as_u16(),
+                route: route_name,
+                upstream: &upstream.name,
+                reason: decision.reason,
+                elapsed,
+            });
         }
         response
-            .headers_mut()
-            .insert(name.clone(), upstream.header_value.clone());
     }
-    let elapsed = start.elapsed();
-    series.record(response.status().as_u16(), elapsed);
-    if let (Some(log), Some(request)) = (&shared.access_log, &logged) {
-        log.line(&AccessEntry {
-            client: peer.ip(),
-            method: &request.0,
-            uri: &request.1,
-            status: response.status().as_u16(),
-            route: route_name,
-            upstream: &upstream.name,
-            reason: decision.reason,
-            elapsed,
-        });
-    }
-    response
 }
 
 /// A response head from an upstream, with what must live as long as its body.
@@ -842,91 +875,101 @@ fn admit<'a>(
 /// The first attempt rewrites the client's head for the upstream (`rewrite_request`); a retry
 /// gets the same head, already rewritten, and only its `Host` moves to the new address, so that
 /// the head need not be copied in case of a retry.
-async fn send_attempt(
-    active: &Active,
-    upstream: &Upstream,
-    (parts, forwarded, first): (&mut http::request::Parts, &mut Option<Forwarded>, bool),
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its state; see `handle`"
+)]
+fn send_attempt<'a>(
+    active: &'a Active,
+    upstream: &'a Upstream,
+    (parts, forwarded, first): (
+        &'a mut http::request::Parts,
+        &'a mut Option<Forwarded>,
+        bool,
+    ),
     mut body: RequestBody,
     (started, timeout): (Instant, std::time::Duration),
-    origin: Origin<'_>,
-    shadow: Option<(&Arc<crate::shadow::RouteShadow>, usize)>,
-) -> (Option<Arc<Address>>, Result<Sent, Failure>) {
-    let cap_permit = match &upstream.concurrency {
-        None => None,
-        Some(cap) => {
-            if let Some(permit) = cap.acquire().await {
-                Some(permit)
-            } else {
-                upstream
-                    .guard
-                    .counters
-                    .shed_in_flight
-                    .fetch_add(1, Ordering::Relaxed);
-                return (None, Err(Failure::Local(Refusal::Shed)));
+    origin: Origin<'a>,
+    shadow: Option<(&'a Arc<crate::shadow::RouteShadow>, usize)>,
+) -> impl Future<Output = (Option<Arc<Address>>, Result<Sent, Failure>)> + 'a {
+    async move {
+        let cap_permit = match &upstream.concurrency {
+            None => None,
+            Some(cap) => {
+                if let Some(permit) = cap.acquire().await {
+                    Some(permit)
+                } else {
+                    upstream
+                        .guard
+                        .counters
+                        .shed_in_flight
+                        .fetch_add(1, Ordering::Relaxed);
+                    return (None, Err(Failure::Local(Refusal::Shed)));
+                }
             }
-        }
-    };
-    let Origin {
-        forwarded_for,
-        trusted,
-        upgrade,
-        now,
-        timer,
-    } = origin;
-    let (address, mut slot) = upstream.pick_at(now);
-    slot.hold(cap_permit);
-    if !first {
-        if !active.config.preserve_host {
-            parts
-                .headers
-                .insert(header::HOST, address.host_header.clone());
-        }
-    } else {
-        match rewrite_request(
-            parts,
+        };
+        let Origin {
             forwarded_for,
             trusted,
             upgrade,
-            active.config.preserve_host,
+            now,
+            timer,
+        } = origin;
+        let (address, mut slot) = upstream.pick_at(now);
+        slot.hold(cap_permit);
+        if !first {
+            if !active.config.preserve_host {
+                parts
+                    .headers
+                    .insert(header::HOST, address.host_header.clone());
+            }
+        } else {
+            match rewrite_request(
+                parts,
+                forwarded_for,
+                trusted,
+                upgrade,
+                active.config.preserve_host,
+                &address,
+            ) {
+                Ok(fields) => *forwarded = Some(fields),
+                Err(kind) => return (Some(address), Err(Failure::Kind(kind))),
+            }
+        }
+        let forwarded = forwarded.as_ref();
+        // Shadow traffic starts from the head as rewritten for the primary (shadow.rs).
+        let pending = shadow.and_then(|(plan, primary)| {
+            let (pending, tee) =
+                crate::shadow::start(plan, parts, forwarded, &body, primary, &active.upstreams)?;
+            body.tee = tee;
+            Some(pending)
+        });
+        let sent = send(
             &address,
-        ) {
-            Ok(fields) => *forwarded = Some(fields),
-            Err(kind) => return (Some(address), Err(Failure::Kind(kind))),
-        }
+            (parts, forwarded),
+            body,
+            upgrade,
+            active.config.timeouts.connect,
+        );
+        let result = match timer {
+            Some(timer) => {
+                let deadline = tokio::time::Instant::from_std(started) + timeout;
+                timer.timeout(deadline, sent).await.ok()
+            }
+            None => tokio::time::timeout(timeout, sent).await.ok(),
+        };
+        let result = result.unwrap_or(Err(ProxyErrorKind::Timeout));
+        let result = match result {
+            Ok(exchanged) => Ok(Sent {
+                response: exchanged.response,
+                slot,
+                upgraded: exchanged.upgraded,
+                shadow: pending,
+            }),
+            Err(kind) => Err(Failure::Kind(kind)),
+        };
+        (Some(address), result)
     }
-    let forwarded = forwarded.as_ref();
-    // Shadow traffic starts from the head as rewritten for the primary (shadow.rs).
-    let pending = shadow.and_then(|(plan, primary)| {
-        let (pending, tee) =
-            crate::shadow::start(plan, parts, forwarded, &body, primary, &active.upstreams)?;
-        body.tee = tee;
-        Some(pending)
-    });
-    let sent = send(
-        &address,
-        (parts, forwarded),
-        body,
-        upgrade,
-        active.config.timeouts.connect,
-    );
-    let result = match timer {
-        Some(timer) => {
-            let deadline = tokio::time::Instant::from_std(started) + timeout;
-            timer.timeout(deadline, sent).await.ok()
-        }
-        None => tokio::time::timeout(timeout, sent).await.ok(),
-    };
-    let result = result.unwrap_or(Err(ProxyErrorKind::Timeout));
-    let result = match result {
-        Ok(exchanged) => Ok(Sent {
-            response: exchanged.response,
-            slot,
-            upgraded: exchanged.upgraded,
-            shadow: pending,
-        }),
-        Err(kind) => Err(Failure::Kind(kind)),
-    };
-    (Some(address), result)
 }
 
 /// Passes the outcome of an attempt to [`crate::attempt::observe_attempt`]; returns it (`None`
@@ -1039,35 +1082,42 @@ fn circuit_open(upstream: &str, wait: std::time::Duration) -> Response<ProxyBody
 /// and the request goes on the next one, as long as none of its body was sent. A request whose
 /// body streams from the client takes hyper's client, which reads the response while the body is
 /// still going out.
-async fn send(
-    address: &Arc<Address>,
-    (parts, forwarded): (&mut http::request::Parts, Option<&Forwarded>),
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its state; see `handle`"
+)]
+fn send<'a>(
+    address: &'a Arc<Address>,
+    (parts, forwarded): (&'a mut http::request::Parts, Option<&'a Forwarded>),
     mut body: RequestBody,
     upgrade: bool,
     connect_timeout: std::time::Duration,
-) -> Result<Exchanged, ProxyErrorKind> {
-    if !(upgrade || body.is_complete()) {
-        // hyper's client takes the head; a streamed body is never sent twice anyway.
-        let mut parts = std::mem::replace(parts, Request::new(()).into_parts().0);
-        if let Some(forwarded) = forwarded {
-            forwarded.apply(&mut parts.headers);
+) -> impl Future<Output = Result<Exchanged, ProxyErrorKind>> + 'a {
+    async move {
+        if !(upgrade || body.is_complete()) {
+            // hyper's client takes the head; a streamed body is never sent twice anyway.
+            let mut parts = std::mem::replace(parts, Request::new(()).into_parts().0);
+            if let Some(forwarded) = forwarded {
+                forwarded.apply(&mut parts.headers);
+            }
+            let request = Request::from_parts(parts, body);
+            // Boxed: hyper's client makes this the largest state of `send`, and every request's
+            // future is moved by copying it whole when it starts.
+            return Box::pin(send_streaming(address, request, connect_timeout)).await;
         }
-        let request = Request::from_parts(parts, body);
-        return send_streaming(address, request, connect_timeout).await;
-    }
-    // The forwarding headers go on the wire after the map's.
-    static NONE: HeaderValue = HeaderValue::from_static("");
-    let mut extra = [(&header::VIA, &NONE); 4];
-    let mut count = 0;
-    for (slot, field) in extra
-        .iter_mut()
-        .zip(forwarded.into_iter().flat_map(Forwarded::fields))
-    {
-        *slot = field;
-        count += 1;
-    }
-    let extra = &extra[..count];
-    let exchanged = async {
+        // The forwarding headers go on the wire after the map's.
+        static NONE: HeaderValue = HeaderValue::from_static("");
+        let mut extra = [(&header::VIA, &NONE); 4];
+        let mut count = 0;
+        for (slot, field) in extra
+            .iter_mut()
+            .zip(forwarded.into_iter().flat_map(Forwarded::fields))
+        {
+            *slot = field;
+            count += 1;
+        }
+        let extra = &extra[..count];
+        let exchanged = async {
         while let Some(conn) = address.checkout() {
             match conn.exchange(parts, extra, &mut body, address).await {
                 Ok(exchanged) => return Ok(exchanged),
@@ -1083,11 +1133,12 @@ async fn send(
             .map_err(|failure| classify(&failure.error))
     }
     .await?;
-    let (parts, body) = exchanged.response.into_parts();
-    Ok(Exchanged {
-        response: Response::from_parts(parts, Received::Own(body)),
-        upgraded: exchanged.upgraded,
-    })
+        let (parts, body) = exchanged.response.into_parts();
+        Ok(Exchanged {
+            response: Response::from_parts(parts, Received::Own(body)),
+            upgraded: exchanged.upgraded,
+        })
+    }
 }
 
 /// A response head from an upstream, and the connection after an upgrade.

@@ -423,6 +423,11 @@ async fn upstream_header_fields_pass_in_order_tidied_without_hop_by_hop_ones() {
         true,
     )
     .await;
+    let plain = scripted(
+        b"HTTP/1.1 200 OK\r\nServer: plain\r\nContent-Length: 2\r\n\r\nok",
+        true,
+    )
+    .await;
     for server in SERVERS {
         let proxy = proxy_for(server, &format!("http://{sloppy}"), "").await;
         let mut client = Raw::connect(proxy.addr).await;
@@ -447,6 +452,7 @@ async fn upstream_header_fields_pass_in_order_tidied_without_hop_by_hop_ones() {
             assert_eq!(all("server"), ["sloppy"], "{server}");
             assert_eq!(all("content-length"), ["2"], "{server}");
             assert_eq!(all("x-fig-upstream"), ["monolith"], "{server}");
+            assert_eq!(all("via"), ["1.1 fig"], "{server}");
             assert_eq!(all("keep-alive"), Vec::<&str>::new(), "{server}");
             assert_eq!(all("connection"), Vec::<&str>::new(), "{server}");
             let position = |name: &str| wire.headers.iter().position(|(key, _)| key == name);
@@ -470,6 +476,35 @@ async fn upstream_header_fields_pass_in_order_tidied_without_hop_by_hop_ones() {
         );
         assert_eq!(wire.header("x-public"), Some("2"), "{server}");
         assert_eq!(wire.header("connection"), None, "{server}");
+        assert_eq!(wire.header("via"), Some("1.1 fig"), "{server}");
+        assert_eq!(wire.header("x-fig-upstream"), Some("monolith"), "{server}");
+
+        // The common case: the proxy's `Via` and upstream header go out once each, after the
+        // upstream's fields, on keep-alive responses one after another.
+        let proxy = proxy_for(server, &format!("http://{plain}"), "").await;
+        let mut client = Raw::connect(proxy.addr).await;
+        for _ in 0..3 {
+            client.send(get("/").as_bytes()).await;
+            let wire = client.response("GET").await;
+            assert_eq!(wire.text(), "ok", "{server}");
+            let names: Vec<&str> = wire.headers.iter().map(|(key, _)| key.as_str()).collect();
+            for name in ["server", "content-length", "via", "x-fig-upstream", "date"] {
+                assert_eq!(
+                    names.iter().filter(|&&key| key == name).count(),
+                    1,
+                    "{server}: {name} in {:?}",
+                    wire.headers
+                );
+            }
+            assert_eq!(wire.header("via"), Some("1.1 fig"), "{server}");
+            assert_eq!(wire.header("x-fig-upstream"), Some("monolith"), "{server}");
+            let position = |name: &str| names.iter().position(|&key| key == name);
+            assert!(
+                position("server") < position("via"),
+                "{server}: {:?}",
+                wire.headers
+            );
+        }
     }
 }
 
