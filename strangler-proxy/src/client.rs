@@ -521,10 +521,7 @@ fn parse_head_with<const N: usize>(
         if !keep_hop_by_hop && is_hop_by_hop(name) {
             continue;
         }
-        wire.extend_from_slice(name);
-        wire.extend_from_slice(b": ");
-        wire.extend_from_slice(value);
-        wire.extend_from_slice(b"\r\n");
+        push_line(&mut wire, name, value);
     }
     let mut response = http::Response::new(());
     *response.status_mut() = status;
@@ -580,6 +577,15 @@ fn parse_head_with<const N: usize>(
     }))
 }
 
+/// Appends a header field line, `name: value\r\n`, to a head being written.
+pub(crate) fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.reserve(name.len() + value.len() + 4);
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Whether a field is hop-by-hop (`Connection` included), by its name as read.
 fn is_hop_by_hop(name: &[u8]) -> bool {
     crate::proxy::HOP_BY_HOP
@@ -627,11 +633,7 @@ impl Fields {
 
     /// Appends a field, `name: value\r\n`.
     pub fn push(&mut self, name: &HeaderName, value: &HeaderValue) {
-        self.wire.reserve(name.as_str().len() + value.len() + 4);
-        self.wire.extend_from_slice(name.as_str().as_bytes());
-        self.wire.extend_from_slice(b": ");
-        self.wire.extend_from_slice(value.as_bytes());
-        self.wire.extend_from_slice(b"\r\n");
+        push_line(&mut self.wire, name.as_str().as_bytes(), value.as_bytes());
         self.content_length |= name == header::CONTENT_LENGTH;
         self.date |= name == header::DATE;
     }

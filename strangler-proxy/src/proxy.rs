@@ -260,10 +260,18 @@ impl ProxyBody {
         }
     }
 
-    /// Appends a field after the upstream's fields kept as lines; the caller has checked that
-    /// there are such (`upstream_fields` is `Some`) and that the response's map is empty, so
-    /// that the field goes on the wire where it would from the map.
-    pub(crate) fn push_field(&mut self, name: &HeaderName, value: &HeaderValue) {
+    /// Whether a field that replaces any of its name goes as a line after the upstream's fields
+    /// (see [`Received::takes_line`]); a response of the proxy's own has only its map.
+    fn takes_line(&self, headers: &HeaderMap, name: &HeaderName) -> bool {
+        match &self.kind {
+            BodyKind::Upstream { body, .. } => body.takes_line(headers, Some(name)),
+            _ => false,
+        }
+    }
+
+    /// Appends a field after the upstream's fields kept as lines, where [`ProxyBody::takes_line`]
+    /// said so.
+    fn push_field(&mut self, name: &HeaderName, value: &HeaderValue) {
         if let BodyKind::Upstream {
             body: Received::Own(own),
             ..
@@ -351,6 +359,32 @@ pub(crate) enum Received {
 }
 
 impl Received {
+    /// Whether a field the proxy adds to the response goes as a line after the upstream's
+    /// fields: they are kept as lines and the response's map, `headers`, is empty (the common
+    /// case: no map is built for the response), and, for a field that replaces the upstream's
+    /// own of that name (`replacing`), the lines hold none of it. Either way the field goes on
+    /// the wire after the upstream's fields.
+    fn takes_line(&self, headers: &HeaderMap, replacing: Option<&HeaderName>) -> bool {
+        match self {
+            Received::Own(own) => {
+                headers.is_empty() && replacing.is_none_or(|name| !own.fields().contains(name))
+            }
+            Received::Streaming { .. } => false,
+        }
+    }
+
+    /// Appends a field the proxy adds to every response (`Via`): as a line or to the map, as
+    /// [`Received::takes_line`] says.
+    fn append_field(&mut self, headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
+        if self.takes_line(headers, None)
+            && let Received::Own(own) = self
+        {
+            own.push_field(&name, &value);
+        } else {
+            headers.append(name, value);
+        }
+    }
+
     fn release(&mut self) {
         if let Received::Streaming { conn, .. } = self
             && let Some((sender, address)) = conn.take()
@@ -693,27 +727,16 @@ pub(crate) fn handle<'a>(
                     response
                 } else {
                     let (mut parts, mut body) = response.into_parts();
-                    let via = via(parts.version);
                     match &mut body {
                         // The proxy's own client leaves hop-by-hop headers out as it parses. The
                         // shadow comparison reads the answer's fields from the map.
                         Received::Own(own) if shadow.is_some() => {
                             own.move_fields_into(&mut parts.headers);
-                            parts.headers.append(header::VIA, via);
                         }
-                        // With the upstream's fields kept as lines and the map empty, `Via` goes
-                        // after them as a line too: no map is built for the response.
-                        Received::Own(own) if parts.headers.is_empty() => {
-                            own.push_field(&header::VIA, &via);
-                        }
-                        Received::Own(_) => {
-                            parts.headers.append(header::VIA, via);
-                        }
-                        Received::Streaming { .. } => {
-                            remove_hop_by_hop(&mut parts.headers);
-                            parts.headers.append(header::VIA, via);
-                        }
+                        Received::Own(_) => {}
+                        Received::Streaming { .. } => remove_hop_by_hop(&mut parts.headers),
                     }
+                    body.append_field(&mut parts.headers, header::VIA, via(parts.version));
                     parts.version = client_version;
                     let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
                     Response::from_parts(parts, ProxyBody::upstream(body, slot, tee))
@@ -739,14 +762,8 @@ pub(crate) fn handle<'a>(
             Err(Failure::Local(Refusal::CircuitOpen(wait))) => circuit_open(&upstream.name, wait),
         };
         if upstream_header && let Some(name) = &active.upstream_header {
-            // The proxy's says who answered, never an upstream's own (a proxy behind this one). As a
-            // line after the upstream's when they are lines and the map is empty, as `Via` above.
-            let as_line = response.headers().is_empty()
-                && response
-                    .body()
-                    .upstream_fields()
-                    .is_some_and(|fields| !fields.contains(name));
-            if as_line {
+            // The proxy's says who answered, never an upstream's own (a proxy behind this one).
+            if response.body().takes_line(response.headers(), name) {
                 response.body_mut().push_field(name, &upstream.header_value);
             } else {
                 let (mut parts, mut body) = response.into_parts();

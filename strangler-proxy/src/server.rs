@@ -499,10 +499,7 @@ fn write_fields(
     for (name, value) in &parts.headers {
         seen.content_length |= *name == header::CONTENT_LENGTH;
         seen.date |= *name == header::DATE;
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        crate::client::push_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     seen
 }
