@@ -12,7 +12,8 @@
 # Installs nginx, haproxy, wrk and curl with apt-get when they are missing (needs root or sudo),
 # builds `fig` with the `release-lto` profile, the build to ship (into $CARGO_TARGET_DIR, else
 # target/; the first build takes several minutes), and writes the results to
-# results/proxy-<time>/ (summary.md is the table to read). FIG_BIN=PATH benches that binary
+# results/proxy-<time>/ (summary.md is the table to read; ratios.md has fig's per-round ratios to
+# each peer, see scripts/bench-ratios.py). FIG_BIN=PATH benches that binary
 # instead, without building. FIG_COMPARE="NAME=PATH ..." adds other fig binaries (say, a build of
 # the previous commit) to the same run, with the same config, on ports 18084 and up.
 set -euo pipefail
@@ -90,4 +91,7 @@ for other in ${FIG_COMPARE:-}; do
   port=$((port + 1))
 done
 "$BENCH/run.sh" --out "$OUT" "$@" "${targets[@]}"
+# Fig against each peer round by round (the rounds are paired): the ratios to report.
+python3 "$ROOT/scripts/bench-ratios.py" "$OUT" --out "$OUT/ratios.md" >/dev/null
 echo "summary: $OUT/summary.md" >&2
+echo "ratios:  $OUT/ratios.md (pool runs: scripts/bench-ratios.py results/proxy-A results/proxy-B ...)" >&2

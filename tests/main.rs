@@ -21,6 +21,8 @@ mod reload;
 /// `fig proxy` against failing, slow and dead services: fallback retry, circuit breaker,
 /// outlier ejection, rate limits, in-flight caps.
 mod resilience;
+/// The scripts that turn raw measurements into reported numbers (`scripts/bench-ratios.py`).
+mod scripts;
 /// Shadow traffic: mirrored requests, response diffs, `fig route diff`.
 mod shadow;
 /// Automatic rollback when a route's service breaks its SLO.
