@@ -16,8 +16,8 @@
 # each peer, see scripts/bench-ratios.py). FIG_BIN=PATH benches that binary
 # instead, without building. FIG_COMPARE="NAME=PATH ..." adds other fig binaries (say, a build of
 # the previous commit) to the same run, with the same config, on ports 18084 and up.
-# FIG_NGINX_FORWARDING=1 adds `nginx-fwd` on port 18090: NGINX setting the forwarding fields fig
-# sets (X-Forwarded-*, Via, a field naming the upstream), for a like-for-like comparison.
+# FIG_NGINX_FORWARDING=1 adds `nginx-fwd` on the next port: NGINX setting the forwarding fields
+# fig sets (X-Forwarded-*, Via, a field naming the upstream), for a like-for-like comparison.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,33 +86,23 @@ cp "$WORK/fig-proxy.toml" "$OUT/fig-proxy.toml"
 proxy_args="proxy --config $WORK/fig-proxy.toml --listen 127.0.0.1:\$LISTEN_PORT --monolith http://127.0.0.1:\$UPSTREAM_PORT --workers 1"
 targets=(--target-cmd fig=18083 "$FIG $proxy_args")
 port=18084
-# FIG_NGINX_FORWARDING=1: one more NGINX, `nginx-fwd`, doing the work fig does per request and the
-# bench's NGINX does not: X-Forwarded-For/-Proto/-Host and Via towards the upstream, Via and a
-# field naming the upstream towards the client. The bench's own NGINX stays as it is.
-if [ "${FIG_NGINX_FORWARDING:-0}" = 1 ]; then
-  fwd=$WORK/nginx-fwd
-  mkdir -p "$fwd"
-  grep -q 'proxy_set_header Host \$host;' "$BENCH/proxy-nginx.conf" \
-    || die "$BENCH/proxy-nginx.conf has no 'proxy_set_header Host \$host;' line to add the forwarding fields after"
-  sed -e "s|@RUN@|$fwd|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@NGINX_PORT@|18090|g" \
-    -e 's|proxy_set_header Host \$host;|&\
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\
-            proxy_set_header X-Forwarded-Proto $scheme;\
-            proxy_set_header X-Forwarded-Host $http_host;\
-            proxy_set_header Via "1.1 nginx";\
-            add_header Via "1.1 nginx" always;\
-            add_header X-Upstream $upstream_addr always;|' \
-    "$BENCH/proxy-nginx.conf" > "$fwd/nginx.conf"
-  nginx -t -q -p "$fwd" -e "$fwd/error.log" -c "$fwd/nginx.conf" || die "the forwarding NGINX config does not load"
-  cp "$fwd/nginx.conf" "$OUT/nginx-fwd.conf"
-  targets+=(--target-cmd nginx-fwd=18090 "nginx -p $fwd -e $fwd/error.log -c $fwd/nginx.conf")
-fi
 for other in ${FIG_COMPARE:-}; do
   [[ "$other" =~ ^([A-Za-z0-9_-]+)=(.+)$ ]] || die "FIG_COMPARE wants NAME=PATH, got $other"
   [ -x "${BASH_REMATCH[2]}" ] || die "no fig binary at ${BASH_REMATCH[2]}"
   targets+=(--target-cmd "${BASH_REMATCH[1]}=$port" "${BASH_REMATCH[2]} $proxy_args")
   port=$((port + 1))
 done
+# FIG_NGINX_FORWARDING=1: one more NGINX, `nginx-fwd`, doing the per-request work fig does and the
+# bench's NGINX does not (see scripts/nginx-forwarding-conf.sh). The bench's own NGINX stays as it is.
+if [ "${FIG_NGINX_FORWARDING:-0}" = 1 ]; then
+  fwd=$WORK/nginx-fwd
+  mkdir -p "$fwd"
+  "$ROOT/scripts/nginx-forwarding-conf.sh" "$BENCH/proxy-nginx.conf" "$fwd" "$UPSTREAM_PORT" "$port" > "$fwd/nginx.conf"
+  nginx -t -q -p "$fwd" -e "$fwd/error.log" -c "$fwd/nginx.conf" || die "the forwarding NGINX config does not load"
+  cp "$fwd/nginx.conf" "$OUT/nginx-fwd.conf"
+  targets+=(--target-cmd "nginx-fwd=$port" "nginx -p $fwd -e $fwd/error.log -c $fwd/nginx.conf")
+  port=$((port + 1))
+fi
 "$BENCH/run.sh" --out "$OUT" "$@" "${targets[@]}"
 # Fig against each peer round by round (the rounds are paired): the ratios to report.
 python3 "$ROOT/scripts/bench-ratios.py" "$OUT" --out "$OUT/ratios.md" >/dev/null
