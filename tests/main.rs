@@ -18,6 +18,9 @@ mod fleet;
 mod proxy;
 /// `fig proxy` hot reload: SIGHUP, file changes, bad configs, no failed request meanwhile.
 mod reload;
+/// The request path on the wire: response framing, requests sent again after a pooled
+/// connection closed, trailers, refusals that end the connection (issue 15).
+mod request_path;
 /// `fig proxy` against failing, slow and dead services: fallback retry, circuit breaker,
 /// outlier ejection, rate limits, in-flight caps.
 mod resilience;

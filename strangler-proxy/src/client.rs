@@ -19,7 +19,7 @@
 //! - a connection is reused only when both messages were complete and the upstream did not ask
 //!   to close; an idle pooled connection that saw a close (or stray bytes) is not used again.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -27,12 +27,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
-use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::proxy::{BodyError, RequestBody};
+use crate::framing::{self, FramingError, FramingFields, ResponseFraming};
 use crate::upstream::Address;
 
 /// Most header fields in a response head (hyper's default as well).
@@ -70,23 +69,68 @@ pub enum ClientError {
     /// The upstream's response is not valid HTTP/1.1.
     #[error("invalid response from the upstream: {0}")]
     Invalid(&'static str),
-    /// The request body failed (too large, or the client's side broke).
-    #[error(transparent)]
-    Body(#[from] BodyError),
+    /// The upstream stopped sending the response body for longer than `timeouts.body_idle`.
+    #[error("the upstream sent nothing of the response body for too long")]
+    Stalled,
     /// hyper's client failed (requests whose body streams go through it).
     #[error(transparent)]
     Hyper(hyper::Error),
 }
 
-/// A failed exchange, and whether the connection had simply been closed by the upstream while
-/// idle (nothing of a response arrived on a reused connection): then the request may go again on
-/// another connection if its body was not sent.
+/// A request as the proxy's own client sends it: the head already rewritten for the upstream
+/// (origin form, hop-by-hop fields out), the fields written after the head's own (the proxy's
+/// forwarding fields), and the whole body.
+///
+/// The client only ever borrows it: sending it again (see [`Failure::may_resend`]) sends the same
+/// head with the same body, so a request cannot go twice with its body left behind. The body is
+/// framed by its length, written by the client from the bytes themselves; a `Content-Length` or
+/// `Transfer-Encoding` in the head is never written as it came.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The head.
+    pub parts: &'a http::request::Parts,
+    /// Fields written after those of `parts`.
+    pub extra: &'a [(&'a HeaderName, &'a HeaderValue)],
+    /// The whole body (empty for none).
+    pub body: &'a Bytes,
+}
+
+/// A failed exchange, and what is known of how far it got: whether the request could go again
+/// on another connection is [`Failure::may_resend`]'s to say.
 #[derive(Debug)]
 pub struct Failure {
     /// What went wrong.
     pub error: ClientError,
-    /// A reused connection failed before any byte of a response.
-    pub stale: bool,
+    /// The connection had carried an exchange before: a pooled one, which the upstream may have
+    /// closed while it was idle.
+    pub reused: bool,
+    /// Some of the request was handed to the socket, so it may have reached the upstream.
+    pub sent: bool,
+    /// Some of a response arrived.
+    pub received: bool,
+}
+
+impl Failure {
+    /// Whether the request may be sent again, once, on a new connection: it failed on a pooled
+    /// connection before any byte of a response came (the upstream closed the idle connection as
+    /// the request went out), and either nothing of it left the proxy or sending it twice does
+    /// no harm (`idempotent`, RFC 9110 9.2.2). A request that may have reached the upstream and
+    /// is not idempotent is never sent again: the upstream may have acted on it.
+    pub fn may_resend(&self, idempotent: bool) -> bool {
+        self.reused && !self.received && (!self.sent || idempotent)
+    }
+}
+
+/// Whether a request may be sent twice: an idempotent method (RFC 9110 9.2.2), or a request that
+/// carries an `Idempotency-Key` (as Go's HTTP client takes it).
+pub fn is_idempotent(parts: &http::request::Parts) -> bool {
+    static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+    static X_IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("x-idempotency-key");
+    matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    ) || parts.headers.contains_key(&IDEMPOTENCY_KEY)
+        || parts.headers.contains_key(&X_IDEMPOTENCY_KEY)
 }
 
 /// A response head, its body, and the connection when the response is an upgrade.
@@ -148,46 +192,35 @@ impl Conn {
         }
     }
 
-    /// Sends one request and reads the response head. `parts` is the head to send, already
-    /// rewritten for the upstream (origin form, hop-by-hop headers out); `extra` are header
-    /// fields written after those of `parts` (the proxy's forwarding headers).
+    /// Sends one request and reads the response head.
     pub async fn exchange(
         mut self,
-        parts: &http::request::Parts,
-        extra: &[(&HeaderName, &HeaderValue)],
-        body: &mut RequestBody,
+        request: Outgoing<'_>,
         pool: &Arc<Address>,
     ) -> Result<Exchanged, Failure> {
         let reused = std::mem::replace(&mut self.reused, true);
-        let framing = RequestFraming::of(parts, body);
-        let mut head = encode_head(parts, extra, framing);
-        let written = write_request(&mut self.stream, &mut head, body, framing).await;
+        let mut sent = false;
+        let written = write_request(&mut self.stream, request, &mut sent).await;
         if let Err(error) = written {
             // An upstream may answer before it has read the whole body (413, 401) and close: that
-            // answer is the one to pass on, if it came.
-            let body_failed = matches!(error, ClientError::Body(_));
-            if body_failed {
-                return Err(Failure {
-                    error,
-                    stale: false,
-                });
-            }
-            return match read_head(&mut self, &parts.method).await {
+            // answer is the one to pass on, if it came. The connection is not used again.
+            return match read_head(&mut self, &request.parts.method).await {
                 Ok(head) => Ok(self.into_exchanged(head, false, pool)),
-                Err(_) => Err(Failure {
-                    stale: reused && body.is_untouched(),
-                    error,
+                Err(head_error) => Err(Failure {
+                    error: error.into(),
+                    reused,
+                    sent,
+                    received: head_error.received,
                 }),
             };
         }
-        match read_head(&mut self, &parts.method).await {
+        match read_head(&mut self, &request.parts.method).await {
             Ok(head) => Ok(self.into_exchanged(head, true, pool)),
-            Err(HeadError {
+            Err(HeadError { error, received }) => Err(Failure {
                 error,
-                nothing_read,
-            }) => Err(Failure {
-                stale: reused && nothing_read && body.is_untouched(),
-                error,
+                reused,
+                sent,
+                received,
             }),
         }
     }
@@ -202,28 +235,27 @@ impl Conn {
             parts,
             fields,
             framing,
-            keep_alive,
+            reusable,
         } = head;
-        if framing == Framing::Upgrade {
-            let read = self.buf.split().freeze();
-            return Exchanged {
-                response: http::Response::from_parts(parts, ResponseBody::done()),
-                upgraded: Some(Upgraded {
-                    read,
-                    stream: self.stream,
-                }),
-            };
-        }
         let state = match framing {
-            Framing::Length(n) => State::Length(n),
-            Framing::Chunked => State::Chunked(Chunked::Size),
-            Framing::UntilClose => State::UntilClose,
-            Framing::Upgrade => State::Done,
+            ResponseFraming::Upgrade => {
+                let read = self.buf.split().freeze();
+                return Exchanged {
+                    response: http::Response::from_parts(parts, ResponseBody::done()),
+                    upgraded: Some(Upgraded {
+                        read,
+                        stream: self.stream,
+                    }),
+                };
+            }
+            ResponseFraming::Length(n) => State::Length(n),
+            ResponseFraming::Chunked => State::Chunked(Chunked::Size),
+            ResponseFraming::UntilClose => State::UntilClose,
         };
         let mut body = ResponseBody {
             conn: Some(self),
             state,
-            reuse: keep_alive && request_complete && framing != Framing::UntilClose,
+            reuse: reusable && request_complete,
             pool: Some(pool.clone()),
             fields,
         };
@@ -235,150 +267,93 @@ impl Conn {
     }
 }
 
-/// How a request's body is framed on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RequestFraming {
-    /// No body.
-    Empty,
-    /// As long as its `Content-Length` says.
-    Length,
-    /// Re-framed as chunked (an HTTP/2 request, or chunked from the client).
-    Chunked,
-}
-
-impl RequestFraming {
-    fn of(parts: &http::request::Parts, body: &RequestBody) -> RequestFraming {
-        if parts.headers.contains_key(header::CONTENT_LENGTH) {
-            RequestFraming::Length
-        } else if body.is_end_stream() {
-            RequestFraming::Empty
-        } else {
-            RequestFraming::Chunked
-        }
-    }
-}
-
-fn encode_head(
-    parts: &http::request::Parts,
-    extra: &[(&HeaderName, &HeaderValue)],
-    framing: RequestFraming,
-) -> Vec<u8> {
+/// The request head as it goes on the wire: the request line, the head's fields but those that
+/// frame a body, the extra fields, and the body's length when there is one to announce.
+fn encode_head(request: Outgoing<'_>) -> Vec<u8> {
+    let parts = request.parts;
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut len = parts.method.as_str().len() + target.len() + 40;
-    for (name, value) in parts.headers.iter().chain(extra.iter().copied()) {
+    let mut len = parts.method.as_str().len() + target.len() + 64;
+    for (name, value) in parts.headers.iter().chain(request.extra.iter().copied()) {
         len += name.as_str().len() + value.len() + 4;
     }
-    let mut head = Vec::with_capacity(len);
+    let mut head = Vec::with_capacity(len + request.body.len().min(COALESCE));
     head.extend_from_slice(parts.method.as_str().as_bytes());
     head.push(b' ');
     head.extend_from_slice(target.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in parts.headers.iter().chain(extra.iter().copied()) {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
+    let mut had_length = false;
+    for (name, value) in parts.headers.iter().chain(request.extra.iter().copied()) {
+        if *name == header::CONTENT_LENGTH {
+            had_length = true;
+            continue;
+        }
+        if *name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        push_line(&mut head, name.as_str().as_bytes(), value.as_bytes());
     }
-    if framing == RequestFraming::Chunked {
-        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    if had_length || !request.body.is_empty() {
+        // Writing into a `Vec` cannot fail.
+        let _ = write!(head, "content-length: {}\r\n", request.body.len());
     }
     head.extend_from_slice(b"\r\n");
     head
 }
 
-/// Writes the head and streams the body. Small bodies that are already there (a replayed body,
-/// usually) leave in the same write as the head.
+/// Writes the head and the body; a small body leaves in the same write as the head. `sent`
+/// becomes true as soon as a write has taken any byte.
 async fn write_request(
     stream: &mut TcpStream,
-    head: &mut Vec<u8>,
-    body: &mut RequestBody,
-    framing: RequestFraming,
-) -> Result<(), ClientError> {
-    if framing == RequestFraming::Empty || body.is_end_stream() {
-        if framing == RequestFraming::Chunked {
-            head.extend_from_slice(b"0\r\n\r\n");
-        }
-        stream.write_all(head).await?;
-        return Ok(());
+    request: Outgoing<'_>,
+    sent: &mut bool,
+) -> io::Result<()> {
+    let mut head = encode_head(request);
+    if request.body.len() <= COALESCE {
+        head.extend_from_slice(request.body);
+        return write_tracked(stream, &head, sent).await;
     }
-    let mut pending = std::mem::take(head);
-    loop {
-        let Some(frame) = body.frame().await else {
-            break;
-        };
-        let frame = frame?;
-        let Ok(data) = frame.into_data() else {
-            // Request trailers are dropped: few upstreams read them, and the chunked framing
-            // ends the same way without them.
-            continue;
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if framing == RequestFraming::Chunked {
-            pending.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-        }
-        if pending.len() + data.len() <= COALESCE {
-            pending.extend_from_slice(&data);
-        } else {
-            stream.write_all(&pending).await?;
-            pending.clear();
-            stream.write_all(&data).await?;
-        }
-        if framing == RequestFraming::Chunked {
-            pending.extend_from_slice(b"\r\n");
-        }
-        if body.is_end_stream() {
-            break;
-        }
-        if !pending.is_empty() {
-            stream.write_all(&pending).await?;
-            pending.clear();
-        }
-    }
-    if framing == RequestFraming::Chunked {
-        pending.extend_from_slice(b"0\r\n\r\n");
-    }
-    if !pending.is_empty() {
-        stream.write_all(&pending).await?;
-    }
-    Ok(())
+    write_tracked(stream, &head, sent).await?;
+    write_tracked(stream, request.body, sent).await
 }
 
-/// How a response's body is framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length(u64),
-    Chunked,
-    UntilClose,
-    Upgrade,
+async fn write_tracked(stream: &mut TcpStream, mut buf: &[u8], sent: &mut bool) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = stream.write(buf).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        *sent = true;
+        buf = &buf[n..];
+    }
+    Ok(())
 }
 
 struct ResponseHead {
     parts: http::response::Parts,
     fields: Fields,
-    framing: Framing,
-    keep_alive: bool,
+    framing: ResponseFraming,
+    /// Whether the connection may carry another exchange once the body is read (framing.rs).
+    reusable: bool,
 }
 
 struct HeadError {
     error: ClientError,
-    /// No byte of a response arrived.
-    nothing_read: bool,
+    /// Some of a response arrived.
+    received: bool,
 }
 
 impl From<ClientError> for HeadError {
     fn from(error: ClientError) -> HeadError {
         HeadError {
             error,
-            nothing_read: false,
+            received: true,
         }
     }
 }
 
 /// Reads response heads until a final one (interim 1xx responses are skipped).
 async fn read_head(conn: &mut Conn, method: &Method) -> Result<ResponseHead, HeadError> {
-    let mut any = !conn.buf.is_empty();
+    let mut received = !conn.buf.is_empty();
     loop {
         if !conn.buf.is_empty() {
             if let Some(head) = parse_head(&mut conn.buf, method)? {
@@ -401,17 +376,17 @@ async fn read_head(conn: &mut Conn, method: &Method) -> Result<ResponseHead, Hea
             Err(err) => {
                 return Err(HeadError {
                     error: err.into(),
-                    nothing_read: !any,
+                    received,
                 });
             }
         };
         if read == 0 {
             return Err(HeadError {
                 error: ClientError::Closed,
-                nothing_read: !any,
+                received,
             });
         }
-        any = true;
+        received = true;
     }
 }
 
@@ -472,66 +447,62 @@ fn parse_head_with<const N: usize>(
             &head[value_start as usize..value_end as usize],
         )
     };
-    let mut content_length: Option<u64> = None;
-    let mut chunked = false;
-    let mut transfer_encoding = false;
-    let mut close = version == Version::HTTP_10;
-    // Hop-by-hop headers (RFC 9110 7.6.1) are read for the framing here and left out of the
-    // response the proxy passes on, except in a 101, whose `Upgrade` and `Connection` the client
-    // needs. `Connection` naming other headers (rare) makes those go too.
+    // The framing fields are read here and judged by `framing.rs`. Hop-by-hop fields (RFC 9110
+    // 7.6.1) are left out of the response the proxy passes on, except in a 101, whose `Upgrade`
+    // and `Connection` the client needs; `Connection` naming other fields (rare) makes those go
+    // too. `Content-Length` goes on only when no `Transfer-Encoding` frames the message.
+    let mut framing_fields = FramingFields::default();
+    for span in &spans[..count] {
+        let (name, value) = field(span);
+        framing_fields.field(name, value);
+    }
     let keep_hop_by_hop = status == StatusCode::SWITCHING_PROTOCOLS;
-    let mut names_other_headers = false;
+    // The length passed on: none when a coding frames the body, or when it is not a length.
+    let length = framing_fields
+        .content_length
+        .filter(|_| !framing_fields.transfer_encoding && !framing_fields.bad_content_length);
     // The fields to pass on, as they go on the wire: httparse checked every name and value
     // (token characters; no control characters but tab in values), and each line is written
     // anew, so what leaves is well-formed whatever whitespace or line ends the upstream used.
     let mut wire = Vec::with_capacity(len);
     let mut date = false;
+    let mut pending_length = length;
     for span in &spans[..count] {
         let (name, value) = field(span);
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let parsed =
-                parse_content_length(value).ok_or(ClientError::Invalid("bad content-length"))?;
-            if content_length.is_some_and(|known| known != parsed) {
-                return Err(ClientError::Invalid("conflicting content-length"));
-            }
-            content_length = Some(parsed);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            transfer_encoding = true;
-            // Only the last coding frames the message.
-            chunked = value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    if version == Version::HTTP_10 {
-                        close = false;
-                    }
-                } else if !token.is_empty() {
-                    names_other_headers = true;
-                }
-            }
-        } else if name.eq_ignore_ascii_case(b"date") {
-            date = true;
-        }
         if !keep_hop_by_hop && is_hop_by_hop(name) {
             continue;
         }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            // Once, as the one length that frames the body (`5, 5` is 5), or not at all.
+            if let Some(len) = pending_length.take() {
+                let _ = write!(wire, "content-length: {len}\r\n");
+            }
+            continue;
+        }
+        date |= name.eq_ignore_ascii_case(b"date");
         push_line(&mut wire, name, value);
     }
+    let framing = framing::response_framing(method, status, version, &framing_fields).map_err(
+        |err| match err {
+            FramingError::ContentLength => ClientError::Invalid("bad content-length"),
+            FramingError::TransferEncodingInHttp10 => {
+                ClientError::Invalid("transfer-encoding in an HTTP/1.0 response")
+            }
+        },
+    )?;
+    let reusable = framing::response_reusable(method, status, version, &framing_fields, framing);
     let mut response = http::Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
-    let fields = if keep_hop_by_hop || names_other_headers {
+    let fields = if keep_hop_by_hop || framing_fields.connection.names_fields {
         // The rare heads whose fields a map must sort out: a 101 keeps its hop-by-hop fields,
         // and `Connection` naming other fields takes those out as well.
         let mut headers = HeaderMap::with_capacity(count + 2);
         for span in &spans[..count] {
             let (name, value) = field(span);
+            if name.eq_ignore_ascii_case(b"content-length") {
+                continue;
+            }
             let name = HeaderName::from_bytes(name)
                 .map_err(|_| ClientError::Invalid("bad header name"))?;
             let value = HeaderValue::from_bytes(value)
@@ -541,39 +512,23 @@ fn parse_head_with<const N: usize>(
         if !keep_hop_by_hop {
             crate::proxy::remove_hop_by_hop(&mut headers);
         }
+        if let Some(len) = length {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
         *response.headers_mut() = headers;
         Fields::default()
     } else {
         Fields {
             wire,
-            content_length: content_length.is_some(),
+            content_length: length,
             date,
         }
-    };
-    let framing = if status == StatusCode::SWITCHING_PROTOCOLS {
-        Framing::Upgrade
-    } else if *method == Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        Framing::Length(0)
-    } else if transfer_encoding {
-        if chunked {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        }
-    } else if let Some(len) = content_length {
-        Framing::Length(len)
-    } else {
-        Framing::UntilClose
     };
     Ok(Some(ResponseHead {
         parts: response.into_parts().0,
         fields,
         framing,
-        keep_alive: !close,
+        reusable,
     }))
 }
 
@@ -601,7 +556,8 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
 #[derive(Debug, Default)]
 pub struct Fields {
     wire: Vec<u8>,
-    content_length: bool,
+    /// The `Content-Length` among them, if any.
+    content_length: Option<u64>,
     date: bool,
 }
 
@@ -611,8 +567,8 @@ impl Fields {
         &self.wire
     }
 
-    /// Whether there is a `Content-Length` among them.
-    pub fn has_content_length(&self) -> bool {
+    /// The `Content-Length` among them, if any.
+    pub fn content_length(&self) -> Option<u64> {
         self.content_length
     }
 
@@ -623,25 +579,37 @@ impl Fields {
 
     /// Whether a field of this name is among them.
     pub fn contains(&self, name: &HeaderName) -> bool {
+        self.values(name).next().is_some()
+    }
+
+    /// The values of the fields of this name.
+    pub fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
         let name = name.as_str().as_bytes();
-        self.wire.split(|&b| b == b'\n').any(|line| {
-            line.len() > name.len()
-                && line[name.len()] == b':'
-                && line[..name.len()].eq_ignore_ascii_case(name)
+        self.wire.split(|&b| b == b'\n').filter_map(move |line| {
+            // Written as `name: value\r` (the `\n` is the split).
+            let value = line
+                .strip_suffix(b"\r")?
+                .get(name.len() + 2..)
+                .filter(|_| line[name.len()] == b':')?;
+            line[..name.len()]
+                .eq_ignore_ascii_case(name)
+                .then_some(value)
         })
     }
 
     /// Appends a field, `name: value\r\n`.
     pub fn push(&mut self, name: &HeaderName, value: &HeaderValue) {
         push_line(&mut self.wire, name.as_str().as_bytes(), value.as_bytes());
-        self.content_length |= name == header::CONTENT_LENGTH;
+        if name == header::CONTENT_LENGTH {
+            self.content_length = framing::content_length(value.as_bytes());
+        }
         self.date |= name == header::DATE;
     }
 
     /// Appends the fields to `headers` and leaves `self` empty.
     pub fn move_into(&mut self, headers: &mut HeaderMap) {
         let wire = std::mem::take(&mut self.wire);
-        self.content_length = false;
+        self.content_length = None;
         self.date = false;
         if wire.is_empty() {
             return;
@@ -665,14 +633,6 @@ impl Fields {
             headers.append(name, value);
         }
     }
-}
-
-fn parse_content_length(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// A response body, read from the upstream connection as it is polled. When it has been read to

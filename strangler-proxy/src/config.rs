@@ -90,6 +90,10 @@ pub struct Timeouts {
     pub header_read: Duration,
     /// Waiting for an upstream's response headers after the request was sent.
     pub request: Duration,
+    /// The longest a body may go without progress once the response head is known: an upstream
+    /// that sends nothing more of its response body, a client that reads nothing of it, or a
+    /// request body that stops arriving.
+    pub body_idle: Duration,
 }
 
 /// Size limits on requests.
@@ -565,6 +569,7 @@ struct RawTimeouts {
     connect: Option<Spanned<String>>,
     header_read: Option<Spanned<String>>,
     request: Option<Spanned<String>>,
+    body_idle: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1031,6 +1036,11 @@ fn validate(
         connect: ctx.duration(timeouts.connect.as_ref(), Duration::from_secs(5))?,
         header_read: ctx.duration(timeouts.header_read.as_ref(), Duration::from_secs(30))?,
         request: ctx.duration(timeouts.request.as_ref(), Duration::from_secs(60))?,
+        body_idle: ctx.positive_duration(
+            timeouts.body_idle.as_ref(),
+            Duration::from_secs(60),
+            "body_idle",
+        )?,
     };
     let max_header_size = match &limits.max_header_size {
         Some(value) => {

@@ -8,11 +8,17 @@
 //! for an earlier request: re-armed for the current one) or when a request needs an earlier
 //! deadline than the one armed. NGINX's timers are lazy the same way (`NGX_TIMER_LAZY_DELAY`).
 //! HTTP/2 requests run side by side in their own tasks and keep `tokio::time::timeout`.
+//!
+//! Bodies have a deadline of another kind: [`Idle`], the longest a body may go without progress
+//! (`timeouts.body_idle`), whatever its total time. It costs nothing while the bytes come: its
+//! `Sleep` is made only when a body first has to wait, and moved only when it waits again after
+//! some progress. [`IdleWrite`] puts it on the writes of a connection.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
@@ -113,11 +119,158 @@ impl<F: Future> Future for Timeout<'_, F> {
     }
 }
 
+/// A deadline on the time a body (or a connection's writes) may go without progress.
+#[derive(Debug)]
+pub(crate) struct Idle {
+    limit: Duration,
+    /// Made on the first wait.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// Progress came since the `Sleep` was last set.
+    moved: bool,
+}
+
+impl Idle {
+    /// Allows `limit` without progress.
+    pub(crate) fn new(limit: Duration) -> Idle {
+        Idle {
+            limit,
+            sleep: None,
+            moved: false,
+        }
+    }
+
+    /// Notes progress (bytes read or written).
+    pub(crate) fn progress(&mut self) {
+        self.moved = true;
+    }
+
+    /// Called when the body has to wait: whether it has waited `limit` without progress. Until
+    /// then the task is woken when the limit passes.
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let limit = self.limit;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if std::mem::take(&mut self.moved) {
+            sleep.as_mut().reset(Instant::now() + limit);
+        }
+        sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection whose writes fail with `TimedOut` when none of them makes progress for the
+    /// [`Idle`] limit: a peer that stops reading holds the connection (and whatever feeds it,
+    /// an upstream's response body) no longer than that. Reads pass through untouched.
+    pub(crate) struct IdleWrite<I> {
+        #[pin]
+        inner: I,
+        idle: Idle,
+    }
+}
+
+impl<I> IdleWrite<I> {
+    /// `inner`, whose writes may wait `limit` at most.
+    pub(crate) fn new(inner: I, limit: Duration) -> IdleWrite<I> {
+        IdleWrite {
+            inner,
+            idle: Idle::new(limit),
+        }
+    }
+}
+
+impl<I: tokio::io::AsyncRead> tokio::io::AsyncRead for IdleWrite<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+}
+
+impl<I: tokio::io::AsyncWrite> IdleWrite<I> {
+    fn guard<T>(
+        idle: &mut Idle,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match polled {
+            Poll::Pending if idle.poll_expired(cx) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the peer took nothing of what was written for timeouts.body_idle",
+            ))),
+            Poll::Pending => Poll::Pending,
+            ready => {
+                idle.progress();
+                ready
+            }
+        }
+    }
+}
+
+impl<I: tokio::io::AsyncWrite> tokio::io::AsyncWrite for IdleWrite<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write(cx, buf);
+        Self::guard(this.idle, cx, polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write_vectored(cx, bufs);
+        Self::guard(this.idle, cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let polled = this.inner.poll_flush(cx);
+        Self::guard(this.idle, cx, polled)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let polled = this.inner.poll_shutdown(cx);
+        Self::guard(this.idle, cx, polled)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    async fn waiting(idle: &mut Idle) -> bool {
+        std::future::poll_fn(|cx| Poll::Ready(idle.poll_expired(cx))).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_deadline_counts_from_the_last_progress() {
+        let mut idle = Idle::new(Duration::from_secs(10));
+        assert!(!waiting(&mut idle).await);
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert!(!waiting(&mut idle).await);
+        // Progress at 8 s: the limit counts from there.
+        idle.progress();
+        assert!(!waiting(&mut idle).await);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(!waiting(&mut idle).await, "9 s after progress");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(waiting(&mut idle).await, "10 s after progress");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_future_that_finishes_in_time_is_not_cut_and_one_that_does_not_is() {

@@ -29,6 +29,7 @@ mod deadline;
 pub mod diff;
 pub mod error;
 pub mod flags;
+mod framing;
 pub mod limit;
 pub mod metrics;
 pub mod proxy;

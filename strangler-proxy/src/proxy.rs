@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -24,9 +24,9 @@ use tracing::Instrument as _;
 
 use crate::attempt::{Attempt, Cause, Outcome};
 use crate::breaker::{Nanos, Permit};
-use crate::client::{ClientError, ResponseBody};
+use crate::client::{self, ClientError, Outgoing, ResponseBody};
 use crate::config::RateKey;
-use crate::deadline::ConnTimer;
+use crate::deadline::{ConnTimer, Idle};
 use crate::error::ProxyErrorKind;
 use crate::limit::{Key, RateLimit};
 use crate::metrics::UNMATCHED;
@@ -41,53 +41,61 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Headers that concern one connection only (RFC 9110 7.6.1), never forwarded. `Connection`
-/// comes first: [`remove_hop_by_hop`] treats it apart.
-pub(crate) static HOP_BY_HOP: [&HeaderName; 8] = [
+/// comes first: [`remove_hop_by_hop`] treats it apart. `Trailer` is not among them: it announces
+/// the trailer fields end to end, and a server passes a trailer on only when it was announced.
+pub(crate) static HOP_BY_HOP: [&HeaderName; 7] = [
     &header::CONNECTION,
     &KEEP_ALIVE,
     &PROXY_CONNECTION,
     &header::TE,
-    &header::TRAILER,
     &header::TRANSFER_ENCODING,
     &header::UPGRADE,
     &header::PROXY_AUTHORIZATION,
 ];
 
-/// A request body on its way to the upstream, cut off when it passes the body limit.
+/// A request's body as the proxy sends it on.
+///
+/// **Invariant:** a body that may go to an upstream more than once (a resend on a new
+/// connection, the retry on a route's fallback) is `Whole`, and every send of it writes all of
+/// it: the proxy's own client only borrows it (`client::Outgoing`). A body that streams from the
+/// client is sent once, by hyper's client, which hands a request back only when none of it left.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// All of it is here: none, a body the proxy's own HTTP/1 server read whole, or one collected
+    /// so that it can be sent again.
+    Whole(Bytes),
+    /// Streams from the client.
+    Streaming(RequestBody),
+}
+
+impl Outbound {
+    /// Whether there is no body.
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            Outbound::Whole(bytes) => bytes.is_empty(),
+            Outbound::Streaming(body) => body.is_end_stream(),
+        }
+    }
+
+    /// Its length, when it is known before it is sent.
+    pub(crate) fn exact_len(&self) -> Option<u64> {
+        match self {
+            Outbound::Whole(bytes) => Some(bytes.len() as u64),
+            Outbound::Streaming(body) => body.size_hint().exact(),
+        }
+    }
+}
+
+/// A request body that streams from the client to the upstream, cut off when it passes the body
+/// limit.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: BodySource,
+    inner: ClientBody,
     remaining: u64,
-    /// A copy for shadow traffic, if the request is mirrored and has a body.
+    /// A copy for shadow traffic, if the request is mirrored.
     tee: Option<crate::shadow::Tee>,
-    /// Whether it has been polled (then it cannot be sent again).
-    polled: bool,
-}
-
-impl RequestBody {
-    /// Whether no byte of it has been taken yet, so that it could go on another connection.
-    pub(crate) fn is_untouched(&self) -> bool {
-        !self.polled || self.is_end_stream()
-    }
-
-    /// Whether all of it is here already: no body, a replayable copy, or a body the proxy's own
-    /// HTTP/1 server read whole.
-    fn is_complete(&self) -> bool {
-        self.is_end_stream()
-            || matches!(
-                self.inner,
-                BodySource::Replay(_) | BodySource::Client(ClientBody::Read(_))
-            )
-    }
-}
-
-/// Where the bytes of a [`RequestBody`] come from.
-#[derive(Debug)]
-enum BodySource {
-    /// From the client.
-    Client(ClientBody),
-    /// Buffered, so that the request can be sent again (see `handle`).
-    Replay(Option<Bytes>),
+    /// `timeouts.body_idle`: a client that stops sending its body.
+    idle: Idle,
 }
 
 /// A request body as the server that read the request hands it over.
@@ -140,6 +148,9 @@ pub enum BodyError {
     /// Reading from the client failed.
     #[error("reading the request body failed")]
     Client(#[source] hyper::Error),
+    /// The client sent nothing of its body for `timeouts.body_idle`.
+    #[error("the client sent nothing of the request body for too long")]
+    Stalled,
 }
 
 impl Body for RequestBody {
@@ -151,52 +162,37 @@ impl Body for RequestBody {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        this.polled = true;
-        let (polled, end_stream) = match &mut this.inner {
-            BodySource::Client(inner) => {
-                let polled = Pin::new(&mut *inner).poll_frame(cx);
-                (polled, inner.is_end_stream())
-            }
-            BodySource::Replay(bytes) => {
-                let polled: Poll<Option<Result<Frame<Bytes>, hyper::Error>>> =
-                    Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))));
-                (polled, bytes.is_none())
-            }
-        };
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Some(tee) = &mut this.tee {
-            tee.observe(&polled, end_stream);
+            tee.observe(&polled, this.inner.is_end_stream());
         }
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
+                this.idle.progress();
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
-                    if len > self.remaining {
+                    if len > this.remaining {
                         return Poll::Ready(Some(Err(BodyError::TooLarge)));
                     }
-                    self.remaining -= len;
+                    this.remaining -= len;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(BodyError::Client(err)))),
             Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if this.idle.poll_expired(cx) => {
+                Poll::Ready(Some(Err(BodyError::Stalled)))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            BodySource::Client(inner) => inner.is_end_stream(),
-            BodySource::Replay(bytes) => bytes.is_none(),
-        }
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            BodySource::Client(inner) => inner.size_hint(),
-            BodySource::Replay(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
-        }
+        self.inner.size_hint()
     }
 }
 
@@ -218,6 +214,8 @@ enum BodyKind {
         _slot: InFlight,
         /// A copy for shadow traffic, if the request is mirrored.
         tee: Option<crate::shadow::Tee>,
+        /// `timeouts.body_idle`: an upstream that stops sending its body.
+        idle: Idle,
     },
     Full(Option<Bytes>),
 }
@@ -238,12 +236,18 @@ impl ProxyBody {
         }
     }
 
-    fn upstream(body: Received, slot: InFlight, tee: Option<crate::shadow::Tee>) -> ProxyBody {
+    fn upstream(
+        body: Received,
+        slot: InFlight,
+        tee: Option<crate::shadow::Tee>,
+        idle: Duration,
+    ) -> ProxyBody {
         ProxyBody {
             kind: BodyKind::Upstream {
                 body,
                 _slot: slot,
                 tee,
+                idle: Idle::new(idle),
             },
         }
     }
@@ -318,8 +322,23 @@ impl Body for ProxyBody {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ClientError>>> {
         match &mut self.kind {
-            BodyKind::Upstream { body, tee, .. } => {
-                let polled = Pin::new(&mut *body).poll_frame(cx);
+            BodyKind::Upstream {
+                body, tee, idle, ..
+            } => {
+                let polled = match Pin::new(&mut *body).poll_frame(cx) {
+                    Poll::Pending if idle.poll_expired(cx) => {
+                        tracing::debug!(
+                            "the upstream sent nothing of the body for timeouts.body_idle"
+                        );
+                        // The connection is dropped with the body, never pooled.
+                        Poll::Ready(Some(Err(ClientError::Stalled)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                    ready => {
+                        idle.progress();
+                        ready
+                    }
+                };
                 if let Some(tee) = tee {
                     tee.observe(&polled, body.is_end_stream());
                 }
@@ -570,29 +589,47 @@ pub(crate) fn handle<'a>(
                         && route.fallback != route.service
                         && retry.methods.contains(&parts.method)
                 });
-            let mut replay = None;
-            let body = match retry {
-                Some(_) if body.is_end_stream() => {
-                    replay = Some(Bytes::new());
-                    BodySource::Replay(None)
+            // A body that is all here is sent whole (and can be sent again); one that may go to
+            // the fallback is collected first, within its limit; any other streams, once.
+            let body = match body {
+                ClientBody::Read(bytes) => Outbound::Whole(bytes.unwrap_or_default()),
+                ClientBody::Hyper(incoming) if incoming.is_end_stream() => {
+                    Outbound::Whole(Bytes::new())
                 }
-                Some((_, config))
-                    if content_length(&parts.headers)
-                        .is_some_and(|len| len <= config.max_body.min(remaining)) =>
-                {
-                    let collected = tokio::time::timeout(
-                        active.config.timeouts.request,
-                        http_body_util::BodyExt::collect(body),
-                    )
-                    .await;
-                    let bytes = match collected {
-                        Ok(Ok(collected)) => collected.to_bytes(),
-                        _ => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
-                    };
-                    replay = Some(bytes.clone());
-                    BodySource::Replay(Some(bytes).filter(|b| !b.is_empty()))
-                }
-                _ => BodySource::Client(body),
+                body => match retry {
+                    Some((_, config))
+                        if content_length(&parts.headers)
+                            .is_some_and(|len| len <= config.max_body.min(remaining)) =>
+                    {
+                        let collected = tokio::time::timeout(
+                            active.config.timeouts.request,
+                            http_body_util::BodyExt::collect(body),
+                        )
+                        .await;
+                        match collected {
+                            Ok(Ok(collected)) => Outbound::Whole(collected.to_bytes()),
+                            _ => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
+                        }
+                    }
+                    // An upgrade takes the connection over after its head: a body on its way
+                    // would be lost in between.
+                    _ if upgrade => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
+                    _ => Outbound::Streaming(RequestBody {
+                        inner: body,
+                        remaining,
+                        tee: None,
+                        idle: Idle::new(active.config.timeouts.body_idle),
+                    }),
+                },
+            };
+            if let Outbound::Whole(bytes) = &body
+                && bytes.len() as u64 > remaining
+            {
+                return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
+            }
+            let replay = match &body {
+                Outbound::Whole(bytes) if retry.is_some() => Some(bytes.clone()),
+                _ => None,
             };
             let first_timeout = match (retry, &replay) {
                 (Some((_, config)), Some(_)) => config
@@ -605,12 +642,7 @@ pub(crate) fn handle<'a>(
                 &active,
                 upstream,
                 (&mut parts, &mut forwarded, true),
-                RequestBody {
-                    inner: body,
-                    remaining,
-                    tee: None,
-                    polled: false,
-                },
+                body,
                 (sent, first_timeout),
                 Origin {
                     forwarded_for: &client.forwarded_for,
@@ -669,12 +701,7 @@ pub(crate) fn handle<'a>(
                 &active,
                 fallback,
                 (&mut parts, &mut forwarded, false),
-                RequestBody {
-                    inner: BodySource::Replay(Some(replay).filter(|b| !b.is_empty())),
-                    remaining,
-                    tee: None,
-                    polled: false,
-                },
+                Outbound::Whole(replay),
                 (sent, active.config.timeouts.request),
                 Origin {
                     forwarded_for: &client.forwarded_for,
@@ -739,7 +766,10 @@ pub(crate) fn handle<'a>(
                     body.append_field(&mut parts.headers, header::VIA, via(parts.version));
                     parts.version = client_version;
                     let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
-                    Response::from_parts(parts, ProxyBody::upstream(body, slot, tee))
+                    Response::from_parts(
+                        parts,
+                        ProxyBody::upstream(body, slot, tee, active.config.timeouts.body_idle),
+                    )
                 }
             }
             Err(Failure::Kind(kind)) => {
@@ -774,6 +804,9 @@ pub(crate) fn handle<'a>(
                 response = Response::from_parts(parts, body);
             }
         }
+        // The client's version, for the proxy's own answers too: hyper's HTTP/1 server reads it
+        // to decide what `Connection` says to an HTTP/1.0 client.
+        *response.version_mut() = client_version;
         let elapsed = start.elapsed();
         series.record(response.status().as_u16(), elapsed);
         if let (Some(log), Some(request)) = (&shared.access_log, &logged) {
@@ -904,7 +937,7 @@ fn send_attempt<'a>(
         &'a mut Option<Forwarded>,
         bool,
     ),
-    mut body: RequestBody,
+    mut body: Outbound,
     (started, timeout): (Instant, std::time::Duration),
     origin: Origin<'a>,
     shadow: Option<(&'a Arc<crate::shadow::RouteShadow>, usize)>,
@@ -958,7 +991,11 @@ fn send_attempt<'a>(
         let pending = shadow.and_then(|(plan, primary)| {
             let (pending, tee) =
                 crate::shadow::start(plan, parts, forwarded, &body, primary, &active.upstreams)?;
-            body.tee = tee;
+            match (&mut body, tee) {
+                (Outbound::Whole(bytes), Some(tee)) => tee.copy(bytes),
+                (Outbound::Streaming(streaming), tee) => streaming.tee = tee,
+                (Outbound::Whole(_), None) => {}
+            }
             Some(pending)
         });
         let sent = send(
@@ -1093,12 +1130,14 @@ fn circuit_open(upstream: &str, wait: std::time::Duration) -> Response<ProxyBody
 
 /// Sends `request` on a pooled connection of `address`, or a new one.
 ///
-/// A request whose body is complete before it is sent (none, or a replayable copy) and any
-/// upgrade go through the proxy's own client in this task (`client.rs`). A pooled connection
-/// that the upstream turns out to have closed while idle (nothing of a response came) is dropped
-/// and the request goes on the next one, as long as none of its body was sent. A request whose
-/// body streams from the client takes hyper's client, which reads the response while the body is
-/// still going out.
+/// A whole body (none, or one the proxy holds) and any upgrade go through the proxy's own client
+/// in this task (`client.rs`). When a pooled connection fails before any byte of a response came
+/// (the upstream closed it while it was idle), the request goes once more, on a new connection,
+/// if [`client::Failure::may_resend`] allows it: nothing of it was sent, or it is idempotent.
+/// Never more than once, and never on another pooled connection: fifty stale connections must
+/// not make fifty copies of one request. A body that streams from the client takes hyper's
+/// client, which reads the response while the body is still going out; hyper hands a request
+/// back only when none of it was sent, and only then does it go on another connection.
 #[expect(
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments twice in its state; see `handle`"
@@ -1106,22 +1145,26 @@ fn circuit_open(upstream: &str, wait: std::time::Duration) -> Response<ProxyBody
 fn send<'a>(
     address: &'a Arc<Address>,
     (parts, forwarded): (&'a mut http::request::Parts, Option<&'a Forwarded>),
-    mut body: RequestBody,
+    body: Outbound,
     upgrade: bool,
     connect_timeout: std::time::Duration,
 ) -> impl Future<Output = Result<Exchanged, ProxyErrorKind>> + 'a {
     async move {
-        if !(upgrade || body.is_complete()) {
-            // hyper's client takes the head; a streamed body is never sent twice anyway.
-            let mut parts = std::mem::replace(parts, Request::new(()).into_parts().0);
-            if let Some(forwarded) = forwarded {
-                forwarded.apply(&mut parts.headers);
+        let body = match body {
+            Outbound::Whole(bytes) => bytes,
+            Outbound::Streaming(body) => {
+                // hyper's client takes the head; a streamed body is never sent twice anyway.
+                let mut parts = std::mem::replace(parts, Request::new(()).into_parts().0);
+                if let Some(forwarded) = forwarded {
+                    forwarded.apply(&mut parts.headers);
+                }
+                let request = Request::from_parts(parts, body);
+                // Boxed: hyper's client makes this the largest state of `send`, and every
+                // request's future is moved by copying it whole when it starts.
+                return Box::pin(send_streaming(address, request, connect_timeout)).await;
             }
-            let request = Request::from_parts(parts, body);
-            // Boxed: hyper's client makes this the largest state of `send`, and every request's
-            // future is moved by copying it whole when it starts.
-            return Box::pin(send_streaming(address, request, connect_timeout)).await;
-        }
+        };
+        debug_assert!(!upgrade || body.is_empty(), "an upgrade has no body");
         // The forwarding headers go on the wire after the map's.
         static NONE: HeaderValue = HeaderValue::from_static("");
         let mut extra = [(&header::VIA, &NONE); 4];
@@ -1133,23 +1176,30 @@ fn send<'a>(
             *slot = field;
             count += 1;
         }
-        let extra = &extra[..count];
-        let exchanged = async {
-        while let Some(conn) = address.checkout() {
-            match conn.exchange(parts, extra, &mut body, address).await {
-                Ok(exchanged) => return Ok(exchanged),
-                Err(failure) if failure.stale && body.is_untouched() => {
-                    tracing::debug!(address = %address.authority, "pooled connection was closed; trying another");
-                }
-                Err(failure) => return Err(classify(&failure.error)),
+        let request = Outgoing {
+            parts: &*parts,
+            extra: &extra[..count],
+            body: &body,
+        };
+        let conn = match address.checkout() {
+            Some(conn) => conn,
+            None => address.connect(connect_timeout).await?,
+        };
+        let exchanged = match conn.exchange(request, address).await {
+            Ok(exchanged) => exchanged,
+            Err(failure) if failure.may_resend(client::is_idempotent(request.parts)) => {
+                tracing::debug!(
+                    address = %address.authority,
+                    error = %failure.error,
+                    "pooled connection failed before any response; sending once more on a new one"
+                );
+                let conn = address.connect(connect_timeout).await?;
+                conn.exchange(request, address)
+                    .await
+                    .map_err(|failure| classify(&failure.error))?
             }
-        }
-        let conn = address.connect(connect_timeout).await?;
-        conn.exchange(parts, extra, &mut body, address)
-            .await
-            .map_err(|failure| classify(&failure.error))
-    }
-    .await?;
+            Err(failure) => return Err(classify(&failure.error)),
+        };
         let (parts, body) = exchanged.response.into_parts();
         Ok(Exchanged {
             response: Response::from_parts(parts, Received::Own(body)),
@@ -1208,7 +1258,7 @@ fn classify_hyper(err: &hyper::Error) -> ProxyErrorKind {
         if let Some(body) = cause.downcast_ref::<BodyError>() {
             return match body {
                 BodyError::TooLarge => ProxyErrorKind::BodyTooLarge,
-                BodyError::Client(_) => ProxyErrorKind::BadRequest,
+                BodyError::Client(_) | BodyError::Stalled => ProxyErrorKind::BadRequest,
             };
         }
         source = cause.source();
@@ -1222,8 +1272,7 @@ fn classify_hyper(err: &hyper::Error) -> ProxyErrorKind {
 
 fn classify(err: &ClientError) -> ProxyErrorKind {
     match err {
-        ClientError::Body(BodyError::TooLarge) => ProxyErrorKind::BodyTooLarge,
-        ClientError::Body(BodyError::Client(_)) => ProxyErrorKind::BadRequest,
+        ClientError::Stalled => ProxyErrorKind::Timeout,
         ClientError::Io(_)
         | ClientError::Closed
         | ClientError::Invalid(_)

@@ -415,6 +415,7 @@ async fn accept_loop(
             header_read: built_for.timeouts.header_read,
             body_read: built_for.timeouts.request,
             max_head: built_for.limits.max_header_size.max(8192),
+            body_idle: built_for.timeouts.body_idle,
         };
         let own_http1 = built_for.http1 == Http1Server::Fig;
         let connection = crate::server::Connection {
@@ -428,6 +429,7 @@ async fn accept_loop(
             if own_http1 {
                 crate::server::serve(stream, settings, connection).await;
             } else {
+                let stream = crate::deadline::IdleWrite::new(stream, settings.body_idle);
                 crate::server::serve_with_hyper(stream, connection).await;
             }
         });

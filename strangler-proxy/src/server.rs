@@ -45,6 +45,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::deadline::IdleWrite;
+use crate::framing::{self, ConnectionTokens, FramingFields};
 use crate::proxy::{self, ClientBody, ClientConn, ProxyBody};
 use crate::serve::Shared;
 
@@ -70,6 +72,8 @@ pub(crate) struct Settings {
     pub(crate) body_read: Duration,
     /// `limits.max_header_size`.
     pub(crate) max_head: usize,
+    /// `timeouts.body_idle`, for writing a response.
+    pub(crate) body_idle: Duration,
 }
 
 /// One client connection: what the proxy knows of it and how to hand it to hyper.
@@ -111,7 +115,9 @@ where
 
 /// Serves one client connection: plain HTTP/1 requests here, the rest by hyper (see the module
 /// documentation).
-pub(crate) async fn serve(mut stream: TcpStream, settings: Settings, connection: Connection) {
+pub(crate) async fn serve(stream: TcpStream, settings: Settings, connection: Connection) {
+    // A client that stops reading its response holds the connection `body_idle` at most.
+    let mut stream = IdleWrite::new(stream, settings.body_idle);
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut stop = connection.stop.clone();
@@ -204,7 +210,7 @@ pub(crate) async fn serve(mut stream: TcpStream, settings: Settings, connection:
 }
 
 /// Gives the connection to hyper's server, the bytes read so far first.
-async fn hand_off(stream: TcpStream, buf: BytesMut, connection: Connection) {
+async fn hand_off(stream: Stream, buf: BytesMut, connection: Connection) {
     let io = Rewind {
         read: buf.freeze(),
         inner: stream,
@@ -313,37 +319,19 @@ fn build(
     // Room for the headers the proxy adds on the way (`X-Forwarded-*`, `Via`, ...): sized as
     // `rewrite_request` reserves, so that the map never grows (a reallocation and a rehash).
     let mut headers = HeaderMap::with_capacity(spans.len() + proxy::ADDED_REQUEST_HEADERS);
-    let mut content_length: Option<u64> = None;
-    let mut keep_alive = version == Version::HTTP_11;
+    // The framing fields are judged by `framing.rs`; a request whose framing this server does
+    // not take on (a coding, a bad length, an upgrade, `Expect`) is hyper's.
+    let mut framing = FramingFields::default();
     let mut trailers = false;
     for &(name_start, name_end, value_start, value_end) in spans {
         let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize]).ok()?;
         let value =
             HeaderValue::from_maybe_shared(head.slice(value_start as usize..value_end as usize))
                 .ok()?;
-        if name == header::CONTENT_LENGTH {
-            let len = parse_content_length(value.as_bytes())?;
-            if content_length.is_some_and(|known| known != len) {
-                return None;
-            }
-            content_length = Some(len);
-        } else if name == header::CONNECTION {
-            for token in value.as_bytes().split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive = version == Version::HTTP_10 || keep_alive;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    return None;
-                }
-            }
-        } else if name == header::TRANSFER_ENCODING
-            || name == header::UPGRADE
-            || name == header::EXPECT
-        {
+        if name == header::UPGRADE || name == header::EXPECT {
             return None;
-        } else if name == header::TE {
+        }
+        if !framing.field(name.as_str().as_bytes(), value.as_bytes()) && name == header::TE {
             trailers |= value
                 .as_bytes()
                 .split(|&b| b == b',')
@@ -351,7 +339,11 @@ fn build(
         }
         headers.append(name, value);
     }
-    let body_len = match content_length {
+    if framing.transfer_encoding || framing.bad_content_length || framing.connection.upgrade {
+        return None;
+    }
+    let keep_alive = framing.keep_alive(version);
+    let body_len = match framing.content_length {
         None | Some(0) => 0,
         Some(len) => usize::try_from(len)
             .ok()
@@ -368,14 +360,6 @@ fn build(
         keep_alive,
         trailers,
     })
-}
-
-fn parse_content_length(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// What the response to a request must respect.
@@ -400,7 +384,7 @@ enum Framing {
 
 /// Writes `response`; `Ok(true)` when the connection can carry another request.
 async fn write_response(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     out: &mut Vec<u8>,
     response: Response<ProxyBody>,
     exchange: &Exchange,
@@ -412,7 +396,11 @@ async fn write_response(
     out.clear();
     // The status line and the response's own fields; what they lack is known after one pass.
     let seen = write_fields(out, &parts, body.upstream_fields(), exchange.version);
+    // A response of the proxy's own that ends the connection (a 400, a 413) says so in its map.
+    keep_alive &= !seen.close;
     let mut length = None;
+    // The length the head announces, which the body must fill exactly.
+    let mut declared = None;
     let framing = if exchange.head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -421,10 +409,12 @@ async fn write_response(
         // A 101 here was not asked for through this server (upgrades are hyper's): end there.
         keep_alive &= status != StatusCode::SWITCHING_PROTOCOLS;
         Framing::None
-    } else if seen.content_length {
+    } else if let Some(len) = seen.content_length {
+        declared = Some(len);
         Framing::Length
     } else if let Some(len) = body.size_hint().exact() {
         length = Some(len);
+        declared = Some(len);
         Framing::Length
     } else if exchange.version == Version::HTTP_11 {
         Framing::Chunked
@@ -454,14 +444,24 @@ async fn write_response(
         stream.write_all(out).await?;
         return Ok(keep_alive);
     }
-    let complete = write_body(stream, out, &mut body, framing, exchange).await?;
+    let complete = write_body(
+        stream,
+        out,
+        &mut body,
+        (framing, declared),
+        exchange,
+        &parts.headers,
+    )
+    .await?;
     Ok(complete && keep_alive)
 }
 
 /// Which fields a response head has that the server would otherwise add.
 struct Seen {
-    content_length: bool,
+    content_length: Option<u64>,
     date: bool,
+    /// The map asked for the connection to close (`Connection: close`).
+    close: bool,
 }
 
 /// Appends the status line and the response's header fields (not the blank line): the
@@ -488,16 +488,30 @@ fn write_fields(
     );
     out.extend_from_slice(b"\r\n");
     let mut seen = Seen {
-        content_length: false,
+        content_length: None,
         date: false,
+        close: false,
     };
     if let Some(fields) = upstream {
         out.extend_from_slice(fields.wire());
-        seen.content_length = fields.has_content_length();
+        seen.content_length = fields.content_length();
         seen.date = fields.has_date();
     }
     for (name, value) in &parts.headers {
-        seen.content_length |= *name == header::CONTENT_LENGTH;
+        if *name == header::CONNECTION {
+            // The server writes the one `Connection` field of the response, from what it decides.
+            let mut tokens = ConnectionTokens::default();
+            tokens.add(value.as_bytes());
+            seen.close |= tokens.close;
+            continue;
+        }
+        if *name == header::CONTENT_LENGTH {
+            // A length the proxy cannot read frames nothing: the body's own length is used.
+            seen.content_length = framing::content_length(value.as_bytes());
+            if seen.content_length.is_none() {
+                continue;
+            }
+        }
         seen.date |= *name == header::DATE;
         crate::client::push_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
@@ -506,14 +520,18 @@ fn write_fields(
 
 /// Writes the body after the head in `out`; the head leaves with the first bytes of the body.
 /// `Ok(false)` when the body ended early (the upstream failed): the client sees the connection
-/// close, as with hyper.
+/// close, as with hyper. A body framed by a length (`declared`) never writes more than that
+/// length, nor ends the response with less: the connection closes instead, so that the client
+/// cannot read body bytes as the next response.
 async fn write_body(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     out: &mut Vec<u8>,
     body: &mut ProxyBody,
-    framing: Framing,
+    (framing, declared): (Framing, Option<u64>),
     exchange: &Exchange,
+    headers: &HeaderMap,
 ) -> io::Result<bool> {
+    let mut left = declared.unwrap_or(u64::MAX);
     loop {
         if body.is_end_stream() {
             break;
@@ -544,9 +562,22 @@ async fn write_body(
             }
         };
         match frame.into_data() {
-            Ok(data) => {
+            Ok(mut data) => {
                 if data.is_empty() {
                     continue;
+                }
+                if framing == Framing::Length {
+                    if data.len() as u64 > left {
+                        tracing::debug!(
+                            "the response body is longer than its length; closing the connection"
+                        );
+                        data.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+                        out.extend_from_slice(&data);
+                        stream.write_all(out).await?;
+                        out.clear();
+                        return Ok(false);
+                    }
+                    left -= data.len() as u64;
                 }
                 if framing == Framing::Chunked {
                     out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
@@ -568,10 +599,25 @@ async fn write_body(
                 {
                     out.extend_from_slice(b"0\r\n");
                     for (name, value) in &trailers {
-                        out.extend_from_slice(name.as_str().as_bytes());
-                        out.extend_from_slice(b": ");
-                        out.extend_from_slice(value.as_bytes());
-                        out.extend_from_slice(b"\r\n");
+                        let announced = framing::is_announced_trailer(
+                            headers
+                                .get_all(header::TRAILER)
+                                .iter()
+                                .map(HeaderValue::as_bytes)
+                                .chain(
+                                    body.upstream_fields()
+                                        .into_iter()
+                                        .flat_map(|fields| fields.values(&header::TRAILER)),
+                                ),
+                            name,
+                        );
+                        if announced && framing::is_valid_trailer(name) {
+                            crate::client::push_line(
+                                out,
+                                name.as_str().as_bytes(),
+                                value.as_bytes(),
+                            );
+                        }
                     }
                     out.extend_from_slice(b"\r\n");
                     stream.write_all(out).await?;
@@ -588,13 +634,17 @@ async fn write_body(
         stream.write_all(out).await?;
         out.clear();
     }
-    Ok(true)
+    // Shorter than announced: the client is still waiting for body bytes.
+    Ok(framing != Framing::Length || declared.is_none() || left == 0)
 }
+
+/// A client connection as this server drives it.
+pub(crate) type Stream = IdleWrite<TcpStream>;
 
 /// A socket with bytes already read from it put back in front.
 struct Rewind {
     read: Bytes,
-    inner: TcpStream,
+    inner: Stream,
 }
 
 impl AsyncRead for Rewind {

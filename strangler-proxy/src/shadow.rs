@@ -36,7 +36,7 @@ use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::{Body as _, Frame};
+use hyper::body::Frame;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -562,6 +562,12 @@ impl Tee {
         }
     }
 
+    /// Copies a body that is all there, and ends.
+    pub(crate) fn copy(mut self, body: &Bytes) {
+        self.data(body);
+        self.end();
+    }
+
     /// The body ended: hands the bytes over (once).
     pub(crate) fn end(&mut self) {
         let Some(done) = self.done.take() else {
@@ -624,7 +630,7 @@ pub(crate) fn start(
     plan: &Arc<RouteShadow>,
     parts: &Parts,
     forwarded: Option<&crate::proxy::Forwarded>,
-    body: &crate::proxy::RequestBody,
+    body: &crate::proxy::Outbound,
     primary: usize,
     upstreams: &[Arc<Upstream>],
 ) -> Option<(Pending, Option<Tee>)> {
@@ -639,11 +645,10 @@ pub(crate) fn start(
     let target = upstreams.get(target)?.clone();
     let primary_name: Arc<str> = upstreams.get(primary)?.name.clone();
     let stats = &plan.state.stats;
-    let has_body = !body.is_end_stream();
+    let has_body = !body.is_empty();
     if has_body
         && body
-            .size_hint()
-            .exact()
+            .exact_len()
             .is_some_and(|len| len > plan.config.max_request_body)
     {
         stats.drop_one(DropReason::RequestBodyTooLarge);

@@ -7,6 +7,7 @@ pub mod faulty;
 pub mod procs;
 pub mod unleash;
 pub mod upstreams;
+pub mod wire;
 
 /// The `fig` binary under test.
 pub fn fig() -> Command {

@@ -126,6 +126,7 @@ fn defaults() {
     assert_eq!(config.drain_timeout, Duration::from_secs(30));
     assert_eq!(config.http1, Http1Server::Fig);
     assert_eq!(config.timeouts.connect, Duration::from_secs(5));
+    assert_eq!(config.timeouts.body_idle, Duration::from_secs(60));
     assert_eq!(config.limits.max_header_size, 64 << 10);
     assert_eq!(config.limits.max_body_size, None);
     assert!(config.reload.watch);
@@ -268,6 +269,14 @@ fn bad_duration() {
     check_error(
         &format!("[timeouts]\nconnect = \"5 parsecs\"\n{MONOLITH}"),
         "fig-proxy.toml:2:11: invalid duration `5 parsecs` (unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. \"500ms\", \"5s\", \"2m\"",
+    );
+}
+
+#[test]
+fn body_idle_must_be_positive() {
+    check_error(
+        &format!("[timeouts]\nbody_idle = \"0s\"\n{MONOLITH}"),
+        "fig-proxy.toml:2:13: `body_idle` must be longer than 0",
     );
 }
 

@@ -634,6 +634,7 @@ fn hop_by_hop_headers_are_removed() {
             ("proxy-authorization", "Basic x"),
             ("content-type", "text/plain"),
         ],
-        &["content-type"],
+        // `Trailer` announces trailer fields end to end (RFC 9110 6.6.2).
+        &["content-type", "trailer"],
     );
 }

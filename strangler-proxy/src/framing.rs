@@ -1,0 +1,376 @@
+//! HTTP/1.1 message framing (RFC 9112 section 6), in one place for the proxy's own server and
+//! client.
+//!
+//! Every rule that decides where a message's body ends lives here: how `Content-Length` is read,
+//! when `Transfer-Encoding` frames a message, which responses have no body, what `Connection`
+//! says, which fields may travel as trailers. `server.rs` (requests from clients) and `client.rs`
+//! (responses from upstreams) only collect a head's fields and ask this module; neither keeps a
+//! rule of its own. The rules follow hyper's (`proto/h1/role.rs`), which serves whatever the
+//! proxy's own code hands over, so that a message means the same thing on either path; the
+//! differential tests (`tests/framing.rs` of this crate) hold the two to that.
+//!
+//! **Architecture Invariant:** a response that carries both `Transfer-Encoding` and
+//! `Content-Length` never leaves with its `Content-Length` (RFC 9112 6.3 item 3: the coding
+//! wins, and an intermediary removes the length before it forwards), and its connection is not
+//! used again.
+
+use http::{HeaderName, Method, StatusCode, Version, header};
+
+/// What a head's framing fields said, gathered field by field as the head is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FramingFields {
+    /// The `Content-Length`, when every value given agrees.
+    pub(crate) content_length: Option<u64>,
+    /// A `Content-Length` field that is not a valid length, or lengths that differ.
+    pub(crate) bad_content_length: bool,
+    /// A `Transfer-Encoding` field was present.
+    pub(crate) transfer_encoding: bool,
+    /// The last transfer coding named is `chunked`.
+    pub(crate) chunked: bool,
+    /// `Connection` tokens.
+    pub(crate) connection: ConnectionTokens,
+}
+
+/// The tokens of a message's `Connection` fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ConnectionTokens {
+    /// `close`.
+    pub(crate) close: bool,
+    /// `keep-alive`.
+    pub(crate) keep_alive: bool,
+    /// `upgrade`.
+    pub(crate) upgrade: bool,
+    /// Any other token: a field name that is hop-by-hop for this message.
+    pub(crate) names_fields: bool,
+}
+
+impl FramingFields {
+    /// Takes one header field into account; returns whether it is a framing field
+    /// (`Content-Length`, `Transfer-Encoding`) or `Connection`.
+    pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match content_length(value) {
+                Some(len) if self.content_length.is_none_or(|known| known == len) => {
+                    self.content_length = Some(len);
+                }
+                _ => self.bad_content_length = true,
+            }
+            true
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.transfer_encoding = true;
+            // Only the last coding of the last field frames the message.
+            self.chunked = last_coding_is_chunked(value);
+            true
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            self.connection.add(value);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the connection stays open after this message, for a message of `version`.
+    pub(crate) fn keep_alive(&self, version: Version) -> bool {
+        if self.connection.close {
+            return false;
+        }
+        match version {
+            Version::HTTP_10 => self.connection.keep_alive,
+            _ => true,
+        }
+    }
+}
+
+impl ConnectionTokens {
+    /// Adds the tokens of one `Connection` field value.
+    pub(crate) fn add(&mut self, value: &[u8]) {
+        for token in value.split(|&b| b == b',') {
+            let token = token.trim_ascii();
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if token.eq_ignore_ascii_case(b"upgrade") {
+                self.upgrade = true;
+            } else if !token.is_empty() {
+                self.names_fields = true;
+            }
+        }
+    }
+}
+
+/// A `Content-Length` value: digits, or a list of the same digits (`5, 5`, which RFC 9110 8.6
+/// lets a recipient read as `5`, as hyper does). `None` for anything else.
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
+    let mut length = None;
+    for part in value.split(|&b| b == b',') {
+        let digits = part.trim_ascii();
+        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let parsed: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        if length.is_some_and(|known| known != parsed) {
+            return None;
+        }
+        length = Some(parsed);
+    }
+    length
+}
+
+/// Whether the last coding named in a `Transfer-Encoding` value is `chunked`.
+pub(crate) fn last_coding_is_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// How a response's body is framed (RFC 9112 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseFraming {
+    /// No body: HEAD, 1xx, 204, 304, or this many bytes (`Length(0)` included).
+    Length(u64),
+    /// `chunked`.
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+    /// `101 Switching Protocols`: the connection changes hands.
+    Upgrade,
+}
+
+/// A response head whose framing cannot be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FramingError {
+    /// A `Content-Length` that is not a length, or two different ones.
+    #[error("bad content-length")]
+    ContentLength,
+    /// `Transfer-Encoding` in an HTTP/1.0 response (RFC 9112 6.1: the framing is faulty).
+    #[error("transfer-encoding in an HTTP/1.0 response")]
+    TransferEncodingInHttp10,
+}
+
+/// How the body of a response to `method` with `status` is framed, from its head's fields. The
+/// order is RFC 9112 6.3's: no body for HEAD, 1xx, 204 and 304 whatever the fields say; then
+/// `Transfer-Encoding` (chunked last, else until the close), which overrides `Content-Length`;
+/// then `Content-Length`; then the close.
+pub(crate) fn response_framing(
+    method: &Method,
+    status: StatusCode,
+    version: Version,
+    fields: &FramingFields,
+) -> Result<ResponseFraming, FramingError> {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(ResponseFraming::Upgrade);
+    }
+    if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(ResponseFraming::Length(0));
+    }
+    if fields.transfer_encoding {
+        if version == Version::HTTP_10 {
+            return Err(FramingError::TransferEncodingInHttp10);
+        }
+        return Ok(if fields.chunked {
+            ResponseFraming::Chunked
+        } else {
+            ResponseFraming::UntilClose
+        });
+    }
+    if fields.bad_content_length {
+        return Err(FramingError::ContentLength);
+    }
+    Ok(match fields.content_length {
+        Some(len) => ResponseFraming::Length(len),
+        None => ResponseFraming::UntilClose,
+    })
+}
+
+/// Whether the connection a response came on may carry another exchange, as far as the response
+/// head can tell (the body must still be read to its end): the upstream keeps it open, the body
+/// is delimited, and nothing about the head suggests that bytes the proxy does not expect may
+/// follow. Not after a response with both `Transfer-Encoding` and `Content-Length` (RFC 9112
+/// 6.3: "ought to be handled as an error"), nor after a bodiless response to HEAD, or a 204, that
+/// announced a body: an upstream that sends that body anyway would have it read as the next
+/// response (response queue poisoning).
+pub(crate) fn response_reusable(
+    method: &Method,
+    status: StatusCode,
+    version: Version,
+    fields: &FramingFields,
+    framing: ResponseFraming,
+) -> bool {
+    if !fields.keep_alive(version) {
+        return false;
+    }
+    match framing {
+        ResponseFraming::UntilClose | ResponseFraming::Upgrade => return false,
+        ResponseFraming::Length(_) | ResponseFraming::Chunked => {}
+    }
+    if fields.transfer_encoding && (fields.content_length.is_some() || fields.bad_content_length) {
+        return false;
+    }
+    let announced_body =
+        fields.transfer_encoding || fields.content_length.is_some_and(|len| len > 0);
+    !(announced_body && (*method == Method::HEAD || status == StatusCode::NO_CONTENT))
+}
+
+/// Whether `name` is among the field names a message's `Trailer` fields (`values`) announce: a
+/// trailer field goes on only when its message announced it, as hyper's server has it.
+pub(crate) fn is_announced_trailer<'a>(
+    mut values: impl Iterator<Item = &'a [u8]>,
+    name: &HeaderName,
+) -> bool {
+    values.any(|value| {
+        value.split(|&b| b == b',').any(|token| {
+            token
+                .trim_ascii()
+                .eq_ignore_ascii_case(name.as_str().as_bytes())
+        })
+    })
+}
+
+/// Whether a field may be passed on as a trailer. Fields that frame, route or authorise a
+/// message, or that a recipient must see before the body, never are (RFC 9110 6.5.1); the list
+/// is hyper's (`proto/h1/encode.rs`), so that both of the proxy's HTTP/1 servers pass on the
+/// same trailers.
+pub(crate) fn is_valid_trailer(name: &HeaderName) -> bool {
+    !matches!(
+        *name,
+        header::AUTHORIZATION
+            | header::CACHE_CONTROL
+            | header::CONTENT_ENCODING
+            | header::CONTENT_LENGTH
+            | header::CONTENT_RANGE
+            | header::CONTENT_TYPE
+            | header::HOST
+            | header::MAX_FORWARDS
+            | header::SET_COOKIE
+            | header::TRAILER
+            | header::TRANSFER_ENCODING
+            | header::TE
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(list: &[(&str, &str)]) -> FramingFields {
+        let mut fields = FramingFields::default();
+        for (name, value) in list {
+            fields.field(name.as_bytes(), value.as_bytes());
+        }
+        fields
+    }
+
+    #[test]
+    fn content_length_takes_digits_and_lists_of_one_value() {
+        assert_eq!(content_length(b"5"), Some(5));
+        assert_eq!(content_length(b" 5 "), Some(5));
+        assert_eq!(content_length(b"5, 5"), Some(5));
+        assert_eq!(content_length(b"5, 6"), None);
+        assert_eq!(content_length(b"+5"), None);
+        assert_eq!(content_length(b"5,"), None);
+        assert_eq!(content_length(b""), None);
+        assert_eq!(content_length(b"0x5"), None);
+        assert_eq!(content_length(b"99999999999999999999"), None);
+    }
+
+    #[test]
+    fn transfer_encoding_overrides_content_length() {
+        let get = Method::GET;
+        let both = fields(&[("Content-Length", "5"), ("Transfer-Encoding", "chunked")]);
+        assert_eq!(
+            response_framing(&get, StatusCode::OK, Version::HTTP_11, &both),
+            Ok(ResponseFraming::Chunked)
+        );
+        assert!(!response_reusable(
+            &get,
+            StatusCode::OK,
+            Version::HTTP_11,
+            &both,
+            ResponseFraming::Chunked
+        ));
+        let identity = fields(&[("Transfer-Encoding", "identity"), ("Content-Length", "5")]);
+        assert_eq!(
+            response_framing(&get, StatusCode::OK, Version::HTTP_11, &identity),
+            Ok(ResponseFraming::UntilClose)
+        );
+        let http10 = fields(&[("Transfer-Encoding", "chunked")]);
+        assert_eq!(
+            response_framing(&get, StatusCode::OK, Version::HTTP_10, &http10),
+            Err(FramingError::TransferEncodingInHttp10)
+        );
+    }
+
+    #[test]
+    fn bodiless_responses_that_announce_a_body_end_the_connection() {
+        let announced = fields(&[("Content-Length", "8")]);
+        for (method, status) in [
+            (Method::HEAD, StatusCode::OK),
+            (Method::GET, StatusCode::NO_CONTENT),
+        ] {
+            let framing = response_framing(&method, status, Version::HTTP_11, &announced).unwrap();
+            assert_eq!(framing, ResponseFraming::Length(0));
+            assert!(!response_reusable(
+                &method,
+                status,
+                Version::HTTP_11,
+                &announced,
+                framing
+            ));
+        }
+        // A 304 carries the length of the representation it validates: the usual case.
+        let framing = response_framing(
+            &Method::GET,
+            StatusCode::NOT_MODIFIED,
+            Version::HTTP_11,
+            &announced,
+        )
+        .unwrap();
+        assert!(response_reusable(
+            &Method::GET,
+            StatusCode::NOT_MODIFIED,
+            Version::HTTP_11,
+            &announced,
+            framing
+        ));
+        let empty = fields(&[("Content-Length", "0")]);
+        assert!(response_reusable(
+            &Method::HEAD,
+            StatusCode::OK,
+            Version::HTTP_11,
+            &empty,
+            ResponseFraming::Length(0)
+        ));
+    }
+
+    #[test]
+    fn keep_alive_by_version_and_connection() {
+        assert!(fields(&[]).keep_alive(Version::HTTP_11));
+        assert!(!fields(&[]).keep_alive(Version::HTTP_10));
+        assert!(fields(&[("Connection", "Keep-Alive")]).keep_alive(Version::HTTP_10));
+        assert!(!fields(&[("Connection", "keep-alive, close")]).keep_alive(Version::HTTP_11));
+        assert!(
+            fields(&[("Connection", "x-secret")])
+                .connection
+                .names_fields
+        );
+    }
+
+    #[test]
+    fn framing_fields_are_never_trailers() {
+        for name in [
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::SET_COOKIE,
+            header::HOST,
+        ] {
+            assert!(!is_valid_trailer(&name), "{name}");
+        }
+        assert!(is_valid_trailer(&HeaderName::from_static("grpc-status")));
+    }
+}
