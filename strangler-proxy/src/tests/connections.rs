@@ -281,3 +281,63 @@ async fn a_rate_limited_log_line_comes_once_a_period_and_counts_the_rest() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(every.ready(), Some(2));
 }
+
+/// Parses a config made of `text` and a monolith upstream.
+fn parse(text: &str) -> Result<crate::Config, String> {
+    let text = format!("{text}\n[upstreams.monolith]\naddresses = [\"http://127.0.0.1:8080\"]\n");
+    let path = std::path::Path::new("fig-proxy.toml");
+    crate::Config::parse(&text, Some(path), &crate::Overrides::default())
+        .map_err(|err| err.to_string())
+}
+
+#[test]
+fn the_connection_settings_have_defaults_and_can_be_set() {
+    let config = parse("").expect("an empty config");
+    assert_eq!(config.max_connections, None, "derived from the file limit");
+    let timeouts = config.timeouts;
+    assert_eq!(
+        [
+            timeouts.h2_handshake,
+            timeouts.h2_idle,
+            timeouts.h2_ping_interval,
+            timeouts.h2_ping_timeout
+        ],
+        [10, 60, 60, 20].map(Duration::from_secs)
+    );
+    let config = parse(
+        "[server]\nmax_connections = 3\n[timeouts]\nh2_handshake = \"1s\"\nh2_idle = \"2s\"\nh2_ping_interval = \"3s\"\nh2_ping_timeout = \"4s\"\n",
+    )
+    .expect("a config with every connection setting");
+    assert_eq!(config.max_connections, Some(3));
+    let timeouts = config.timeouts;
+    assert_eq!(
+        [
+            timeouts.h2_handshake,
+            timeouts.h2_idle,
+            timeouts.h2_ping_interval,
+            timeouts.h2_ping_timeout
+        ],
+        [1, 2, 3, 4].map(Duration::from_secs)
+    );
+}
+
+#[test]
+fn connection_settings_that_would_refuse_or_close_everything_are_refused_with_their_place() {
+    assert_eq!(
+        parse("[server]\nmax_connections = 0\n").unwrap_err(),
+        "fig-proxy.toml:2:19: `max_connections` must be at least 1; leave it out for a cap derived from the file limit"
+    );
+    assert_eq!(
+        parse("[server]\nmax_connections = -5\n").unwrap_err(),
+        "fig-proxy.toml:2:19: `max_connections` must be at least 1; leave it out for a cap derived from the file limit"
+    );
+    assert_eq!(
+        parse("[timeouts]\nh2_idle = \"0s\"\n").unwrap_err(),
+        "fig-proxy.toml:2:11: `h2_idle` must be longer than 0"
+    );
+    assert!(
+        parse("[timeouts]\nh2_handshake = \"soon\"\n")
+            .unwrap_err()
+            .starts_with("fig-proxy.toml:2:16: invalid duration `soon`"),
+    );
+}
