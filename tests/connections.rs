@@ -480,3 +480,30 @@ fn the_default_connection_cap_follows_the_raised_file_limit() {
     // (200 files - 64 reserved) / 2 sockets per proxied connection.
     assert_eq!(proxy.metric("fig_proxy_connections_max"), 68.0);
 }
+
+/// Covers issue 15, item 5: keep-alive PINGs find a peer that is gone, even while its request
+/// waits for a slow upstream (so the connection is not idle).
+#[test]
+fn an_h2c_peer_that_does_not_answer_pings_is_closed() {
+    let proxy = start_with(
+        Faulty::start("monolith", Mode::Slow(Duration::from_secs(60))),
+        "",
+        "h2_ping_interval = \"1s\"\nh2_ping_timeout = \"1s\"",
+        &[],
+    );
+    let mut client = proxy.connect();
+    let started = Instant::now();
+    client
+        .write_all(&[PREFACE, SETTINGS, &get_request("/slow")].concat())
+        .expect("send a request");
+    // Reads, and answers nothing: not the SETTINGS, not the PINGs.
+    let received = read_until_closed(&mut client, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still open after 20 s; stderr:\n{}", proxy.proc.stderr()));
+    let kinds: Vec<u8> = frames(&received).iter().map(|frame| frame.kind).collect();
+    assert!(kinds.contains(&PING), "no PING before the close: {kinds:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before a PING could be answered: {:?}",
+        started.elapsed()
+    );
+}
