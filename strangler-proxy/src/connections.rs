@@ -544,22 +544,26 @@ pub(crate) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
 pub fn raise_file_limit() -> Option<u64> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum || (limit.current.is_some() && limit.maximum.is_none()) {
+    // An unlimited hard limit is left alone: the kernel refuses a soft limit above its own
+    // maximum (`fs.nr_open`), which an infinite one would be.
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
+        && current < maximum
+    {
         let raised = Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
+            current: Some(maximum),
+            maximum: Some(maximum),
         };
         match setrlimit(Resource::Nofile, raised) {
             Ok(()) => {
                 tracing::info!(
-                    from = ?limit.current,
-                    to = ?limit.maximum,
+                    from = current,
+                    to = maximum,
                     "raised the file limit (RLIMIT_NOFILE) to its hard limit"
                 );
-                return limit.maximum;
+                return Some(maximum);
             }
             Err(err) => {
-                tracing::warn!(error = %err, limit = ?limit.current, "cannot raise the file limit (RLIMIT_NOFILE)");
+                tracing::warn!(error = %err, limit = current, "cannot raise the file limit (RLIMIT_NOFILE)");
             }
         }
     }
