@@ -25,9 +25,12 @@ const SETTINGS_FRAME: u8 = 4;
 const PING: u8 = 6;
 const GOAWAY: u8 = 7;
 
+/// The admin token of every proxy here.
+const TOKEN: &str = "connections-test-token";
+
 /// A running `fig proxy`.
 struct Proxy {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     proc: Proc,
     addr: SocketAddr,
     admin: SocketAddr,
@@ -51,9 +54,11 @@ addresses = ["http://{}"]
 
 [admin]
 listen = "127.0.0.1:0"
+token_file = "admin.token"
 "#,
         upstream.addr
     );
+    std::fs::write(dir.path().join("admin.token"), TOKEN).expect("write the token");
     let path = dir.path().join("fig-proxy.toml");
     std::fs::write(&path, config).expect("write the config");
     let mut command = match wrapper.split_first() {
@@ -69,7 +74,7 @@ listen = "127.0.0.1:0"
     let addr = proc.address("listening on http://");
     let admin = proc.address("admin on http://");
     Proxy {
-        _dir: dir,
+        dir,
         proc,
         addr,
         admin,
@@ -97,12 +102,16 @@ impl Proxy {
 
     /// `GET path` on the proxy (HTTP/1.1, `Connection: close`): the status line and the rest.
     fn get(&self, path: &str) -> String {
-        http1_get(self.addr, path)
+        http1_get(self.addr, path, "")
     }
 
     /// The value of one metric line (`name{labels}`), from the admin API.
     fn metric(&self, series: &str) -> f64 {
-        let metrics = http1_get(self.admin, "/metrics");
+        let metrics = http1_get(
+            self.admin,
+            "/metrics",
+            &format!("Authorization: Bearer {TOKEN}\r\n"),
+        );
         metrics
             .lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -128,16 +137,17 @@ impl Proxy {
     }
 }
 
-fn http1_get(addr: SocketAddr, path: &str) -> String {
-    try_http1_get(addr, path).unwrap_or_else(|err| panic!("GET {path} on {addr}: {err}"))
+/// `GET path` on `addr` with the header lines `fields` (each ending in CRLF).
+fn http1_get(addr: SocketAddr, path: &str, fields: &str) -> String {
+    try_http1_get(addr, path, fields).unwrap_or_else(|err| panic!("GET {path} on {addr}: {err}"))
 }
 
-fn try_http1_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+fn try_http1_get(addr: SocketAddr, path: &str, fields: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: fig.test\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{fields}Connection: close\r\n\r\n"
     )?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
@@ -380,7 +390,7 @@ fn at_the_connection_cap_a_new_connection_gets_503_and_the_admin_api_still_answe
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     assert!(answer.contains("server.max_connections"), "{answer}");
     // Ops can still look and roll back.
-    assert!(http1_get(proxy.admin, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(http1_get(proxy.admin, "/healthz", "").starts_with("HTTP/1.1 200"));
     proxy.wait_for_metric("fig_proxy_connections_refused_total", |n| n == 1.0);
     assert_eq!(proxy.metric("fig_proxy_connections_max"), 3.0);
     assert!(
@@ -457,7 +467,7 @@ fn at_the_file_limit_the_proxy_backs_off_and_serves_again_once_connections_close
     drop(held);
     let start = Instant::now();
     loop {
-        let answer = try_http1_get(proxy.addr, "/healthz");
+        let answer = try_http1_get(proxy.addr, "/healthz", "");
         if answer.is_ok_and(|answer| answer.starts_with("HTTP/1.1 200")) {
             break;
         }
@@ -506,4 +516,63 @@ fn an_h2c_peer_that_does_not_answer_pings_is_closed() {
         "closed before a PING could be answered: {:?}",
         started.elapsed()
     );
+}
+
+/// The cap follows a reload; a reload with a cap of 0 is refused with its place and the cap in
+/// force stays.
+#[test]
+fn a_reloaded_cap_applies_to_new_connections_and_a_bad_one_keeps_the_last_good_one() {
+    let proxy = start("max_connections = 1", "");
+    let _held = proxy.connect();
+    proxy.wait_for_metric("fig_proxy_connections", |n| n == 1.0);
+    let mut refused = proxy.connect();
+    let answer = read_until_closed(&mut refused, Duration::from_secs(10)).expect("refused");
+    assert!(answer.starts_with(b"HTTP/1.1 503"), "{answer:?}");
+
+    let path = proxy.dir.path().join("fig-proxy.toml");
+    let config = std::fs::read_to_string(&path).expect("read the config");
+    std::fs::write(
+        &path,
+        config.replace("max_connections = 1", "max_connections = 2"),
+    )
+    .expect("write the config");
+    proxy.proc.signal("HUP");
+    // A reload applies to connections accepted after it.
+    let start = Instant::now();
+    while !proxy.get("/healthz").starts_with("HTTP/1.1 200") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the new cap is not in force; stderr:\n{}",
+            proxy.proc.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(proxy.metric("fig_proxy_connections_max"), 2.0);
+
+    std::fs::write(
+        &path,
+        config.replace("max_connections = 1", "max_connections = 0"),
+    )
+    .expect("write the config");
+    proxy.proc.signal("HUP");
+    let start = Instant::now();
+    while !proxy
+        .proc
+        .stderr()
+        .contains("`max_connections` must be at least 1")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the bad cap was not refused; stderr:\n{}",
+            proxy.proc.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        proxy.proc.stderr().contains("fig-proxy.toml:3:19:"),
+        "the refusal names the place; stderr:\n{}",
+        proxy.proc.stderr()
+    );
+    assert!(proxy.get("/healthz").starts_with("HTTP/1.1 200"));
+    assert_eq!(proxy.metric("fig_proxy_connections_max"), 2.0);
 }
