@@ -4,6 +4,8 @@
 mod analyze;
 /// The HTML report of examples/shop in headless Chromium.
 mod browser;
+/// Connections that end: HTTP/2 handshake and idle deadlines, the connection cap, the file limit.
+mod connections;
 /// `fig demo`: the example system started as a newcomer would.
 mod demo;
 /// docs/deploy: the Kubernetes manifests, the alert rules and the proxy config they carry.

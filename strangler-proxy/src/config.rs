@@ -49,6 +49,9 @@ pub struct Config {
     pub access_log: Option<AccessLog>,
     /// Which server speaks HTTP/1 to clients.
     pub http1: Http1Server,
+    /// Most client connections open at once on the proxy listeners; `None` derives it from the
+    /// process's file limit (`connections::default_max_connections`).
+    pub max_connections: Option<usize>,
     /// Timeouts.
     pub timeouts: Timeouts,
     /// Size limits.
@@ -94,6 +97,15 @@ pub struct Timeouts {
     /// that sends nothing more of its response body, a client that reads nothing of it, or a
     /// request body that stops arriving.
     pub body_idle: Duration,
+    /// From an HTTP/2 connection's start to the end of the client's first SETTINGS frame.
+    pub h2_handshake: Duration,
+    /// How long an HTTP/2 connection may have no stream open before it is shut down (GOAWAY).
+    pub h2_idle: Duration,
+    /// Time between keep-alive PINGs on an HTTP/2 connection.
+    pub h2_ping_interval: Duration,
+    /// How long a PING (or a graceful shutdown) may wait for the peer before the connection is
+    /// closed.
+    pub h2_ping_timeout: Duration,
 }
 
 /// Size limits on requests.
@@ -561,6 +573,7 @@ struct RawServer {
     state_file: Option<Spanned<String>>,
     access_log: Option<Spanned<String>>,
     http1: Option<Http1Server>,
+    max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -570,6 +583,10 @@ struct RawTimeouts {
     header_read: Option<Spanned<String>>,
     request: Option<Spanned<String>>,
     body_idle: Option<Spanned<String>>,
+    h2_handshake: Option<Spanned<String>>,
+    h2_idle: Option<Spanned<String>>,
+    h2_ping_interval: Option<Spanned<String>>,
+    h2_ping_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -999,6 +1016,18 @@ fn validate(
         None => None,
     };
     let workers = overrides.workers.or(workers);
+    let max_connections = match &server.max_connections {
+        Some(n) => match usize::try_from(*n.get_ref()) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                return Err(ctx.error(
+                    n.span(),
+                    "`max_connections` must be at least 1; leave it out for a cap derived from the file limit",
+                ));
+            }
+        },
+        None => None,
+    };
     let upstream_header = match &server.upstream_header {
         None => Some(HeaderName::from_static(DEFAULT_UPSTREAM_HEADER)),
         Some(value) => match value.get_ref() {
@@ -1040,6 +1069,26 @@ fn validate(
             timeouts.body_idle.as_ref(),
             Duration::from_secs(60),
             "body_idle",
+        )?,
+        h2_handshake: ctx.positive_duration(
+            timeouts.h2_handshake.as_ref(),
+            Duration::from_secs(10),
+            "h2_handshake",
+        )?,
+        h2_idle: ctx.positive_duration(
+            timeouts.h2_idle.as_ref(),
+            Duration::from_secs(60),
+            "h2_idle",
+        )?,
+        h2_ping_interval: ctx.positive_duration(
+            timeouts.h2_ping_interval.as_ref(),
+            Duration::from_secs(60),
+            "h2_ping_interval",
+        )?,
+        h2_ping_timeout: ctx.positive_duration(
+            timeouts.h2_ping_timeout.as_ref(),
+            Duration::from_secs(20),
+            "h2_ping_timeout",
         )?,
     };
     let max_header_size = match &limits.max_header_size {
@@ -1377,6 +1426,7 @@ fn validate(
         state_file,
         access_log,
         http1: server.http1.unwrap_or_default(),
+        max_connections,
         timeouts,
         limits: Limits {
             max_header_size,

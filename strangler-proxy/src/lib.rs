@@ -14,7 +14,8 @@
 //! Module map: `config` (TOML → validated [`Config`]), `route` (matching and the decision),
 //! `context` (the flag context of a request), `upstream` (pools, balancing, health checks),
 //! `proxy` (the request handler), `server` (the HTTP/1 server for plain requests; hyper serves the
-//! rest), `serve` (listeners, reload, drain), `admin` (the admin API),
+//! rest), `serve` (listeners, reload, drain), `connections` (the connection cap and the HTTP/2
+//! deadlines), `admin` (the admin API),
 //! `metrics`, `state` (persisted rollbacks), `slo` (automatic rollback when a service breaks its
 //! SLO), `shadow` (mirrored requests) and `diff` (response comparison), `flags` (the
 //! [`FlagSource`] trait), `error`.
@@ -24,6 +25,7 @@ pub mod attempt;
 pub mod breaker;
 pub mod client;
 pub mod config;
+pub mod connections;
 pub mod context;
 mod deadline;
 pub mod diff;

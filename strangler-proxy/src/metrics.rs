@@ -86,6 +86,8 @@ pub struct Metrics {
     pub shadow: crate::shadow::Registry,
     /// Circuit breakers and the counters of request-path protection (`attempt.rs`).
     pub guard: crate::attempt::GuardMetrics,
+    /// Client connections: open, the cap, refusals, deadlines (`connections.rs`).
+    pub connections: crate::connections::ConnectionMetrics,
 }
 
 impl Metrics {
@@ -233,6 +235,7 @@ impl Metrics {
             );
         }
         self.guard.render(&mut out, &extra.circuits);
+        self.connections.render(&mut out);
         out
     }
 }

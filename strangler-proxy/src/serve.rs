@@ -11,7 +11,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use http::HeaderName;
@@ -19,10 +19,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt as _;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{AccessLog, Config, Http1Server, Overrides};
+use crate::connections::{self, Backoff, Every};
 use crate::context::ContextBuilder;
 use crate::error::{ConfigError, Error};
 use crate::flags::FlagSource;
@@ -305,12 +306,26 @@ impl Proxy {
         let (stop_tx, stop_rx) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
         let mut tasks = tokio::task::JoinSet::new();
+        let file_limit = connections::raise_file_limit();
+        let default_cap = connections::default_max_connections(file_limit);
+        let cap = self.config().max_connections.unwrap_or(default_cap);
+        self.shared
+            .metrics
+            .connections
+            .max
+            .store(u64::try_from(cap).unwrap_or(u64::MAX), Ordering::Relaxed);
+        tracing::info!(
+            file_limit = ?file_limit,
+            max_connections = cap,
+            "serving; at most max_connections client connections at once"
+        );
         for listener in listeners.proxy {
             tasks.spawn(accept_loop(
                 listener,
                 self.shared.clone(),
                 graceful.clone(),
                 stop_rx.clone(),
+                default_cap,
             ));
         }
         if let Some(listener) = listeners.admin {
@@ -376,8 +391,71 @@ fn server_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(config.limits.max_header_size).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(config.limits.max_header_size).unwrap_or(u32::MAX))
+        // A dead peer is found by its missing PING answers; the handshake and idle deadlines
+        // hyper lacks are enforced around the connection (connections.rs).
+        .keep_alive_interval(config.timeouts.h2_ping_interval)
+        .keep_alive_timeout(config.timeouts.h2_ping_timeout);
     builder
+}
+
+/// One open client connection, counted in `fig_proxy_connections` until dropped.
+struct Slot(Arc<Shared>);
+
+impl Slot {
+    /// A slot under `cap`, or `None` at the cap.
+    fn take(shared: &Arc<Shared>, cap: usize) -> Option<Slot> {
+        let open = &shared.metrics.connections.open;
+        let cap = u64::try_from(cap).unwrap_or(u64::MAX);
+        open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < cap).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Slot(shared.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .connections
+            .open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One warning a period for the connection cap, and one for failing accepts.
+static AT_CAP_LOG: Every = Every::new(Duration::from_secs(10));
+static ACCEPT_ERROR_LOG: Every = Every::new(Duration::from_secs(10));
+
+/// Answers a connection over the cap (see [`connections::refuse`]), unless too many refusals
+/// are being written already: then it is closed at once.
+fn refuse(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, cap: usize) {
+    let metrics = &shared.metrics.connections;
+    metrics.refused.fetch_add(1, Ordering::Relaxed);
+    if let Some(skipped) = AT_CAP_LOG.ready() {
+        tracing::warn!(
+            max_connections = cap,
+            %peer,
+            refused_since_last_warning = skipped,
+            "at the connection cap (server.max_connections): refusing new connections with 503"
+        );
+    }
+    let refusing = metrics.refusing.fetch_add(1, Ordering::Relaxed);
+    if refusing >= connections::MAX_REFUSING {
+        metrics.refusing.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        connections::refuse(stream).await;
+        shared
+            .metrics
+            .connections
+            .refusing
+            .fetch_sub(1, Ordering::Relaxed);
+    });
 }
 
 async fn accept_loop(
@@ -385,32 +463,64 @@ async fn accept_loop(
     shared: Arc<Shared>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
+    default_cap: usize,
 ) {
-    // Server settings (header limit, header-read timeout) are per connection: a reload applies
+    // Server settings (header limit, timeouts, the cap) are per connection: a reload applies
     // them to connections accepted after it. The builder is rebuilt only when the config changed.
     let mut built_for = shared.active.load().config.clone();
     let mut builder = Arc::new(server_builder(&built_for));
+    let mut cap = built_for.max_connections.unwrap_or(default_cap);
+    let mut backoff = Backoff::new();
     loop {
         let (stream, peer) = tokio::select! {
             biased;
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                Err(err) if connections::is_connection_error(&err) => continue,
                 Err(err) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+                    // EMFILE, ENFILE, ENOMEM: the open connections keep being served while this
+                    // loop waits, longer each time, for some of them to end.
+                    shared
+                        .metrics
+                        .connections
+                        .accept_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    let pause = backoff.failed();
+                    if let Some(skipped) = ACCEPT_ERROR_LOG.ready() {
+                        tracing::warn!(
+                            error = %err,
+                            ?pause,
+                            failed_since_last_warning = skipped,
+                            "accept failed; retrying after a pause (at the file limit, raise it or lower server.max_connections)"
+                        );
+                    }
+                    tokio::select! {
+                        biased;
+                        _ = stop.changed() => break,
+                        () = tokio::time::sleep(pause) => continue,
+                    }
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
+        backoff.reset();
         let config = shared.active.load().config.clone();
         if !Arc::ptr_eq(&config, &built_for) {
             builder = Arc::new(server_builder(&config));
+            cap = config.max_connections.unwrap_or(default_cap);
             built_for = config;
+            shared
+                .metrics
+                .connections
+                .max
+                .store(u64::try_from(cap).unwrap_or(u64::MAX), Ordering::Relaxed);
         }
+        let Some(slot) = Slot::take(&shared, cap) else {
+            refuse(stream, peer, &shared, cap);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
         let settings = crate::server::Settings {
             header_read: built_for.timeouts.header_read,
             body_read: built_for.timeouts.request,
@@ -426,6 +536,7 @@ async fn accept_loop(
             stop: stop.clone(),
         };
         tokio::spawn(async move {
+            let _slot = slot;
             if own_http1 {
                 crate::server::serve(stream, settings, connection).await;
             } else {

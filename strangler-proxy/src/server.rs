@@ -45,6 +45,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::connections::{self, Sniff, Streams, Tracked};
 use crate::deadline::IdleWrite;
 use crate::framing::{self, ConnectionTokens, FramingFields};
 use crate::proxy::{self, ClientBody, ClientConn, ProxyBody};
@@ -85,7 +86,8 @@ pub(crate) struct Connection {
 }
 
 /// Serves one client connection with hyper's server only (`server.http1 = "hyper"`, or after a
-/// hand-off).
+/// hand-off), within the HTTP/2 deadlines hyper lacks (connections.rs): the handshake within
+/// `timeouts.h2_handshake`, GOAWAY after `timeouts.h2_idle` with no stream open.
 pub(crate) async fn serve_with_hyper<I>(io: I, connection: Connection)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -94,23 +96,45 @@ where
         conn,
         builder,
         watcher,
-        ..
+        stop,
     } = connection;
     let peer = conn.1.addr;
+    let shared = conn.0.clone();
+    let timeouts = shared.active.load().config.timeouts;
+    let deadlines = connections::H2Deadlines {
+        handshake: timeouts.h2_handshake,
+        idle: timeouts.h2_idle,
+        grace: timeouts.h2_ping_timeout,
+    };
+    let streams = Streams::new();
+    let (io, protocol) = Sniff::new(io);
+    let tracker = streams.clone();
     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
         let conn = conn.clone();
+        let stream = tracker.open();
         async move {
             let response = proxy::handle(&conn.0, &conn.1, req.map(ClientBody::Hyper)).await;
             // hyper writes the map only: the upstream's fields go into it.
             let (mut parts, mut body) = response.into_parts();
             body.move_fields_into(&mut parts.headers);
+            // The stream stays open, for the idle deadline, until its body is sent.
+            let body = Tracked::new(body, stream);
             Ok::<_, std::convert::Infallible>(Response::from_parts(parts, body))
         }
     });
-    let served = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    if let Err(err) = watcher.watch(served.into_owned()).await {
-        tracing::debug!(%peer, error = %err, "connection ended with an error");
-    }
+    let served = pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+    let ended = connections::drive(
+        served,
+        |conn| conn.graceful_shutdown(),
+        &streams,
+        &protocol,
+        deadlines,
+        stop,
+    )
+    .await;
+    connections::record(&ended, peer, &shared.metrics.connections);
+    // Held to the end: the proxy's drain waits for every watcher to be dropped.
+    drop(watcher);
 }
 
 /// Serves one client connection: plain HTTP/1 requests here, the rest by hyper (see the module

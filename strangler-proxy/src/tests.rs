@@ -6,6 +6,7 @@
 mod admin;
 mod client;
 mod config;
+mod connections;
 mod context;
 mod diff;
 mod guard;
