@@ -421,6 +421,13 @@ pub struct AdminConfig {
     pub listen: Option<SocketAddr>,
     /// The bearer token; `None` means no token is asked (only allowed on loopback).
     pub token: Option<String>,
+    /// Hosts the admin API answers besides its own address and the loopback names (`Host` and
+    /// `Origin` are checked against them): lowercase `HOST` (any port) or `HOST:PORT`, or `*`
+    /// for any host.
+    pub allowed_hosts: Vec<String>,
+    /// Where `fig proxy` keeps the token it generates at first start when no token is
+    /// configured; `None` when `admin.generate_token = false` or there is no config file.
+    pub generated_token_file: Option<PathBuf>,
 }
 
 /// Config-file watching.
@@ -452,6 +459,9 @@ pub struct Overrides {
     /// The Unleash admin token from the environment (`$FIG_UNLEASH_ADMIN_TOKEN`), used when
     /// `flags.unleash` has none.
     pub unleash_admin_token: Option<String>,
+    /// The admin token `fig proxy` generated (`admin.generated_token_file`), used when the
+    /// config names none, also on reload.
+    pub generated_admin_token: Option<String>,
 }
 
 impl Config {
@@ -515,6 +525,15 @@ impl Config {
             .file_stem()
             .map_or_else(|| "fig-proxy".into(), |s| s.to_string_lossy().into_owned());
         config_path.with_file_name(format!("{stem}.state.json"))
+    }
+
+    /// The default place of the generated admin token for a config file, next to the state
+    /// file: `<dir>/<stem>.admin-token`.
+    pub fn default_admin_token_file(config_path: &Path) -> PathBuf {
+        let stem = config_path
+            .file_stem()
+            .map_or_else(|| "fig-proxy".into(), |s| s.to_string_lossy().into_owned());
+        config_path.with_file_name(format!("{stem}.admin-token"))
     }
 }
 
@@ -727,6 +746,10 @@ struct RawAdmin {
     listen: Option<Spanned<String>>,
     token: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    allowed_hosts: Vec<Spanned<String>>,
+    generate_token: Option<bool>,
+    generated_token_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1321,7 +1344,7 @@ fn validate(
         }
         (Some(token), None) => Some(token.get_ref().clone()),
         (None, Some(file)) => Some(ctx.read_secret(file)?),
-        (None, None) => None,
+        (None, None) => overrides.generated_admin_token.clone(),
     };
     if let Some(file) = &overrides.admin_token_file {
         let token = std::fs::read_to_string(file).map_err(|err| ConfigError {
@@ -1349,6 +1372,25 @@ fn validate(
         let span = admin.listen.as_ref().map_or(0..0, Spanned::span);
         return Err(ctx.error(span, format!("the admin API on non-loopback address {addr} needs `admin.token` or `admin.token_file`")));
     }
+    let mut allowed_hosts = Vec::with_capacity(admin.allowed_hosts.len());
+    for host in &admin.allowed_hosts {
+        let text = host.get_ref().trim().to_ascii_lowercase();
+        if text != "*" && http::uri::Authority::try_from(text.as_str()).is_err() {
+            return Err(ctx.error(
+                host.span(),
+                format!(
+                    "invalid host `{}` in `allowed_hosts`; write a name or address, with or without :PORT, or \"*\"",
+                    host.get_ref()
+                ),
+            ));
+        }
+        allowed_hosts.push(text);
+    }
+    let generated_token_file = match (admin.generate_token, &admin.generated_token_file) {
+        (Some(false), _) => None,
+        (_, Some(file)) => Some(ctx.path(file.get_ref())),
+        (_, None) => path.map(Config::default_admin_token_file),
+    };
 
     let reload = ReloadConfig {
         watch: reload.watch.unwrap_or(true),
@@ -1380,6 +1422,8 @@ fn validate(
         admin: AdminConfig {
             listen: admin_listen,
             token: admin_token,
+            allowed_hosts,
+            generated_token_file,
         },
         reload,
         shadow,

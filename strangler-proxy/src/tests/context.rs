@@ -75,6 +75,42 @@ fn jwt_hs256_is_checked() {
     assert_eq!(user_id(&b, &[("authorization", "Bearer not.a.jwt")]), None);
 }
 
+/// Issue 15: a token that is not valid yet (`nbf` in the future, past the leeway of 60 s) is not
+/// trusted, as `[context.jwt]` documents; one inside the leeway is.
+#[test]
+fn jwt_not_before_is_checked_with_a_minute_of_leeway() {
+    let b = builder(
+        "[context]\nuser_id = [\"jwt:sub\", \"header:x-user-id\"]\n[context.jwt]\nalgorithm = \"HS256\"\nsecret = \"right\"\n",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let bearer = |nbf: u64| {
+        format!(
+            "Bearer {}",
+            hs256(json!({"sub": "carol", "nbf": nbf}), "right")
+        )
+    };
+    let future = bearer(now + 3600);
+    assert_eq!(
+        user_id(
+            &b,
+            &[("authorization", &future), ("x-user-id", "header-user")]
+        )
+        .as_deref(),
+        Some("header-user"),
+        "a token valid only in an hour is absent: the next source decides"
+    );
+    for nbf in [now - 3600, now, now + 30] {
+        assert_eq!(
+            user_id(&b, &[("authorization", &bearer(nbf))]).as_deref(),
+            Some("carol"),
+            "nbf {nbf} is within the leeway of now {now}"
+        );
+    }
+}
+
 #[test]
 fn jwt_rs256_from_cookie() {
     let b = builder(
