@@ -154,3 +154,21 @@ fn an_atomic_write_sets_or_keeps_the_mode() {
     crate::write_atomically(&shared, b"{}\n", crate::FileMode::Keep).expect("write");
     assert_eq!(mode(&shared), 0o640);
 }
+
+/// `create_atomically` makes a file once: over an existing one it fails with `AlreadyExists` and
+/// leaves it as it was (two proxies generating a token for one config keep the first).
+#[test]
+fn create_atomically_never_replaces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("admin-token");
+    crate::create_atomically(&path, b"first\n", crate::FileMode::OwnerOnly).expect("create");
+    let err = crate::create_atomically(&path, b"second\n", crate::FileMode::OwnerOnly)
+        .expect_err("the file exists");
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "first\n");
+    assert_eq!(
+        dir_names(dir.path()),
+        ["admin-token"],
+        "no temporary file is left"
+    );
+}

@@ -517,8 +517,12 @@ fn write_state_dir(
             flags,
         };
         let path = layout.config(idx);
-        std::fs::write(&path, proxy_config(&config))
-            .with_context(|| format!("cannot write the proxy config {}", path.display()))?;
+        feature_flags::write_atomically(
+            &path,
+            proxy_config(&config).as_bytes(),
+            feature_flags::FileMode::Keep,
+        )
+        .with_context(|| format!("cannot write the proxy config {}", path.display()))?;
     }
     Ok(())
 }

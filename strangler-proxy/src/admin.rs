@@ -519,8 +519,8 @@ fn circuit_doc(
     Some(CircuitDoc {
         upstream: upstream.name.to_string(),
         state: breaker.state(now).as_str().to_owned(),
-        window_requests: u64::from(requests),
-        window_failures: u64::from(failures),
+        window_requests: requests,
+        window_failures: failures,
         ejected_addresses: u64::try_from(upstream.ejected(now)).unwrap_or(u64::MAX),
     })
 }
