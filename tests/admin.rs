@@ -437,7 +437,7 @@ fn check_warns_when_a_rate_limit_trusts_a_user_id_clients_choose() {
         String::from_utf8_lossy(&output.stderr)
             .replace(&setup.config_path().display().to_string(), "[CONFIG]")
     };
-    insta::assert_snapshot!(check(&limited), @r#"warning: [CONFIG]: route `payments` rate-limits per user, but clients choose their user id (header:x-user-id in `[context] user_id`): a new id per request escapes the limit; use `key = "ip"`, or a `jwt:` source with a key"#);
+    insta::assert_snapshot!(check(&limited), @r#"warning: [CONFIG]: route `payments` rate-limits per user, but clients choose their user id (header:x-user-id in `[context] user_id`): a new id per request escapes the limit; use `key = "ip"`, a `jwt:` source with a key, or a `trusted-header:` set by a gateway in `trusted_proxies`"#);
     assert_eq!(
         check(&format!(
             "{limited}\n[context]\nuser_id = [\"jwt:sub\"]\n\n[context.jwt]\nsecret = \"s3cret\"\n"
@@ -447,5 +447,56 @@ fn check_warns_when_a_rate_limit_trusts_a_user_id_clients_choose() {
     assert_eq!(
         check(&limited.replace("rate = 10", "rate = 10, key = \"ip\"")),
         ""
+    );
+    assert_eq!(
+        check(&format!(
+            "{limited}\n[context]\nuser_id = [\"trusted-header:x-user-id\"]\ntrusted_proxies = [\"10.0.0.1\"]\n"
+        )),
+        ""
+    );
+}
+
+/// A `trusted-header:` user id is believed only from `trusted_proxies` (a gateway that sets it):
+/// from this test, which is no trusted proxy, two requests naming two users share the client
+/// IP's bucket of a per-user rate limit of one.
+#[test]
+fn a_trusted_header_from_another_peer_is_no_user() {
+    let setup = Setup::new();
+    let route = ROUTE.replace(
+        "fallback = \"monolith\"",
+        "fallback = \"monolith\"\nrate_limit = { rate = 1, per = \"1h\", key = \"user\" }",
+    );
+    let context = |trusted: &str| {
+        format!(
+            "{route}\n[context]\nuser_id = [\"trusted-header:x-user-id\"]\ntrusted_proxies = [\"{trusted}\"]\n"
+        )
+    };
+    setup.write_config(&context("10.0.0.1"), "generate_token = false");
+    let proxy = setup.start();
+    assert_eq!(
+        get_status(proxy.addr, "x-user-id: alice\r\n"),
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        get_status(proxy.addr, "x-user-id: bob\r\n"),
+        "HTTP/1.1 429 Too Many Requests",
+        "bob is not believed: the same client IP's bucket"
+    );
+    drop(proxy);
+
+    // From a trusted proxy (this test on loopback), each user has a bucket.
+    setup.write_config(&context("127.0.0.1"), "generate_token = false");
+    let proxy = setup.start();
+    assert_eq!(
+        get_status(proxy.addr, "x-user-id: alice\r\n"),
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        get_status(proxy.addr, "x-user-id: bob\r\n"),
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        get_status(proxy.addr, "x-user-id: bob\r\n"),
+        "HTTP/1.1 429 Too Many Requests"
     );
 }

@@ -336,6 +336,9 @@ pub struct ContextConfig {
 pub enum ValueSource {
     /// A request header.
     Header(HeaderName),
+    /// A request header set by a gateway in front: read only when the request's TCP peer is
+    /// one of `trusted_proxies`, absent from anyone else (whom the gateway did not vouch for).
+    TrustedHeader(HeaderName),
     /// A cookie.
     Cookie(String),
     /// A claim of the request's JWT (see [`JwtConfig`]).
@@ -906,7 +909,9 @@ pub fn parse_upstream_address(text: &str) -> Result<Uri, String> {
 
 fn parse_source(text: &str) -> Result<ValueSource, String> {
     let (kind, name) = text.split_once(':').ok_or_else(|| {
-        format!("invalid source `{text}`; write `header:NAME`, `cookie:NAME` or `jwt:CLAIM`")
+        format!(
+            "invalid source `{text}`; write `header:NAME`, `trusted-header:NAME`, `cookie:NAME` or `jwt:CLAIM`"
+        )
     })?;
     let name = name.trim();
     if name.is_empty() {
@@ -916,10 +921,13 @@ fn parse_source(text: &str) -> Result<ValueSource, String> {
         "header" => HeaderName::try_from(name)
             .map(ValueSource::Header)
             .map_err(|_| format!("invalid header name `{name}`")),
+        "trusted-header" => HeaderName::try_from(name)
+            .map(ValueSource::TrustedHeader)
+            .map_err(|_| format!("invalid header name `{name}`")),
         "cookie" => Ok(ValueSource::Cookie(name.to_owned())),
         "jwt" => Ok(ValueSource::Jwt(name.to_owned())),
         other => Err(format!(
-            "unknown source kind `{other}`; use `header`, `cookie` or `jwt`"
+            "unknown source kind `{other}`; use `header`, `trusted-header`, `cookie` or `jwt`"
         )),
     }
 }
@@ -1550,6 +1558,25 @@ fn validate_context(ctx: &Ctx<'_>, raw: RawContext) -> Result<ContextConfig, Con
             .map_err(|_| ctx.error(item.span(), format!("invalid address or CIDR `{text}`")))?;
         trusted_proxies.push(net);
     }
+    let uses_trusted_header = user_id
+        .iter()
+        .chain(&session_id)
+        .chain(properties.iter().map(|(_, source)| source))
+        .any(|source| matches!(source, ValueSource::TrustedHeader(_)));
+    if uses_trusted_header && trusted_proxies.is_empty() {
+        let span = raw
+            .user_id
+            .iter()
+            .flatten()
+            .chain(&raw.session_id)
+            .chain(raw.properties.values())
+            .find(|item| item.get_ref().trim_start().starts_with("trusted-header:"))
+            .map_or(0..0, Spanned::span);
+        return Err(ctx.error(
+            span,
+            "a `trusted-header:` source needs `trusted_proxies`: the peers whose header is believed",
+        ));
+    }
     let jwt = raw.jwt.map(|jwt| validate_jwt(ctx, jwt)).transpose()?;
     let uses_jwt = user_id
         .iter()
@@ -1586,7 +1613,7 @@ fn validate_jwt(ctx: &Ctx<'_>, jwt: Spanned<RawJwt>) -> Result<JwtConfig, Config
         Some(value) => match parse_source(value.get_ref()) {
             Ok(ValueSource::Header(name)) => TokenLocation::Header(name),
             Ok(ValueSource::Cookie(name)) => TokenLocation::Cookie(name),
-            Ok(ValueSource::Jwt(_)) => {
+            Ok(ValueSource::Jwt(_) | ValueSource::TrustedHeader(_)) => {
                 return Err(ctx.error(
                     value.span(),
                     "`from` must be `header:NAME` or `cookie:NAME`",

@@ -1,6 +1,7 @@
 //! The flag context of one request: user id, session id, client IP and properties.
 //!
-//! Values come from headers, cookies and JWT claims, as `[context]` in the config says. A JWT is
+//! Values come from headers, cookies and JWT claims, as `[context]` in the config says; a
+//! `trusted-header:` source is read only from a peer in `trusted_proxies`. A JWT is
 //! decoded at most once per request, and only when a route with a flag needs the context. When a
 //! key is configured the signature (HS256 or RS256), `exp`/`nbf` (when present, with a leeway of 60 s
 //! for clocks that disagree), and the optional issuer and audience are checked, and a token that fails
@@ -77,6 +78,18 @@ impl ContextBuilder {
                     .map(str::trim)
                     .filter(|v| !v.is_empty())
                     .map(Cow::Borrowed),
+                ValueSource::TrustedHeader(name) => {
+                    if !is_trusted(peer, &self.config.trusted_proxies) {
+                        return None;
+                    }
+                    parts
+                        .headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(Cow::Borrowed)
+                }
                 ValueSource::Cookie(name) => cookie(&parts.headers, name).map(Cow::Borrowed),
                 ValueSource::Jwt(claim) => {
                     let claims = claims.get_or_insert_with(|| self.claims(&parts.headers));
@@ -141,7 +154,7 @@ impl ContextBuilder {
 
 /// What in `config` trusts a user id that clients choose: a per-user rate limit or a flagged
 /// route, while `[context] user_id` has a source a client sets as it likes (a header, a cookie,
-/// or a JWT claim read without a key). Since the first source with a value wins, one such source
+/// or a JWT claim read without a key; a `trusted-header:` from `trusted_proxies` is trusted). Since the first source with a value wins, one such source
 /// anywhere in the list is enough: a client without a JWT sends the header. One sentence per
 /// finding, for `fig proxy --check` and the start-up log.
 pub fn untrusted_user_id_warnings(config: &Config) -> Vec<String> {
@@ -154,7 +167,7 @@ pub fn untrusted_user_id_warnings(config: &Config) -> Vec<String> {
             ValueSource::Header(name) => Some(format!("header:{name}")),
             ValueSource::Cookie(name) => Some(format!("cookie:{name}")),
             ValueSource::Jwt(claim) if !signed => Some(format!("jwt:{claim} (no key)")),
-            ValueSource::Jwt(_) => None,
+            ValueSource::Jwt(_) | ValueSource::TrustedHeader(_) => None,
         })
         .collect();
     if chosen.is_empty() {
@@ -168,7 +181,7 @@ pub fn untrusted_user_id_warnings(config: &Config) -> Vec<String> {
             .is_some_and(|limit| limit.key == RateKey::User)
         {
             warnings.push(format!(
-                "route `{}` rate-limits per user, but clients choose their user id ({sources} in `[context] user_id`): a new id per request escapes the limit; use `key = \"ip\"`, or a `jwt:` source with a key",
+                "route `{}` rate-limits per user, but clients choose their user id ({sources} in `[context] user_id`): a new id per request escapes the limit; use `key = \"ip\"`, a `jwt:` source with a key, or a `trusted-header:` set by a gateway in `trusted_proxies`",
                 route.name
             ));
         }

@@ -196,3 +196,37 @@ fn ip_text_matches_display() {
         assert_eq!(crate::context::IpText::new(ip).as_str(), ip.to_string());
     }
 }
+
+/// Issue 15: a `trusted-header:` user id is read only from a peer in `trusted_proxies`, and
+/// needs them.
+#[test]
+fn trusted_header_only_from_trusted_proxies() {
+    let b = builder(
+        "[context]\nuser_id = [\"trusted-header:x-user-id\"]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+    );
+    let from = |peer: [u8; 4]| {
+        let (parts, ()) = Request::get("/")
+            .header("x-user-id", "alice")
+            .body(())
+            .unwrap()
+            .into_parts();
+        b.build(&parts, peer.into()).to_owned().user_id
+    };
+    assert_eq!(from([10, 1, 2, 3]).as_deref(), Some("alice"));
+    assert_eq!(
+        from([127, 0, 0, 1]),
+        None,
+        "a client that is no trusted proxy"
+    );
+    let text = "[upstreams.monolith]\naddresses = [\"http://127.0.0.1:1\"]\n[context]\nuser_id = [\"trusted-header:x-user-id\"]\n";
+    let err = Config::parse(
+        text,
+        Some(std::path::Path::new("fig-proxy.toml")),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "fig-proxy.toml:4:12: a `trusted-header:` source needs `trusted_proxies`: the peers whose header is believed"
+    );
+}
