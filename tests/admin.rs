@@ -289,6 +289,21 @@ fn a_token_is_generated_at_first_start_and_fig_route_finds_it() {
         Some(2),
         "without the token fig route is refused"
     );
+    let output = fig()
+        .arg("route")
+        .arg("--admin")
+        .arg(format!("http://{}", proxy.admin))
+        .arg("list")
+        .env("FIG_ADMIN_TOKEN_FILE", &token_file)
+        .env_remove("FIG_ADMIN_TOKEN")
+        .env_remove("FIG_ADMIN_URL")
+        .output()
+        .expect("fig route runs");
+    assert!(
+        output.status.success(),
+        "$FIG_ADMIN_TOKEN_FILE: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     // A restart reuses the token: scripts and Prometheus keep working.
     proxy.proc.signal("TERM");
