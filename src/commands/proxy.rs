@@ -62,7 +62,7 @@ pub struct Args {
 
 /// Runs `fig proxy`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let overrides = Overrides {
+    let mut overrides = Overrides {
         listen: args.listen.clone(),
         monolith: args.monolith.clone(),
         workers: args.workers.map(usize::from),
@@ -76,7 +76,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty())),
         generated_admin_token: None,
     };
-    let mut overrides = overrides;
     let mut config = match &args.config {
         Some(path) => Config::load(path, &overrides)?,
         None => Config::from_overrides(&overrides)?,

@@ -141,7 +141,15 @@ impl Admin {
             .config
             .as_deref()
             .map(|path| {
-                strangler_proxy::Config::load(path, &strangler_proxy::Overrides::default())
+                // Read as `fig proxy` reads it, so a config that needs the Unleash admin token
+                // from the environment loads here too.
+                let overrides = strangler_proxy::Overrides {
+                    unleash_admin_token: ["FIG_UNLEASH_ADMIN_TOKEN", "UNLEASH_ADMIN_TOKEN"]
+                        .into_iter()
+                        .find_map(env_value),
+                    ..strangler_proxy::Overrides::default()
+                };
+                strangler_proxy::Config::load(path, &overrides)
                     .with_context(|| format!("cannot read the proxy config {}", path.display()))
             })
             .transpose()?;
