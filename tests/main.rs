@@ -1,5 +1,8 @@
 //! End-to-end tests of the `fig` binary: each module drives real processes over loopback.
 
+/// The admin API and what the proxy trusts (issue 15): no cross-site or rebound calls, the
+/// generated token, the state file's writes, JWT `nbf`, user ids clients choose.
+mod admin;
 /// `fig analyze`, `fig suggest`, `fig check` on real workspaces.
 mod analyze;
 /// The HTML report of examples/shop in headless Chromium.

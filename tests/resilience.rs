@@ -70,6 +70,8 @@ fallback = "monolith"
 
 [admin]
 listen = "127.0.0.1:0"
+# No token on loopback, as before tokens were generated at first start (tests/admin.rs).
+generate_token = false
 "#
     );
     let path = dir.path().join("fig-proxy.toml");

@@ -444,41 +444,16 @@ impl FileStore {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory: write, fsync,
-/// rename, fsync the directory. Readers see the old file or the new one, never a mix.
+/// Writes `bytes` to `path` with [`crate::write_atomically`], keeping the file's mode. Readers see
+/// the old file or the new one, never a mix.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "flags.json".to_owned());
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let io = |action, path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io {
-            action,
-            path,
+    crate::atomic::write_atomically(path, bytes, crate::atomic::FileMode::Keep).map_err(|source| {
+        Error::Io {
+            action: "write",
+            path: path.to_owned(),
             source,
         }
-    };
-    let res = (|| {
-        let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
-        file.write_all(bytes).map_err(io("write", &tmp))?;
-        file.sync_all().map_err(io("sync", &tmp))?;
-        fs::rename(&tmp, path).map_err(io("replace", path))?;
-        #[cfg(unix)]
-        File::open(&dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io("sync", &dir))?;
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
+    })
 }
 
 /// `flags.json` + `lock` → `flags.json.lock`.

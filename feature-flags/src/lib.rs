@@ -59,6 +59,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod admin;
+mod atomic;
 mod constant;
 mod context;
 mod edit;
@@ -76,6 +77,7 @@ use tokio::sync::watch;
 use unleash_types::client_metrics::ToggleStats;
 
 pub use admin::UnleashAdmin;
+pub use atomic::{FileMode, create_atomically, write_atomically, write_atomically_with};
 pub use context::{Context, ContextRef};
 pub use edit::{Change, Stickiness, describe, describe_strategy};
 pub use error::{Error, Result};

@@ -68,3 +68,107 @@ fn uncompilable_constraint_is_refused() {
     .expect_err("bad number");
     assert!(err.to_string().contains("flag `f`"), "{err}");
 }
+
+/// The names in `dir`, sorted.
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read the directory")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Issue 15: a write that fails half-way leaves the old file as it was, and no temporary file.
+#[test]
+fn a_failed_atomic_write_leaves_the_old_file_intact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.json");
+    std::fs::write(&path, "old\n").expect("write the old file");
+    let res = crate::write_atomically_with(&path, crate::FileMode::Keep, |file| {
+        use std::io::Write as _;
+        file.write_all(b"half of the new")?;
+        Err(std::io::Error::other("disk full"))
+    });
+    assert_eq!(res.expect_err("the write fails").to_string(), "disk full");
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "old\n");
+    assert_eq!(
+        dir_names(dir.path()),
+        ["state.json"],
+        "no temporary file is left"
+    );
+
+    crate::write_atomically(&path, b"new\n", crate::FileMode::Keep).expect("write");
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "new\n");
+    assert_eq!(dir_names(dir.path()), ["state.json"]);
+}
+
+/// A symlink at the target is replaced by the new file, never written through; the old fixed
+/// temporary names (`NAME.tmp`, `.NAME.tmp-PID`) are not used at all.
+#[cfg(unix)]
+#[test]
+fn an_atomic_write_follows_no_symlink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").expect("write the victim");
+    let path = dir.path().join("flags.json");
+    for planted in [
+        "flags.json".to_owned(),
+        "flags.json.tmp".to_owned(),
+        format!(".flags.json.tmp-{}", std::process::id()),
+    ] {
+        std::os::unix::fs::symlink(&victim, dir.path().join(&planted)).expect("plant a symlink");
+    }
+    crate::write_atomically(&path, b"{}\n", crate::FileMode::Keep).expect("write");
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("read"),
+        "precious\n"
+    );
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "{}\n");
+    assert!(!std::fs::symlink_metadata(&path).expect("stat").is_symlink());
+}
+
+/// `OwnerOnly` makes a secret 0600 (also over a file others could read); `Keep` keeps the old
+/// file's mode exactly.
+#[cfg(unix)]
+#[test]
+fn an_atomic_write_sets_or_keeps_the_mode() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mode = |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+    let secret = dir.path().join("admin.token");
+    std::fs::write(&secret, "old").expect("write");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    crate::write_atomically(&secret, b"t0k\n", crate::FileMode::OwnerOnly).expect("write");
+    assert_eq!(mode(&secret), 0o600);
+
+    let shared = dir.path().join("flags.json");
+    std::fs::write(&shared, "{}").expect("write");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    crate::write_atomically(&shared, b"{}\n", crate::FileMode::Keep).expect("write");
+    assert_eq!(mode(&shared), 0o640);
+}
+
+/// `create_atomically` makes a file once: over an existing one it fails with `AlreadyExists` and
+/// leaves it as it was (two proxies generating a token for one config keep the first).
+#[test]
+fn create_atomically_never_replaces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("admin-token");
+    crate::create_atomically(&path, b"first\n", crate::FileMode::OwnerOnly).expect("create");
+    let err = crate::create_atomically(&path, b"second\n", crate::FileMode::OwnerOnly)
+        .expect_err("the file exists");
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "first\n");
+    assert_eq!(
+        dir_names(dir.path()),
+        ["admin-token"],
+        "no temporary file is left"
+    );
+}

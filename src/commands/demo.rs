@@ -517,8 +517,12 @@ fn write_state_dir(
             flags,
         };
         let path = layout.config(idx);
-        std::fs::write(&path, proxy_config(&config))
-            .with_context(|| format!("cannot write the proxy config {}", path.display()))?;
+        feature_flags::write_atomically(
+            &path,
+            proxy_config(&config).as_bytes(),
+            feature_flags::FileMode::Keep,
+        )
+        .with_context(|| format!("cannot write the proxy config {}", path.display()))?;
     }
     Ok(())
 }
@@ -955,8 +959,8 @@ fn shell_quote(text: &str) -> String {
     }
 }
 
-/// 32 random bytes from the operating system, as hex.
-fn random_token() -> anyhow::Result<String> {
+/// 32 random bytes from the operating system, as hex (also the token `fig proxy` generates).
+pub(crate) fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|err| anyhow::anyhow!("cannot get random bytes for the admin token: {err}"))?;
@@ -969,21 +973,7 @@ fn random_token() -> anyhow::Result<String> {
 
 /// Writes a file only its owner can read (mode 0600 on Unix), also when it already existed.
 fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        options.mode(0o600);
-        let mut file = options.open(path)?;
-        // `mode` applies only to a new file; an old one keeps its bits unless we set them.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(text.as_bytes())
-    }
-    #[cfg(not(unix))]
-    {
-        options.open(path)?.write_all(text.as_bytes())
-    }
+    feature_flags::write_atomically(path, text.as_bytes(), feature_flags::FileMode::OwnerOnly)
 }
 
 /// Installs the Ctrl-C and SIGTERM handlers now, and returns a future that resolves on either.

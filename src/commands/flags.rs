@@ -622,9 +622,7 @@ fn export(features: &ClientFeatures, to: Option<&std::path::Path>) -> anyhow::Re
     match to {
         None => Ok(text),
         Some(path) => {
-            let tmp = path.with_extension("tmp-export");
-            std::fs::write(&tmp, &text)
-                .and_then(|()| std::fs::rename(&tmp, path))
+            feature_flags::write_atomically(path, text.as_bytes(), feature_flags::FileMode::Keep)
                 .with_context(|| format!("cannot write `{}`", path.display()))?;
             Ok(String::new())
         }

@@ -6,14 +6,17 @@
 //! to `/reload`, and `diff NAME` reads `GET /routes/NAME/diff` (shadow traffic). The admin API answers a rollback only once it is in force, so when `fig route
 //! rollback` returns, the next request already goes to the route's fallback.
 //!
-//! The token comes from `--token`, else `--token-file`, else `$FIG_ADMIN_TOKEN`. Output is a
+//! The token comes from `--token`, else `--token-file`, else `$FIG_ADMIN_TOKEN`, else
+//! `$FIG_ADMIN_TOKEN_FILE`, else the proxy's config given with `--config` (its `admin.token`,
+//! `admin.token_file`, or the token `fig proxy` generated next to it); `--config` also gives
+//! the admin address when `--admin` and `$FIG_ADMIN_URL` do not. Output is a
 //! table for a person or `--format json` for scripts (`list` and `diff` print the admin API's own
 //! document); `diff` also renders a self-contained HTML page with `--format html`.
 //! Every failure (unreachable admin API, refused token, unknown route, refused config) is one line
 //! on stderr and exit code 2.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,7 +24,11 @@ use anyhow::{Context as _, bail};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{Value, json};
+use strangler_proxy::admin::api::{
+    MatchDoc, PathDoc, PinAnswer, ReloadAnswer, RouteDoc, RouteState, RoutesDoc,
+};
 use strangler_proxy::config::DEFAULT_ADMIN_LISTEN;
+use strangler_proxy::state::{PinInfo, PinnedBy};
 
 /// Version of the JSON shapes `fig route --format json` prints (`list` prints the admin API's
 /// document, which carries the admin API's own `schema_version`).
@@ -36,9 +43,14 @@ pub struct Args {
     /// Bearer token of the admin API [default: $FIG_ADMIN_TOKEN].
     #[arg(long, global = true, value_name = "T", conflicts_with = "token_file")]
     pub token: Option<String>,
-    /// File holding the bearer token, such as the `admin.token` that `fig demo` writes.
+    /// File holding the bearer token, such as the `admin.token` that `fig demo` writes
+    /// [default: $FIG_ADMIN_TOKEN_FILE].
     #[arg(long, global = true, value_name = "F")]
     pub token_file: Option<PathBuf>,
+    /// The proxy's config file: its admin address and token (also the token `fig proxy`
+    /// generated next to it), when not given otherwise.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -125,11 +137,28 @@ struct Answer {
 
 impl Admin {
     fn new(args: &Args) -> anyhow::Result<Admin> {
+        let proxy_config = args
+            .config
+            .as_deref()
+            .map(|path| {
+                // Read as `fig proxy` reads it, so a config that needs the Unleash admin token
+                // from the environment loads here too.
+                let overrides = strangler_proxy::Overrides {
+                    unleash_admin_token: ["FIG_UNLEASH_ADMIN_TOKEN", "UNLEASH_ADMIN_TOKEN"]
+                        .into_iter()
+                        .find_map(env_value),
+                    ..strangler_proxy::Overrides::default()
+                };
+                strangler_proxy::Config::load(path, &overrides)
+                    .with_context(|| format!("cannot read the proxy config {}", path.display()))
+            })
+            .transpose()?;
         let given = args
             .admin
             .clone()
             .or_else(|| std::env::var("FIG_ADMIN_URL").ok())
             .filter(|url| !url.trim().is_empty())
+            .or_else(|| proxy_config.as_ref().and_then(config_admin_url))
             .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_owned());
         let mut base = given.trim().trim_end_matches('/').to_owned();
         if !base.contains("://") {
@@ -140,14 +169,23 @@ impl Admin {
         }
         let token = match (&args.token, &args.token_file) {
             (Some(token), _) => Some(token.trim().to_owned()),
-            (None, Some(file)) => {
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("cannot read the token file {}", file.display()))?;
-                Some(text.trim().to_owned())
-            }
-            (None, None) => std::env::var("FIG_ADMIN_TOKEN")
-                .ok()
-                .map(|token| token.trim().to_owned()),
+            (None, Some(file)) => Some(read_token(file)?),
+            (None, None) => match (
+                env_value("FIG_ADMIN_TOKEN"),
+                env_value("FIG_ADMIN_TOKEN_FILE"),
+                &proxy_config,
+            ) {
+                (Some(token), _, _) => Some(token),
+                (None, Some(file), _) => Some(read_token(Path::new(&file))?),
+                (None, None, Some(config)) => {
+                    match (&config.admin.token, &config.admin.generated_token_file) {
+                        (Some(token), _) => Some(token.clone()),
+                        (None, Some(file)) if file.exists() => Some(read_token(file)?),
+                        (None, _) => None,
+                    }
+                }
+                (None, None, None) => None,
+            },
         }
         .filter(|token| !token.is_empty());
         // The admin API is usually on loopback: a proxy from the environment must not get in
@@ -224,7 +262,8 @@ impl Admin {
         Ok(Answer { status, body })
     }
 
-    fn routes(&self) -> anyhow::Result<Value> {
+    /// `GET /routes`, as the admin API's own JSON document (for `--format json`) and typed.
+    fn routes(&self) -> anyhow::Result<(Value, RoutesDoc)> {
         let answer = self.get("/routes")?;
         if answer.status != StatusCode::OK {
             bail!(
@@ -233,8 +272,48 @@ impl Admin {
                 error_text(&answer.body)
             );
         }
-        Ok(answer.body)
+        let doc = self.typed("/routes", answer.body.clone())?;
+        Ok((answer.body, doc))
     }
+
+    /// `body` read as the document `path` answers.
+    fn typed<T: serde::de::DeserializeOwned>(&self, path: &str, body: Value) -> anyhow::Result<T> {
+        serde_json::from_value(body).map_err(|err| {
+            anyhow::anyhow!(
+                "the admin API at {} answered {path} with a document this fig route does not understand ({err}); are the proxy and fig the same version?",
+                self.base
+            )
+        })
+    }
+}
+
+/// A non-empty environment variable, trimmed.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+fn read_token(file: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the token file {}", file.display()))?;
+    Ok(text.trim().to_owned())
+}
+
+/// The admin URL of a proxy config: its `admin.listen`, on loopback when it listens on every
+/// address; `None` when it is off or on port 0 (known only once the proxy runs).
+fn config_admin_url(config: &strangler_proxy::Config) -> Option<String> {
+    let mut listen = config.admin.listen.filter(|addr| addr.port() != 0)?;
+    if listen.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = if listen.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        listen.set_ip(loopback);
+    }
+    Some(format!("http://{listen}"))
 }
 
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -258,9 +337,9 @@ fn to_json(value: &Value) -> String {
 }
 
 fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
-    let routes = admin.routes()?;
+    let (raw, routes) = admin.routes()?;
     if format == Format::Json {
-        return Ok(to_json(&routes));
+        return Ok(to_json(&raw));
     }
     let mut rows = vec![
         [
@@ -268,49 +347,41 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
         ]
         .map(str::to_owned),
     ];
-    for route in routes["routes"].as_array().into_iter().flatten() {
-        let requests: u64 = route["requests"]
-            .as_object()
-            .into_iter()
-            .flat_map(|per_upstream| per_upstream.values())
-            .filter_map(Value::as_u64)
-            .sum();
+    for route in &routes.routes {
+        let requests: u64 = route.requests.values().sum();
         rows.push([
-            text(&route["name"]),
-            describe_match(&route["match"]),
+            route.name.clone(),
+            describe_match(&route.matcher),
             describe_flag(route),
-            text(&route["service"]),
-            text(&route["fallback"]),
+            route.service.clone(),
+            route.fallback.clone(),
             describe_state(route),
             requests.to_string(),
-            route["errors"].as_u64().unwrap_or(0).to_string(),
+            route.errors.to_string(),
         ]);
     }
     let mut out = align(&rows);
     if rows.len() == 1 {
         out.push_str("(no routes: every request goes to the default upstream)\n");
     }
-    for route in routes["routes"].as_array().into_iter().flatten() {
-        if is_pinned(route) && route["pin"]["by"] == "slo" {
+    for route in &routes.routes {
+        if let Some(pin) = slo_pin(route) {
             out.push_str(&format!(
                 "{} rolled back: {}\n",
-                text(&route["name"]),
-                describe_pin(&route["pin"])
+                route.name,
+                describe_pin(pin)
             ));
         }
     }
-    if routes["routes"]
-        .as_array()
-        .is_some_and(|all| all.iter().any(|route| route["flag"].is_string()))
-    {
+    if routes.routes.iter().any(|route| route.flag.is_some()) {
         // The admin API evaluates each flag for a request without user or session, so a gradual
         // rollout reads as off here while it sends some users to the service.
         out.push_str("flag on/off: for a request without a user; a gradual rollout still sends its share of users to the service\n");
     }
     out.push_str(&format!(
         "requests no route matches go to `{}`; flags {}\n",
-        text(&routes["default_upstream"]),
-        if routes["flags_ready"] == true {
+        routes.default_upstream,
+        if routes.flags_ready {
             "loaded"
         } else {
             "NOT loaded yet (flagged routes use their fallback)"
@@ -322,23 +393,23 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
 fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
     let health = admin.get("/healthz")?;
     let ready = admin.get("/readyz")?;
-    let routes = admin.routes()?;
-    let all: Vec<&Value> = routes["routes"].as_array().into_iter().flatten().collect();
-    let rolled_back: Vec<String> = all
+    let (_, routes) = admin.routes()?;
+    let all = &routes.routes;
+    let rolled_back: Vec<&str> = all
         .iter()
         .filter(|route| is_pinned(route))
-        .map(|route| text(&route["name"]))
+        .map(|route| route.name.as_str())
         .collect();
     // The circuit of each route's service (routes whose service has no breaker are left out).
-    let circuits: Vec<Value> = all
+    let circuits: Vec<(&str, &str, &str)> = all
         .iter()
-        .filter(|route| route["circuit"].is_object())
-        .map(|route| {
-            json!({
-                "route": route["name"],
-                "upstream": route["circuit"]["upstream"],
-                "state": route["circuit"]["state"],
-            })
+        .filter_map(|route| {
+            let circuit = route.circuit.as_ref()?;
+            Some((
+                route.name.as_str(),
+                circuit.upstream.as_str(),
+                circuit.state.as_str(),
+            ))
         })
         .collect();
     let doc = json!({
@@ -346,17 +417,20 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
         "admin": admin.base,
         "healthy": health.status == StatusCode::OK,
         "ready": ready.status == StatusCode::OK,
-        "flags_ready": routes["flags_ready"],
-        "default_upstream": routes["default_upstream"],
-        "state_file": routes["state_file"],
+        "flags_ready": routes.flags_ready,
+        "default_upstream": routes.default_upstream,
+        "state_file": routes.state_file,
         "routes": all.len(),
         "rolled_back": rolled_back,
         "pins": all
             .iter()
             .filter(|route| is_pinned(route))
-            .map(|route| (text(&route["name"]), route["pin"].clone()))
+            .map(|route| (route.name.clone(), json!(route.pin)))
             .collect::<serde_json::Map<String, Value>>(),
-        "circuits": circuits,
+        "circuits": circuits
+            .iter()
+            .map(|(route, upstream, state)| json!({"route": route, "upstream": upstream, "state": state}))
+            .collect::<Vec<_>>(),
     });
     if format == Format::Json {
         return Ok(to_json(&doc));
@@ -377,32 +451,30 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
     // One line per rolled-back route: who, when and why.
     for route in all.iter().filter(|route| is_pinned(route)) {
         rows.push([
-            format!("  {}", text(&route["name"])),
-            describe_pin(&route["pin"]),
+            format!("  {}", route.name),
+            route
+                .pin
+                .as_ref()
+                .map_or_else(|| "by admin".to_owned(), describe_pin),
         ]);
     }
     rows.extend([
         [
             "default upstream".to_owned(),
-            text(&routes["default_upstream"]),
+            routes.default_upstream.clone(),
         ],
         [
             "state file".to_owned(),
-            routes["state_file"].as_str().map_or_else(
-                || "none (rollbacks are lost on restart)".to_owned(),
-                str::to_owned,
-            ),
+            routes
+                .state_file
+                .clone()
+                .unwrap_or_else(|| "none (rollbacks are lost on restart)".to_owned()),
         ],
     ]);
-    for circuit in &circuits {
+    for (route, upstream, state) in &circuits {
         rows.push([
             "circuit".to_owned(),
-            format!(
-                "{}: service `{}` circuit {}",
-                text(&circuit["route"]),
-                text(&circuit["upstream"]),
-                text(&circuit["state"])
-            ),
+            format!("{route}: service `{upstream}` circuit {state}"),
         ]);
     }
     Ok(align(&rows))
@@ -421,14 +493,10 @@ fn pin(admin: &Admin, name: &str, action: Action, format: Format) -> anyhow::Res
     };
     // The route as it was: its upstreams make the answer useful, and its pin says whether an SLO
     // rollback turned its flag off.
-    let route = admin.routes().ok().and_then(|routes| {
-        routes["routes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|route| route["name"] == name)
-            .cloned()
-    });
+    let route: Option<RouteDoc> = admin
+        .routes()
+        .ok()
+        .and_then(|(_, routes)| routes.routes.into_iter().find(|route| route.name == name));
     let answer = admin.post(&format!("/routes/{}/{verb}", path_segment(name)))?;
     match answer.status {
         StatusCode::OK => {}
@@ -436,12 +504,11 @@ fn pin(admin: &Admin, name: &str, action: Action, format: Format) -> anyhow::Res
             let known = admin
                 .routes()
                 .ok()
-                .map(|routes| {
-                    routes["routes"]
-                        .as_array()
+                .map(|(_, routes)| {
+                    routes
+                        .routes
                         .into_iter()
-                        .flatten()
-                        .map(|route| text(&route["name"]))
+                        .map(|route| route.name)
                         .collect::<Vec<_>>()
                 })
                 .unwrap_or_default();
@@ -458,47 +525,53 @@ fn pin(admin: &Admin, name: &str, action: Action, format: Format) -> anyhow::Res
             error_text(&answer.body)
         ),
     }
-    let changed = answer.body["changed"] == true;
+    let answer: PinAnswer = admin.typed(&format!("/routes/{name}/{verb}"), answer.body)?;
+    let changed = answer.changed;
     if format == Format::Json {
         return Ok(to_json(&json!({
             "schema_version": SCHEMA_VERSION,
             "route": name,
             "action": verb,
-            "state": answer.body["state"],
+            "state": answer.state,
             "changed": changed,
         })));
     }
-    let target = |key: &str| {
+    let target = |upstream: fn(&RouteDoc) -> &str| {
         route
             .as_ref()
-            .map_or_else(String::new, |route| format!(" `{}`", text(&route[key])))
+            .map_or_else(String::new, |route| format!(" `{}`", upstream(route)))
     };
     Ok(match (action, changed) {
         (Action::Rollback, true) => format!(
             "rolled back route `{name}`: every request now goes to its fallback{}; undo with `fig route restore {name}`\n",
-            target("fallback")
+            target(|route| &route.fallback)
         ),
         (Action::Rollback, false) => format!("route `{name}` was already rolled back\n"),
         (Action::Restore, true) => {
             let mut out = format!(
                 "restored route `{name}`: {}\n",
-                match route.as_ref().map(|route| &route["flag"]) {
-                    Some(Value::String(flag)) => format!(
+                match route.as_ref().and_then(|route| route.flag.as_deref()) {
+                    Some(flag) => format!(
                         "flag `{flag}` decides again between{} and{}",
-                        target("service"),
-                        target("fallback")
+                        target(|route| &route.service),
+                        target(|route| &route.fallback)
                     ),
-                    _ => format!("requests go to its service{} again", target("service")),
+                    None => format!(
+                        "requests go to its service{} again",
+                        target(|route| &route.service)
+                    ),
                 }
             );
-            let flag_off = route.as_ref().map(|route| &route["pin"]["flag_off"]);
+            let flag_off = route
+                .as_ref()
+                .and_then(|route| route.pin.as_ref())
+                .and_then(|pin| pin.flag_off.as_ref());
             if let Some(flag_off) = flag_off
-                && flag_off["done"] == true
+                && flag_off.done
             {
                 out.push_str(&format!(
                     "note: the SLO rollback turned flag `{}` off; it stays off until you turn it on again (`fig flags enable {}`)\n",
-                    text(&flag_off["flag"]),
-                    text(&flag_off["flag"])
+                    flag_off.flag, flag_off.flag
                 ));
             }
             out
@@ -513,10 +586,13 @@ fn reload(admin: &Admin, format: Format) -> anyhow::Result<String> {
     let answer = admin.post("/reload")?;
     match answer.status {
         StatusCode::OK => {}
-        StatusCode::UNPROCESSABLE_ENTITY => bail!(
-            "the proxy refused the new config and keeps serving the old one: {}",
-            error_text(&answer.body)
-        ),
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            let refused: ReloadAnswer = admin.typed("/reload", answer.body)?;
+            bail!(
+                "the proxy refused the new config and keeps serving the old one: {}",
+                refused.error.as_deref().unwrap_or("no reason given")
+            )
+        }
         status => bail!("reload failed ({status}): {}", error_text(&answer.body)),
     }
     if format == Format::Json {
@@ -549,66 +625,66 @@ fn text(value: &Value) -> String {
     }
 }
 
-fn is_pinned(route: &Value) -> bool {
-    route["state"].as_str().is_some_and(|state| state != "flag")
+fn is_pinned(route: &RouteDoc) -> bool {
+    route.state != RouteState::Flag
 }
 
-fn describe_match(matcher: &Value) -> String {
-    let mut out = ["exact", "prefix", "pattern"]
-        .iter()
-        .find_map(|kind| {
-            matcher[*kind].as_str().map(|path| match *kind {
-                "prefix" if path != "/" => format!("{}/**", path.trim_end_matches('/')),
-                "prefix" => "/**".to_owned(),
-                _ => path.to_owned(),
-            })
-        })
-        .unwrap_or_else(|| "-".to_owned());
-    let methods: Vec<&str> = matcher["methods"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !methods.is_empty() {
-        out = format!("{} {out}", methods.join(","));
+/// The pin of a route the SLO checker rolled back.
+fn slo_pin(route: &RouteDoc) -> Option<&PinInfo> {
+    route
+        .pin
+        .as_ref()
+        .filter(|pin| is_pinned(route) && pin.by == PinnedBy::Slo)
+}
+
+fn describe_match(matcher: &MatchDoc) -> String {
+    let mut out = match &matcher.path {
+        PathDoc::Prefix(path) if path != "/" => format!("{}/**", path.trim_end_matches('/')),
+        PathDoc::Prefix(_) => "/**".to_owned(),
+        PathDoc::Exact(path) | PathDoc::Pattern(path) => path.clone(),
+    };
+    if !matcher.methods.is_empty() {
+        out = format!("{} {out}", matcher.methods.join(","));
     }
-    if let Some(host) = matcher["host"].as_str() {
+    if let Some(host) = &matcher.host {
         out.push_str(&format!(" host={host}"));
+    }
+    for (name, value) in &matcher.headers {
+        out.push_str(&format!(" {name}={value}"));
     }
     out
 }
 
-fn describe_flag(route: &Value) -> String {
-    match (&route["flag"], &route["flag_enabled"]) {
-        (Value::String(flag), Value::Bool(true)) => format!("{flag} (on)"),
+fn describe_flag(route: &RouteDoc) -> String {
+    match (&route.flag, route.flag_enabled) {
+        (Some(flag), Some(true)) => format!("{flag} (on)"),
         // Off for a request without a user: a gradual rollout reads as off here.
-        (Value::String(flag), _) => format!("{flag} (off)"),
-        _ => "-".to_owned(),
+        (Some(flag), _) => format!("{flag} (off)"),
+        (None, _) => "-".to_owned(),
     }
 }
 
 /// A pin from `GET /routes` in words: `by slo at TIME: REASON; flag ...`.
-fn describe_pin(pin: &Value) -> String {
-    let mut out = format!("by {}", pin["by"].as_str().unwrap_or("admin"));
-    if let Some(at) = pin["at"].as_str() {
+fn describe_pin(pin: &PinInfo) -> String {
+    let mut out = format!("by {}", pin.by.as_str());
+    if let Some(at) = &pin.at {
         out.push_str(&format!(" at {at}"));
     }
-    if let Some(reason) = pin["reason"].as_str() {
+    if let Some(reason) = &pin.reason {
         out.push_str(&format!(": {reason}"));
     }
-    if let Some(message) = pin["flag_off"]["message"].as_str() {
-        out.push_str(&format!("; {message}"));
+    if let Some(flag_off) = &pin.flag_off {
+        out.push_str(&format!("; {}", flag_off.message));
     }
     out
 }
 
-fn describe_state(route: &Value) -> String {
-    if is_pinned(route) && route["pin"]["by"] == "slo" {
+fn describe_state(route: &RouteDoc) -> String {
+    if slo_pin(route).is_some() {
         "ROLLED BACK (slo)".to_owned()
     } else if is_pinned(route) {
         "ROLLED BACK".to_owned()
-    } else if route["flag"].is_null() {
+    } else if route.flag.is_none() {
         "to service".to_owned()
     } else {
         "by flag".to_owned()

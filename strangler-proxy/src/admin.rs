@@ -1,8 +1,17 @@
 //! The admin API: route state, rollback and restore, reload, health, metrics.
 //!
 //! It listens on its own address (loopback by default). Every endpoint but `/healthz` and
-//! `/readyz` needs `Authorization: Bearer <token>` when a token is configured. Answers are JSON,
-//! except `/metrics` (Prometheus text) and the health endpoints (plain text).
+//! `/readyz` needs `Authorization: Bearer <token>` when a token is configured (`fig proxy`
+//! generates one at first start when none is). Answers are JSON, except `/metrics` (Prometheus
+//! text) and the health endpoints and refusals (plain text).
+//!
+//! **Architecture Invariant:** a browser cannot be made to call the admin API. Before anything
+//! else, every request is refused with 403 when its `Host` is not the listener's own address or a
+//! loopback name on the listener's port (DNS rebinding: a page on `evil.example` whose name now
+//! resolves to 127.0.0.1), when its `Origin` is another site's, or when it says
+//! `Sec-Fetch-Site: cross-site`; `admin.allowed_hosts` lets more hosts in. This is what
+//! Jupyter's `allow_remote_access` and Prometheus' and Consul's loopback defaults guard against,
+//! and it holds with or without a token.
 //!
 //! | method | path | answer |
 //! |---|---|---|
@@ -16,17 +25,18 @@
 //! | GET | `/metrics` | Prometheus text |
 
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -35,6 +45,11 @@ use crate::flags::ContextRef;
 use crate::metrics::Extra;
 use crate::route::Reason;
 use crate::serve::Proxy;
+use api::{
+    CircuitDoc, MatchDoc, PathDoc, PinAnswer, ReloadAnswer, RouteDoc, RouteState, RoutesDoc,
+};
+
+pub mod api;
 
 /// Version of the JSON shapes of this API.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -45,6 +60,13 @@ pub(crate) async fn serve(
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let local = match listener.local_addr() {
+        Ok(local) => local,
+        Err(err) => {
+            tracing::error!(error = %err, "the admin listener has no address; the admin API is off");
+            return;
+        }
+    };
     loop {
         let (stream, _) = tokio::select! {
             biased;
@@ -63,7 +85,7 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(handle(&proxy, req)) }
+                async move { Ok::<_, Infallible>(handle(&proxy, local, req)) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -74,8 +96,25 @@ pub(crate) async fn serve(
     }
 }
 
-/// Answers one admin request. The body of POST requests is ignored.
-pub(crate) fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Answers one admin request that came to the listener on `local`. The body of POST requests is
+/// ignored.
+pub(crate) fn handle(
+    proxy: &Proxy,
+    local: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if let Err(reason) = check_site(
+        req.headers(),
+        req.uri(),
+        local,
+        &proxy.config().admin.allowed_hosts,
+    ) {
+        let mut response = text_owned(StatusCode::FORBIDDEN, format!("forbidden: {reason}\n"));
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     let path = req.uri().path();
     let method = req.method();
     if method == Method::GET && path == "/healthz" {
@@ -121,7 +160,11 @@ pub(crate) fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Byt
             match result {
                 Ok(changed) => json_response(
                     StatusCode::OK,
-                    &json!({"route": name, "state": state_name(proxy.shared.pins.is_pinned(name)), "changed": changed}),
+                    &PinAnswer {
+                        route: (*name).to_owned(),
+                        state: RouteState::of(proxy.shared.pins.is_pinned(name)),
+                        changed,
+                    },
                 ),
                 Err(crate::Error::UnknownRoute(name)) => json_response(
                     StatusCode::NOT_FOUND,
@@ -129,16 +172,25 @@ pub(crate) fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Byt
                 ),
                 Err(err) => json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    &json!({"error": format!("the route is {} in memory, but: {err}", state_name(proxy.shared.pins.is_pinned(name)))}),
+                    &json!({"error": format!("the route is {} in memory, but: {err}", RouteState::of(proxy.shared.pins.is_pinned(name)).as_str())}),
                 ),
             }
         }
         (Method::GET, ["routes", name, "diff"]) => diff(proxy, name, req.uri().query()),
         (Method::POST, ["reload"]) => match proxy.reload() {
-            Ok(()) => json_response(StatusCode::OK, &json!({"reloaded": true})),
+            Ok(()) => json_response(
+                StatusCode::OK,
+                &ReloadAnswer {
+                    reloaded: true,
+                    error: None,
+                },
+            ),
             Err(err) => json_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({"reloaded": false, "error": err.to_string()}),
+                &ReloadAnswer {
+                    reloaded: false,
+                    error: Some(err.to_string()),
+                },
             ),
         },
         (
@@ -171,77 +223,202 @@ fn authorized(proxy: &Proxy, req: &Request<Incoming>) -> bool {
     constant_time_eq(given.trim().as_bytes(), token.as_bytes())
 }
 
+/// Refuses what a browser sends on behalf of another site (see the module docs): a `Host` that is
+/// not `local`'s own address or a loopback name on its port, a foreign `Origin`, and
+/// `Sec-Fetch-Site: cross-site`. `allowed` holds `admin.allowed_hosts`. The error is the reason,
+/// for a person.
+pub(crate) fn check_site(
+    headers: &HeaderMap,
+    uri: &Uri,
+    local: SocketAddr,
+    allowed: &[String],
+) -> Result<(), String> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return Err("the request has more than one Host field".to_owned());
+    }
+    let host = match (uri.authority(), first) {
+        (Some(authority), _) => authority.as_str().to_owned(),
+        (None, Some(value)) => value
+            .to_str()
+            .map_err(|_| "the Host field is not text".to_owned())?
+            .trim()
+            .to_owned(),
+        (None, None) => return Err("the request has no Host field".to_owned()),
+    };
+    let authority = http::uri::Authority::try_from(host.as_str())
+        .map_err(|_| format!("invalid Host `{host}`"))?;
+    if !is_own_host(&authority, 80, local, allowed) {
+        return Err(format!(
+            "Host `{host}` is neither this admin API's address ({local}) nor a loopback name on its port; list it in `admin.allowed_hosts` to allow it"
+        ));
+    }
+    for origin in headers.get_all(header::ORIGIN) {
+        let text = origin.to_str().unwrap_or("").trim();
+        let uri = text.parse::<Uri>().ok();
+        let default_port = match uri.as_ref().and_then(Uri::scheme_str) {
+            Some("http") => Some(80),
+            Some("https") => Some(443),
+            _ => None,
+        };
+        let own = match (uri.as_ref().and_then(Uri::authority), default_port) {
+            (Some(authority), Some(port)) => is_own_host(authority, port, local, allowed),
+            _ => false,
+        };
+        if !own {
+            return Err(format!(
+                "a page on `{text}` may not call the admin API (Origin); list its host in `admin.allowed_hosts` to allow it"
+            ));
+        }
+    }
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return Err(
+            "a browser sent this request for another site (Sec-Fetch-Site: cross-site)".to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether `authority` (its port `default_port` when it names none) is the admin listener on
+/// `local`: an entry of `allowed`, or, on `local`'s port, `localhost`, a loopback address,
+/// `local`'s own address, or any address when `local` is unspecified (`0.0.0.0`, `[::]`). An
+/// address cannot be a rebound name, so it is only ever another way to reach this listener.
+fn is_own_host(
+    authority: &http::uri::Authority,
+    default_port: u16,
+    local: SocketAddr,
+    allowed: &[String],
+) -> bool {
+    let host = authority.host().to_ascii_lowercase();
+    let port = authority.port_u16().unwrap_or(default_port);
+    let listed = allowed.iter().any(|entry| {
+        if entry == "*" {
+            return true;
+        }
+        let Ok(entry) = http::uri::Authority::try_from(entry.as_str()) else {
+            return false;
+        };
+        entry.host().eq_ignore_ascii_case(&host) && entry.port_u16().is_none_or(|p| p == port)
+    });
+    if listed {
+        return true;
+    }
+    if port != local.port() {
+        return false;
+    }
+    if host == "localhost" {
+        return true;
+    }
+    let address = host.trim_start_matches('[').trim_end_matches(']');
+    match address.parse::<IpAddr>() {
+        Ok(ip) => {
+            let ip = match ip {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                IpAddr::V4(_) => ip,
+            };
+            ip.is_loopback() || ip == local.ip() || local.ip().is_unspecified()
+        }
+        Err(_) => false,
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn state_name(pinned: bool) -> &'static str {
-    if pinned { "pinned-to-monolith" } else { "flag" }
-}
-
-fn routes(proxy: &Proxy) -> Value {
+fn routes(proxy: &Proxy) -> RoutesDoc {
     let shared = &proxy.shared;
     let active = shared.active.load();
     let flags_ready = shared.flags.is_ready();
     let now = std::time::Instant::now();
-    let routes: Vec<Value> = active
+    let routes = active
         .config
         .routes
         .iter()
         .zip(active.routes.routes())
         .map(|(config, compiled)| {
             let pinned = compiled.pin.load(Ordering::SeqCst);
-            let mut requests = serde_json::Map::new();
+            let mut requests = std::collections::BTreeMap::new();
             let mut errors = 0;
             for (upstream, series) in shared.metrics.route_series(&config.name) {
-                requests.insert(upstream, json!(series.requests()));
+                requests.insert(upstream, series.requests());
                 errors += series.error_count();
             }
-            let (match_kind, match_value) = match &config.matcher.path {
-                PathMatch::Exact(p) => ("exact", p),
-                PathMatch::Prefix(p) => ("prefix", p),
-                PathMatch::Pattern(p) => ("pattern", p),
+            let path = match &config.matcher.path {
+                PathMatch::Exact(p) => PathDoc::Exact(p.clone()),
+                PathMatch::Prefix(p) => PathDoc::Prefix(p.clone()),
+                PathMatch::Pattern(p) => PathDoc::Pattern(p.clone()),
             };
+            let headers = config
+                .matcher
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = value.as_ref().map_or_else(
+                        || "*".to_owned(),
+                        |value| String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    );
+                    (name.as_str().to_owned(), value)
+                })
+                .collect();
             let flag_enabled = config
                 .flag
                 .as_ref()
                 .map(|flag| flags_ready && shared.flags.is_enabled(flag, ContextRef::default()));
-            json!({
-                "name": config.name,
-                "state": state_name(pinned),
-                "match": {
-                    match_kind: match_value,
-                    "methods": config.matcher.methods.iter().map(Method::as_str).collect::<Vec<_>>(),
-                    "host": config.matcher.host,
+            RouteDoc {
+                name: config.name.clone(),
+                state: RouteState::of(pinned),
+                matcher: MatchDoc {
+                    path,
+                    methods: config
+                        .matcher
+                        .methods
+                        .iter()
+                        .map(|m| m.as_str().to_owned())
+                        .collect(),
+                    host: config.matcher.host.clone(),
+                    headers,
                 },
-                "service": config.service,
-                "fallback": config.fallback,
-                "flag": config.flag,
-                "flag_enabled": flag_enabled,
-                "last_decision": Reason::from_u8(compiled.last_reason.load(Ordering::Relaxed)).map(Reason::as_str),
-                "requests": requests,
-                "errors": errors,
-                "pin": pinned.then(|| shared.pins.info(&config.name)).flatten(),
-                "slo": compiled.slo.as_ref().map(|window| crate::slo::describe(window, now)),
-                "circuit": circuit_json(&active.upstreams[compiled.service], crate::breaker::nanos(now)),
-                "fallbacks": crate::attempt::Cause::ALL
+                service: config.service.clone(),
+                fallback: config.fallback.clone(),
+                flag: config.flag.clone(),
+                flag_enabled,
+                last_decision: Reason::from_u8(compiled.last_reason.load(Ordering::Relaxed))
+                    .map(|reason| reason.as_str().to_owned()),
+                requests,
+                errors,
+                pin: pinned.then(|| shared.pins.info(&config.name)).flatten(),
+                slo: compiled
+                    .slo
+                    .as_ref()
+                    .map(|window| crate::slo::describe(window, now)),
+                circuit: circuit_doc(
+                    &active.upstreams[compiled.service],
+                    crate::breaker::nanos(now),
+                ),
+                fallbacks: crate::attempt::Cause::ALL
                     .iter()
                     .filter_map(|cause| {
-                        let count = compiled.guard.fallbacks[*cause as usize].load(Ordering::Relaxed);
-                        (count > 0).then(|| (cause.as_str().to_owned(), json!(count)))
+                        let count =
+                            compiled.guard.fallbacks[*cause as usize].load(Ordering::Relaxed);
+                        (count > 0).then(|| (cause.as_str().to_owned(), count))
                     })
-                    .collect::<serde_json::Map<_, _>>(),
-                "rate_limited": compiled.guard.rate_limited.load(Ordering::Relaxed),
-            })
+                    .collect(),
+                rate_limited: compiled.guard.rate_limited.load(Ordering::Relaxed),
+            }
         })
         .collect();
-    json!({
-        "schema_version": SCHEMA_VERSION,
-        "default_upstream": active.config.default_upstream,
-        "flags_ready": flags_ready,
-        "state_file": shared.pins.file().map(|p| p.display().to_string()),
-        "routes": routes,
-    })
+    RoutesDoc {
+        schema_version: SCHEMA_VERSION,
+        default_upstream: active.config.default_upstream.clone(),
+        flags_ready,
+        state_file: shared.pins.file().map(|p| p.display().to_string()),
+        routes,
+    }
 }
 
 fn metrics(proxy: &Proxy) -> String {
@@ -329,19 +506,22 @@ fn diff(proxy: &Proxy, name: &str, query: Option<&str>) -> Response<Full<Bytes>>
     )
 }
 
-/// The circuit of a route's service: its state, or null when its breaker is off.
-fn circuit_json(upstream: &crate::upstream::Upstream, now: crate::breaker::Nanos) -> Value {
+/// The circuit of a route's service: its state, or `None` when its breaker is off.
+fn circuit_doc(
+    upstream: &crate::upstream::Upstream,
+    now: crate::breaker::Nanos,
+) -> Option<CircuitDoc> {
     let breaker = &upstream.guard.breaker;
     if !breaker.enabled() {
-        return Value::Null;
+        return None;
     }
     let (requests, failures) = breaker.window(now);
-    json!({
-        "upstream": &*upstream.name,
-        "state": breaker.state(now).as_str(),
-        "window_requests": requests,
-        "window_failures": failures,
-        "ejected_addresses": upstream.ejected(now),
+    Some(CircuitDoc {
+        upstream: upstream.name.to_string(),
+        state: breaker.state(now).as_str().to_owned(),
+        window_requests: requests,
+        window_failures: failures,
+        ejected_addresses: u64::try_from(upstream.ejected(now)).unwrap_or(u64::MAX),
     })
 }
 
@@ -366,7 +546,17 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
+fn text_owned(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
     let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
     body.push(b'\n');
     let mut response = Response::new(Full::new(Bytes::from(body)));

@@ -352,6 +352,9 @@ pub struct ContextConfig {
 pub enum ValueSource {
     /// A request header.
     Header(HeaderName),
+    /// A request header set by a gateway in front: read only when the request's TCP peer is
+    /// one of `trusted_proxies`, absent from anyone else (whom the gateway did not vouch for).
+    TrustedHeader(HeaderName),
     /// A cookie.
     Cookie(String),
     /// A claim of the request's JWT (see [`JwtConfig`]).
@@ -437,6 +440,13 @@ pub struct AdminConfig {
     pub listen: Option<SocketAddr>,
     /// The bearer token; `None` means no token is asked (only allowed on loopback).
     pub token: Option<String>,
+    /// Hosts the admin API answers besides its own address and the loopback names (`Host` and
+    /// `Origin` are checked against them): lowercase `HOST` (any port) or `HOST:PORT`, or `*`
+    /// for any host.
+    pub allowed_hosts: Vec<String>,
+    /// Where `fig proxy` keeps the token it generates at first start when no token is
+    /// configured; `None` when `admin.generate_token = false` or there is no config file.
+    pub generated_token_file: Option<PathBuf>,
 }
 
 /// Config-file watching.
@@ -468,6 +478,9 @@ pub struct Overrides {
     /// The Unleash admin token from the environment (`$FIG_UNLEASH_ADMIN_TOKEN`), used when
     /// `flags.unleash` has none.
     pub unleash_admin_token: Option<String>,
+    /// The admin token `fig proxy` generated (`admin.generated_token_file`), used when the
+    /// config names none, also on reload.
+    pub generated_admin_token: Option<String>,
 }
 
 impl Config {
@@ -531,6 +544,15 @@ impl Config {
             .file_stem()
             .map_or_else(|| "fig-proxy".into(), |s| s.to_string_lossy().into_owned());
         config_path.with_file_name(format!("{stem}.state.json"))
+    }
+
+    /// The default place of the generated admin token for a config file, next to the state
+    /// file: `<dir>/<stem>.admin-token`.
+    pub fn default_admin_token_file(config_path: &Path) -> PathBuf {
+        let stem = config_path
+            .file_stem()
+            .map_or_else(|| "fig-proxy".into(), |s| s.to_string_lossy().into_owned());
+        config_path.with_file_name(format!("{stem}.admin-token"))
     }
 }
 
@@ -749,6 +771,10 @@ struct RawAdmin {
     listen: Option<Spanned<String>>,
     token: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    allowed_hosts: Vec<Spanned<String>>,
+    generate_token: Option<bool>,
+    generated_token_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -905,7 +931,9 @@ pub fn parse_upstream_address(text: &str) -> Result<Uri, String> {
 
 fn parse_source(text: &str) -> Result<ValueSource, String> {
     let (kind, name) = text.split_once(':').ok_or_else(|| {
-        format!("invalid source `{text}`; write `header:NAME`, `cookie:NAME` or `jwt:CLAIM`")
+        format!(
+            "invalid source `{text}`; write `header:NAME`, `trusted-header:NAME`, `cookie:NAME` or `jwt:CLAIM`"
+        )
     })?;
     let name = name.trim();
     if name.is_empty() {
@@ -915,10 +943,13 @@ fn parse_source(text: &str) -> Result<ValueSource, String> {
         "header" => HeaderName::try_from(name)
             .map(ValueSource::Header)
             .map_err(|_| format!("invalid header name `{name}`")),
+        "trusted-header" => HeaderName::try_from(name)
+            .map(ValueSource::TrustedHeader)
+            .map_err(|_| format!("invalid header name `{name}`")),
         "cookie" => Ok(ValueSource::Cookie(name.to_owned())),
         "jwt" => Ok(ValueSource::Jwt(name.to_owned())),
         other => Err(format!(
-            "unknown source kind `{other}`; use `header`, `cookie` or `jwt`"
+            "unknown source kind `{other}`; use `header`, `trusted-header`, `cookie` or `jwt`"
         )),
     }
 }
@@ -1380,7 +1411,7 @@ fn validate(
         }
         (Some(token), None) => Some(token.get_ref().clone()),
         (None, Some(file)) => Some(ctx.read_secret(file)?),
-        (None, None) => None,
+        (None, None) => overrides.generated_admin_token.clone(),
     };
     if let Some(file) = &overrides.admin_token_file {
         let token = std::fs::read_to_string(file).map_err(|err| ConfigError {
@@ -1408,6 +1439,25 @@ fn validate(
         let span = admin.listen.as_ref().map_or(0..0, Spanned::span);
         return Err(ctx.error(span, format!("the admin API on non-loopback address {addr} needs `admin.token` or `admin.token_file`")));
     }
+    let mut allowed_hosts = Vec::with_capacity(admin.allowed_hosts.len());
+    for host in &admin.allowed_hosts {
+        let text = host.get_ref().trim().to_ascii_lowercase();
+        if text != "*" && http::uri::Authority::try_from(text.as_str()).is_err() {
+            return Err(ctx.error(
+                host.span(),
+                format!(
+                    "invalid host `{}` in `allowed_hosts`; write a name or address, with or without :PORT, or \"*\"",
+                    host.get_ref()
+                ),
+            ));
+        }
+        allowed_hosts.push(text);
+    }
+    let generated_token_file = match (admin.generate_token, &admin.generated_token_file) {
+        (Some(false), _) => None,
+        (_, Some(file)) => Some(ctx.path(file.get_ref())),
+        (_, None) => path.map(Config::default_admin_token_file),
+    };
 
     let reload = ReloadConfig {
         watch: reload.watch.unwrap_or(true),
@@ -1440,6 +1490,8 @@ fn validate(
         admin: AdminConfig {
             listen: admin_listen,
             token: admin_token,
+            allowed_hosts,
+            generated_token_file,
         },
         reload,
         shadow,
@@ -1566,6 +1618,25 @@ fn validate_context(ctx: &Ctx<'_>, raw: RawContext) -> Result<ContextConfig, Con
             .map_err(|_| ctx.error(item.span(), format!("invalid address or CIDR `{text}`")))?;
         trusted_proxies.push(net);
     }
+    let uses_trusted_header = user_id
+        .iter()
+        .chain(&session_id)
+        .chain(properties.iter().map(|(_, source)| source))
+        .any(|source| matches!(source, ValueSource::TrustedHeader(_)));
+    if uses_trusted_header && trusted_proxies.is_empty() {
+        let span = raw
+            .user_id
+            .iter()
+            .flatten()
+            .chain(&raw.session_id)
+            .chain(raw.properties.values())
+            .find(|item| item.get_ref().trim_start().starts_with("trusted-header:"))
+            .map_or(0..0, Spanned::span);
+        return Err(ctx.error(
+            span,
+            "a `trusted-header:` source needs `trusted_proxies`: the peers whose header is believed",
+        ));
+    }
     let jwt = raw.jwt.map(|jwt| validate_jwt(ctx, jwt)).transpose()?;
     let uses_jwt = user_id
         .iter()
@@ -1602,7 +1673,7 @@ fn validate_jwt(ctx: &Ctx<'_>, jwt: Spanned<RawJwt>) -> Result<JwtConfig, Config
         Some(value) => match parse_source(value.get_ref()) {
             Ok(ValueSource::Header(name)) => TokenLocation::Header(name),
             Ok(ValueSource::Cookie(name)) => TokenLocation::Cookie(name),
-            Ok(ValueSource::Jwt(_)) => {
+            Ok(ValueSource::Jwt(_) | ValueSource::TrustedHeader(_)) => {
                 return Err(ctx.error(
                     value.span(),
                     "`from` must be `header:NAME` or `cookie:NAME`",

@@ -1,9 +1,11 @@
 //! The flag context of one request: user id, session id, client IP and properties.
 //!
-//! Values come from headers, cookies and JWT claims, as `[context]` in the config says. A JWT is
+//! Values come from headers, cookies and JWT claims, as `[context]` in the config says; a
+//! `trusted-header:` source is read only from a peer in `trusted_proxies`. A JWT is
 //! decoded at most once per request, and only when a route with a flag needs the context. When a
-//! key is configured the signature (HS256 or RS256), `exp`/`nbf`, and the optional issuer and
-//! audience are checked, and a token that fails is treated as absent.
+//! key is configured the signature (HS256 or RS256), `exp`/`nbf` (when present, with a leeway of 60 s
+//! for clocks that disagree), and the optional issuer and audience are checked, and a token that fails
+//! is treated as absent.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,8 +16,11 @@ use http::request::Parts;
 use ipnet::IpNet;
 use serde_json::Value;
 
-use crate::config::{ContextConfig, JwtConfig, TokenLocation, ValueSource};
+use crate::config::{Config, ContextConfig, JwtConfig, RateKey, TokenLocation, ValueSource};
 use crate::flags::{Context, ContextRef};
+
+/// Seconds a JWT's `exp` and `nbf` may be off, for clocks that disagree.
+pub(crate) const JWT_LEEWAY_SECS: u64 = 60;
 
 /// A [`ContextConfig`] ready for use on the request path.
 #[derive(Debug)]
@@ -37,8 +42,12 @@ impl ContextBuilder {
                     jsonwebtoken::Validation::default()
                 }
             };
-            // `exp` is checked when present, not required: many session tokens lack it.
+            // `exp` and `nbf` are checked when present, not required: many session tokens lack
+            // them. Both allow the library's leeway of 60 s for clocks that disagree, as
+            // docs/proxy-config.md says.
             validation.required_spec_claims.clear();
+            validation.validate_nbf = true;
+            validation.leeway = JWT_LEEWAY_SECS;
             validation.validate_aud = jwt.audience.is_some();
             if let Some(audience) = &jwt.audience {
                 validation.set_audience(&[audience]);
@@ -69,6 +78,18 @@ impl ContextBuilder {
                     .map(str::trim)
                     .filter(|v| !v.is_empty())
                     .map(Cow::Borrowed),
+                ValueSource::TrustedHeader(name) => {
+                    if !is_trusted(peer, &self.config.trusted_proxies) {
+                        return None;
+                    }
+                    parts
+                        .headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(Cow::Borrowed)
+                }
                 ValueSource::Cookie(name) => cookie(&parts.headers, name).map(Cow::Borrowed),
                 ValueSource::Jwt(claim) => {
                     let claims = claims.get_or_insert_with(|| self.claims(&parts.headers));
@@ -129,6 +150,59 @@ impl ContextBuilder {
             }
         }
     }
+}
+
+/// What in `config` trusts a user id that clients choose: a per-user rate limit or a flagged
+/// route, while `[context] user_id` has a source a client sets as it likes (a header, a cookie,
+/// or a JWT claim read without a key; a `trusted-header:` from `trusted_proxies` is trusted). Since the first source with a value wins, one such source
+/// anywhere in the list is enough: a client without a JWT sends the header. One sentence per
+/// finding, for `fig proxy --check` and the start-up log.
+pub fn untrusted_user_id_warnings(config: &Config) -> Vec<String> {
+    let context = &config.context;
+    let signed = context.jwt.as_ref().is_some_and(|jwt| jwt.key.is_some());
+    let chosen: Vec<String> = context
+        .user_id
+        .iter()
+        .filter_map(|source| match source {
+            ValueSource::Header(name) => Some(format!("header:{name}")),
+            ValueSource::Cookie(name) => Some(format!("cookie:{name}")),
+            ValueSource::Jwt(claim) if !signed => Some(format!("jwt:{claim} (no key)")),
+            ValueSource::Jwt(_) | ValueSource::TrustedHeader(_) => None,
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Vec::new();
+    }
+    let sources = chosen.join(", ");
+    let mut warnings = Vec::new();
+    for route in &config.routes {
+        if route
+            .rate_limit
+            .is_some_and(|limit| limit.key == RateKey::User)
+        {
+            warnings.push(format!(
+                "route `{}` rate-limits per user, but clients choose their user id ({sources} in `[context] user_id`): a new id per request escapes the limit; use `key = \"ip\"`, a `jwt:` source with a key, or a `trusted-header:` set by a gateway in `trusted_proxies`",
+                route.name
+            ));
+        }
+    }
+    let flagged: Vec<&str> = config
+        .routes
+        .iter()
+        .filter(|route| route.flag.is_some())
+        .map(|route| route.name.as_str())
+        .collect();
+    if !flagged.is_empty() {
+        warnings.push(format!(
+            "flagged route(s) {} keep users on one side by user id, but clients choose it ({sources} in `[context] user_id`): a client can pick its side of a gradual rollout or join a user list; fine for a rollout, not for access control",
+            flagged
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    warnings
 }
 
 fn claim_string(value: &Value) -> Option<String> {

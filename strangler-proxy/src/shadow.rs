@@ -297,7 +297,7 @@ fn read_samples(file: &Path) -> VecDeque<Sample> {
     }
 }
 
-/// Writes the samples to `file` through a temporary file and a rename, so a reader (or a crash)
+/// Writes the samples to `file` with `feature_flags::write_atomically`, so a reader (or a crash)
 /// never sees half a file.
 fn write_samples(file: &Path, samples: &[Sample]) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
@@ -305,9 +305,7 @@ fn write_samples(file: &Path, samples: &[Sample]) -> std::io::Result<()> {
     }
     let mut text = serde_json::to_vec_pretty(samples).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    let tmp = file.with_extension("json.tmp");
-    std::fs::write(&tmp, &text)?;
-    std::fs::rename(&tmp, file)
+    feature_flags::write_atomically(file, &text, feature_flags::FileMode::Keep)
 }
 
 /// What every shadowed route of one config shares: idle connections and the concurrency bound.

@@ -2,8 +2,10 @@
 //!
 //! Each route name has one `AtomicBool`, shared by every compiled route table of that name, so a
 //! rollback is in force for the next request that loads it, across reloads. The state file is
-//! JSON (`{"schema_version": 1, "pinned": ["payments"], "details": {...}}`), written to a
-//! temporary file and renamed over the old one so a crash never leaves half a file. Names that are
+//! JSON (`{"schema_version": 1, "pinned": ["payments"], "details": {...}}`), replaced with
+//! `feature_flags::write_atomically` (a temporary file of a random name, created exclusively,
+//! synced and renamed over the old one) so a crash never leaves half a file and a symlink planted
+//! next to it is never followed. Names that are
 //! not (or no longer) in the config are kept: removing a route and adding it back keeps its pin.
 //!
 //! Each pin carries a [`PinInfo`]: who pinned it (an operator through the admin API, or the SLO
@@ -278,9 +280,6 @@ fn write_state(
     };
     let mut text = serde_json::to_string_pretty(&state).map_err(|err| fail(err.to_string()))?;
     text.push('\n');
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text)
-        .map_err(|err| fail(format!("cannot write {}: {err}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|err| fail(format!("cannot replace it: {err}")))?;
-    Ok(())
+    feature_flags::write_atomically(path, text.as_bytes(), feature_flags::FileMode::Keep)
+        .map_err(|err| fail(format!("cannot write it: {err}")))
 }

@@ -371,3 +371,213 @@ async fn a_reloaded_header_limit_applies_to_new_connections() {
     proxy.proxy.reload().unwrap();
     assert_eq!(status_of_big_request().await, "HTTP/1.1 431");
 }
+
+/// Issue 15: the state file was written through the fixed name `<file>.tmp`, following a symlink
+/// planted there (and without fsync). Now a rollback leaves such a symlink's target alone.
+#[cfg(unix)]
+#[test]
+fn a_rollback_writes_no_file_through_a_planted_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("fig-proxy.state.json");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("fig-proxy.state.json.tmp")).unwrap();
+    let pins = crate::state::Pins::open(Some(state.clone())).unwrap();
+    assert!(pins.set("payments", true).unwrap());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(written["pinned"], serde_json::json!(["payments"]));
+    let reopened = crate::state::Pins::open(Some(state)).unwrap();
+    assert!(reopened.is_pinned("payments"));
+}
+
+/// What the admin API says to a request with these headers on a listener at `local`:
+/// `ok`, or the reason of its 403.
+#[track_caller]
+fn site(local: &str, allowed: &[&str], headers: &[(&str, &str)]) -> String {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let allowed: Vec<String> = allowed.iter().map(|host| (*host).to_owned()).collect();
+    match crate::admin::check_site(
+        &map,
+        &http::Uri::from_static("/routes"),
+        local.parse().unwrap(),
+        &allowed,
+    ) {
+        Ok(()) => "ok".to_owned(),
+        Err(reason) => reason,
+    }
+}
+
+/// Issue 15, item 8: a page on another site, or a name rebound to 127.0.0.1, cannot call the
+/// admin API; the listener's own address and the loopback names on its port can.
+#[test]
+fn only_own_hosts_and_origins_reach_the_admin_api() {
+    let local = "127.0.0.1:9901";
+    for host in [
+        "127.0.0.1:9901",
+        "localhost:9901",
+        "LocalHost:9901",
+        "[::1]:9901",
+        "127.0.0.2:9901",
+    ] {
+        assert_eq!(site(local, &[], &[("host", host)]), "ok", "{host}");
+    }
+    assert_eq!(
+        site(local, &[], &[("host", "evil.example:9901")]),
+        "Host `evil.example:9901` is neither this admin API's address (127.0.0.1:9901) nor a loopback name on its port; list it in `admin.allowed_hosts` to allow it"
+    );
+    for host in [
+        "evil.example",
+        "localhost:8080",
+        "127.0.0.1",
+        "10.0.0.1:9901",
+    ] {
+        assert_ne!(site(local, &[], &[("host", host)]), "ok", "{host}");
+    }
+    assert_eq!(site(local, &[], &[]), "the request has no Host field");
+    assert_eq!(
+        site(
+            local,
+            &[],
+            &[("host", "127.0.0.1:9901"), ("host", "evil.example")]
+        ),
+        "the request has more than one Host field"
+    );
+    // Origin: the admin API's own page (none exists, but a person's browser may send one), else
+    // refused.
+    let host = ("host", "127.0.0.1:9901");
+    assert_eq!(
+        site(local, &[], &[host, ("origin", "http://localhost:9901")]),
+        "ok"
+    );
+    assert_eq!(
+        site(local, &[], &[host, ("origin", "http://evil.example")]),
+        "a page on `http://evil.example` may not call the admin API (Origin); list its host in `admin.allowed_hosts` to allow it"
+    );
+    for origin in [
+        "null",
+        "http://localhost:3000",
+        "https://127.0.0.1:9901x",
+        "file://",
+    ] {
+        assert_ne!(
+            site(local, &[], &[host, ("origin", origin)]),
+            "ok",
+            "{origin}"
+        );
+    }
+    assert_eq!(
+        site(local, &[], &[host, ("sec-fetch-site", "cross-site")]),
+        "a browser sent this request for another site (Sec-Fetch-Site: cross-site)"
+    );
+    for fetch_site in ["same-origin", "none"] {
+        assert_eq!(
+            site(local, &[], &[host, ("sec-fetch-site", fetch_site)]),
+            "ok"
+        );
+    }
+}
+
+/// An unspecified listener answers any address on its port (an address cannot be rebound), and
+/// `admin.allowed_hosts` lets names in, with or without a port.
+#[test]
+fn allowed_hosts_and_unspecified_listeners() {
+    assert_eq!(
+        site("0.0.0.0:9901", &[], &[("host", "10.0.0.7:9901")]),
+        "ok"
+    );
+    assert_ne!(
+        site("0.0.0.0:9901", &[], &[("host", "fig-admin.internal:9901")]),
+        "ok"
+    );
+    assert_ne!(
+        site("10.0.0.7:9901", &[], &[("host", "10.0.0.8:9901")]),
+        "ok"
+    );
+    let allowed = ["fig-admin.internal", "tunnel.local:19901"];
+    for host in [
+        "fig-admin.internal",
+        "FIG-admin.internal:443",
+        "tunnel.local:19901",
+    ] {
+        assert_eq!(
+            site("127.0.0.1:9901", &allowed, &[("host", host)]),
+            "ok",
+            "{host}"
+        );
+    }
+    assert_ne!(
+        site("127.0.0.1:9901", &allowed, &[("host", "tunnel.local:9")]),
+        "ok"
+    );
+    assert_eq!(
+        site(
+            "127.0.0.1:9901",
+            &allowed,
+            &[
+                ("host", "fig-admin.internal"),
+                ("origin", "https://fig-admin.internal")
+            ]
+        ),
+        "ok"
+    );
+    assert_eq!(
+        site("127.0.0.1:9901", &["*"], &[("host", "anything:1")]),
+        "ok"
+    );
+}
+
+/// `admin.allowed_hosts` is checked with the file's place, and the generated token sits next to
+/// the state file unless configured elsewhere or turned off.
+#[test]
+fn admin_hosts_and_generated_token_in_the_config() {
+    let monolith = "[upstreams.monolith]\naddresses = [\"http://127.0.0.1:1\"]\n";
+    let parse = |admin: &str| {
+        Config::parse(
+            &format!("{monolith}[admin]\n{admin}"),
+            Some(std::path::Path::new("/srv/fig/fig-proxy.toml")),
+            &Overrides::default(),
+        )
+    };
+    assert_eq!(
+        parse("allowed_hosts = [\"ok.example\", \"bad host\"]\n")
+            .unwrap_err()
+            .to_string(),
+        "/srv/fig/fig-proxy.toml:4:32: invalid host `bad host` in `allowed_hosts`; write a name or address, with or without :PORT, or \"*\""
+    );
+    let config = parse("allowed_hosts = [\"Fig.Example:8443\", \"*\"]\n").unwrap();
+    assert_eq!(config.admin.allowed_hosts, ["fig.example:8443", "*"]);
+    assert_eq!(
+        config.admin.generated_token_file.as_deref(),
+        Some(std::path::Path::new("/srv/fig/fig-proxy.admin-token"))
+    );
+    let config = parse("generated_token_file = \"secrets/admin-token\"\n").unwrap();
+    assert_eq!(
+        config.admin.generated_token_file.as_deref(),
+        Some(std::path::Path::new("/srv/fig/secrets/admin-token"))
+    );
+    assert_eq!(
+        parse("generate_token = false\n")
+            .unwrap()
+            .admin
+            .generated_token_file,
+        None
+    );
+    // The token `fig proxy` generated is the token, unless the file names one.
+    let overrides = Overrides {
+        generated_admin_token: Some("generated".to_owned()),
+        ..Overrides::default()
+    };
+    let text = format!("{monolith}[admin]\n");
+    let config = Config::parse(&text, None, &overrides).unwrap();
+    assert_eq!(config.admin.token.as_deref(), Some("generated"));
+    let config = Config::parse(&format!("{text}token = \"mine\"\n"), None, &overrides).unwrap();
+    assert_eq!(config.admin.token.as_deref(), Some("mine"));
+}

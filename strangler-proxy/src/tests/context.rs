@@ -75,6 +75,42 @@ fn jwt_hs256_is_checked() {
     assert_eq!(user_id(&b, &[("authorization", "Bearer not.a.jwt")]), None);
 }
 
+/// Issue 15: a token that is not valid yet (`nbf` in the future, past the leeway of 60 s) is not
+/// trusted, as `[context.jwt]` documents; one inside the leeway is.
+#[test]
+fn jwt_not_before_is_checked_with_a_minute_of_leeway() {
+    let b = builder(
+        "[context]\nuser_id = [\"jwt:sub\", \"header:x-user-id\"]\n[context.jwt]\nalgorithm = \"HS256\"\nsecret = \"right\"\n",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let bearer = |nbf: u64| {
+        format!(
+            "Bearer {}",
+            hs256(json!({"sub": "carol", "nbf": nbf}), "right")
+        )
+    };
+    let future = bearer(now + 3600);
+    assert_eq!(
+        user_id(
+            &b,
+            &[("authorization", &future), ("x-user-id", "header-user")]
+        )
+        .as_deref(),
+        Some("header-user"),
+        "a token valid only in an hour is absent: the next source decides"
+    );
+    for nbf in [now - 3600, now, now + 30] {
+        assert_eq!(
+            user_id(&b, &[("authorization", &bearer(nbf))]).as_deref(),
+            Some("carol"),
+            "nbf {nbf} is within the leeway of now {now}"
+        );
+    }
+}
+
 #[test]
 fn jwt_rs256_from_cookie() {
     let b = builder(
@@ -159,4 +195,38 @@ fn ip_text_matches_display() {
         let ip: IpAddr = ip.parse().unwrap();
         assert_eq!(crate::context::IpText::new(ip).as_str(), ip.to_string());
     }
+}
+
+/// Issue 15: a `trusted-header:` user id is read only from a peer in `trusted_proxies`, and
+/// needs them.
+#[test]
+fn trusted_header_only_from_trusted_proxies() {
+    let b = builder(
+        "[context]\nuser_id = [\"trusted-header:x-user-id\"]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+    );
+    let from = |peer: [u8; 4]| {
+        let (parts, ()) = Request::get("/")
+            .header("x-user-id", "alice")
+            .body(())
+            .unwrap()
+            .into_parts();
+        b.build(&parts, peer.into()).to_owned().user_id
+    };
+    assert_eq!(from([10, 1, 2, 3]).as_deref(), Some("alice"));
+    assert_eq!(
+        from([127, 0, 0, 1]),
+        None,
+        "a client that is no trusted proxy"
+    );
+    let text = "[upstreams.monolith]\naddresses = [\"http://127.0.0.1:1\"]\n[context]\nuser_id = [\"trusted-header:x-user-id\"]\n";
+    let err = Config::parse(
+        text,
+        Some(std::path::Path::new("fig-proxy.toml")),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "fig-proxy.toml:4:12: a `trusted-header:` source needs `trusted_proxies`: the peers whose header is believed"
+    );
 }
