@@ -49,6 +49,8 @@ pub struct Config {
     pub access_log: Option<AccessLog>,
     /// Which server speaks HTTP/1 to clients.
     pub http1: Http1Server,
+    /// Which client speaks HTTP/1 to upstreams.
+    pub http1_client: Http1Server,
     /// Most client connections open at once on the proxy listeners; `None` derives it from the
     /// process's file limit (`connections::default_max_connections`).
     pub max_connections: Option<usize>,
@@ -209,15 +211,18 @@ pub struct OutlierConfig {
     pub max_ejection_percent: u32,
 }
 
-/// Which server speaks HTTP/1 to clients (`server.http1`).
+/// Which implementation speaks HTTP/1: to clients (`server.http1`), or to upstreams
+/// (`server.http1_client`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Http1Server {
-    /// The proxy's own server for plain requests, hyper's for the rest (upgrades, streamed
-    /// request bodies, `Expect`, h2c).
+    /// The proxy's own, for what it speaks: as a server, plain requests (hyper's serves
+    /// upgrades, streamed request bodies, `Expect`, h2c); as a client, requests whose body is
+    /// all there and upgrades (hyper's sends streamed bodies).
     #[default]
     Fig,
-    /// hyper's server for every request: the way back if the proxy's own server misbehaves.
+    /// hyper's for everything (but upgrades to upstreams): the way back if the proxy's own
+    /// misbehaves.
     Hyper,
 }
 
@@ -595,6 +600,7 @@ struct RawServer {
     state_file: Option<Spanned<String>>,
     access_log: Option<Spanned<String>>,
     http1: Option<Http1Server>,
+    http1_client: Option<Http1Server>,
     max_connections: Option<Spanned<i64>>,
 }
 
@@ -1476,6 +1482,7 @@ fn validate(
         state_file,
         access_log,
         http1: server.http1.unwrap_or_default(),
+        http1_client: server.http1_client.unwrap_or_default(),
         max_connections,
         timeouts,
         limits: Limits {

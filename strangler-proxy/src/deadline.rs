@@ -152,7 +152,11 @@ impl Idle {
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         if std::mem::take(&mut self.moved) {
-            sleep.as_mut().reset(Instant::now() + limit);
+            // A limit too far to add never passes: a year will do.
+            let deadline = Instant::now()
+                .checked_add(limit)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
+            sleep.as_mut().reset(deadline);
         }
         sleep.as_mut().poll(cx).is_ready()
     }

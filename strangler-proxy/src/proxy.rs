@@ -25,7 +25,7 @@ use tracing::Instrument as _;
 use crate::attempt::{Attempt, Cause, Outcome};
 use crate::breaker::{Nanos, Permit};
 use crate::client::{self, ClientError, Outgoing, ResponseBody};
-use crate::config::RateKey;
+use crate::config::{Http1Server, RateKey};
 use crate::deadline::{ConnTimer, Idle};
 use crate::error::ProxyErrorKind;
 use crate::limit::{Key, RateLimit};
@@ -1002,7 +1002,7 @@ fn send_attempt<'a>(
             &address,
             (parts, forwarded),
             body,
-            upgrade,
+            (upgrade, active.config.http1_client == Http1Server::Fig),
             active.config.timeouts.connect,
         );
         let result = match timer {
@@ -1146,12 +1146,28 @@ fn send<'a>(
     address: &'a Arc<Address>,
     (parts, forwarded): (&'a mut http::request::Parts, Option<&'a Forwarded>),
     body: Outbound,
-    upgrade: bool,
+    (upgrade, own_client): (bool, bool),
     connect_timeout: std::time::Duration,
 ) -> impl Future<Output = Result<Exchanged, ProxyErrorKind>> + 'a {
     async move {
         let body = match body {
-            Outbound::Whole(bytes) => bytes,
+            // `server.http1_client = "hyper"`: hyper's client sends it all (but upgrades, which
+            // take the connection over).
+            Outbound::Whole(bytes) if own_client || upgrade => bytes,
+            Outbound::Whole(bytes) => {
+                let body = RequestBody {
+                    inner: ClientBody::Read((!bytes.is_empty()).then_some(bytes)),
+                    remaining: u64::MAX,
+                    tee: None,
+                    idle: Idle::new(Duration::MAX),
+                };
+                let mut parts = std::mem::replace(parts, Request::new(()).into_parts().0);
+                if let Some(forwarded) = forwarded {
+                    forwarded.apply(&mut parts.headers);
+                }
+                let request = Request::from_parts(parts, body);
+                return Box::pin(send_streaming(address, request, connect_timeout)).await;
+            }
             Outbound::Streaming(body) => {
                 // hyper's client takes the head; a streamed body is never sent twice anyway.
                 let mut parts = std::mem::replace(parts, Request::new(()).into_parts().0);
