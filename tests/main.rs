@@ -18,6 +18,9 @@ mod fleet;
 mod proxy;
 /// `fig proxy` hot reload: SIGHUP, file changes, bad configs, no failed request meanwhile.
 mod reload;
+/// What a request names, on raw TCP: Host, absolute-form and HTTP/2 authority, path
+/// normalisation before routing, upgrades (issue 15, items 6, 7, 9).
+mod request_target;
 /// `fig proxy` against failing, slow and dead services: fallback retry, circuit breaker,
 /// outlier ejection, rate limits, in-flight caps.
 mod resilience;

@@ -14,3 +14,4 @@ mod proxy;
 mod route;
 mod slo;
 mod support;
+mod target;
