@@ -255,13 +255,28 @@ pub(crate) fn route_path_problem(path: &str) -> Option<String> {
     }
 }
 
-/// Whether [`normalize_path`] would leave `path` as it is: no `%`, no empty segment but a last
-/// one, no `.` or `..` segment. One pass over the bytes, the common case.
+/// Whether [`normalize_path`] would leave `path` as it is: every `%` starts an upper-case escape
+/// of a character that stays encoded, and there is no empty segment but a last one and no `.` or
+/// `..` segment. One pass over the bytes, the common case.
 fn is_normal(path: &str) -> bool {
     let Some(body) = path.strip_prefix('/') else {
         return false;
     };
-    if body.contains('%') {
+    let escapes_normal = body.match_indices('%').all(|(at, _)| {
+        let Some(&[high, low]) = body.as_bytes().get(at + 1..at + 3) else {
+            return false;
+        };
+        match (hex_value(high), hex_value(low)) {
+            (Some(high_value), Some(low_value))
+                if !high.is_ascii_lowercase() && !low.is_ascii_lowercase() =>
+            {
+                let byte = (high_value << 4) | low_value;
+                byte != 0 && byte != b'/' && !is_unreserved(byte)
+            }
+            _ => false,
+        }
+    });
+    if !escapes_normal {
         return false;
     }
     let mut segments = body.split('/').peekable();
