@@ -323,6 +323,15 @@ service = "service"
     assert_eq!(heads.len(), 1, "{heads:?}");
     assert_eq!(field(&heads[0], "host").as_deref(), Some("monolith.example"));
 
+    // `Connection: host` does not take away the Host the request was routed on.
+    let reply = send(
+        proxy.addr,
+        "GET /conn-host HTTP/1.1\r\nhost: service.example\r\nconnection: host\r\n\r\n",
+    );
+    assert_eq!((reply.status, reply.body.as_str()), (200, "service saw /conn-host"));
+    let heads = service.heads_with("/conn-host");
+    assert_eq!(field(&heads[0], "host").as_deref(), Some("service.example"));
+
     // Another scheme is not a target this proxy serves.
     let reply = send(
         proxy.addr,

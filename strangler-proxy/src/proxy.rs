@@ -1409,7 +1409,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|token| {
                 headers
                     .keys()
-                    .find(|name| name.as_str().eq_ignore_ascii_case(token))
+                    // `Connection: host` would take away the Host the request was routed on, and
+                    // the upstream would get the address's instead (target.rs).
+                    .find(|name| name.as_str().eq_ignore_ascii_case(token) && *name != header::HOST)
                     .cloned()
             })
             .collect();
