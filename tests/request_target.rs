@@ -59,7 +59,11 @@ impl Recorder {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .filter(|head| head.lines().next().is_some_and(|line| line.contains(needle)))
+            .filter(|head| {
+                head.lines()
+                    .next()
+                    .is_some_and(|line| line.contains(needle))
+            })
             .cloned()
             .collect()
     }
@@ -162,9 +166,7 @@ struct Client {
 impl Client {
     fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect to the proxy");
-        stream
-            .set_read_timeout(Some(READ))
-            .expect("a read timeout");
+        stream.set_read_timeout(Some(READ)).expect("a read timeout");
         Client {
             stream,
             buf: Vec::new(),
@@ -285,10 +287,16 @@ fn host_is_needed_once_and_valid_on_both_http1_servers() {
             );
         }
         let reply = send(proxy.addr, "GET /fine HTTP/1.1\r\nhost: t\r\n\r\n");
-        assert_eq!((reply.status, reply.body.as_str()), (200, "monolith saw /fine"));
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "monolith saw /fine")
+        );
         // HTTP/1.0 did not require Host.
         let reply = send(proxy.addr, "GET /old HTTP/1.0\r\n\r\n");
-        assert_eq!((reply.status, reply.body.as_str()), (200, "monolith saw /old"));
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "monolith saw /old")
+        );
     }
 }
 
@@ -309,7 +317,10 @@ service = "service"
         proxy.addr,
         "GET http://service.example/abs-1 HTTP/1.1\r\nhost: monolith.example\r\n\r\n",
     );
-    assert_eq!((reply.status, reply.body.as_str()), (200, "service saw /abs-1"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "service saw /abs-1")
+    );
     let heads = service.heads_with("/abs-1");
     assert_eq!(heads.len(), 1, "{heads:?}");
     assert_eq!(field(&heads[0], "host").as_deref(), Some("service.example"));
@@ -318,17 +329,26 @@ service = "service"
         proxy.addr,
         "GET http://monolith.example/abs-2 HTTP/1.1\r\nhost: service.example\r\n\r\n",
     );
-    assert_eq!((reply.status, reply.body.as_str()), (200, "monolith saw /abs-2"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "monolith saw /abs-2")
+    );
     let heads = monolith.heads_with("/abs-2");
     assert_eq!(heads.len(), 1, "{heads:?}");
-    assert_eq!(field(&heads[0], "host").as_deref(), Some("monolith.example"));
+    assert_eq!(
+        field(&heads[0], "host").as_deref(),
+        Some("monolith.example")
+    );
 
     // `Connection: host` does not take away the Host the request was routed on.
     let reply = send(
         proxy.addr,
         "GET /conn-host HTTP/1.1\r\nhost: service.example\r\nconnection: host\r\n\r\n",
     );
-    assert_eq!((reply.status, reply.body.as_str()), (200, "service saw /conn-host"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "service saw /conn-host")
+    );
     let heads = service.heads_with("/conn-host");
     assert_eq!(field(&heads[0], "host").as_deref(), Some("service.example"));
 
@@ -407,7 +427,10 @@ fn h2_get(addr: SocketAddr, fields: &[(&str, &str)]) -> u16 {
     let mut buf = Vec::new();
     // Frames until the response's HEADERS; at most a few dozen before it.
     for _ in 0..64 {
-        while buf.len() < 9 || buf.len() < 9 + (usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2])) {
+        while buf.len() < 9
+            || buf.len()
+                < 9 + (usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]))
+        {
             let mut chunk = [0u8; 4096];
             match stream.read(&mut chunk) {
                 Ok(0) | Err(_) => panic!("the HTTP/2 connection ended before a response: {buf:?}"),
@@ -453,7 +476,10 @@ rate_limit = { rate = 1, per = "1h", burst = 1, key = "global" }
 "#;
     let proxy = start("fig", &monolith, &service, routes);
     let reply = send(proxy.addr, "GET /payments/1 HTTP/1.1\r\nhost: t\r\n\r\n");
-    assert_eq!((reply.status, reply.body.as_str()), (200, "service saw /payments/1"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "service saw /payments/1")
+    );
     for path in [
         "/payments/1",
         "/./payments/1",
@@ -463,7 +489,10 @@ rate_limit = { rate = 1, per = "1h", burst = 1, key = "global" }
         "/%2e/payments/1",
         "/x/%2E%2e/payments/1",
     ] {
-        let reply = send(proxy.addr, &format!("GET {path} HTTP/1.1\r\nhost: t\r\n\r\n"));
+        let reply = send(
+            proxy.addr,
+            &format!("GET {path} HTTP/1.1\r\nhost: t\r\n\r\n"),
+        );
         assert_eq!(reply.status, 429, "{path}: {reply:?}");
     }
     assert!(
@@ -501,7 +530,10 @@ service = "service"
             ("encoded-nul", "/orders/encoded-nul%00"),
             ("bad-escape", "/orders/bad-escape%zz"),
         ] {
-            let reply = send(proxy.addr, &format!("GET {path} HTTP/1.1\r\nhost: t\r\n\r\n"));
+            let reply = send(
+                proxy.addr,
+                &format!("GET {path} HTTP/1.1\r\nhost: t\r\n\r\n"),
+            );
             assert_eq!(reply.status, 400, "{http1} {case}: {reply:?}");
             assert!(monolith.heads_with(case).is_empty(), "{http1} {case}");
             assert!(service.heads_with(case).is_empty(), "{http1} {case}");
@@ -542,7 +574,10 @@ fn an_h2c_upgrade_is_forwarded_as_a_plain_request() {
         assert_eq!(field(&heads[0], name), None, "{name} in {}", heads[0]);
     }
     let reply = client.send("GET /after-h2c HTTP/1.1\r\nhost: t\r\n\r\n");
-    assert_eq!((reply.status, reply.body.as_str()), (200, "monolith saw /after-h2c"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "monolith saw /after-h2c")
+    );
 }
 
 /// WebSocket is allowed by default and still tunnels; a route with `upgrades = []` forwards the
@@ -561,7 +596,10 @@ fn websocket_tunnels_where_allowed_only() {
     let reply = client.send(&websocket("/chat/ws"));
     assert_eq!(reply.status, 101, "{reply:?}");
     assert_eq!(field(&reply.head, "upgrade").as_deref(), Some("websocket"));
-    client.stream.write_all(b"ping").expect("write through the tunnel");
+    client
+        .stream
+        .write_all(b"ping")
+        .expect("write through the tunnel");
     let mut echoed = [0u8; 4];
     client
         .stream

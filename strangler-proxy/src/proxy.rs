@@ -733,9 +733,9 @@ pub(crate) fn handle<'a>(
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(client_upgrade) = client_upgrade
                     && let Some(upgraded) = upgraded
-                    && asked_upgrade
-                        .as_ref()
-                        .is_some_and(|asked| crate::target::upgrade_accepted(asked, response.headers()))
+                    && asked_upgrade.as_ref().is_some_and(|asked| {
+                        crate::target::upgrade_accepted(asked, response.headers())
+                    })
                 {
                     tokio::spawn(join_upgraded(client_upgrade, upgraded).instrument(span));
                     let (parts, _) = response.into_parts();

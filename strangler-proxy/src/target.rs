@@ -318,10 +318,7 @@ fn is_host_port(value: &[u8]) -> bool {
         }
         &value[close + 1..]
     } else {
-        let end = value
-            .iter()
-            .position(|&b| b == b':')
-            .unwrap_or(value.len());
+        let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
         let host = &value[..end];
         if host.is_empty()
             || !host.iter().all(|&b| {
@@ -359,7 +356,10 @@ pub(crate) fn is_forbidden_upgrade(name: &str) -> bool {
 /// The `Upgrade` value to forward for a request that asks for an upgrade: the protocols it names
 /// that are in `allowed` (case-insensitive, versions ignored) and not forbidden, in its order;
 /// `None` when none is, and the request goes as a plain one.
-pub(crate) fn allowed_upgrade(headers: &HeaderMap, allowed: &[impl AsRef<str>]) -> Option<HeaderValue> {
+pub(crate) fn allowed_upgrade(
+    headers: &HeaderMap,
+    allowed: &[impl AsRef<str>],
+) -> Option<HeaderValue> {
     let mut kept = String::new();
     for token in list_tokens(headers) {
         let name = protocol_name(token);

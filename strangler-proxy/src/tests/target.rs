@@ -268,15 +268,7 @@ fn http11_needs_exactly_one_valid_host() {
         Err(BadTarget::RepeatedHost)
     );
     for bad in [
-        "",
-        "user@t",
-        "t/x",
-        "t:80:80",
-        "t:port",
-        "t:123456",
-        "[::1",
-        "[]",
-        "a b",
+        "", "user@t", "t/x", "t:80:80", "t:port", "t:123456", "[::1", "[]", "a b",
     ] {
         assert_eq!(
             target(v11, "/a", &[("host", bad)]).0,
@@ -284,7 +276,14 @@ fn http11_needs_exactly_one_valid_host() {
             "{bad:?}"
         );
     }
-    for good in ["t", "t:8080", "127.0.0.1:1", "[::1]:8080", "[::1]", "xn--bcher-kva.example"] {
+    for good in [
+        "t",
+        "t:8080",
+        "127.0.0.1:1",
+        "[::1]:8080",
+        "[::1]",
+        "xn--bcher-kva.example",
+    ] {
         assert_eq!(target(v11, "/a", &[("host", good)]).0, Ok(()), "{good}");
     }
     // HTTP/1.0 did not require Host.
@@ -302,13 +301,21 @@ fn an_absolute_form_target_names_the_host() {
     assert_eq!(hosts, ["other.example"]);
     assert_eq!(uri, "http://other.example/echo?x=1");
     let (result, hosts, _) = target(Version::HTTP_10, "http://other.example:8080/", &[]);
-    assert_eq!((result, hosts), (Ok(()), vec!["other.example:8080".to_owned()]));
+    assert_eq!(
+        (result, hosts),
+        (Ok(()), vec!["other.example:8080".to_owned()])
+    );
     assert_eq!(
         target(Version::HTTP_11, "ftp://other.example/x", &[("host", "t")]).0,
         Err(BadTarget::Scheme)
     );
     assert_eq!(
-        target(Version::HTTP_11, "http://user@other.example/x", &[("host", "t")]).0,
+        target(
+            Version::HTTP_11,
+            "http://user@other.example/x",
+            &[("host", "t")]
+        )
+        .0,
         Err(BadTarget::InvalidAuthority)
     );
     // Authority form is for CONNECT, asterisk form for OPTIONS.
@@ -345,7 +352,10 @@ fn the_path_is_normalised_and_the_query_kept() {
         "//x/../%70ayments/%7e1?q=%2e%2e/..//",
         &[("host", "t")],
     );
-    assert_eq!((result, uri.as_str()), (Ok(()), "/payments/~1?q=%2e%2e/..//"));
+    assert_eq!(
+        (result, uri.as_str()),
+        (Ok(()), "/payments/~1?q=%2e%2e/..//")
+    );
     let (result, _, uri) = target(Version::HTTP_2, "http://t/./a", &[]);
     assert_eq!((result, uri.as_str()), (Ok(()), "http://t/a"));
     assert_eq!(
@@ -375,10 +385,19 @@ fn only_allowed_upgrades_are_forwarded_and_never_http_ones() {
         allowed_upgrade(&headers(&[("upgrade", upgrade)]), list)
             .map(|value| value.to_str().unwrap().to_owned())
     };
-    assert_eq!(allowed("websocket", &websocket).as_deref(), Some("websocket"));
-    assert_eq!(allowed("WebSocket", &websocket).as_deref(), Some("WebSocket"));
+    assert_eq!(
+        allowed("websocket", &websocket).as_deref(),
+        Some("websocket")
+    );
+    assert_eq!(
+        allowed("WebSocket", &websocket).as_deref(),
+        Some("WebSocket")
+    );
     assert_eq!(allowed("h2c", &websocket), None);
-    assert_eq!(allowed("h2c, websocket", &websocket).as_deref(), Some("websocket"));
+    assert_eq!(
+        allowed("h2c, websocket", &websocket).as_deref(),
+        Some("websocket")
+    );
     assert_eq!(allowed("websocket", &[]), None);
     // Never HTTP/2 or another HTTP version, whatever the list says.
     assert_eq!(allowed("h2c", &["h2c"]), None);
@@ -447,9 +466,8 @@ fn h2c_and_bad_upgrade_names_are_refused_where_they_are() {
 #[test]
 fn a_route_path_that_could_never_match_is_refused() {
     let parse = |matcher: &str| {
-        let text = format!(
-            "{UPSTREAMS}[[routes]]\nname = \"r\"\nmatch = {matcher}\nservice = \"svc\"\n"
-        );
+        let text =
+            format!("{UPSTREAMS}[[routes]]\nname = \"r\"\nmatch = {matcher}\nservice = \"svc\"\n");
         Config::parse(
             &text,
             Some(std::path::Path::new("fig-proxy.toml")),
