@@ -633,3 +633,32 @@ fn a_101_nobody_asked_for_is_a_bad_gateway() {
     assert_eq!(reply.status, 502, "{reply:?}");
     assert_eq!(monolith.heads_with("/101/").len(), 2);
 }
+
+/// A shadow copy carries the path the route matched, as the primary request does.
+#[test]
+fn a_shadow_copy_carries_the_normalised_path() {
+    let monolith = Recorder::start("monolith");
+    let service = Recorder::start("service");
+    let routes = r#"[[routes]]
+name = "orders"
+match = { prefix = "/orders" }
+service = "service"
+shadow = { percent = 100 }
+
+[shadow]
+dir = "shadow"
+"#;
+    let proxy = start("fig", &monolith, &service, routes);
+    let reply = send(proxy.addr, "GET //orders/./%37 HTTP/1.1\r\nhost: t\r\n\r\n");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "service saw /orders/7")
+    );
+    // The copy goes to the fallback in the background: waited for, within a bound.
+    let deadline = std::time::Instant::now() + READ;
+    while monolith.heads_with("/orders/7").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(monolith.heads_with("/orders/7").len(), 1);
+    assert!(monolith.heads_with("//orders").is_empty());
+}
