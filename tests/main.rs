@@ -26,6 +26,9 @@ mod reload;
 /// The request path on the wire: response framing, requests sent again after a pooled
 /// connection closed, trailers, refusals that end the connection (issue 15).
 mod request_path;
+/// What a request names, on raw TCP: Host, absolute-form and HTTP/2 authority, path
+/// normalisation before routing, upgrades (issue 15, items 6, 7, 9).
+mod request_target;
 /// `fig proxy` against failing, slow and dead services: fallback retry, circuit breaker,
 /// outlier ejection, rate limits, in-flight caps.
 mod resilience;

@@ -268,6 +268,9 @@ pub struct RouteConfig {
     pub retry: RetryConfig,
     /// The route's rate limit, if any.
     pub rate_limit: Option<RateLimitConfig>,
+    /// The protocols a request may upgrade to (`Upgrade`), lowercase; a request asking for
+    /// another is forwarded as a plain one.
+    pub upgrades: Vec<String>,
 }
 
 /// Retrying a request the service failed on the route's fallback, once.
@@ -698,6 +701,7 @@ struct RawRoute {
     shadow: Option<Spanned<RawShadow>>,
     retry: Option<RawRetry>,
     rate_limit: Option<Spanned<RawRateLimit>>,
+    upgrades: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1285,6 +1289,7 @@ fn validate(
                 .transpose()?,
             retry,
             rate_limit,
+            upgrades: validate_upgrades(ctx, route.upgrades.as_deref())?,
         });
     }
     // A breaker left at its default is on only where it has somewhere to send requests: an
@@ -1552,6 +1557,18 @@ fn validate_match(ctx: &Ctx<'_>, matcher: &Spanned<RawMatch>) -> Result<MatchCon
             ));
         }
     };
+    // Requests are matched with their path in normal form (target.rs): a path that is not never
+    // matches.
+    let (PathMatch::Exact(written) | PathMatch::Prefix(written) | PathMatch::Pattern(written)) =
+        &path;
+    if let Some(reason) = crate::target::route_path_problem(written) {
+        let span = [&raw.prefix, &raw.exact, &raw.pattern]
+            .into_iter()
+            .flatten()
+            .next()
+            .map_or_else(|| matcher.span(), Spanned::span);
+        return Err(ctx.error(span, reason));
+    }
     let mut methods = Vec::new();
     for method in &raw.methods {
         let upper = method.get_ref().to_ascii_uppercase();
@@ -2285,6 +2302,49 @@ fn validate_retry(ctx: &Ctx<'_>, raw: Option<&RawRetry>) -> Result<RetryConfig, 
         max_body,
         per_try_timeout,
     })
+}
+
+/// A route's `upgrades`: protocol names (tokens, without version), never an HTTP one.
+fn validate_upgrades(
+    ctx: &Ctx<'_>,
+    raw: Option<&[Spanned<String>]>,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(crate::target::DEFAULT_UPGRADES
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect());
+    };
+    let mut upgrades: Vec<String> = Vec::with_capacity(raw.len());
+    for name in raw {
+        let text = name.get_ref().trim();
+        let is_token = !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !is_token {
+            return Err(ctx.error(
+                name.span(),
+                format!(
+                    "invalid upgrade protocol `{}`; write a protocol name such as \"websocket\", without version",
+                    name.get_ref()
+                ),
+            ));
+        }
+        if crate::target::is_forbidden_upgrade(text) {
+            return Err(ctx.error(
+                name.span(),
+                format!(
+                    "upgrades to `{text}` are never forwarded: past a 101 the proxy copies bytes, so a tunnel to an HTTP connection would carry requests its routes never see"
+                ),
+            ));
+        }
+        let lower = text.to_ascii_lowercase();
+        if !upgrades.contains(&lower) {
+            upgrades.push(lower);
+        }
+    }
+    Ok(upgrades)
 }
 
 fn validate_rate_limit(

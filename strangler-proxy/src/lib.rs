@@ -11,7 +11,9 @@
 //! routes, and flags are read from the in-memory snapshot of a [`FlagSource`]. The routing
 //! decision itself is the pure function [`route::route`].
 //!
-//! Module map: `config` (TOML → validated [`Config`]), `route` (matching and the decision),
+//! Module map: `config` (TOML → validated [`Config`]), `target` (what a request names: its
+//! Host, its path in normal form, the upgrade it asks for; checked before routing), `route`
+//! (matching and the decision),
 //! `context` (the flag context of a request), `upstream` (pools, balancing, health checks),
 //! `proxy` (the request handler), `server` (the HTTP/1 server for plain requests; hyper serves the
 //! rest), `serve` (listeners, reload, drain), `connections` (the connection cap and the HTTP/2
@@ -41,6 +43,7 @@ mod server;
 pub mod shadow;
 pub mod slo;
 pub mod state;
+mod target;
 pub mod upstream;
 
 #[cfg(test)]

@@ -507,6 +507,10 @@ pub(crate) fn handle<'a>(
     let client_upgrade = is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     async move {
+        // What the request names, in the one form everything below reads (target.rs).
+        if let Err(bad) = crate::target::canonicalize(&mut parts) {
+            return bad_target(shared, client, &parts, bad, start);
+        }
         let now = crate::breaker::nanos(start);
         let peer = client.addr;
         let active = shared.active.load_full();
@@ -522,6 +526,18 @@ pub(crate) fn handle<'a>(
             active.context.build(&parts, peer.ip())
         });
         let route = decision.route.map(|idx| &active.routes.routes()[idx]);
+        // The upgrade forwarded, if the route allows what the client asks for; else the request
+        // goes as a plain one.
+        let asked_upgrade = client_upgrade.as_ref().and_then(|_| match decision.route {
+            Some(idx) => {
+                crate::target::allowed_upgrade(&parts.headers, &active.config.routes[idx].upgrades)
+            }
+            None => crate::target::allowed_upgrade(&parts.headers, crate::target::DEFAULT_UPGRADES),
+        });
+        let client_upgrade = client_upgrade.filter(|_| asked_upgrade.is_some());
+        if let Some(value) = &asked_upgrade {
+            parts.headers.insert(header::UPGRADE, value.clone());
+        }
         let mut permit = Permit::none();
         let mut refused = None;
         if let Some(route) = route
@@ -744,6 +760,9 @@ pub(crate) fn handle<'a>(
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(client_upgrade) = client_upgrade
                     && let Some(upgraded) = upgraded
+                    && asked_upgrade.as_ref().is_some_and(|asked| {
+                        crate::target::upgrade_accepted(asked, response.headers())
+                    })
                 {
                     tokio::spawn(join_upgraded(client_upgrade, upgraded).instrument(span));
                     let (parts, _) = response.into_parts();
@@ -752,6 +771,15 @@ pub(crate) fn handle<'a>(
                         .headers_mut()
                         .append(header::VIA, via(Version::HTTP_11));
                     response
+                } else if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    // A switch the client did not ask for, or to another protocol: no tunnel.
+                    series.record_error(ProxyErrorKind::Protocol);
+                    tracing::warn!(
+                        route = route_name,
+                        upstream = &*upstream.name,
+                        "upstream switched protocols without being asked to"
+                    );
+                    error_response(ProxyErrorKind::Protocol, &upstream.name)
                 } else {
                     let (mut parts, mut body) = response.into_parts();
                     match &mut body {
@@ -1360,6 +1388,37 @@ pub(crate) fn error_response(kind: ProxyErrorKind, upstream: &str) -> Response<P
     response
 }
 
+/// The answer to a request [`crate::target::canonicalize`] refuses: 400, and the connection
+/// closes, as NGINX does (what follows a malformed head cannot be trusted to be a request).
+fn bad_target(
+    shared: &Shared,
+    client: &ClientConn,
+    parts: &http::request::Parts,
+    bad: crate::target::BadTarget,
+    start: Instant,
+) -> Response<ProxyBody> {
+    tracing::debug!(peer = %client.addr, error = %bad, "request refused");
+    let mut response = local_response(StatusCode::BAD_REQUEST, &bad.to_string(), None);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Some(log) = &shared.access_log {
+        log.line(&AccessEntry {
+            client: client.addr.ip(),
+            method: &parts.method,
+            uri: &parts.uri,
+            status: StatusCode::BAD_REQUEST.as_u16(),
+            route: UNMATCHED,
+            upstream: "-",
+            reason: Reason::NoRoute,
+            elapsed: start.elapsed(),
+        });
+    }
+    response
+}
+
+/// Whether a request asks for an upgrade (`Upgrade`, and `Connection: upgrade`), to any protocol:
+/// which one is forwarded, if any, depends on its route (`handle`).
 fn is_upgrade_request(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
         && headers
@@ -1415,7 +1474,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|token| {
                 headers
                     .keys()
-                    .find(|name| name.as_str().eq_ignore_ascii_case(token))
+                    // `Connection: host` would take away the Host the request was routed on, and
+                    // the upstream would get the address's instead (target.rs).
+                    .find(|name| name.as_str().eq_ignore_ascii_case(token) && *name != header::HOST)
                     .cloned()
             })
             .collect();

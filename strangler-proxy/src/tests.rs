@@ -15,3 +15,4 @@ mod proxy;
 mod route;
 mod slo;
 mod support;
+mod target;
