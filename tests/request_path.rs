@@ -25,9 +25,14 @@ impl Proxy {
     /// `fig proxy` with `server.http1 = server`, every request to `upstream`, and `extra` TOML
     /// appended.
     fn start(server: &str, upstream: &Upstream, extra: &str) -> Proxy {
+        Proxy::start_with(server, "fig", upstream, extra)
+    }
+
+    /// [`Proxy::start`] with `server.http1_client = client` too.
+    fn start_with(server: &str, client: &str, upstream: &Upstream, extra: &str) -> Proxy {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nhttp1 = \"{server}\"\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\nhttp1 = \"{server}\"\nhttp1_client = \"{client}\"\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n\
              [upstreams.monolith]\naddresses = [\"{}\"]\n\n{extra}\n",
             upstream.url()
@@ -92,8 +97,10 @@ fn a_response_with_transfer_encoding_and_content_length_is_framed_by_its_chunks(
                 Reply::Send(ok(&format!("real answer to {}", seen.target())))
             }
         });
-        for server in SERVERS {
-            let proxy = Proxy::start(server, &upstream, "");
+        // Both servers, and both clients (`server.http1_client`).
+        for (server, upstream_client) in [("fig", "fig"), ("hyper", "fig"), ("fig", "hyper")] {
+            let proxy = Proxy::start_with(server, upstream_client, &upstream, "");
+            let server = format!("server {server}, client {upstream_client}");
             let mut client = proxy.client();
             client.send(get("/poison").as_bytes());
             let first = client.response("GET");

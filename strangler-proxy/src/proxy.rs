@@ -789,7 +789,14 @@ pub(crate) fn handle<'a>(
                             own.move_fields_into(&mut parts.headers);
                         }
                         Received::Own(_) => {}
-                        Received::Streaming { .. } => remove_hop_by_hop(&mut parts.headers),
+                        Received::Streaming { .. } => {
+                            // hyper's client frames by the coding and leaves the length in the
+                            // map: it must not go on (RFC 9112 6.3, as in framing.rs).
+                            if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+                                parts.headers.remove(header::CONTENT_LENGTH);
+                            }
+                            remove_hop_by_hop(&mut parts.headers);
+                        }
                     }
                     body.append_field(&mut parts.headers, header::VIA, via(parts.version));
                     parts.version = client_version;
