@@ -5,18 +5,22 @@
 //! [`Listeners::bind`], then [`serve`] or [`Proxy::new`] + [`Proxy::serve`], which also gives a
 //! handle to reload, roll back and restore. The CLI (`fig proxy`) does exactly that.
 //!
-//! A key design decision is that the request path takes no lock and does no IO beyond the two
-//! sockets: the config in force is one `ArcSwap` load, route matchers are compiled when a config
-//! is loaded, a rollback is an `AtomicBool` per route, metrics are atomics held by the compiled
-//! routes, and flags are read from the in-memory snapshot of a [`FlagSource`]. The routing
-//! decision itself is the pure function [`route::route`].
+//! A key design decision is that the request path takes no lock that requests contend for and
+//! does no IO beyond the two sockets: the config in force is one `ArcSwap` load, route matchers
+//! are compiled when a config is loaded, a rollback is an `AtomicBool` per route, metrics are
+//! atomics held by the compiled routes, and flags are read from the in-memory snapshot of a
+//! [`FlagSource`]; the only locks are short and local (an address's idle-connection list, a
+//! connection's own timer). The routing decision itself is the pure function [`route::route`].
+//! Where an HTTP/1 message's body ends is decided in one place, `framing`, for the proxy's own
+//! server and client alike.
 //!
 //! Module map: `config` (TOML → validated [`Config`]), `target` (what a request names: its
 //! Host, its path in normal form, the upgrade it asks for; checked before routing), `route`
 //! (matching and the decision),
 //! `context` (the flag context of a request), `upstream` (pools, balancing, health checks),
 //! `proxy` (the request handler), `server` (the HTTP/1 server for plain requests; hyper serves the
-//! rest), `serve` (listeners, reload, drain), `connections` (the connection cap and the HTTP/2
+//! rest), `client` (the HTTP/1 client for requests whose body is all there), `framing` (RFC 9112
+//! message framing for both), `deadline` (connection timers and body-idle deadlines), `serve` (listeners, reload, drain), `connections` (the connection cap and the HTTP/2
 //! deadlines), `admin` (the admin API),
 //! `metrics`, `state` (persisted rollbacks), `slo` (automatic rollback when a service breaks its
 //! SLO), `shadow` (mirrored requests) and `diff` (response comparison), `flags` (the
