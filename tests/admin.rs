@@ -264,7 +264,7 @@ fn a_token_is_generated_at_first_start_and_fig_route_finds_it() {
         token_file.display()
     );
     assert!(
-        proxy.proc.stderr().contains(&note),
+        proxy.proc.stderr_within(&note, Duration::from_secs(10)),
         "stderr says where the token is: {}",
         proxy.proc.stderr()
     );

@@ -394,7 +394,9 @@ fn at_the_connection_cap_a_new_connection_gets_503_and_the_admin_api_still_answe
     proxy.wait_for_metric("fig_proxy_connections_refused_total", |n| n == 1.0);
     assert_eq!(proxy.metric("fig_proxy_connections_max"), 3.0);
     assert!(
-        proxy.proc.stderr().contains("server.max_connections"),
+        proxy
+            .proc
+            .stderr_within("server.max_connections", Duration::from_secs(10)),
         "a warning names the cap; stderr:\n{}",
         proxy.proc.stderr()
     );

@@ -71,6 +71,21 @@ impl Proc {
         self.child.id()
     }
 
+    /// Whether the process writes `needle` to stderr within `timeout` (stderr is drained by
+    /// another thread, so what the process wrote may reach the test a moment later).
+    pub fn stderr_within(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// What the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr
