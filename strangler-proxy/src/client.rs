@@ -452,35 +452,48 @@ fn parse_head_with<const N: usize>(
     // and `Connection` the client needs; `Connection` naming other fields (rare) makes those go
     // too. `Content-Length` goes on only when no `Transfer-Encoding` frames the message.
     let mut framing_fields = FramingFields::default();
-    for span in &spans[..count] {
-        let (name, value) = field(span);
-        framing_fields.field(name, value);
-    }
     let keep_hop_by_hop = status == StatusCode::SWITCHING_PROTOCOLS;
-    // The length passed on: none when a coding frames the body, or when it is not a length.
-    let length = framing_fields
-        .content_length
-        .filter(|_| !framing_fields.transfer_encoding && !framing_fields.bad_content_length);
-    // The fields to pass on, as they go on the wire: httparse checked every name and value
-    // (token characters; no control characters but tab in values), and each line is written
-    // anew, so what leaves is well-formed whatever whitespace or line ends the upstream used.
+    // The fields to pass on, as they go on the wire, in one pass: httparse checked every name
+    // and value (token characters; no control characters but tab in values), and each line is
+    // written anew, so what leaves is well-formed whatever whitespace or line ends the upstream
+    // used. The first `Content-Length` line is kept where it stands (`length_line`) until the
+    // head is read: it goes when a coding frames the body or the length is not one.
     let mut wire = Vec::with_capacity(len);
     let mut date = false;
-    let mut pending_length = length;
+    let mut length_line: Option<(usize, usize)> = None;
     for span in &spans[..count] {
         let (name, value) = field(span);
+        let framing_field = framing_fields.field(name, value);
         if !keep_hop_by_hop && is_hop_by_hop(name) {
             continue;
         }
-        if name.eq_ignore_ascii_case(b"content-length") {
-            // Once, as the one length that frames the body (`5, 5` is 5), or not at all.
-            if let Some(len) = pending_length.take() {
-                let _ = write!(wire, "content-length: {len}\r\n");
+        if framing_field && name.eq_ignore_ascii_case(b"content-length") {
+            if length_line.is_none() {
+                let start = wire.len();
+                push_line(&mut wire, name, value);
+                length_line = Some((start, wire.len()));
             }
             continue;
         }
         date |= name.eq_ignore_ascii_case(b"date");
         push_line(&mut wire, name, value);
+    }
+    // The length passed on: none when a coding frames the body, or when it is not a length.
+    let length = framing_fields
+        .content_length
+        .filter(|_| !framing_fields.transfer_encoding && !framing_fields.bad_content_length);
+    if let Some((start, end)) = length_line {
+        let plain = wire[start..end - 2]
+            .iter()
+            .skip("content-length: ".len())
+            .all(u8::is_ascii_digit);
+        if length.is_none() || !plain {
+            wire.drain(start..end);
+            if let Some(len) = length {
+                // `5, 5` goes on as `5`.
+                let _ = write!(wire, "content-length: {len}\r\n");
+            }
+        }
     }
     let framing = framing::response_framing(method, status, version, &framing_fields).map_err(
         |err| match err {
@@ -579,7 +592,12 @@ impl Fields {
 
     /// Whether a field of this name is among them.
     pub fn contains(&self, name: &HeaderName) -> bool {
-        self.values(name).next().is_some()
+        let name = name.as_str().as_bytes();
+        self.wire.split(|&b| b == b'\n').any(|line| {
+            line.len() > name.len()
+                && line[name.len()] == b':'
+                && line[..name.len()].eq_ignore_ascii_case(name)
+        })
     }
 
     /// The values of the fields of this name.

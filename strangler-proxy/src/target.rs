@@ -300,6 +300,37 @@ fn is_unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
 }
 
+/// The bytes of a reg-name (RFC 3986 3.2.2): unreserved, `%` of a percent-encoding, and
+/// sub-delims; a table, since every request's `Host` is checked byte by byte.
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
 /// Whether `value` is `uri-host [ ":" port ]` (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal in
 /// brackets or a non-empty reg-name (unreserved, percent-encoded and sub-delims characters; so no
 /// `@`, `/`, `?`, `#`, space or control byte), then at most five port digits.
@@ -320,16 +351,7 @@ fn is_host_port(value: &[u8]) -> bool {
     } else {
         let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
         let host = &value[..end];
-        if host.is_empty()
-            || !host.iter().all(|&b| {
-                is_unreserved(b)
-                    || b == b'%'
-                    || matches!(
-                        b,
-                        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-                    )
-            })
-        {
+        if host.is_empty() || !host.iter().all(|&b| REG_NAME[usize::from(b)]) {
             return false;
         }
         &value[end..]
