@@ -8,6 +8,7 @@ mod client;
 mod config;
 mod context;
 mod diff;
+mod differential;
 mod guard;
 mod http1;
 mod proxy;
