@@ -45,7 +45,7 @@
 //! longer with, for example, `PROPTEST_CASES=20000 cargo test -p strangler-proxy differential`.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -259,36 +259,67 @@ impl Message {
     }
 }
 
-/// The peer: accepts one connection, reads a request, and answers as `feed` says.
-async fn scripted_upstream(
-    first: Vec<u8>,
-    second: Vec<u8>,
-    feed: Feed,
-) -> (SocketAddr, AbortOnDrop<std::io::Result<()>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local address");
-    let task = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await?;
-        let mut buf = Vec::new();
-        if !read_request(&mut stream, &mut buf).await? {
-            return Ok(());
-        }
-        match feed {
-            Feed::Both => stream.write_all(&[first, second].concat()).await?,
-            Feed::FirstOnly => stream.write_all(&first).await?,
-            Feed::OnRequest => {
-                stream.write_all(&first).await?;
-                if read_request(&mut stream, &mut buf).await? {
-                    stream.write_all(&second).await?;
+/// What a scripted upstream sends on its next connection.
+type Script = (Vec<u8>, Vec<u8>, Feed);
+
+/// A scripted upstream: one listener for a whole test (binding one per case fills the port range
+/// with sockets in TIME_WAIT, which slows every later bind), and on each connection it accepts,
+/// the script loaded last: it reads a request and answers as the script's `Feed` says.
+struct Scripted {
+    addr: SocketAddr,
+    script: Arc<Mutex<Option<Script>>>,
+    _task: AbortOnDrop<()>,
+}
+
+impl Scripted {
+    async fn start() -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let script: Arc<Mutex<Option<Script>>> = Arc::new(Mutex::new(None));
+        let next = script.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let taken = next.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(script) = taken {
+                    tokio::spawn(tokio::time::timeout(WAIT, play(stream, script)));
                 }
             }
+        });
+        Scripted {
+            addr,
+            script,
+            _task: AbortOnDrop(task),
         }
-        stream.shutdown().await?;
-        let mut sink = [0u8; 1024];
-        while stream.read(&mut sink).await? > 0 {}
-        Ok::<(), std::io::Error>(())
-    });
-    (addr, AbortOnDrop(task))
+    }
+
+    /// Sets what the next connection gets.
+    fn load(&self, case: &ResponseCase, feed: Feed) {
+        *self.script.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((case.first.0.clone(), case.second.0.clone(), feed));
+    }
+}
+
+/// Plays a script on one connection. The upstream closes first, so that the sockets left in
+/// TIME_WAIT hold the listener's port and not the clients' ephemeral ones.
+async fn play(mut stream: TcpStream, (first, second, feed): Script) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    if !read_request(&mut stream, &mut buf).await? {
+        return Ok(());
+    }
+    match feed {
+        Feed::Both => stream.write_all(&[first, second].concat()).await?,
+        Feed::FirstOnly => stream.write_all(&first).await?,
+        Feed::OnRequest => {
+            stream.write_all(&first).await?;
+            if read_request(&mut stream, &mut buf).await? {
+                stream.write_all(&second).await?;
+            }
+        }
+    }
+    stream.shutdown().await?;
+    let mut sink = [0u8; 1024];
+    while stream.read(&mut sink).await? > 0 {}
+    Ok(())
 }
 
 /// Reads one request (head, and a body as long as its `Content-Length`) from the front of `buf`
@@ -468,19 +499,36 @@ async fn hyper_client(addr: SocketAddr, method: &Method, feed: Feed) -> ClientRu
     run
 }
 
+/// What the response tests share across cases: a scripted upstream for each client, and the
+/// pool the own client returns connections to.
+struct ResponseBench {
+    own: Scripted,
+    hyper: Scripted,
+    address: Arc<Address>,
+}
+
+impl ResponseBench {
+    async fn start() -> ResponseBench {
+        let config = config("[upstreams.monolith]\naddresses = [\"http://127.0.0.1:9\"]\n");
+        ResponseBench {
+            own: Scripted::start().await,
+            hyper: Scripted::start().await,
+            address: Upstream::new(&config.upstreams[0]).addresses[0].clone(),
+        }
+    }
+}
+
 /// Both clients, each against its own scripted upstream fed alike.
 async fn both_clients(
     case: &ResponseCase,
-    address: &Arc<Address>,
+    bench: &ResponseBench,
     feed: Feed,
 ) -> (ClientRun, ClientRun) {
-    let (own_addr, _own_peer) =
-        scripted_upstream(case.first.0.clone(), case.second.0.clone(), feed).await;
-    let (hyper_addr, _hyper_peer) =
-        scripted_upstream(case.first.0.clone(), case.second.0.clone(), feed).await;
+    bench.own.load(case, feed);
+    bench.hyper.load(case, feed);
     tokio::join!(
-        own_client(own_addr, &case.method, address, feed),
-        hyper_client(hyper_addr, &case.method, feed)
+        own_client(bench.own.addr, &case.method, &bench.address, feed),
+        hyper_client(bench.hyper.addr, &case.method, feed)
     )
 }
 
@@ -568,14 +616,14 @@ fn compare_runs(method: &Method, own: &ClientRun, hyper: &ClientRun) -> Result<(
 }
 
 /// Runs one response case through both clients and compares.
-async fn check_response(case: &ResponseCase, address: &Arc<Address>) -> Result<(), String> {
-    let (own_both, hyper_both) = both_clients(case, address, Feed::Both).await;
+async fn check_response(case: &ResponseCase, bench: &ResponseBench) -> Result<(), String> {
+    let (own_both, hyper_both) = both_clients(case, bench, Feed::Both).await;
     if std::env::var_os("FIG_DIFF_TRACE").is_some() {
         eprintln!("{case:?}\n own:   {own_both:?}\n hyper: {hyper_both:?}");
     }
     compare_runs(&case.method, &own_both, &hyper_both)
         .map_err(|err| format!("[both responses, then the close] {err}"))?;
-    let (own_first, hyper_first) = both_clients(case, address, Feed::FirstOnly).await;
+    let (own_first, hyper_first) = both_clients(case, bench, Feed::FirstOnly).await;
     compare_runs(&case.method, &own_first, &hyper_first)
         .map_err(|err| format!("[the first response, then the close] {err}"))?;
     // The reuse probe only when the first response ended within its own bytes for both, so that
@@ -584,24 +632,19 @@ async fn check_response(case: &ResponseCase, address: &Arc<Address>) -> Result<(
         matches!(&first.first, Outcome::Message(m) if m.complete) && both.first == first.first
     };
     if within_first(&own_both, &own_first) && within_first(&hyper_both, &hyper_first) {
-        let (own, hyper) = both_clients(case, address, Feed::OnRequest).await;
+        let (own, hyper) = both_clients(case, bench, Feed::OnRequest).await;
         compare_runs(&case.method, &own, &hyper)
             .map_err(|err| format!("[the second response on a second request] {err}"))?;
     }
     Ok(())
 }
 
-fn address() -> Arc<Address> {
-    let config = config("[upstreams.monolith]\naddresses = [\"http://127.0.0.1:9\"]\n");
-    Upstream::new(&config.upstreams[0]).addresses[0].clone()
-}
-
 fn run_response_cases(cases: &[ResponseCase]) {
     let rt = runtime();
-    let address = address();
+    let bench = rt.block_on(ResponseBench::start());
     let mut failures = Vec::new();
     for case in cases {
-        if let Err(err) = rt.block_on(check_response(case, &address)) {
+        if let Err(err) = rt.block_on(check_response(case, &bench)) {
             failures.push(format!("{case:?}\n{err}"));
         }
     }
@@ -932,16 +975,17 @@ fn chunked_body() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-/// A body and the framing field that would describe it, if the head is to carry one.
+/// A body and the framing field that would describe it, if the head is to carry one (three
+/// times in four).
 fn body() -> impl Strategy<Value = (Vec<u8>, Option<String>)> {
     prop_oneof![
-        (0..=TEXT.len(), any::<bool>()).prop_map(|(len, framed)| {
+        (0..=TEXT.len(), prop::bool::weighted(0.75)).prop_map(|(len, framed)| {
             (
                 TEXT[..len].to_vec(),
                 framed.then(|| format!("Content-Length: {len}")),
             )
         }),
-        (chunked_body(), any::<bool>()).prop_map(|(body, framed)| {
+        (chunked_body(), prop::bool::weighted(0.75)).prop_map(|(body, framed)| {
             (
                 body,
                 framed.then(|| "Transfer-Encoding: chunked".to_owned()),
@@ -1014,10 +1058,10 @@ fn response_case() -> impl Strategy<Value = ResponseCase> {
 #[test]
 fn responses_generated() {
     let rt = runtime();
-    let address = address();
+    let bench = rt.block_on(ResponseBench::start());
     let mut runner = runner();
     let result = runner.run(&response_case(), |case| {
-        rt.block_on(check_response(&case, &address))
+        rt.block_on(check_response(&case, &bench))
             .map_err(TestCaseError::fail)
     });
     if let Err(err) = result {
@@ -1043,7 +1087,8 @@ struct Seen {
 /// A hyper upstream that records what reaches it and answers `200 seen`.
 struct Recorder {
     addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    /// Each request with the client it came from.
+    seen: Arc<Mutex<Vec<(String, Seen)>>>,
     _task: AbortOnDrop<()>,
 }
 
@@ -1071,21 +1116,26 @@ impl Recorder {
                             let record = record.clone();
                             async move {
                                 let (parts, body) = request.into_parts();
-                                let body = body
-                                    .collect()
-                                    .await
-                                    .map(|b| b.to_bytes().to_vec())
-                                    .unwrap_or_else(|_| b"<body failed>".to_vec());
+                                // A body that fails does not arrive: the request is not
+                                // recorded (see `Recorder::take`).
+                                let Ok(body) = body.collect().await else {
+                                    return Ok(http::Response::new(Full::new(Bytes::new())));
+                                };
+                                let body = body.to_bytes().to_vec();
+                                let from = parts
+                                    .headers
+                                    .get("x-forwarded-for")
+                                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                                    .unwrap_or_default();
                                 let fields = parts
                                     .headers
                                     .iter()
                                     .filter(|(name, _)| name.as_str().starts_with("x-t"))
                                     .map(|(n, v)| (n.to_string(), Wire(v.as_bytes().to_vec())))
                                     .collect();
-                                record
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .push(Seen {
+                                record.lock().unwrap_or_else(PoisonError::into_inner).push((
+                                    from,
+                                    Seen {
                                         method: parts.method.to_string(),
                                         target: parts.uri.to_string(),
                                         http10: parts
@@ -1094,7 +1144,8 @@ impl Recorder {
                                             .is_some_and(|via| via.as_bytes().starts_with(b"1.0")),
                                         fields,
                                         body: Wire(body),
-                                    });
+                                    },
+                                ));
                                 Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
                                     Bytes::from_static(b"seen"),
                                 )))
@@ -1114,8 +1165,16 @@ impl Recorder {
         }
     }
 
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner))
+    /// What came from the client at `from` (the proxy's `X-Forwarded-For`); requests of other
+    /// cases, which may still arrive after theirs ended, are dropped. A request whose body failed
+    /// on the way is not among them: whether it reaches the upstream before its client sees the
+    /// connection close depends on timing, and an upstream does not act on it.
+    fn take(&self, from: &str) -> Vec<Seen> {
+        let all = std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner));
+        all.into_iter()
+            .filter(|(sender, _)| sender == from)
+            .map(|(_, seen)| seen)
+            .collect()
     }
 }
 
@@ -1141,8 +1200,12 @@ impl Side {
     }
 
     /// Sends the bytes and the terminator, reads to the close: the statuses and what the upstream saw.
-    async fn exchange(&self, bytes: &[u8]) -> RequestOutcome {
-        let mut stream = tokio::time::timeout(WAIT, TcpStream::connect(self.proxy.addr))
+    async fn exchange(&self, bytes: &[u8], from: Ipv4Addr) -> RequestOutcome {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind((from, 0).into())
+            .expect("bind to a loopback address");
+        let mut stream = tokio::time::timeout(WAIT, socket.connect(self.proxy.addr))
             .await
             .expect("connect in time")
             .expect("connect");
@@ -1155,7 +1218,7 @@ impl Side {
         RequestOutcome {
             statuses: statuses(&received),
             closed,
-            seen: self.recorder.take(),
+            seen: self.recorder.take(&from.to_string()),
         }
     }
 }
@@ -1245,12 +1308,43 @@ impl fmt::Debug for RequestCase {
     }
 }
 
-/// Runs one request case through both servers and compares. Each case has proxies and recorders
-/// of its own: a request still on its way to an upstream when its case ended must not show up in
-/// the next case.
-async fn check_request(case: &RequestCase) -> Result<(), String> {
-    let (fig, hyper) = tokio::join!(Side::start("fig"), Side::start("hyper"));
-    let (own, reference) = tokio::join!(fig.exchange(&case.0.0), hyper.exchange(&case.0.0));
+/// What the request tests share across cases: a proxy with each server, and the number of the
+/// next case. Each case's client connects from a loopback address of its own (127.1.x.y), which
+/// the proxy passes on as `X-Forwarded-For`: what reaches a recorder is told apart by case.
+struct RequestBench {
+    fig: Side,
+    hyper: Side,
+    cases: std::cell::Cell<u32>,
+}
+
+impl RequestBench {
+    async fn start() -> RequestBench {
+        let (fig, hyper) = tokio::join!(Side::start("fig"), Side::start("hyper"));
+        RequestBench {
+            fig,
+            hyper,
+            cases: std::cell::Cell::new(0),
+        }
+    }
+
+    fn next_client(&self) -> Ipv4Addr {
+        let n = self.cases.get();
+        self.cases.set(n.wrapping_add(1));
+        let (high, low) = ((n / 250) % 250, n % 250);
+        Ipv4Addr::new(127, 1, high as u8 + 1, low as u8 + 1)
+    }
+}
+
+/// Runs one request case through both servers and compares.
+async fn check_request(case: &RequestCase, bench: &RequestBench) -> Result<(), String> {
+    let from = bench.next_client();
+    let (own, reference) = tokio::join!(
+        bench.fig.exchange(&case.0.0, from),
+        bench.hyper.exchange(&case.0.0, from)
+    );
+    if std::env::var_os("FIG_DIFF_TRACE").is_some() {
+        eprintln!("{case:?}\n own:   {own:?}\n hyper: {reference:?}");
+    }
     if own != reference && !hyper_closed_after_http10(&own, &reference) {
         return Err(format!(
             "outcomes differ:\n own:   {own:?}\n hyper: {reference:?}"
@@ -1278,9 +1372,10 @@ fn hyper_closed_after_http10(own: &RequestOutcome, hyper: &RequestOutcome) -> bo
 
 fn run_request_cases(cases: &[RequestCase]) {
     let rt = runtime();
+    let bench = rt.block_on(RequestBench::start());
     let mut failures = Vec::new();
     for case in cases {
-        if let Err(err) = rt.block_on(check_request(case)) {
+        if let Err(err) = rt.block_on(check_request(case, &bench)) {
             failures.push(format!("{case:?}\n{err}"));
         }
     }
@@ -1431,9 +1526,10 @@ fn request_case() -> impl Strategy<Value = RequestCase> {
 #[test]
 fn requests_generated() {
     let rt = runtime();
+    let bench = rt.block_on(RequestBench::start());
     let mut runner = runner();
     let result = runner.run(&request_case(), |case| {
-        rt.block_on(check_request(&case))
+        rt.block_on(check_request(&case, &bench))
             .map_err(TestCaseError::fail)
     });
     if let Err(err) = result {
