@@ -633,6 +633,12 @@ async fn check_response(case: &ResponseCase, bench: &ResponseBench) -> Result<()
     };
     if within_first(&own_both, &own_first) && within_first(&hyper_both, &hyper_first) {
         let (own, hyper) = both_clients(case, bench, Feed::OnRequest).await;
+        if std::env::var_os("FIG_DIFF_TRACE").is_some() {
+            eprintln!(
+                "reuse: own {:?} hyper {:?}; next: own {:?}",
+                own.reused, hyper.reused, own.next
+            );
+        }
         compare_runs(&case.method, &own, &hyper)
             .map_err(|err| format!("[the second response on a second request] {err}"))?;
     }
@@ -889,6 +895,12 @@ fn field() -> impl Strategy<Value = String> {
         "Upgrade: websocket",
         "Proxy-Connection: keep-alive",
         "X-Empty:",
+        "X-A : 1",
+        "Content-Length : 5",
+        "Content-Length:5",
+        "Transfer-Encoding:\tchunked",
+        "X-Fold: a\r\n folded",
+        "No-Colon",
     ])
     .prop_map(str::to_owned);
     prop_oneof![
@@ -1486,6 +1498,11 @@ fn request_field() -> impl Strategy<Value = String> {
         "Trailer: X-T-Sum",
         "TE: trailers",
         "Host: other",
+        "X-T : a",
+        "Content-Length : 5",
+        "Content-Length:5",
+        "Transfer-Encoding : chunked",
+        "X-T: a\r\n folded",
     ])
     .prop_map(str::to_owned);
     prop_oneof![3 => content_length, 2 => transfer_encoding, 3 => other]
@@ -1499,17 +1516,18 @@ fn request() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(request_field(), 0..3),
         body(),
         any::<Index>(),
+        prop_oneof![9 => Just("\r\n"), 1 => Just("\n")],
     )
-        .prop_map(|(line, mut fields, (body, framing), at)| {
+        .prop_map(|(line, mut fields, (body, framing), at, eol)| {
             if let Some(framing) = framing {
                 let i = at.index(fields.len() + 1);
                 fields.insert(i, framing);
             }
-            let mut out = format!("{line}\r\nHost: t\r\n").into_bytes();
+            let mut out = format!("{line}{eol}Host: t{eol}").into_bytes();
             for field in fields {
-                out.extend_from_slice(format!("{field}\r\n").as_bytes());
+                out.extend_from_slice(format!("{field}{eol}").as_bytes());
             }
-            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(eol.as_bytes());
             out.extend_from_slice(&body);
             out
         })
