@@ -113,14 +113,18 @@ struct ResponseCase {
     method: Method,
     first: Wire,
     second: Wire,
+    /// The upstream writes in pieces of this many bytes (0: at once), so that the clients see
+    /// heads, chunk-size lines and trailers split across reads. Not in the reuse probe, where a
+    /// piece that came late would be read as the next response by either client, by timing.
+    piece: usize,
 }
 
 impl fmt::Debug for ResponseCase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} -> {:?} then {:?}",
-            self.method, self.first, self.second
+            "{} -> {:?} then {:?} (in pieces of {})",
+            self.method, self.first, self.second, self.piece
         )
     }
 }
@@ -269,8 +273,9 @@ impl Message {
     }
 }
 
-/// What a scripted upstream sends on its next connection.
-type Script = (Vec<u8>, Vec<u8>, Feed);
+/// What a scripted upstream sends on its next connection: the two responses, how, and in pieces
+/// of how many bytes.
+type Script = (Vec<u8>, Vec<u8>, Feed, usize);
 
 /// A scripted upstream: one listener for a whole test (binding one per case fills the port range
 /// with sockets in TIME_WAIT, which slows every later bind), and on each connection it accepts,
@@ -304,21 +309,25 @@ impl Scripted {
 
     /// Sets what the next connection gets.
     fn load(&self, case: &ResponseCase, feed: Feed) {
-        *self.script.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((case.first.0.clone(), case.second.0.clone(), feed));
+        *self.script.lock().unwrap_or_else(PoisonError::into_inner) = Some((
+            case.first.0.clone(),
+            case.second.0.clone(),
+            feed,
+            case.piece,
+        ));
     }
 }
 
 /// Plays a script on one connection. The upstream closes first, so that the sockets left in
 /// TIME_WAIT hold the listener's port and not the clients' ephemeral ones.
-async fn play(mut stream: TcpStream, (first, second, feed): Script) -> std::io::Result<()> {
+async fn play(mut stream: TcpStream, (first, second, feed, piece): Script) -> std::io::Result<()> {
     let mut buf = Vec::new();
     if !read_request(&mut stream, &mut buf).await? {
         return Ok(());
     }
     match feed {
-        Feed::Both => stream.write_all(&[first, second].concat()).await?,
-        Feed::FirstOnly => stream.write_all(&first).await?,
+        Feed::Both => write_in_pieces(&mut stream, &[first, second].concat(), piece).await?,
+        Feed::FirstOnly => write_in_pieces(&mut stream, &first, piece).await?,
         Feed::OnRequest => {
             stream.write_all(&first).await?;
             if read_request(&mut stream, &mut buf).await? {
@@ -329,6 +338,21 @@ async fn play(mut stream: TcpStream, (first, second, feed): Script) -> std::io::
     stream.shutdown().await?;
     let mut sink = [0u8; 1024];
     while stream.read(&mut sink).await? > 0 {}
+    Ok(())
+}
+
+async fn write_in_pieces(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    piece: usize,
+) -> std::io::Result<()> {
+    if piece == 0 {
+        return stream.write_all(bytes).await;
+    }
+    for part in bytes.chunks(piece) {
+        stream.write_all(part).await?;
+        stream.flush().await?;
+    }
     Ok(())
 }
 
@@ -659,8 +683,13 @@ fn run_response_cases(cases: &[ResponseCase]) {
     let rt = runtime();
     let bench = rt.block_on(ResponseBench::start());
     let mut failures = Vec::new();
-    for case in cases {
-        if let Err(err) = rt.block_on(check_response(case, &bench)) {
+    // Each case at once, then a byte at a time.
+    let split = cases.iter().map(|case| ResponseCase {
+        piece: 1,
+        ..case.clone()
+    });
+    for case in cases.iter().cloned().chain(split) {
+        if let Err(err) = rt.block_on(check_response(&case, &bench)) {
             failures.push(format!("{case:?}\n{err}"));
         }
     }
@@ -755,6 +784,7 @@ fn fixed_response_cases() -> Vec<ResponseCase> {
             method,
             first: Wire(first),
             second: Wire(NEXT.to_vec()),
+            piece: 0,
         })
         .collect()
 }
@@ -1037,6 +1067,7 @@ fn response_case() -> impl Strategy<Value = ResponseCase> {
         second_response(),
         mutations(),
         any::<bool>(),
+        prop_oneof![3 => Just(0usize), 1 => 1..8usize],
     )
         .prop_map(
             |(
@@ -1050,6 +1081,7 @@ fn response_case() -> impl Strategy<Value = ResponseCase> {
                 second,
                 mutations,
                 in_first,
+                piece,
             )| {
                 if let Some(framing) = framing {
                     let i = at.index(fields.len() + 1);
@@ -1072,6 +1104,7 @@ fn response_case() -> impl Strategy<Value = ResponseCase> {
                     method,
                     first: Wire(first),
                     second: Wire(second),
+                    piece,
                 }
             },
         )
