@@ -1027,17 +1027,51 @@ fn chunked_body() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// A large body (around the clients' and servers' read sizes, 8 and 16 KiB, and the own server's
+/// largest body read whole, 64 KiB), by length or in chunks, and the field that frames it.
+fn large_body(chunked: bool) -> impl Strategy<Value = (Vec<u8>, Option<String>)> {
+    let chunks = if chunked {
+        vec![0usize, 4096, 16384]
+    } else {
+        vec![0]
+    };
+    (
+        prop::sample::select(vec![8191usize, 8192, 16384, 16385, 65536, 65537, 70000]),
+        prop::sample::select(chunks),
+    )
+        .prop_map(|(len, chunk)| {
+            let data: Vec<u8> = b"0123456789abcdef"
+                .iter()
+                .copied()
+                .cycle()
+                .take(len)
+                .collect();
+            if chunk == 0 {
+                return (data, Some(format!("Content-Length: {len}")));
+            }
+            let mut out = Vec::with_capacity(len + len / chunk * 8 + 16);
+            for part in data.chunks(chunk) {
+                out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                out.extend_from_slice(part);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            (out, Some("Transfer-Encoding: chunked".to_owned()))
+        })
+}
+
 /// A body and the framing field that would describe it, if the head is to carry one (three
-/// times in four).
-fn body() -> impl Strategy<Value = (Vec<u8>, Option<String>)> {
+/// times in four). Large bodies are chunked too only when `large_chunked`.
+fn body(large_chunked: bool) -> impl Strategy<Value = (Vec<u8>, Option<String>)> {
     prop_oneof![
-        (0..=TEXT.len(), prop::bool::weighted(0.75)).prop_map(|(len, framed)| {
+        1 => large_body(large_chunked),
+        4 => (0..=TEXT.len(), prop::bool::weighted(0.75)).prop_map(|(len, framed)| {
             (
                 TEXT[..len].to_vec(),
                 framed.then(|| format!("Content-Length: {len}")),
             )
         }),
-        (chunked_body(), prop::bool::weighted(0.75)).prop_map(|(body, framed)| {
+        4 => (chunked_body(), prop::bool::weighted(0.75)).prop_map(|(body, framed)| {
             (
                 body,
                 framed.then(|| "Transfer-Encoding: chunked".to_owned()),
@@ -1061,7 +1095,7 @@ fn response_case() -> impl Strategy<Value = ResponseCase> {
         interim(),
         status_line(),
         prop::collection::vec(field(), 0..4),
-        body(),
+        body(true),
         any::<Index>(),
         prop_oneof![9 => Just("\r\n"), 1 => Just("\n")],
         second_response(),
@@ -1454,7 +1488,28 @@ fn run_request_cases(cases: &[RequestCase]) {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// A GET with a chunked body of `len` bytes.
+fn large_chunked_request(len: usize) -> Vec<u8> {
+    let data: Vec<u8> = b"0123456789abcdef"
+        .iter()
+        .copied()
+        .cycle()
+        .take(len)
+        .collect();
+    [
+        format!("GET /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{len:x}\r\n")
+            .as_bytes(),
+        &data,
+        b"\r\n0\r\n\r\n",
+    ]
+    .concat()
+}
+
 fn fixed_request_cases() -> Vec<RequestCase> {
+    let mut cases: Vec<Vec<u8>> = [100, 4000, 8100]
+        .into_iter()
+        .map(large_chunked_request)
+        .collect();
     let raw: Vec<&[u8]> = vec![
         // rawtests.py, t_request_side and the pipelines
         b"POST /echo/dupcl HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
@@ -1506,14 +1561,36 @@ fn fixed_request_cases() -> Vec<RequestCase> {
         // A body that never comes whole: 408 from the own server, 504 from hyper's path.
         b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\nabc",
     ];
-    raw.into_iter()
-        .map(|bytes| RequestCase(Wire(bytes.to_vec())))
+    cases.extend(raw.into_iter().map(<[u8]>::to_vec));
+    cases
+        .into_iter()
+        .map(|bytes| RequestCase(Wire(bytes)))
         .collect()
 }
 
 #[test]
 fn requests_fixed_corpus() {
     run_request_cases(&fixed_request_cases());
+}
+
+/// Open, found by this harness and not fixed here: the proxy does not pass a GET's chunked body
+/// on (the upstream sees the GET without it) and leaves it unread; hyper's server (which serves
+/// every chunked request, after a hand-off from the own server) then drains what it has buffered
+/// of it and closes the connection if the rest has not come yet. So whether the request
+/// pipelined after it is answered depends on how much of the body one read brought in: with
+/// `server.http1 = "fig"` it is lost from about 8 KiB of body (the own server's first read is
+/// 8 KiB), with `"hyper"` from somewhere between 9 and 20 KiB. Safe (nothing is read as a
+/// request that is not one, the connection closes), but the two servers disagree, and a body is
+/// dropped. Large chunked request bodies are left out of the generated cases until this is
+/// settled; run it with `--ignored`.
+#[test]
+#[ignore = "open: a GET's chunked body is dropped, and the next request lost by buffer size"]
+fn requests_after_a_large_chunked_body() {
+    let cases: Vec<RequestCase> = [8191, 9000, 20000]
+        .into_iter()
+        .map(|len| RequestCase(Wire(large_chunked_request(len))))
+        .collect();
+    run_request_cases(&cases);
 }
 
 /// A request line.
@@ -1570,13 +1647,13 @@ fn request_field() -> impl Strategy<Value = String> {
     prop_oneof![3 => content_length, 2 => transfer_encoding, 3 => other]
 }
 
-/// One request: a line, `Host`, fields, and a body (by length or chunked), framed by its fields
-/// half of the time.
+/// One request: a line, `Host`, fields, and a body (by length or chunked, a large one by length
+/// only: see `requests_after_a_large_chunked_body`), framed by its fields three times in four.
 fn request() -> impl Strategy<Value = Vec<u8>> {
     (
         request_line(),
         prop::collection::vec(request_field(), 0..3),
-        body(),
+        body(false),
         any::<Index>(),
         prop_oneof![9 => Just("\r\n"), 1 => Just("\n")],
     )
