@@ -51,7 +51,7 @@
 //! `rawtests.py` and `resp_chunks.py`, and every disagreement found so far) and a generated part
 //! of `PROPTEST_CASES` cases per property: 256 by default, a few seconds in a debug build. Run
 //! it longer with, for example, `PROPTEST_CASES=20000 cargo test -p strangler-proxy
-//! differential` (about 30 s per property); `FIG_DIFF_TRACE=1` (with `--nocapture`) prints every
+//! differential` (about two minutes for all); `FIG_DIFF_TRACE=1` (with `--nocapture`) prints every
 //! case and both outcomes.
 
 use std::fmt;
