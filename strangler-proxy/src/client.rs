@@ -31,7 +31,9 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::framing::{self, FramingError, FramingFields, ResponseFraming};
+use crate::framing::{
+    self, ChunkSize, FramingError, FramingFields, ResponseFraming, TrailerSection,
+};
 use crate::upstream::Address;
 
 /// Most header fields in a response head (hyper's default as well).
@@ -859,9 +861,9 @@ impl ResponseBody {
         };
         let buf = &mut conn.buf;
         match step {
-            Chunked::Size => match httparse::parse_chunk_size(buf) {
-                Ok(httparse::Status::Complete((used, size))) => {
-                    let _ = buf.split_to(used);
+            Chunked::Size => match framing::chunk_size(buf) {
+                ChunkSize::Line { len, size } => {
+                    let _ = buf.split_to(len);
                     self.state = State::Chunked(if size == 0 {
                         Chunked::Trailers
                     } else {
@@ -869,7 +871,7 @@ impl ResponseBody {
                     });
                     Ok(None)
                 }
-                Ok(httparse::Status::Partial) if buf.len() < MAX_CHUNK_LINE => Ok(None),
+                ChunkSize::Partial if buf.len() < MAX_CHUNK_LINE => Ok(None),
                 _ => Err(ClientError::Invalid("bad chunk size line")),
             },
             Chunked::Data(left) => {
@@ -897,32 +899,35 @@ impl ResponseBody {
                 self.state = State::Chunked(Chunked::Size);
                 Ok(None)
             }
-            Chunked::Trailers => {
-                if buf.starts_with(b"\r\n") {
-                    let _ = buf.split_to(2);
+            Chunked::Trailers => match framing::trailer_section(buf) {
+                TrailerSection::Partial if buf.len() < MAX_HEAD => Ok(None),
+                TrailerSection::Whole { len, lines } if lines <= MAX_HEADERS => {
+                    let section = buf.split_to(len);
                     self.state = State::Done;
-                    return Ok(None);
-                }
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                match httparse::parse_headers(buf, &mut headers) {
-                    Ok(httparse::Status::Complete((used, fields))) => {
-                        let mut trailers = HeaderMap::with_capacity(fields.len());
-                        for field in fields {
-                            if let (Ok(name), Ok(value)) = (
-                                HeaderName::from_bytes(field.name.as_bytes()),
-                                HeaderValue::from_bytes(field.value),
-                            ) {
-                                trailers.append(name, value);
-                            }
-                        }
-                        let _ = buf.split_to(used);
-                        self.state = State::Done;
-                        Ok(Some(Frame::trailers(trailers)))
+                    if lines == 0 {
+                        return Ok(None);
                     }
-                    Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Ok(None),
-                    _ => Err(ClientError::Invalid("bad trailer section")),
+                    // As many fields as the section has lines, as hyper parses them.
+                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    let Ok(httparse::Status::Complete((_, fields))) =
+                        httparse::parse_headers(&section, &mut headers[..lines])
+                    else {
+                        return Err(ClientError::Invalid("bad trailer section"));
+                    };
+                    let mut trailers = HeaderMap::with_capacity(fields.len());
+                    for field in fields {
+                        let (Ok(name), Ok(value)) = (
+                            HeaderName::from_bytes(field.name.as_bytes()),
+                            HeaderValue::from_bytes(field.value),
+                        ) else {
+                            return Err(ClientError::Invalid("bad trailer field"));
+                        };
+                        trailers.append(name, value);
+                    }
+                    Ok(Some(Frame::trailers(trailers)))
                 }
-            }
+                _ => Err(ClientError::Invalid("bad trailer section")),
+            },
         }
     }
 }

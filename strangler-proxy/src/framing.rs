@@ -7,7 +7,7 @@
 //! (responses from upstreams) only collect a head's fields and ask this module; neither keeps a
 //! rule of its own. The rules follow hyper's (`proto/h1/role.rs`), which serves whatever the
 //! proxy's own code hands over, so that a message means the same thing on either path; the
-//! differential tests (`tests/framing.rs` of this crate) hold the two to that.
+//! differential tests (`src/tests/differential.rs`) hold the two to that.
 //!
 //! **Architecture Invariant:** a response that carries both `Transfer-Encoding` and
 //! `Content-Length` never leaves with its `Content-Length` (RFC 9112 6.3 item 3: the coding
@@ -23,6 +23,10 @@ pub(crate) struct FramingFields {
     pub(crate) content_length: Option<u64>,
     /// A `Content-Length` field that is not a valid length, or lengths that differ.
     pub(crate) bad_content_length: bool,
+    /// A `Content-Length` value was a list (`5, 5`). A response's is read as its one value, as
+    /// hyper's client reads it; a request with one is refused, as hyper's server refuses it (it
+    /// takes digits only), so that both of the proxy's servers answer it alike.
+    pub(crate) content_length_list: bool,
     /// A `Transfer-Encoding` field was present.
     pub(crate) transfer_encoding: bool,
     /// The last transfer coding named is `chunked`.
@@ -59,6 +63,7 @@ impl FramingFields {
                 }
                 _ => self.bad_content_length = true,
             }
+            self.content_length_list |= value.contains(&b',');
             true
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.transfer_encoding = true;
@@ -103,8 +108,13 @@ impl ConnectionTokens {
     }
 }
 
-/// A `Content-Length` value: digits, or a list of the same digits (`5, 5`, which RFC 9110 8.6
-/// lets a recipient read as `5`, as hyper does). `None` for anything else.
+/// The largest length taken: hyper's (`body/length.rs`), which keeps the two largest values of a
+/// `u64` for itself, so that both of the proxy's paths refuse the same lengths.
+const MAX_LENGTH: u64 = u64::MAX - 2;
+
+/// A `Content-Length` value: digits (leading zeros allowed) up to [`MAX_LENGTH`], or a list of
+/// the same digits (`5, 5`, which RFC 9110 8.6 lets a recipient read as `5`, as hyper does).
+/// `None` for anything else.
 pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     if let Some(length) = plain_length(value) {
         return Some(length);
@@ -112,11 +122,19 @@ pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let mut length = None;
     for part in value.split(|&b| b == b',') {
         let digits = part.trim_ascii();
-        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        if digits.is_empty() {
             return None;
         }
-        let parsed: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-        if length.is_some_and(|known| known != parsed) {
+        let mut parsed = 0u64;
+        for &digit in digits {
+            if !digit.is_ascii_digit() {
+                return None;
+            }
+            parsed = parsed
+                .checked_mul(10)?
+                .checked_add(u64::from(digit - b'0'))?;
+        }
+        if parsed > MAX_LENGTH || length.is_some_and(|known| known != parsed) {
             return None;
         }
         length = Some(parsed);
@@ -210,6 +228,104 @@ pub(crate) fn response_framing(
     })
 }
 
+/// What the front of a chunked body holds where a chunk-size line is expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChunkSize {
+    /// A whole line: its length (CRLF included) and the size it gives.
+    Line { len: usize, size: u64 },
+    /// The start of a line that may still be valid.
+    Partial,
+    /// Not a chunk-size line.
+    Invalid,
+}
+
+/// Reads a chunk-size line (RFC 9112 7.1) at the front of `buf` as hyper reads it
+/// (`proto/h1/decode.rs`): at least one hex digit, as many as the size fits a `u64`; spaces or
+/// tabs; extensions, which are skipped, up to a CR; then CRLF. A bare LF ends nothing: in an
+/// extension it makes the line invalid (httparse's `parse_chunk_size` would skip it, and take
+/// whatever follows up to the next CRLF as the extension: bytes that another reader of the same
+/// body, hyper among them, does not skip), and an empty line is not a last chunk.
+pub(crate) fn chunk_size(buf: &[u8]) -> ChunkSize {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum At {
+        Size,
+        Space,
+        Extension,
+    }
+    let mut at = At::Size;
+    let mut size = 0u64;
+    let mut digits = false;
+    for (i, &b) in buf.iter().enumerate() {
+        match (at, b) {
+            (At::Size, b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F') => {
+                let digit = match b {
+                    b'0'..=b'9' => b - b'0',
+                    b'a'..=b'f' => b - b'a' + 10,
+                    _ => b - b'A' + 10,
+                };
+                let Some(next) = size
+                    .checked_mul(16)
+                    .and_then(|size| size.checked_add(u64::from(digit)))
+                else {
+                    return ChunkSize::Invalid;
+                };
+                size = next;
+                digits = true;
+            }
+            (_, b'\r') if digits => {
+                return match buf.get(i + 1) {
+                    None => ChunkSize::Partial,
+                    Some(b'\n') => ChunkSize::Line { len: i + 2, size },
+                    Some(_) => ChunkSize::Invalid,
+                };
+            }
+            (At::Size | At::Space, b' ' | b'\t') if digits => at = At::Space,
+            (At::Size | At::Space, b';') if digits => at = At::Extension,
+            (At::Extension, b'\n') => return ChunkSize::Invalid,
+            (At::Extension, _) => {}
+            _ => return ChunkSize::Invalid,
+        }
+    }
+    ChunkSize::Partial
+}
+
+/// What the front of a chunked body holds after its last chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TrailerSection {
+    /// The whole trailer section, its final CRLF included (`len`), with `lines` field lines.
+    Whole { len: usize, lines: usize },
+    /// The start of a section that may still be valid.
+    Partial,
+    /// Not a trailer section.
+    Invalid,
+}
+
+/// Delimits the trailer section (RFC 9112 7.1.2) at the front of `buf` as hyper does
+/// (`proto/h1/decode.rs`): lines that end with CRLF, up to an empty one. A bare LF ends no line
+/// here (a field line may hold one; the fields are then parsed from the section, as many as it has
+/// lines, which refuses it): were it an end, the section could end for the proxy where it goes on
+/// for hyper, and the bytes in between be read as the next response by one and not the other.
+pub(crate) fn trailer_section(buf: &[u8]) -> TrailerSection {
+    let mut start = 0;
+    let mut lines = 0;
+    loop {
+        let Some(cr) = buf[start..].iter().position(|&b| b == b'\r') else {
+            return TrailerSection::Partial;
+        };
+        let cr = start + cr;
+        match buf.get(cr + 1) {
+            None => return TrailerSection::Partial,
+            Some(b'\n') => {}
+            Some(_) => return TrailerSection::Invalid,
+        }
+        if cr == start {
+            return TrailerSection::Whole { len: cr + 2, lines };
+        }
+        lines += 1;
+        start = cr + 2;
+    }
+}
+
 /// Whether the connection a response came on may carry another exchange, as far as the response
 /// head can tell (the body must still be read to its end): the upstream keeps it open, the body
 /// is delimited, and nothing about the head suggests that bytes the proxy does not expect may
@@ -299,6 +415,10 @@ mod tests {
         assert_eq!(content_length(b""), None);
         assert_eq!(content_length(b"0x5"), None);
         assert_eq!(content_length(b"99999999999999999999"), None);
+        // Any number of digits, as hyper reads them, up to hyper's largest length.
+        assert_eq!(content_length(b"000000000000000000005"), Some(5));
+        assert_eq!(content_length(b"18446744073709551613"), Some(u64::MAX - 2));
+        assert_eq!(content_length(b"18446744073709551614"), None);
     }
 
     #[test]
@@ -381,6 +501,52 @@ mod tests {
                 .connection
                 .names_fields
         );
+    }
+
+    #[test]
+    fn chunk_size_lines_are_read_as_hyper_reads_them() {
+        let line = |len, size| ChunkSize::Line { len, size };
+        assert_eq!(chunk_size(b"5\r\nhello"), line(3, 5));
+        assert_eq!(chunk_size(b"1F;a=\"b\"\r\n"), line(10, 31));
+        assert_eq!(chunk_size(b"5 \t;x\r\n"), line(7, 5));
+        assert_eq!(chunk_size(b"0000000000000000005\r\n"), line(21, 5));
+        assert_eq!(chunk_size(b"5"), ChunkSize::Partial);
+        assert_eq!(chunk_size(b"5;ext\r"), ChunkSize::Partial);
+        for invalid in [
+            b"\r\n".as_slice(),
+            b";ext\r\n",
+            b"0;ext\nX: 1\r\n",
+            b"5\n",
+            b"5\rx",
+            b"0x5\r\n",
+            b"+5\r\n",
+            b" 5\r\n",
+            b"5 5\r\n",
+            b"10000000000000000\r\n",
+        ] {
+            assert_eq!(
+                chunk_size(invalid),
+                ChunkSize::Invalid,
+                "{}",
+                invalid.escape_ascii()
+            );
+        }
+    }
+
+    #[test]
+    fn trailer_sections_end_at_an_empty_crlf_line() {
+        let whole = |len, lines| TrailerSection::Whole { len, lines };
+        assert_eq!(trailer_section(b"\r\nHTTP/1.1"), whole(2, 0));
+        assert_eq!(
+            trailer_section(b"X-A: 1\r\nX-B: 2\r\n\r\nnext"),
+            whole(18, 2)
+        );
+        // A bare LF ends no line: the section goes on to the first empty CRLF line.
+        assert_eq!(trailer_section(b"X-A: 1\n\r\n\r\n"), whole(11, 1));
+        assert_eq!(trailer_section(b"X-A: 1\n\r\n"), TrailerSection::Partial);
+        assert_eq!(trailer_section(b"X-A: 1\r"), TrailerSection::Partial);
+        assert_eq!(trailer_section(b"X-A: 1\rX"), TrailerSection::Invalid);
+        assert_eq!(trailer_section(b"\rX"), TrailerSection::Invalid);
     }
 
     #[test]

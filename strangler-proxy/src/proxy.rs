@@ -1209,6 +1209,20 @@ fn send<'a>(
                 if let Some(forwarded) = forwarded {
                     forwarded.apply(&mut parts.headers);
                 }
+                // hyper's client sends no body at all for a GET, HEAD or CONNECT whose body has
+                // no length and whose head names no coding: it would drop the body the client
+                // sent (and leave it unread on the client's connection). Naming the coding makes
+                // it go, chunked, as it came. (The hop-by-hop `Transfer-Encoding` of the client's
+                // head was removed; the length, if any, is still there.)
+                if body.size_hint().exact().is_none()
+                    && matches!(parts.method, Method::GET | Method::HEAD | Method::CONNECT)
+                    && !parts.headers.contains_key(header::CONTENT_LENGTH)
+                {
+                    parts.headers.insert(
+                        header::TRANSFER_ENCODING,
+                        HeaderValue::from_static("chunked"),
+                    );
+                }
                 let request = Request::from_parts(parts, body);
                 // Boxed: hyper's client makes this the largest state of `send`, and every
                 // request's future is moved by copying it whole when it starts.

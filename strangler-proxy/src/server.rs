@@ -344,7 +344,8 @@ fn build(
     // `rewrite_request` reserves, so that the map never grows (a reallocation and a rehash).
     let mut headers = HeaderMap::with_capacity(spans.len() + proxy::ADDED_REQUEST_HEADERS);
     // The framing fields are judged by `framing.rs`; a request whose framing this server does
-    // not take on (a coding, a bad length, an upgrade, `Expect`) is hyper's.
+    // not take on (a coding, a bad length or a list of lengths, an upgrade, `Expect`) is
+    // hyper's, which refuses what it does not take.
     let mut framing = FramingFields::default();
     let mut trailers = false;
     for &(name_start, name_end, value_start, value_end) in spans {
@@ -363,7 +364,11 @@ fn build(
         }
         headers.append(name, value);
     }
-    if framing.transfer_encoding || framing.bad_content_length || framing.connection.upgrade {
+    if framing.transfer_encoding
+        || framing.bad_content_length
+        || framing.content_length_list
+        || framing.connection.upgrade
+    {
         return None;
     }
     let keep_alive = framing.keep_alive(version);

@@ -9,6 +9,7 @@ mod config;
 mod connections;
 mod context;
 mod diff;
+mod differential;
 mod guard;
 mod http1;
 mod proxy;
