@@ -560,3 +560,11 @@ fn a_syntax_error_stops_at_the_first_mistake() {
     assert_eq!(err.errors().len(), 1, "{err}");
     assert!(err.to_string().starts_with("<config>:19:"), "{err}");
 }
+
+#[test]
+fn mistakes_with_no_place_in_the_file_come_last() {
+    check_error(
+        "[timeouts]\nconnect = \"soon\"\n",
+        "fig-proxy.toml:2:11: invalid duration `soon` (expected number at 0); write e.g. \"500ms\", \"5s\", \"2m\"\nfig-proxy.toml: no upstream named `monolith`: add [upstreams.monolith] with its addresses, pass --monolith URL, or set server.default_upstream",
+    );
+}
