@@ -266,6 +266,20 @@ impl<'a> Ctx<'a> {
         ok
     }
 
+    /// The methods of a list (any case); a wrong one is reported and left out.
+    pub fn methods(&mut self, list: &[Spanned<String>]) -> Vec<http::Method> {
+        list.iter()
+            .filter_map(|method| {
+                let upper = method.get_ref().to_ascii_uppercase();
+                self.check(
+                    method.span(),
+                    http::Method::from_bytes(upper.as_bytes())
+                        .map_err(|_| format!("invalid method `{}`", method.get_ref())),
+                )
+            })
+            .collect()
+    }
+
     /// Whether an upstream of this name exists.
     pub fn upstream_exists(&self, name: &str) -> bool {
         self.upstreams.contains(name)
@@ -307,33 +321,4 @@ fn parse_size(text: &str) -> Option<u64> {
         _ => return None,
     };
     number.checked_mul(factor)
-}
-
-/// Parses a list of methods; `allow_connect` false refuses CONNECT. A wrong one is reported and
-/// left out.
-pub(super) fn methods(
-    ctx: &mut Ctx<'_>,
-    list: &[Spanned<String>],
-    trim: bool,
-    allow_connect: bool,
-) -> Vec<http::Method> {
-    let mut methods = Vec::with_capacity(list.len());
-    for method in list {
-        let text = if trim {
-            method.get_ref().trim()
-        } else {
-            method.get_ref().as_str()
-        };
-        let parsed = http::Method::from_bytes(text.to_ascii_uppercase().as_bytes())
-            .ok()
-            .filter(|m| allow_connect || *m != http::Method::CONNECT);
-        match parsed {
-            Some(parsed) => methods.push(parsed),
-            None => ctx.report(
-                method.span(),
-                format!("invalid method `{}`", method.get_ref()),
-            ),
-        }
-    }
-    methods
 }

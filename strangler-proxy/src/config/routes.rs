@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::ctx::{self, Ctx, UnvalidatedConfig};
+use super::ctx::{Ctx, UnvalidatedConfig};
 use super::shadow::{RawShadow, ShadowConfig};
 
 /// One route.
@@ -297,7 +297,7 @@ fn validate_match(ctx: &mut Ctx<'_>, matcher: &Spanned<RawMatch>) -> MatchConfig
             .map_or_else(|| matcher.span(), Spanned::span);
         ctx.report(span, reason);
     }
-    let methods = ctx::methods(ctx, &raw.methods, false, true);
+    let methods = ctx.methods(&raw.methods);
     let host = raw
         .host
         .as_ref()
@@ -411,7 +411,23 @@ fn validate_retry(ctx: &mut Ctx<'_>, raw: Option<&RawRetry>) -> RetryConfig {
     let raw = raw.unwrap_or(&default_retry);
     let methods = match &raw.methods {
         None => vec![Method::GET, Method::HEAD, Method::OPTIONS],
-        Some(list) => ctx::methods(ctx, list, true, false),
+        // Trimmed, and never CONNECT: its request is a tunnel, not one to send twice.
+        Some(list) => list
+            .iter()
+            .filter_map(|method| {
+                let upper = method.get_ref().trim().to_ascii_uppercase();
+                let parsed = Method::from_bytes(upper.as_bytes())
+                    .ok()
+                    .filter(|m| *m != Method::CONNECT);
+                if parsed.is_none() {
+                    ctx.report(
+                        method.span(),
+                        format!("invalid method `{}`", method.get_ref()),
+                    );
+                }
+                parsed
+            })
+            .collect(),
     };
     let max_body = match &raw.max_body {
         None => DEFAULT_MAX_BODY,

@@ -8,7 +8,7 @@ use http::{HeaderName, Method};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::ctx::{self, Ctx, UnvalidatedConfig};
+use super::ctx::{Ctx, UnvalidatedConfig};
 
 /// Mirroring of a share of a route's requests to another upstream.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ impl UnvalidatedConfig for RawShadow {
         };
         let methods = match &self.methods {
             None => SHADOW_SAFE_METHODS.to_vec(),
-            Some(list) => ctx::methods(ctx, list, false, true),
+            Some(list) => ctx.methods(list),
         };
         let compare_headers = match &self.compare_headers {
             None => vec![http::header::CONTENT_TYPE],
