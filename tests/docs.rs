@@ -977,20 +977,32 @@ fn links_between_pages_resolve() {
 }
 
 /// Every key the proxy's config parser accepts (the fields of the `Raw*` types in
-/// `strangler-proxy/src/config.rs`, which deny unknown fields) is documented in
-/// `docs/proxy-config.md` as `` `key` ``.
+/// `strangler-proxy/src/config/`, one module per table, which deny unknown fields) is documented
+/// in `docs/proxy-config.md` as `` `key` ``.
 #[test]
 fn every_proxy_config_key_is_documented() {
     let root = workspace_root();
-    let source = std::fs::read_to_string(root.join("strangler-proxy/src/config.rs"))
-        .expect("read config.rs");
+    let mut files: Vec<_> = std::fs::read_dir(root.join("strangler-proxy/src/config"))
+        .expect("read strangler-proxy/src/config")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .collect();
+    files.sort();
+    let source: String = files
+        .iter()
+        .map(|path| std::fs::read_to_string(path).expect("read a config module"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let reference = std::fs::read_to_string(root.join("docs/proxy-config.md")).expect("read");
     let mut keys: BTreeMap<String, String> = BTreeMap::new();
     let mut current: Option<String> = None;
     let mut rename: Option<String> = None;
     for line in source.lines() {
         let trimmed = line.trim();
-        if let Some(rest) = trimmed.strip_prefix("struct Raw") {
+        if let Some(rest) = trimmed
+            .trim_start_matches("pub(super) ")
+            .strip_prefix("struct Raw")
+        {
             current = rest.strip_suffix(" {").map(|name| format!("Raw{name}"));
             continue;
         }

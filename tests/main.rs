@@ -7,6 +7,8 @@ mod admin;
 mod analyze;
 /// The HTML report of examples/shop in headless Chromium.
 mod browser;
+/// Every mistake of a config file at once: `fig proxy --check` and a refused reload name them all.
+mod config_errors;
 /// Connections that end: HTTP/2 handshake and idle deadlines, the connection cap, the file limit.
 mod connections;
 /// `fig demo`: the example system started as a newcomer would.

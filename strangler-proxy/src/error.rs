@@ -22,9 +22,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The config is wrong; the message says where (`file:line:column`) and why.
+    /// One mistake in the config with no file to point into (a reload of a proxy started
+    /// without `--config`); the message says where and why.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The config file has mistakes: every one of them, one `file:line:column: reason` line
+    /// each, in file order.
+    #[error(transparent)]
+    ConfigErrors(#[from] ConfigErrors),
     /// A listener could not bind its address.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -82,6 +87,47 @@ impl std::fmt::Display for ConfigError {
         }
     }
 }
+
+/// Every mistake found in a config, in file order (mistakes with no place in the file last);
+/// never empty. It prints one `file:line:column: reason` line per mistake, so a config with one
+/// mistake prints exactly as that [`ConfigError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The mistakes, sorted by their place in the file. `errors` must not be empty.
+    pub(crate) fn new(mut errors: Vec<ConfigError>) -> ConfigErrors {
+        debug_assert!(!errors.is_empty(), "a config error without a mistake");
+        // Stable: two mistakes at one place keep the order they were found in.
+        errors.sort_by_key(|err| (err.line == 0, err.line, err.column));
+        ConfigErrors(errors)
+    }
+
+    /// The mistakes, in file order.
+    pub fn errors(&self) -> &[ConfigError] {
+        &self.0
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(err: ConfigError) -> ConfigErrors {
+        ConfigErrors(vec![err])
+    }
+}
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, err) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{err}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
 
 /// Which side of the proxy caused a request to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

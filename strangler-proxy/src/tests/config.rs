@@ -471,3 +471,100 @@ fn shadow_unknown_key() {
     assert!(err.starts_with("fig-proxy.toml:10:"), "{err}");
     assert!(err.contains("unknown field `percnt`"), "{err}");
 }
+
+/// The mistakes of the issue's example, in four tables and three kinds of table, written in
+/// another order than the tables are validated in.
+const SEVERAL_MISTAKES: &str = r#"[[routes]]
+name = "payments"
+match = { prefix = "/payments" }
+service = "payment"
+
+[[routes]]
+name = "orders"
+match = { pattern = "/orders/id*" }
+service = "monolith"
+
+[upstreams.monolith]
+addresses = ["http://127.0.0.1:8080"]
+
+[upstreams.payment-service]
+addresses = ["127.0.0.1:9000"]
+
+[timeouts]
+connect = "5 parsecs"
+"#;
+
+#[test]
+fn every_mistake_of_a_file_is_reported_at_once_in_file_order() {
+    let path = std::path::Path::new("fig-proxy.toml");
+    let err = Config::parse(SEVERAL_MISTAKES, Some(path), &Overrides::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        [
+            "fig-proxy.toml:4:11: no upstream named `payment`",
+            "fig-proxy.toml:8:21: pattern `/orders/id*`: `*` and `**` must be a whole segment, found `id*`",
+            "fig-proxy.toml:15:14: upstream address `127.0.0.1:9000` needs a scheme, e.g. http://127.0.0.1:9000",
+            "fig-proxy.toml:18:11: invalid duration `5 parsecs` (unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. \"500ms\", \"5s\", \"2m\"",
+        ]
+        .join("\n")
+    );
+    assert_eq!(err.errors().len(), 4);
+    assert_eq!(
+        err.errors()
+            .iter()
+            .map(|err| (err.line, err.column))
+            .collect::<Vec<_>>(),
+        [(4, 11), (8, 21), (15, 14), (18, 11)]
+    );
+}
+
+#[test]
+fn a_wrong_value_is_reported_once_not_again_through_its_placeholder() {
+    // A token file that cannot be read is not also a missing token for a public admin API.
+    check_error(
+        &format!(
+            "{MONOLITH}[admin]\nlisten = \"0.0.0.0:9901\"\ntoken_file = \"/nonexistent/token\"\n"
+        ),
+        "fig-proxy.toml:5:14: cannot read /nonexistent/token: No such file or directory (os error 2)",
+    );
+    // A wrong JWT table is not also a missing one for a `jwt:` source.
+    check_error(
+        &format!(
+            "{MONOLITH}[context]\nuser_id = [\"jwt:sub\"]\n[context.jwt]\nalgorithm = \"ES256\"\n"
+        ),
+        "fig-proxy.toml:6:13: unsupported algorithm `ES256`; use HS256 or RS256",
+    );
+    // A wrong SLO value is not also a missing objective.
+    check_error(
+        &format!(
+            "{MONOLITH}[[routes]]\nname = \"a\"\nmatch = {{ prefix = \"/a\" }}\nservice = \"monolith\"\nslo = {{ max_error_rate = 2 }}\n"
+        ),
+        "fig-proxy.toml:7:26: invalid `max_error_rate`; write a fraction below 1 like 0.05, or a percentage like \"5%\"",
+    );
+    // A wrong `--monolith` still names the upstream routes and the default use.
+    let err = Config::from_overrides(&Overrides {
+        monolith: Some("ftp://127.0.0.1:21".to_owned()),
+        ..Overrides::default()
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "<command line>: --monolith: upstream address `ftp://127.0.0.1:21` has scheme `ftp`; only http:// is supported"
+    );
+}
+
+#[test]
+fn a_syntax_error_stops_at_the_first_mistake() {
+    let text = format!("{SEVERAL_MISTAKES}[server\n");
+    let err = Config::parse(&text, None, &Overrides::default()).unwrap_err();
+    assert_eq!(err.errors().len(), 1, "{err}");
+    assert!(err.to_string().starts_with("<config>:19:"), "{err}");
+}
+
+#[test]
+fn mistakes_with_no_place_in_the_file_come_last() {
+    check_error(
+        "[timeouts]\nconnect = \"soon\"\n",
+        "fig-proxy.toml:2:11: invalid duration `soon` (expected number at 0); write e.g. \"500ms\", \"5s\", \"2m\"\nfig-proxy.toml: no upstream named `monolith`: add [upstreams.monolith] with its addresses, pass --monolith URL, or set server.default_upstream",
+    );
+}
