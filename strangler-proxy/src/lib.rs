@@ -26,29 +26,22 @@
 //! SLO), `shadow` (mirrored requests) and `diff` (response comparison), `flags` (the
 //! [`FlagSource`] trait), `error`.
 
-pub mod admin;
-pub mod attempt;
-pub mod breaker;
-pub mod client;
 pub mod config;
-pub mod connections;
-pub mod context;
-mod deadline;
-pub mod diff;
+pub mod decision;
 pub mod error;
-pub mod flags;
-mod framing;
-pub mod limit;
-pub mod metrics;
+pub mod http;
+pub mod ops;
+pub mod protection;
 pub mod proxy;
-pub mod route;
 pub mod serve;
-mod server;
 pub mod shadow;
-pub mod slo;
-pub mod state;
-mod target;
-pub mod upstream;
+
+// The modules by their names before the layers, for the CLI, the benches and `config`.
+pub use decision::{context, flags, route};
+pub(crate) use http::target;
+pub use ops::{admin, metrics, state};
+pub use protection::{attempt, breaker, limit, slo, upstream};
+pub(crate) use shadow::diff;
 
 #[cfg(test)]
 mod tests;

@@ -22,17 +22,17 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tracing::Instrument as _;
 
-use crate::attempt::{Attempt, Cause, Outcome};
-use crate::breaker::{Nanos, Permit};
-use crate::client::{self, ClientError, Outgoing, ResponseBody};
+use crate::protection::attempt::{Attempt, Cause, Outcome};
+use crate::protection::breaker::{Nanos, Permit};
+use crate::http::client::{self, ClientError, Outgoing, ResponseBody};
 use crate::config::{Http1Server, RateKey};
-use crate::deadline::{ConnTimer, Idle};
+use crate::http::deadline::{ConnTimer, Idle};
 use crate::error::ProxyErrorKind;
-use crate::limit::{Key, RateLimit};
-use crate::metrics::UNMATCHED;
-use crate::route::{self, CompiledRoute, Reason};
+use crate::protection::limit::{Key, RateLimit};
+use crate::ops::metrics::UNMATCHED;
+use crate::decision::route::{self, CompiledRoute, Reason};
 use crate::serve::{AccessEntry, Active, Shared};
-use crate::upstream::{Address, InFlight, Sender, Upstream};
+use crate::protection::upstream::{Address, InFlight, Sender, Upstream};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -253,8 +253,8 @@ impl ProxyBody {
     }
 
     /// The upstream response's header fields that are not in the response's map (see
-    /// [`crate::client::Fields`]): written after the map's by the proxy's own server.
-    pub(crate) fn upstream_fields(&self) -> Option<&crate::client::Fields> {
+    /// [`crate::http::client::Fields`]): written after the map's by the proxy's own server.
+    pub(crate) fn upstream_fields(&self) -> Option<&crate::http::client::Fields> {
         match &self.kind {
             BodyKind::Upstream {
                 body: Received::Own(own),
@@ -491,7 +491,7 @@ impl ClientConn {
 /// Request-path protection happens here, in this order: the route's rate limit (429), the
 /// circuit of the chosen upstream (open: the route's fallback, reason `circuit-open`, or 503
 /// without one), the upstream's in-flight cap (503), then the attempt, whose outcome goes to
-/// [`crate::attempt::observe_attempt`]; a failed idempotent request meant for a route's service
+/// [`crate::protection::attempt::observe_attempt`]; a failed idempotent request meant for a route's service
 /// is then sent once to the route's fallback (reason `service-failed`).
 ///
 /// A plain function returning an `async move` block, not an `async fn`: an `async fn` keeps each
@@ -508,10 +508,10 @@ pub(crate) fn handle<'a>(
     let (mut parts, body) = req.into_parts();
     async move {
         // What the request names, in the one form everything below reads (target.rs).
-        if let Err(bad) = crate::target::canonicalize(&mut parts) {
+        if let Err(bad) = crate::http::target::canonicalize(&mut parts) {
             return bad_target(shared, client, &parts, bad, start);
         }
-        let now = crate::breaker::nanos(start);
+        let now = crate::protection::breaker::nanos(start);
         let peer = client.addr;
         let active = shared.active.load_full();
         let client_version = parts.version;
@@ -530,9 +530,9 @@ pub(crate) fn handle<'a>(
         // goes as a plain one.
         let asked_upgrade = client_upgrade.as_ref().and_then(|_| match decision.route {
             Some(idx) => {
-                crate::target::allowed_upgrade(&parts.headers, &active.config.routes[idx].upgrades)
+                crate::http::target::allowed_upgrade(&parts.headers, &active.config.routes[idx].upgrades)
             }
-            None => crate::target::allowed_upgrade(&parts.headers, crate::target::DEFAULT_UPGRADES),
+            None => crate::http::target::allowed_upgrade(&parts.headers, crate::http::target::DEFAULT_UPGRADES),
         });
         let client_upgrade = client_upgrade.filter(|_| asked_upgrade.is_some());
         if let Some(value) = &asked_upgrade {
@@ -590,7 +590,7 @@ pub(crate) fn handle<'a>(
             let remaining = limit.unwrap_or(u64::MAX);
             let upstream = &active.upstreams[decision.upstream];
             let trusted = !active.context.trusted_proxies().is_empty()
-                && crate::context::is_trusted(peer.ip(), active.context.trusted_proxies());
+                && crate::decision::context::is_trusted(peer.ip(), active.context.trusted_proxies());
             let upgrade = client_upgrade.is_some();
 
             // A request meant for a route's service that may go to the fallback if the service fails:
@@ -691,7 +691,7 @@ pub(crate) fn handle<'a>(
             let (acquired, transition) = fallback
                 .guard
                 .breaker
-                .try_acquire(crate::breaker::nanos(Instant::now()));
+                .try_acquire(crate::protection::breaker::nanos(Instant::now()));
             fallback.guard.note(&fallback.name, transition);
             let Ok(fallback_permit) = acquired else {
                 return result;
@@ -761,7 +761,7 @@ pub(crate) fn handle<'a>(
                     && let Some(client_upgrade) = client_upgrade
                     && let Some(upgraded) = upgraded
                     && asked_upgrade.as_ref().is_some_and(|asked| {
-                        crate::target::upgrade_accepted(asked, response.headers())
+                        crate::http::target::upgrade_accepted(asked, response.headers())
                     })
                 {
                     tokio::spawn(join_upgraded(client_upgrade, upgraded).instrument(span));
@@ -865,7 +865,7 @@ struct Sent {
     response: Response<Received>,
     slot: InFlight,
     /// The upstream connection, after `101 Switching Protocols`.
-    upgraded: Option<crate::client::Upgraded>,
+    upgraded: Option<crate::http::client::Upgraded>,
     /// The shadow copy of this request, waiting for the primary's response head.
     shadow: Option<crate::shadow::Pending>,
 }
@@ -1061,7 +1061,7 @@ fn send_attempt<'a>(
     }
 }
 
-/// Passes the outcome of an attempt to [`crate::attempt::observe_attempt`]; returns it (`None`
+/// Passes the outcome of an attempt to [`crate::protection::attempt::observe_attempt`]; returns it (`None`
 /// when no address was tried).
 fn observe(
     (route, to_service): (Option<&CompiledRoute>, bool),
@@ -1078,7 +1078,7 @@ fn observe(
         Err(Failure::Local(..)) => return None,
     };
     let done = Instant::now();
-    crate::attempt::observe_attempt(
+    crate::protection::attempt::observe_attempt(
         &Attempt {
             route,
             upstream,
@@ -1101,7 +1101,7 @@ fn check_rate_limit(
     peer: IpAddr,
 ) -> Result<(), std::time::Duration> {
     let client_ip =
-        || crate::context::client_ip(peer, &parts.headers, active.context.trusted_proxies());
+        || crate::decision::context::client_ip(peer, &parts.headers, active.context.trusted_proxies());
     match limit.key_kind() {
         RateKey::Global => limit.check(Key::Global),
         RateKey::Ip => limit.check(Key::Ip(client_ip())),
@@ -1133,7 +1133,7 @@ fn local_response(
     if let Some(wait) = retry_after {
         response.headers_mut().insert(
             header::RETRY_AFTER,
-            HeaderValue::from(crate::limit::retry_after_seconds(wait)),
+            HeaderValue::from(crate::protection::limit::retry_after_seconds(wait)),
         );
     }
     response
@@ -1262,7 +1262,7 @@ fn send<'a>(
 /// A response head from an upstream, and the connection after an upgrade.
 struct Exchanged {
     response: Response<Received>,
-    upgraded: Option<crate::client::Upgraded>,
+    upgraded: Option<crate::http::client::Upgraded>,
 }
 
 /// [`send`] for a request whose body streams, on hyper's client.
@@ -1338,7 +1338,7 @@ fn classify(err: &ClientError) -> ProxyErrorKind {
 /// side closes. Bytes the upstream sent right after its 101 go to the client first.
 async fn join_upgraded(
     client_upgrade: hyper::upgrade::OnUpgrade,
-    upgraded: crate::client::Upgraded,
+    upgraded: crate::http::client::Upgraded,
 ) {
     use tokio::io::AsyncWriteExt as _;
     let client = match client_upgrade.await {
@@ -1349,7 +1349,7 @@ async fn join_upgraded(
         }
     };
     let mut client = TokioIo::new(client);
-    let crate::client::Upgraded {
+    let crate::http::client::Upgraded {
         read,
         stream: mut upstream,
     } = upgraded;
@@ -1395,13 +1395,13 @@ pub(crate) fn error_response(kind: ProxyErrorKind, upstream: &str) -> Response<P
     response
 }
 
-/// The answer to a request [`crate::target::canonicalize`] refuses: 400, and the connection
+/// The answer to a request [`crate::http::target::canonicalize`] refuses: 400, and the connection
 /// closes, as NGINX does (what follows a malformed head cannot be trusted to be a request).
 fn bad_target(
     shared: &Shared,
     client: &ClientConn,
     parts: &http::request::Parts,
-    bad: crate::target::BadTarget,
+    bad: crate::http::target::BadTarget,
     start: Instant,
 ) -> Response<ProxyBody> {
     tracing::debug!(peer = %client.addr, error = %bad, "request refused");
@@ -1656,6 +1656,6 @@ fn rewrite_request(
 }
 
 fn ip_header_value(ip: IpAddr) -> HeaderValue {
-    let text = crate::context::IpText::new(ip);
+    let text = crate::decision::context::IpText::new(ip);
     HeaderValue::from_str(text.as_str()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }

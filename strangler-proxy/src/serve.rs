@@ -23,15 +23,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{AccessLog, Config, Http1Server, Overrides};
-use crate::connections::{self, Backoff, Every};
-use crate::context::ContextBuilder;
+use crate::http::connections::{self, Backoff, Every};
+use crate::decision::context::ContextBuilder;
 use crate::error::{ConfigError, Error};
-use crate::flags::FlagSource;
-use crate::metrics::Metrics;
+use crate::decision::flags::FlagSource;
+use crate::ops::metrics::Metrics;
 use crate::proxy;
-use crate::route::{Reason, RouteTable};
-use crate::state::Pins;
-use crate::upstream::{self, Upstream};
+use crate::decision::route::{Reason, RouteTable};
+use crate::ops::state::Pins;
+use crate::protection::upstream::{self, Upstream};
 
 /// The listeners a proxy serves on.
 #[derive(Debug)]
@@ -329,7 +329,7 @@ impl Proxy {
             ));
         }
         if let Some(listener) = listeners.admin {
-            tasks.spawn(crate::admin::serve(
+            tasks.spawn(crate::ops::admin::serve(
                 listener,
                 self.clone(),
                 graceful.clone(),
@@ -337,7 +337,7 @@ impl Proxy {
             ));
         }
         let watcher = tokio::spawn(watch_config(self.clone(), stop_rx.clone()));
-        let slo_checker = tokio::spawn(crate::slo::run(self.clone(), stop_rx.clone()));
+        let slo_checker = tokio::spawn(crate::protection::slo::run(self.clone(), stop_rx.clone()));
         #[cfg(unix)]
         let hangup = tokio::spawn(reload_on_sighup(self.clone()));
 
@@ -521,14 +521,14 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let settings = crate::server::Settings {
+        let settings = crate::http::server::Settings {
             header_read: built_for.timeouts.header_read,
             body_read: built_for.timeouts.request,
             max_head: built_for.limits.max_header_size.max(8192),
             body_idle: built_for.timeouts.body_idle,
         };
         let own_http1 = built_for.http1 == Http1Server::Fig;
-        let connection = crate::server::Connection {
+        let connection = crate::http::server::Connection {
             // One clone of one `Arc` per request: the shared state and what is known of the client.
             conn: Arc::new((shared, proxy::ClientConn::new(peer))),
             builder: builder.clone(),
@@ -538,10 +538,10 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _slot = slot;
             if own_http1 {
-                crate::server::serve(stream, settings, connection).await;
+                crate::http::server::serve(stream, settings, connection).await;
             } else {
-                let stream = crate::deadline::IdleWrite::new(stream, settings.body_idle);
-                crate::server::serve_with_hyper(stream, connection).await;
+                let stream = crate::http::deadline::IdleWrite::new(stream, settings.body_idle);
+                crate::http::server::serve_with_hyper(stream, connection).await;
             }
         });
     }

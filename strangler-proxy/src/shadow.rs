@@ -16,13 +16,15 @@
 //! the request body when it has one. The proxy streams the client's request and response as
 //! usual; the tees keep the bytes that pass by, up to a cap, and hand them over when the body
 //! ends. The task sends the copy once the request body is complete, reads the shadow's answer,
-//! waits for the primary's, and compares them ([`crate::diff`]). Nothing in it can delay or
+//! waits for the primary's, and compares them ([`crate::shadow::diff`]). Nothing in it can delay or
 //! change the client's response: the only link back is the tees, which never block.
 //!
 //! Results go to per-route counters (kept across reloads, like the other metrics) and to a ring
 //! of the newest samples of differences, which is written, whole and atomically, to
 //! `DIR/ROUTE.json` at most once a second when `[shadow] dir` (or a state file) is set, and read
 //! back at start.
+
+pub mod diff;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -43,9 +45,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::Instrument as _;
 
 use crate::config::{Config, ShadowConfig, ShadowTarget};
-use crate::context::RequestContext;
-use crate::diff::{self, Captured, CompareConfig, DiffKind, Difference};
-use crate::upstream::{Address, Upstream};
+use crate::decision::context::RequestContext;
+use diff::{Captured, CompareConfig, DiffKind, Difference};
+use crate::protection::upstream::{Address, Upstream};
 
 /// The header every shadow copy carries, so the shadow upstream can tell it from real traffic.
 pub const SHADOW_HEADER: &str = "x-fig-shadow";
@@ -928,7 +930,7 @@ pub fn summary(
         })
     });
     json!({
-        "schema_version": crate::admin::SCHEMA_VERSION,
+        "schema_version": crate::ops::admin::SCHEMA_VERSION,
         "route": route,
         "shadow": shadow,
         "counts": counts,

@@ -1,8 +1,8 @@
-//! The response comparison of shadow traffic (`crate::diff`) and the sticky buckets.
+//! The response comparison of shadow traffic (`crate::shadow::diff`) and the sticky buckets.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::diff::{Captured, CompareConfig, IgnorePattern, compare};
+use crate::shadow::diff::{Captured, CompareConfig, IgnorePattern, compare};
 use crate::shadow::bucket;
 
 /// Compares two 200 responses with these bodies, ignoring `ignore`, and renders each

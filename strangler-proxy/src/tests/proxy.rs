@@ -13,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::flags::{NoFlags, StaticFlags};
+use crate::decision::flags::{NoFlags, StaticFlags};
 
 use super::support::{Repeat, config, get, send, start, upstream};
 

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, Overrides};
-use crate::flags::FlagSource;
+use crate::decision::flags::FlagSource;
 use crate::serve::{Listeners, Proxy};
 
 /// A test upstream: answers with its name and the request head it received.

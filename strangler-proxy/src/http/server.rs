@@ -45,9 +45,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::connections::{self, Sniff, Streams, Tracked};
-use crate::deadline::IdleWrite;
-use crate::framing::{self, ConnectionTokens, FramingFields};
+use crate::http::connections::{self, Sniff, Streams, Tracked};
+use crate::http::deadline::IdleWrite;
+use crate::http::framing::{self, ConnectionTokens, FramingFields};
 use crate::proxy::{self, ClientBody, ClientConn, ProxyBody};
 use crate::serve::Shared;
 
@@ -493,7 +493,7 @@ struct Seen {
 fn write_fields(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
-    upstream: Option<&crate::client::Fields>,
+    upstream: Option<&crate::http::client::Fields>,
     version: Version,
 ) -> Seen {
     out.extend_from_slice(if version == Version::HTTP_10 {
@@ -537,7 +537,7 @@ fn write_fields(
             }
         }
         seen.date |= *name == header::DATE;
-        crate::client::push_line(out, name.as_str().as_bytes(), value.as_bytes());
+        crate::http::client::push_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     seen
 }
@@ -636,7 +636,7 @@ async fn write_body(
                             name,
                         );
                         if announced && framing::is_valid_trailer(name) {
-                            crate::client::push_line(
+                            crate::http::client::push_line(
                                 out,
                                 name.as_str().as_bytes(),
                                 value.as_bytes(),

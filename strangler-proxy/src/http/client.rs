@@ -31,8 +31,8 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::framing::{self, FramingError, FramingFields, ResponseFraming};
-use crate::upstream::Address;
+use crate::http::framing::{self, FramingError, FramingFields, ResponseFraming};
+use crate::protection::upstream::Address;
 
 /// Most header fields in a response head (hyper's default as well).
 const MAX_HEADERS: usize = 100;

@@ -24,13 +24,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use crate::attempt::UpstreamGuard;
-use crate::breaker::{Nanos, Outlier};
-use crate::client::Conn;
+use crate::protection::attempt::UpstreamGuard;
+use crate::protection::breaker::{Nanos, Outlier};
+use crate::http::client::Conn;
 use crate::config::{Balance, Config, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig};
 use crate::error::ProxyErrorKind;
-use crate::limit::Concurrency;
-use crate::metrics::Metrics;
+use crate::protection::limit::Concurrency;
+use crate::ops::metrics::Metrics;
 use crate::proxy::RequestBody;
 
 /// One upstream: a named pool of addresses.
@@ -251,7 +251,7 @@ impl Upstream {
 
     /// Picks an address for one request and takes an in-flight slot on it.
     pub fn pick(&self) -> (Arc<Address>, InFlight) {
-        self.pick_at(crate::breaker::nanos(std::time::Instant::now()))
+        self.pick_at(crate::protection::breaker::nanos(std::time::Instant::now()))
     }
 
     /// [`Upstream::pick`] at time `now`: addresses that fail their health check or are ejected

@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::config::{Config, ContextConfig, JwtConfig, RateKey, TokenLocation, ValueSource};
-use crate::flags::{Context, ContextRef};
+use crate::decision::flags::{Context, ContextRef};
 
 /// Seconds a JWT's `exp` and `nbf` may be off, for clocks that disagree.
 pub(crate) const JWT_LEEWAY_SECS: u64 = 60;

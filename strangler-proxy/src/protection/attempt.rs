@@ -15,7 +15,7 @@
 //! [`RouteCounters`] and [`UpstreamCounters`].
 //!
 //! This module also holds the registry of those counters and of the breakers, inside
-//! [`crate::metrics::Metrics`], keyed by name so that they survive reloads: a reload that leaves
+//! [`crate::ops::metrics::Metrics`], keyed by name so that they survive reloads: a reload that leaves
 //! an upstream's breaker settings as they were keeps its breaker, open or not.
 
 use std::collections::BTreeMap;
@@ -26,12 +26,12 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use crate::breaker::{Breaker, Nanos, Permit, State, Transition};
+use crate::protection::breaker::{Breaker, Nanos, Permit, State, Transition};
 use crate::config::{CircuitBreakerConfig, StatusSet};
 use crate::error::{ErrorSource, ProxyErrorKind};
-use crate::metrics::escape;
-use crate::route::CompiledRoute;
-use crate::upstream::{Address, Upstream};
+use crate::ops::metrics::escape;
+use crate::decision::route::CompiledRoute;
+use crate::protection::upstream::{Address, Upstream};
 
 /// What came of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub(crate) fn observe_attempt(attempt: &Attempt<'_>, permit: Permit<'_>) {
         };
         window.observe(attempt.finished, attempt.latency, outcome);
     }
-    let at: Nanos = crate::breaker::nanos(attempt.finished);
+    let at: Nanos = crate::protection::breaker::nanos(attempt.finished);
     let Some(failed) = attempt.outcome.is_failure(&upstream.failure_statuses) else {
         // Dropping the permit frees a trial slot without counting anything.
         return;

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use crate::config::{Config, FlagStoreConfig};
 use crate::error::{ErrorSource, ProxyErrorKind};
 use crate::serve::Proxy;
-use crate::state::{FlagOff, PinInfo};
+use crate::ops::state::{FlagOff, PinInfo};
 
 /// How often the windows are checked for a breach.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -403,7 +403,7 @@ fn short_duration(duration: Duration) -> String {
 // The registry: windows by route name (kept across reloads), and counters.
 
 /// The windows of every route with an SLO, and the counters of what the SLO checker did. Held
-/// by [`crate::metrics::Metrics`], so it lives as long as the proxy and survives reloads.
+/// by [`crate::ops::metrics::Metrics`], so it lives as long as the proxy and survives reloads.
 #[derive(Debug, Default)]
 pub struct Registry {
     windows: Mutex<HashMap<String, Arc<Window>>>,

@@ -81,13 +81,13 @@ pub struct Metrics {
     /// Refused config reloads.
     pub reloads_failed: AtomicU64,
     /// SLO windows and what the SLO checker did (`slo.rs`).
-    pub slo: crate::slo::Registry,
+    pub slo: crate::protection::slo::Registry,
     /// Shadow traffic counters and samples, by route.
     pub shadow: crate::shadow::Registry,
     /// Circuit breakers and the counters of request-path protection (`attempt.rs`).
-    pub guard: crate::attempt::GuardMetrics,
+    pub guard: crate::protection::attempt::GuardMetrics,
     /// Client connections: open, the cap, refusals, deadlines (`connections.rs`).
-    pub connections: crate::connections::ConnectionMetrics,
+    pub connections: crate::http::connections::ConnectionMetrics,
 }
 
 impl Metrics {
@@ -254,7 +254,7 @@ pub struct Extra {
     /// Time since the flag server last answered (Unleash only).
     pub flags_staleness: Option<Duration>,
     /// (upstream, circuit state) of every upstream whose breaker is on.
-    pub circuits: Vec<(String, crate::breaker::State)>,
+    pub circuits: Vec<(String, crate::protection::breaker::State)>,
 }
 
 /// Escapes a Prometheus label value.
