@@ -49,4 +49,5 @@ mod tests;
 pub use config::{Config, Overrides};
 pub use error::{ConfigError, Error, ErrorSource};
 pub use flags::{Context, FlagSource, NoFlags};
-pub use serve::{Listeners, Proxy, serve};
+pub use ops::runtime::Proxy;
+pub use serve::{Listeners, serve};

@@ -5,4 +5,6 @@
 
 pub mod admin;
 pub mod metrics;
+pub mod runtime;
+pub(crate) mod slo_watch;
 pub mod state;

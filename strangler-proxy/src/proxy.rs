@@ -7,7 +7,7 @@
 //! `Upgrade` requests (WebSocket) are joined end to end with `copy_bidirectional` once the
 //! upstream answers 101.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,27 +31,13 @@ use crate::error::ProxyErrorKind;
 use crate::protection::limit::{Key, RateLimit};
 use crate::ops::metrics::UNMATCHED;
 use crate::decision::route::{self, CompiledRoute, Reason};
-use crate::serve::{AccessEntry, Active, Shared};
+use crate::ops::runtime::{AccessEntry, Active, Shared};
+use crate::http::framing::{
+    ADDED_REQUEST_HEADERS, Forwarded, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+    remove_hop_by_hop,
+};
+use crate::http::server::{self, ClientBody, ClientConn};
 use crate::protection::upstream::{Address, InFlight, Sender, Upstream};
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-
-/// Headers that concern one connection only (RFC 9110 7.6.1), never forwarded. `Connection`
-/// comes first: [`remove_hop_by_hop`] treats it apart. `Trailer` is not among them: it announces
-/// the trailer fields end to end, and a server passes a trailer on only when it was announced.
-pub(crate) static HOP_BY_HOP: [&HeaderName; 7] = [
-    &header::CONNECTION,
-    &KEEP_ALIVE,
-    &PROXY_CONNECTION,
-    &header::TE,
-    &header::TRANSFER_ENCODING,
-    &header::UPGRADE,
-    &header::PROXY_AUTHORIZATION,
-];
 
 /// A request's body as the proxy sends it on.
 ///
@@ -96,47 +82,6 @@ pub struct RequestBody {
     tee: Option<crate::shadow::Tee>,
     /// `timeouts.body_idle`: a client that stops sending its body.
     idle: Idle,
-}
-
-/// A request body as the server that read the request hands it over.
-#[derive(Debug)]
-pub enum ClientBody {
-    /// Streamed by hyper's server (HTTP/2, and HTTP/1 requests the proxy's own server hands to
-    /// hyper: see `server.rs`).
-    Hyper(Incoming),
-    /// Read whole by the proxy's own HTTP/1 server (`None`: no body).
-    Read(Option<Bytes>),
-}
-
-impl Body for ClientBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match &mut *self {
-            ClientBody::Hyper(inner) => Pin::new(inner).poll_frame(cx),
-            ClientBody::Read(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ClientBody::Hyper(inner) => inner.is_end_stream(),
-            ClientBody::Read(bytes) => bytes.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ClientBody::Hyper(inner) => inner.size_hint(),
-            ClientBody::Read(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
-        }
-    }
 }
 
 /// Why a request body stopped.
@@ -369,7 +314,7 @@ impl Body for ProxyBody {
 /// body streamed (see `send`).
 #[derive(Debug)]
 pub(crate) enum Received {
-    Own(ResponseBody),
+    Own(ResponseBody<Address>),
     Streaming {
         body: Incoming,
         /// The connection, back to its pool when the body has been read to the end.
@@ -461,27 +406,6 @@ impl Body for Received {
         match self {
             Received::Own(body) => body.size_hint(),
             Received::Streaming { body, .. } => body.size_hint(),
-        }
-    }
-}
-
-/// What the proxy knows of one client connection, computed once when it is accepted.
-#[derive(Debug)]
-pub(crate) struct ClientConn {
-    /// The peer's address.
-    pub(crate) addr: SocketAddr,
-    /// The peer's IP as an `X-Forwarded-For` value (formatting it per request is measurable).
-    pub(crate) forwarded_for: HeaderValue,
-    /// The timer its HTTP/1 requests' deadlines share.
-    pub(crate) timer: ConnTimer,
-}
-
-impl ClientConn {
-    pub(crate) fn new(addr: SocketAddr) -> ClientConn {
-        ClientConn {
-            addr,
-            forwarded_for: ip_header_value(addr.ip()),
-            timer: ConnTimer::default(),
         }
     }
 }
@@ -1454,100 +1378,6 @@ fn via(version: Version) -> HeaderValue {
     }
 }
 
-/// Removes hop-by-hop headers, including those named in `Connection`.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names finds what is there: most messages carry no hop-by-hop header or
-    // only `Connection`, and removing all eight names would hash each of them every time.
-    let mut connection = false;
-    let mut others = false;
-    for name in headers.keys() {
-        if name == header::CONNECTION {
-            connection = true;
-        } else if HOP_BY_HOP.contains(&name) {
-            others = true;
-        }
-    }
-    if connection {
-        // Only names present in the message are removed; the usual tokens (`keep-alive`,
-        // `close`) name no header and cost neither a lookup nor an allocation.
-        let listed: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter(|v| !is_connection_option(v.as_bytes()))
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|token| !is_connection_option(token.as_bytes()))
-            .filter_map(|token| {
-                headers
-                    .keys()
-                    // `Connection: host` would take away the Host the request was routed on, and
-                    // the upstream would get the address's instead (target.rs).
-                    .find(|name| name.as_str().eq_ignore_ascii_case(token) && *name != header::HOST)
-                    .cloned()
-            })
-            .collect();
-        for name in listed {
-            headers.remove(name);
-        }
-        headers.remove(header::CONNECTION);
-    }
-    if others {
-        for name in &HOP_BY_HOP[1..] {
-            headers.remove(*name);
-        }
-    }
-}
-
-/// `keep-alive` and `close` in `Connection` are options, not header names (a `Keep-Alive` header
-/// is removed as hop-by-hop anyway).
-fn is_connection_option(token: &[u8]) -> bool {
-    token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
-}
-
-/// How many headers [`rewrite_request`] may add to a request head's map.
-pub(crate) const ADDED_REQUEST_HEADERS: usize = 2;
-
-/// The forwarding headers of a request (`X-Forwarded-For`, `-Proto`, `-Host`, `Via`), kept out of
-/// its header map: the proxy's own client writes them after the map's headers, and only the
-/// requests that go another way (hyper's client, shadow copies) get them in their map
-/// ([`Forwarded::apply`]). Inserting four headers into a hash map on every request was about 5%
-/// of the proxy's instructions.
-#[derive(Debug, Clone)]
-pub(crate) struct Forwarded {
-    /// `X-Forwarded-For`: the client's address, after a trusted proxy's list.
-    pub(crate) forwarded_for: HeaderValue,
-    /// `X-Forwarded-Proto: http`, unless a trusted proxy set one.
-    pub(crate) proto: bool,
-    /// `X-Forwarded-Host`: the client's `Host`, unless a trusted proxy set one.
-    pub(crate) host: Option<HeaderValue>,
-    /// `Via`.
-    pub(crate) via: HeaderValue,
-}
-
-impl Forwarded {
-    /// The headers, in the order they are written.
-    pub(crate) fn fields(&self) -> impl Iterator<Item = (&'static HeaderName, &HeaderValue)> {
-        static HTTP: HeaderValue = HeaderValue::from_static("http");
-        [
-            Some((&X_FORWARDED_FOR, &self.forwarded_for)),
-            self.proto.then_some((&X_FORWARDED_PROTO, &HTTP)),
-            self.host.as_ref().map(|host| (&X_FORWARDED_HOST, host)),
-            Some((&header::VIA, &self.via)),
-        ]
-        .into_iter()
-        .flatten()
-    }
-
-    /// Puts the headers into `headers`, for a request that is not encoded by the proxy's own
-    /// client.
-    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
-        for (name, value) in self.fields() {
-            headers.append(name, value.clone());
-        }
-    }
-}
-
 /// Points the request at `address` and works out its forwarding headers: hop-by-hop headers out,
 /// `Host` set, the client's own `X-Forwarded-*` dropped unless it is a trusted proxy.
 fn rewrite_request(
@@ -1655,7 +1485,44 @@ fn rewrite_request(
     Ok(forwarded)
 }
 
-fn ip_header_value(ip: IpAddr) -> HeaderValue {
+/// A client's IP as a header value (`X-Forwarded-For`).
+pub(crate) fn ip_header_value(ip: IpAddr) -> HeaderValue {
     let text = crate::decision::context::IpText::new(ip);
     HeaderValue::from_str(text.as_str()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// The proxy's own HTTP/1 server and hyper's call [`handle`] through this.
+impl server::Service for Shared {
+    type Body = ProxyBody;
+
+    fn call<'a>(
+        &'a self,
+        client: &'a ClientConn,
+        req: Request<ClientBody>,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + 'a {
+        handle(self, client, req)
+    }
+
+    fn h2_deadlines(&self) -> crate::http::connections::H2Deadlines {
+        let timeouts = self.active.load().config.timeouts;
+        crate::http::connections::H2Deadlines {
+            handshake: timeouts.h2_handshake,
+            idle: timeouts.h2_idle,
+            grace: timeouts.h2_ping_timeout,
+        }
+    }
+
+    fn connection_metrics(&self) -> &crate::http::connections::ConnectionMetrics {
+        &self.metrics.connections
+    }
+}
+
+impl server::ResponseBody for ProxyBody {
+    fn upstream_fields(&self) -> Option<&crate::http::client::Fields> {
+        ProxyBody::upstream_fields(self)
+    }
+
+    fn move_fields_into(&mut self, headers: &mut HeaderMap) {
+        ProxyBody::move_fields_into(self, headers);
+    }
 }

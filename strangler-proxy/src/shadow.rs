@@ -629,7 +629,7 @@ impl Pending {
 pub(crate) fn start(
     plan: &Arc<RouteShadow>,
     parts: &Parts,
-    forwarded: Option<&crate::proxy::Forwarded>,
+    forwarded: Option<&crate::http::framing::Forwarded>,
     body: &crate::proxy::Outbound,
     primary: usize,
     upstreams: &[Arc<Upstream>],

@@ -44,7 +44,7 @@ use crate::config::PathMatch;
 use crate::decision::flags::ContextRef;
 use crate::ops::metrics::Extra;
 use crate::decision::route::Reason;
-use crate::serve::Proxy;
+use crate::ops::runtime::Proxy;
 use api::{
     CircuitDoc, MatchDoc, PathDoc, PinAnswer, ReloadAnswer, RouteDoc, RouteState, RoutesDoc,
 };
@@ -526,7 +526,7 @@ fn circuit_doc(
 }
 
 /// The circuit state of every upstream whose breaker is on.
-fn circuits(active: &crate::serve::Active) -> Vec<(String, crate::protection::breaker::State)> {
+fn circuits(active: &crate::ops::runtime::Active) -> Vec<(String, crate::protection::breaker::State)> {
     let now = crate::protection::breaker::nanos(std::time::Instant::now());
     active
         .upstreams

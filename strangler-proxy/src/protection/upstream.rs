@@ -379,3 +379,9 @@ async fn probe(
         _ => false,
     }
 }
+
+impl crate::http::client::Pool for Address {
+    fn checkin(&self, conn: Conn) {
+        Address::checkin(self, conn);
+    }
+}

@@ -21,7 +21,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, Overrides};
 use crate::decision::flags::FlagSource;
-use crate::serve::{Listeners, Proxy};
+use crate::ops::runtime::Proxy;
+use crate::serve::Listeners;
 
 /// A test upstream: answers with its name and the request head it received.
 pub(crate) struct Upstream {
