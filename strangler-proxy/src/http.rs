@@ -6,6 +6,7 @@
 //! through [`server::Service`], a trait the handler implements (monomorphised, no `dyn`), and the
 //! client gives connections back through [`client::Pool`], which the upstream pools implement.
 
+pub(crate) mod body;
 pub mod client;
 pub mod connections;
 pub(crate) mod deadline;

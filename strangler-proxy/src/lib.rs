@@ -37,9 +37,9 @@ pub mod serve;
 pub mod shadow;
 
 // The modules by their names before the layers, for the CLI, the benches and `config`.
-pub use decision::{context, flags, route};
+pub use decision::{context, flags, route, state};
 pub(crate) use http::target;
-pub use ops::{admin, metrics, state};
+pub use ops::{admin, metrics};
 pub use protection::{attempt, breaker, limit, slo, upstream};
 pub(crate) use shadow::diff;
 

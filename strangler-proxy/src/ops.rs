@@ -1,5 +1,5 @@
 //! Layer 5, operations: the proxy's state in force and its control (reload, rollback), the
-//! admin API, metrics, persisted rollbacks and the SLO watcher.
+//! admin API, the metrics page and the SLO watcher.
 //!
 //! It imports every layer below; only the handler (`proxy`) and `serve` are above it.
 
@@ -7,4 +7,3 @@ pub mod admin;
 pub mod metrics;
 pub mod runtime;
 pub(crate) mod slo_watch;
-pub mod state;

@@ -29,117 +29,16 @@ use crate::config::{Http1Server, RateKey};
 use crate::http::deadline::{ConnTimer, Idle};
 use crate::error::ProxyErrorKind;
 use crate::protection::limit::{Key, RateLimit};
-use crate::ops::metrics::UNMATCHED;
+use crate::decision::series::UNMATCHED;
 use crate::decision::route::{self, CompiledRoute, Reason};
 use crate::ops::runtime::{AccessEntry, Active, Shared};
 use crate::http::framing::{
     ADDED_REQUEST_HEADERS, Forwarded, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
     remove_hop_by_hop,
 };
+use crate::http::body::{BodyError, Outbound, RequestBody, Tee};
 use crate::http::server::{self, ClientBody, ClientConn};
 use crate::protection::upstream::{Address, InFlight, Sender, Upstream};
-
-/// A request's body as the proxy sends it on.
-///
-/// **Invariant:** a body that may go to an upstream more than once (a resend on a new
-/// connection, the retry on a route's fallback) is `Whole`, and every send of it writes all of
-/// it: the proxy's own client only borrows it (`client::Outgoing`). A body that streams from the
-/// client is sent once, by hyper's client, which hands a request back only when none of it left.
-#[derive(Debug)]
-pub(crate) enum Outbound {
-    /// All of it is here: none, a body the proxy's own HTTP/1 server read whole, or one collected
-    /// so that it can be sent again.
-    Whole(Bytes),
-    /// Streams from the client.
-    Streaming(RequestBody),
-}
-
-impl Outbound {
-    /// Whether there is no body.
-    pub(crate) fn is_empty(&self) -> bool {
-        match self {
-            Outbound::Whole(bytes) => bytes.is_empty(),
-            Outbound::Streaming(body) => body.is_end_stream(),
-        }
-    }
-
-    /// Its length, when it is known before it is sent.
-    pub(crate) fn exact_len(&self) -> Option<u64> {
-        match self {
-            Outbound::Whole(bytes) => Some(bytes.len() as u64),
-            Outbound::Streaming(body) => body.size_hint().exact(),
-        }
-    }
-}
-
-/// A request body that streams from the client to the upstream, cut off when it passes the body
-/// limit.
-#[derive(Debug)]
-pub struct RequestBody {
-    inner: ClientBody,
-    remaining: u64,
-    /// A copy for shadow traffic, if the request is mirrored.
-    tee: Option<crate::shadow::Tee>,
-    /// `timeouts.body_idle`: a client that stops sending its body.
-    idle: Idle,
-}
-
-/// Why a request body stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    /// The body passed `limits.max_body_size`.
-    #[error("request body is larger than the limit")]
-    TooLarge,
-    /// Reading from the client failed.
-    #[error("reading the request body failed")]
-    Client(#[source] hyper::Error),
-    /// The client sent nothing of its body for `timeouts.body_idle`.
-    #[error("the client sent nothing of the request body for too long")]
-    Stalled,
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Some(tee) = &mut this.tee {
-            tee.observe(&polled, this.inner.is_end_stream());
-        }
-        match polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                this.idle.progress();
-                if let Some(data) = frame.data_ref() {
-                    let len = data.len() as u64;
-                    if len > this.remaining {
-                        return Poll::Ready(Some(Err(BodyError::TooLarge)));
-                    }
-                    this.remaining -= len;
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(BodyError::Client(err)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending if this.idle.poll_expired(cx) => {
-                Poll::Ready(Some(Err(BodyError::Stalled)))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
 
 /// A response body: the upstream's, streamed, or a short one made by the proxy.
 #[derive(Debug)]
@@ -158,7 +57,7 @@ enum BodyKind {
         body: Received,
         _slot: InFlight,
         /// A copy for shadow traffic, if the request is mirrored.
-        tee: Option<crate::shadow::Tee>,
+        tee: Option<Tee>,
         /// `timeouts.body_idle`: an upstream that stops sending its body.
         idle: Idle,
     },
@@ -184,7 +83,7 @@ impl ProxyBody {
     fn upstream(
         body: Received,
         slot: InFlight,
-        tee: Option<crate::shadow::Tee>,
+        tee: Option<Tee>,
         idle: Duration,
     ) -> ProxyBody {
         ProxyBody {
@@ -1004,7 +903,7 @@ fn observe(
     let done = Instant::now();
     crate::protection::attempt::observe_attempt(
         &Attempt {
-            route,
+            slo: route.and_then(|route| route.slo.as_deref()),
             upstream,
             address,
             to_service,

@@ -31,21 +31,19 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Frame;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::Instrument as _;
 
 use crate::config::{Config, ShadowConfig, ShadowTarget};
-use crate::decision::context::RequestContext;
+use crate::http::body::{Copied, Tee};
 use diff::{Captured, CompareConfig, DiffKind, Difference};
 use crate::protection::upstream::{Address, Upstream};
 
@@ -464,11 +462,7 @@ impl RouteShadow {
 
     /// Whether this request is mirrored: its method is, and its user's bucket is within
     /// `percent`. `context` is called only when the share is neither 0 nor 100.
-    pub fn selects<'a>(
-        &self,
-        method: &Method,
-        context: impl FnOnce() -> RequestContext<'a>,
-    ) -> bool {
+    pub fn selects<C: StickyId>(&self, method: &Method, context: impl FnOnce() -> C) -> bool {
         if !self.config.methods.contains(method) {
             return false;
         }
@@ -477,12 +471,17 @@ impl RouteShadow {
             100.. => true,
             percent => {
                 let context = context();
-                let context = context.as_ref();
-                let id = context.user_id.or(context.remote_address).unwrap_or("");
-                bucket(&self.route, id) <= percent
+                bucket(&self.route, context.sticky_id()) <= percent
             }
         }
     }
+}
+
+/// What a request's share of shadow traffic is sticky to: the flag context's user id, else the
+/// client's address (`decision::context` implements it for the flag context of a request).
+pub trait StickyId {
+    /// The id, `""` when there is none.
+    fn sticky_id(&self) -> &str;
 }
 
 /// Unleash's normalized stickiness: `murmur3_32("GROUP:ID", 0) % 100 + 1`, in 1..=100.
@@ -490,102 +489,6 @@ pub fn bucket(group: &str, id: &str) -> u8 {
     let key = format!("{group}:{id}");
     let hash = murmur3::murmur3_32(&mut key.as_bytes(), 0).unwrap_or(0);
     u8::try_from(hash % 100).unwrap_or(0) + 1
-}
-
-/// Keeps the bytes of a body that passes by, up to a cap, and hands them over when it ends.
-/// Dropped before the end (the body failed or was cut short), it hands over nothing.
-#[derive(Debug)]
-pub struct Tee {
-    chunks: Vec<Bytes>,
-    len: u64,
-    cap: u64,
-    done: Option<oneshot::Sender<Copied>>,
-}
-
-/// What a [`Tee`] hands over.
-#[derive(Debug)]
-enum Copied {
-    Complete(Bytes),
-    TooLarge,
-}
-
-impl Tee {
-    fn new(cap: u64) -> (Tee, oneshot::Receiver<Copied>) {
-        let (sender, receiver) = oneshot::channel();
-        let tee = Tee {
-            chunks: Vec::new(),
-            len: 0,
-            cap,
-            done: Some(sender),
-        };
-        (tee, receiver)
-    }
-
-    /// Looks at one poll of the body it copies; `end_stream` is the body's `is_end_stream`
-    /// after the poll.
-    pub(crate) fn observe<E>(
-        &mut self,
-        polled: &Poll<Option<Result<Frame<Bytes>, E>>>,
-        end_stream: bool,
-    ) {
-        match polled {
-            Poll::Pending => return,
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    self.data(data);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => {
-                self.chunks.clear();
-                self.done = None;
-            }
-            Poll::Ready(None) => self.end(),
-        }
-        if end_stream {
-            self.end();
-        }
-    }
-
-    fn data(&mut self, data: &Bytes) {
-        if self.done.is_none() {
-            return;
-        }
-        self.len += data.len() as u64;
-        if self.len > self.cap {
-            self.chunks = Vec::new();
-            if let Some(done) = self.done.take() {
-                let _ = done.send(Copied::TooLarge);
-            }
-        } else if !data.is_empty() {
-            // A reference-counted handle on the same bytes, not a copy.
-            self.chunks.push(data.clone());
-        }
-    }
-
-    /// Copies a body that is all there, and ends.
-    pub(crate) fn copy(mut self, body: &Bytes) {
-        self.data(body);
-        self.end();
-    }
-
-    /// The body ended: hands the bytes over (once).
-    pub(crate) fn end(&mut self) {
-        let Some(done) = self.done.take() else {
-            return;
-        };
-        let body = match self.chunks.len() {
-            0 => Bytes::new(),
-            1 => self.chunks.pop().unwrap_or_default(),
-            _ => {
-                let mut joined = BytesMut::with_capacity(usize::try_from(self.len).unwrap_or(0));
-                for chunk in self.chunks.drain(..) {
-                    joined.extend_from_slice(&chunk);
-                }
-                joined.freeze()
-            }
-        };
-        let _ = done.send(Copied::Complete(body));
-    }
 }
 
 /// A started shadow copy waiting for the primary's response head.
@@ -630,7 +533,7 @@ pub(crate) fn start(
     plan: &Arc<RouteShadow>,
     parts: &Parts,
     forwarded: Option<&crate::http::framing::Forwarded>,
-    body: &crate::proxy::Outbound,
+    body: &crate::http::body::Outbound,
     primary: usize,
     upstreams: &[Arc<Upstream>],
 ) -> Option<(Pending, Option<Tee>)> {
@@ -877,6 +780,7 @@ async fn send_copy(
 /// The admin API's `GET /routes/{name}/diff` document: counters, the most common differing
 /// paths, and the newest `limit` samples. `config` is the route's shadow config in force, if any.
 pub fn summary(
+    schema_version: u32,
     route: &str,
     state: Option<&RouteState>,
     config: Option<&ShadowConfig>,
@@ -930,7 +834,7 @@ pub fn summary(
         })
     });
     json!({
-        "schema_version": crate::ops::admin::SCHEMA_VERSION,
+        "schema_version": schema_version,
         "route": route,
         "shadow": shadow,
         "counts": counts,

@@ -353,3 +353,10 @@ impl IpText {
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
 }
+
+impl crate::shadow::StickyId for RequestContext<'_> {
+    fn sticky_id(&self) -> &str {
+        let context = self.as_ref();
+        context.user_id.or(context.remote_address).unwrap_or("")
+    }
+}

@@ -21,8 +21,8 @@ use http::{HeaderName, HeaderValue, Method};
 use crate::config::{Config, MatchConfig, PathMatch};
 use crate::decision::context::RequestContext;
 use crate::decision::flags::FlagSource;
-use crate::ops::metrics::{Metrics, Series, UNMATCHED};
-use crate::ops::state::Pins;
+use crate::decision::series::{Metrics, Series, UNMATCHED};
+use crate::decision::state::Pins;
 
 /// Compiled routes, in order, with the index of the default upstream.
 #[derive(Debug)]

@@ -502,7 +502,7 @@ fn diff(proxy: &Proxy, name: &str, query: Option<&str>) -> Response<Full<Bytes>>
     let state = proxy.shared.metrics.shadow.get(name);
     json_response(
         StatusCode::OK,
-        &crate::shadow::summary(name, state.as_deref(), route.shadow.as_ref(), limit),
+        &crate::shadow::summary(SCHEMA_VERSION, name, state.as_deref(), route.shadow.as_ref(), limit),
     )
 }
 

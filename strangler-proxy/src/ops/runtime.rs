@@ -21,7 +21,7 @@ use crate::decision::flags::FlagSource;
 use crate::decision::route::{Reason, RouteTable};
 use crate::error::{ConfigError, Error};
 use crate::ops::metrics::Metrics;
-use crate::ops::state::Pins;
+use crate::decision::state::Pins;
 use crate::protection::upstream::{self, Upstream};
 
 /// A configured proxy, ready to serve. Cheap to clone: clones share everything.
@@ -89,7 +89,7 @@ impl Active {
         let upstreams: Vec<Arc<Upstream>> = config
             .upstreams
             .iter()
-            .map(|up| Arc::new(Upstream::with_metrics(up, metrics)))
+            .map(|up| Arc::new(Upstream::with_metrics(up, &metrics.guard)))
             .collect();
         let health_checks = upstream::spawn_health_checks(&upstreams, &config);
         Active {

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, FlagStoreConfig};
 use crate::ops::runtime::Proxy;
-use crate::ops::state::{FlagOff, PinInfo};
+use crate::decision::state::{FlagOff, PinInfo};
 use crate::protection::slo::{CHECK_INTERVAL, decide};
 
 

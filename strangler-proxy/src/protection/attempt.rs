@@ -29,8 +29,7 @@ use http::StatusCode;
 use crate::protection::breaker::{Breaker, Nanos, Permit, State, Transition};
 use crate::config::{CircuitBreakerConfig, StatusSet};
 use crate::error::{ErrorSource, ProxyErrorKind};
-use crate::ops::metrics::escape;
-use crate::decision::route::CompiledRoute;
+use crate::protection::slo::Window;
 use crate::protection::upstream::{Address, Upstream};
 
 /// What came of one attempt.
@@ -68,8 +67,8 @@ impl Outcome {
 /// One finished attempt, as [`observe_attempt`] sees it.
 #[derive(Debug)]
 pub struct Attempt<'a> {
-    /// The route that matched, if any.
-    pub route: Option<&'a CompiledRoute>,
+    /// The SLO window of the route that matched, if it has one.
+    pub slo: Option<&'a Window>,
     /// The upstream tried.
     pub upstream: &'a Upstream,
     /// The address tried.
@@ -91,7 +90,7 @@ pub(crate) fn observe_attempt(attempt: &Attempt<'_>, permit: Permit<'_>) {
     let upstream = attempt.upstream;
     // 1. The SLO of the route's service judges what the service answered (slo.rs).
     if attempt.to_service
-        && let Some(window) = attempt.route.and_then(|route| route.slo.as_deref())
+        && let Some(window) = attempt.slo
     {
         let outcome = match attempt.outcome {
             Outcome::Status(status) => Ok(status),
@@ -379,4 +378,12 @@ impl GuardMetrics {
             }
         }
     }
+}
+
+/// A Prometheus label value, escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -24,14 +24,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use crate::protection::attempt::UpstreamGuard;
+use crate::protection::attempt::{GuardMetrics, UpstreamGuard};
 use crate::protection::breaker::{Nanos, Outlier};
 use crate::http::client::Conn;
 use crate::config::{Balance, Config, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig};
 use crate::error::ProxyErrorKind;
 use crate::protection::limit::Concurrency;
-use crate::ops::metrics::Metrics;
-use crate::proxy::RequestBody;
+use crate::http::body::RequestBody;
 
 /// One upstream: a named pool of addresses.
 #[derive(Debug)]
@@ -193,11 +192,9 @@ impl Drop for InFlight {
 impl Upstream {
     /// Builds the pool of one upstream config, with counters (and a breaker) that live in
     /// `metrics` across reloads.
-    pub fn with_metrics(config: &UpstreamConfig, metrics: &Metrics) -> Upstream {
+    pub fn with_metrics(config: &UpstreamConfig, guard: &GuardMetrics) -> Upstream {
         let mut upstream = Upstream::new(config);
-        upstream.guard = metrics
-            .guard
-            .upstream(&config.name, &config.circuit_breaker);
+        upstream.guard = guard.upstream(&config.name, &config.circuit_breaker);
         upstream
     }
 

@@ -382,13 +382,13 @@ fn a_rollback_writes_no_file_through_a_planted_symlink() {
     let victim = dir.path().join("victim");
     std::fs::write(&victim, "precious\n").unwrap();
     std::os::unix::fs::symlink(&victim, dir.path().join("fig-proxy.state.json.tmp")).unwrap();
-    let pins = crate::ops::state::Pins::open(Some(state.clone())).unwrap();
+    let pins = crate::decision::state::Pins::open(Some(state.clone())).unwrap();
     assert!(pins.set("payments", true).unwrap());
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(written["pinned"], serde_json::json!(["payments"]));
-    let reopened = crate::ops::state::Pins::open(Some(state)).unwrap();
+    let reopened = crate::decision::state::Pins::open(Some(state)).unwrap();
     assert!(reopened.is_pinned("payments"));
 }
 

@@ -8,7 +8,7 @@ use http::Request;
 use crate::decision::flags::{FlagSource, NoFlags, StaticFlags};
 use crate::ops::metrics::Metrics;
 use crate::decision::route::{Reason, RouteTable, route};
-use crate::ops::state::Pins;
+use crate::decision::state::Pins;
 
 use super::support::config;
 

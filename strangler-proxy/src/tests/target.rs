@@ -10,7 +10,7 @@ use crate::config::{Config, Overrides};
 use crate::decision::flags::NoFlags;
 use crate::ops::metrics::Metrics;
 use crate::decision::route::{RouteTable, route};
-use crate::ops::state::Pins;
+use crate::decision::state::Pins;
 use crate::http::target::{
     BadTarget, PathError, allowed_upgrade, canonicalize, normalize_path, upgrade_accepted,
 };
