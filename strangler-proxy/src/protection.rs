@@ -6,6 +6,7 @@
 
 pub mod attempt;
 pub mod breaker;
+pub mod guard;
 pub mod limit;
 pub mod slo;
 pub mod upstream;

@@ -22,7 +22,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tracing::Instrument as _;
 
-use crate::protection::attempt::{Attempt, Cause, Outcome};
+use crate::protection::attempt::{Attempt, Outcome};
+use crate::protection::guard::Cause;
 use crate::protection::breaker::{Nanos, Permit};
 use crate::http::client::{self, ClientError, Outgoing, ResponseBody};
 use crate::config::{Http1Server, RateKey};

@@ -57,7 +57,7 @@ pub struct CompiledRoute {
     /// Shadow traffic, if the route has `shadow`.
     pub shadow: Option<Arc<crate::shadow::RouteShadow>>,
     /// Counters of fallbacks and rate-limited requests, kept across reloads.
-    pub guard: Arc<crate::protection::attempt::RouteCounters>,
+    pub guard: Arc<crate::protection::guard::RouteCounters>,
     /// The route's rate limit, if any (its buckets start full after a reload).
     pub rate_limit: Option<crate::protection::limit::RateLimit>,
 }

@@ -81,7 +81,7 @@ pub struct Metrics {
     /// Shadow traffic counters and samples, by route.
     pub shadow: crate::shadow::Registry,
     /// Circuit breakers and the counters of request-path protection (`attempt.rs`).
-    pub guard: crate::protection::attempt::GuardMetrics,
+    pub guard: crate::protection::guard::GuardMetrics,
     /// Client connections: open, the cap, refusals, deadlines (`connections.rs`).
     pub connections: crate::http::connections::ConnectionMetrics,
 }

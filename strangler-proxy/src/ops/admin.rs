@@ -400,7 +400,7 @@ fn routes(proxy: &Proxy) -> RoutesDoc {
                     &active.upstreams[compiled.service],
                     crate::protection::breaker::nanos(now),
                 ),
-                fallbacks: crate::protection::attempt::Cause::ALL
+                fallbacks: crate::protection::guard::Cause::ALL
                     .iter()
                     .filter_map(|cause| {
                         let count =

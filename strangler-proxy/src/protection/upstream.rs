@@ -24,7 +24,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use crate::protection::attempt::{GuardMetrics, UpstreamGuard};
+use crate::protection::guard::{GuardMetrics, UpstreamGuard};
 use crate::protection::breaker::{Nanos, Outlier};
 use crate::http::client::Conn;
 use crate::config::{Balance, Config, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig};

@@ -392,7 +392,7 @@ fn bad_protection_values_name_their_place() {
 
 #[test]
 fn a_reload_with_the_same_breaker_settings_keeps_the_breaker() {
-    let registry = crate::protection::attempt::GuardMetrics::default();
+    let registry = crate::protection::guard::GuardMetrics::default();
     let first = registry.upstream("svc", &config());
     for i in 0..3 {
         send(&first.breaker, i * MS, true);
