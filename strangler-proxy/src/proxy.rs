@@ -310,18 +310,24 @@ impl Body for Received {
     }
 }
 
-/// Proxies one request from `client`.
+/// Proxies one request from `client`, in five named phases: [`plan`] (what the request names,
+/// the route decision, the upgrade and the shadow copy), [`admit`] (the route's rate limit, the
+/// circuit of the decided upstream), [`attempt`] (the send, and the retry on the route's fallback),
+/// [`respond`] (the response the client gets: the headers the proxy adds, the client's version),
+/// and [`log`] (metrics, the access log).
 ///
-/// Request-path protection happens here, in this order: the route's rate limit (429), the
-/// circuit of the chosen upstream (open: the route's fallback, reason `circuit-open`, or 503
-/// without one), the upstream's in-flight cap (503), then the attempt, whose outcome goes to
-/// [`crate::protection::attempt::observe_attempt`]; a failed idempotent request meant for a route's service
-/// is then sent once to the route's fallback (reason `service-failed`).
+/// Request-path protection happens in this order: the route's rate limit (429), the circuit of
+/// the chosen upstream (open: the route's fallback, reason `circuit-open`, or 503 without one),
+/// the upstream's in-flight cap (503), then the attempt, whose outcome goes to
+/// [`crate::protection::attempt::observe_attempt`]; a failed idempotent request meant for a
+/// route's service is then sent once to the route's fallback (reason `service-failed`).
 ///
 /// A plain function returning an `async move` block, not an `async fn`: an `async fn` keeps each
 /// argument twice in its state (as the argument and as the local it is moved into), and a
-/// request's future is copied whole when it starts, at every level (`send_attempt` and `send`
-/// are written the same way).
+/// request's future is copied whole when it starts, at every level (`attempt`, `send_attempt`
+/// and `send` are written the same way). Every phase but `attempt` is a plain function: it adds
+/// nothing to the future, whose state holds what the phases hand each other ([`Plan`]), as it
+/// held the same values as locals before the phases had names.
 pub(crate) fn handle<'a>(
     shared: &'a Shared,
     client: &'a ClientConn,
@@ -335,234 +341,29 @@ pub(crate) fn handle<'a>(
         if let Err(bad) = crate::http::target::canonicalize(&mut parts) {
             return bad_target(shared, client, &parts, bad, start);
         }
-        let now = crate::protection::breaker::nanos(start);
-        let peer = client.addr;
         let active = shared.active.load_full();
-        let client_version = parts.version;
-        // HTTP/1 requests on a connection come one at a time and share its timer (deadline.rs).
-        let timer = (client_version != Version::HTTP_2).then_some(&client.timer);
-        let logged = shared
-            .access_log
-            .is_some()
-            .then(|| (parts.method.clone(), parts.uri.clone()));
-
-        let mut decision = route::route(&parts, &active.routes, &*shared.flags, || {
-            active.context.build(&parts, peer.ip())
-        });
-        let route = decision.route.map(|idx| &active.routes.routes()[idx]);
-        // The upgrade forwarded, if the route allows what the client asks for; else the request
-        // goes as a plain one.
-        let asked_upgrade = client_upgrade.as_ref().and_then(|_| match decision.route {
-            Some(idx) => {
-                crate::http::target::allowed_upgrade(&parts.headers, &active.config.routes[idx].upgrades)
-            }
-            None => crate::http::target::allowed_upgrade(&parts.headers, crate::http::target::DEFAULT_UPGRADES),
-        });
-        let client_upgrade = client_upgrade.filter(|_| asked_upgrade.is_some());
-        if let Some(value) = &asked_upgrade {
-            parts.headers.insert(header::UPGRADE, value.clone());
-        }
-        let mut permit = Permit::none();
-        let mut refused = None;
-        if let Some(route) = route
-            && let Some(limit) = &route.rate_limit
-            && let Err(wait) = check_rate_limit(limit, &active, &parts, peer.ip())
-        {
-            route.guard.rate_limited.fetch_add(1, Ordering::Relaxed);
-            refused = Some(Failure::Local(Refusal::RateLimited(wait)));
-        } else {
-            match admit(&active, route, &mut decision, now) {
-                Ok(admitted) => permit = admitted,
-                Err(wait) => refused = Some(Failure::Local(Refusal::CircuitOpen(wait))),
-            }
-        }
-        let route_name: &str = route.map_or(UNMATCHED, |route| &*route.name);
+        let mut plan = plan(shared, client, &active, &mut parts, client_upgrade, start);
+        let (permit, refused) = admit(&active, &mut plan, &parts, client.addr.ip());
         let span = tracing::debug_span!(
             "request",
             method = %parts.method,
             path = parts.uri.path(),
-            route = route_name,
-            flag = route.and_then(|route| route.flag.as_deref()),
-            upstream = &*active.upstreams[decision.upstream].name,
-            reason = decision.reason.as_str(),
+            route = plan.route_name(),
+            flag = plan.route.and_then(|route| route.flag.as_deref()),
+            upstream = &*active.upstreams[plan.decision.upstream].name,
+            reason = plan.decision.reason.as_str(),
             fallback = tracing::field::Empty,
         );
-        // Shadow traffic: chosen before the head is rewritten, as the flag context is.
-        let shadow_plan = decision
-            .route
-            .and_then(|idx| active.routes.routes()[idx].shadow.as_ref())
-            .filter(|plan| {
-                client_upgrade.is_none()
-                    && plan.selects(&parts.method, || active.context.build(&parts, peer.ip()))
-            });
-
         // Worked out by the first attempt's rewrite; a retry reuses them.
         let mut forwarded: Option<Forwarded> = None;
-        let result = async {
-            if let Some(refused) = refused {
-                return Err(refused);
-            }
-            if parts.method == Method::CONNECT {
-                return Err(Failure::Kind(ProxyErrorKind::BadRequest));
-            }
-            let limit = active.config.limits.max_body_size;
-            if let Some(limit) = limit
-                && content_length(&parts.headers).is_some_and(|len| len > limit)
-            {
-                return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
-            }
-            let remaining = limit.unwrap_or(u64::MAX);
-            let upstream = &active.upstreams[decision.upstream];
-            let trusted = !active.context.trusted_proxies().is_empty()
-                && crate::decision::context::is_trusted(peer.ip(), active.context.trusted_proxies());
-            let upgrade = client_upgrade.is_some();
-
-            // A request meant for a route's service that may go to the fallback if the service fails:
-            // an idempotent method, and a body that can be sent twice.
-            let retry = route
-                .zip(decision.route)
-                .map(|(route, idx)| (route, &active.config.routes[idx].retry))
-                .filter(|(route, retry)| {
-                    retry.enabled
-                        && !upgrade
-                        && route.service == decision.upstream
-                        && route.fallback != route.service
-                        && retry.methods.contains(&parts.method)
-                });
-            // A body that is all here is sent whole (and can be sent again); one that may go to
-            // the fallback is collected first, within its limit; any other streams, once.
-            let body = match body {
-                ClientBody::Read(bytes) => Outbound::Whole(bytes.unwrap_or_default()),
-                ClientBody::Hyper(incoming) if incoming.is_end_stream() => {
-                    Outbound::Whole(Bytes::new())
-                }
-                body => match retry {
-                    Some((_, config))
-                        if content_length(&parts.headers)
-                            .is_some_and(|len| len <= config.max_body.min(remaining)) =>
-                    {
-                        let collected = tokio::time::timeout(
-                            active.config.timeouts.request,
-                            http_body_util::BodyExt::collect(body),
-                        )
-                        .await;
-                        match collected {
-                            Ok(Ok(collected)) => Outbound::Whole(collected.to_bytes()),
-                            _ => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
-                        }
-                    }
-                    // An upgrade takes the connection over after its head: a body on its way
-                    // would be lost in between.
-                    _ if upgrade => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
-                    _ => Outbound::Streaming(RequestBody {
-                        inner: body,
-                        remaining,
-                        tee: None,
-                        idle: Idle::new(active.config.timeouts.body_idle),
-                    }),
-                },
-            };
-            if let Outbound::Whole(bytes) = &body
-                && bytes.len() as u64 > remaining
-            {
-                return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
-            }
-            let replay = match &body {
-                Outbound::Whole(bytes) if retry.is_some() => Some(bytes.clone()),
-                _ => None,
-            };
-            let first_timeout = match (retry, &replay) {
-                (Some((_, config)), Some(_)) => config
-                    .per_try_timeout
-                    .unwrap_or(active.config.timeouts.request),
-                _ => active.config.timeouts.request,
-            };
-            let sent = Instant::now();
-            let (address, result) = send_attempt(
-                &active,
-                upstream,
-                (&mut parts, &mut forwarded, true),
-                body,
-                (sent, first_timeout),
-                Origin {
-                    forwarded_for: &client.forwarded_for,
-                    trusted,
-                    upgrade,
-                    now,
-                    timer,
-                },
-                shadow_plan.map(|plan| (plan, decision.upstream)),
-            )
-            .await;
-            let to_service = route.is_some_and(|route| route.service == decision.upstream)
-                && matches!(decision.reason, Reason::FlagOn | Reason::Unflagged);
-            let outcome = observe(
-                (route, to_service),
-                upstream,
-                address.as_deref(),
-                &result,
-                sent,
-                permit,
-            );
-
-            let (Some((route, _)), Some(replay), Some(outcome)) = (retry, replay, outcome) else {
-                return result;
-            };
-            if outcome.is_failure(&upstream.failure_statuses) != Some(true) {
-                return result;
-            }
-            let fallback = &active.upstreams[route.fallback];
-            let (acquired, transition) = fallback
-                .guard
-                .breaker
-                .try_acquire(crate::protection::breaker::nanos(Instant::now()));
-            fallback.guard.note(&fallback.name, transition);
-            let Ok(fallback_permit) = acquired else {
-                return result;
-            };
-            drop(result);
-            let cause = outcome.cause();
-            route.guard.fallback(cause);
-            if let Outcome::Error(kind) = outcome {
-                route.service_series.record_error(kind);
-            }
-            decision.upstream = route.fallback;
-            decision.reason = Reason::ServiceFailed;
-            route
-                .last_reason
-                .store(Reason::ServiceFailed as u8, Ordering::Relaxed);
-            tracing::Span::current().record("fallback", cause.as_str());
-            tracing::debug!(
-                cause = cause.as_str(),
-                "service failed; retrying on the fallback"
-            );
-            let sent = Instant::now();
-            let (address, result) = send_attempt(
-                &active,
-                fallback,
-                (&mut parts, &mut forwarded, false),
-                Outbound::Whole(replay),
-                (sent, active.config.timeouts.request),
-                Origin {
-                    forwarded_for: &client.forwarded_for,
-                    trusted,
-                    upgrade: false,
-                    now,
-                    timer,
-                },
-                None,
-            )
-            .await;
-            observe(
-                (Some(route), false),
-                fallback,
-                address.as_deref(),
-                &result,
-                sent,
-                fallback_permit,
-            );
-            result
-        };
+        let result = attempt(
+            &active,
+            client,
+            &mut plan,
+            (&mut parts, body, &mut forwarded),
+            permit,
+            refused,
+        );
         // Entering a disabled span does nothing, but wrapping the future in it moves the whole
         // future once more per request.
         let result = if span.is_disabled() {
@@ -570,117 +371,446 @@ pub(crate) fn handle<'a>(
         } else {
             result.instrument(span.clone()).await
         };
+        let response = respond(&active, &mut plan, result, span);
+        log(shared, client, &active, &plan, &response, start);
+        response
+    }
+}
 
+/// What [`plan`] works out for the phases after it.
+struct Plan<'r> {
+    /// The route decision; [`admit`] and [`attempt`] may move it to the route's fallback.
+    decision: route::Decision,
+    /// The route that matched.
+    route: Option<&'r CompiledRoute>,
+    /// The client's side of an upgrade the route allows.
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The upgrade forwarded, if the route allows what the client asks for.
+    asked_upgrade: Option<HeaderValue>,
+    /// The shadow copy, when this request is mirrored.
+    shadow: Option<&'r Arc<crate::shadow::RouteShadow>>,
+    /// When the request came in, for the breakers.
+    now: Nanos,
+    /// The client's HTTP version, which the response gets.
+    client_version: Version,
+    /// The connection's timer, for an HTTP/1 request.
+    timer: Option<&'r ConnTimer>,
+    /// The method and target for the access log, when there is one.
+    logged: Option<(Method, Uri)>,
+}
+
+impl<'r> Plan<'r> {
+    /// The route's name in metrics and logs.
+    fn route_name(&self) -> &'r str {
+        self.route.map_or(UNMATCHED, |route| &*route.name)
+    }
+}
+
+/// Phase 1, plan: the route decision (flags read from the flag context), the upgrade the route
+/// allows (set on the head, or the request goes as a plain one), and whether the request is
+/// mirrored: chosen before the head is rewritten, as the flag context is. `parts` is already in
+/// the form target.rs made of it.
+fn plan<'r>(
+    shared: &'r Shared,
+    client: &'r ClientConn,
+    active: &'r Active,
+    parts: &mut http::request::Parts,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    start: Instant,
+) -> Plan<'r> {
+    let peer = client.addr;
+    let client_version = parts.version;
+    // HTTP/1 requests on a connection come one at a time and share its timer (deadline.rs).
+    let timer = (client_version != Version::HTTP_2).then_some(&client.timer);
+    let logged = shared
+        .access_log
+        .is_some()
+        .then(|| (parts.method.clone(), parts.uri.clone()));
+    let decision = route::route(parts, &active.routes, &*shared.flags, || {
+        active.context.build(parts, peer.ip())
+    });
+    let route = decision.route.map(|idx| &active.routes.routes()[idx]);
+    let asked_upgrade = client_upgrade.as_ref().and_then(|_| match decision.route {
+        Some(idx) => crate::http::target::allowed_upgrade(
+            &parts.headers,
+            &active.config.routes[idx].upgrades,
+        ),
+        None => crate::http::target::allowed_upgrade(
+            &parts.headers,
+            crate::http::target::DEFAULT_UPGRADES,
+        ),
+    });
+    let client_upgrade = client_upgrade.filter(|_| asked_upgrade.is_some());
+    if let Some(value) = &asked_upgrade {
+        parts.headers.insert(header::UPGRADE, value.clone());
+    }
+    let shadow = route.and_then(|route| route.shadow.as_ref()).filter(|plan| {
+        client_upgrade.is_none() && plan.selects(&parts.method, || active.context.build(parts, peer.ip()))
+    });
+    Plan {
+        decision,
+        route,
+        client_upgrade,
+        asked_upgrade,
+        shadow,
+        now: crate::protection::breaker::nanos(start),
+        client_version,
+        timer,
+        logged,
+    }
+}
+
+/// Phase 2, admit: a token of the route's rate limit, then the circuit of the decided upstream
+/// ([`admit_circuit`], which may send the request to the route's fallback). A refusal is handed
+/// to [`attempt`], which sends nothing then.
+fn admit<'r>(
+    active: &'r Active,
+    plan: &mut Plan<'_>,
+    parts: &http::request::Parts,
+    peer: IpAddr,
+) -> (Permit<'r>, Option<Failure>) {
+    if let Some(route) = plan.route
+        && let Some(limit) = &route.rate_limit
+        && let Err(wait) = check_rate_limit(limit, active, parts, peer)
+    {
+        route.guard.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return (
+            Permit::none(),
+            Some(Failure::Local(Refusal::RateLimited(wait))),
+        );
+    }
+    match admit_circuit(active, plan.route, &mut plan.decision, plan.now) {
+        Ok(admitted) => (admitted, None),
+        Err(wait) => (
+            Permit::none(),
+            Some(Failure::Local(Refusal::CircuitOpen(wait))),
+        ),
+    }
+}
+
+/// Phase 3, attempt: the body as it will be sent (whole when it may be sent twice), the send to
+/// the decided upstream, its outcome observed, and for a failed request meant for a route's
+/// service that may be retried, the one retry on the route's fallback.
+fn attempt<'p, 'r: 'p>(
+    active: &'r Active,
+    client: &'r ClientConn,
+    plan: &'p mut Plan<'r>,
+    (parts, body, forwarded): (
+        &'p mut http::request::Parts,
+        ClientBody,
+        &'p mut Option<Forwarded>,
+    ),
+    permit: Permit<'r>,
+    refused: Option<Failure>,
+) -> impl Future<Output = Result<Sent, Failure>> + 'p {
+    async move {
+        let peer = client.addr;
+        let (route, now, timer, shadow_plan) = (plan.route, plan.now, plan.timer, plan.shadow);
+        let client_upgrade = &plan.client_upgrade;
+        let decision = &mut plan.decision;
+        if let Some(refused) = refused {
+            return Err(refused);
+        }
+        if parts.method == Method::CONNECT {
+            return Err(Failure::Kind(ProxyErrorKind::BadRequest));
+        }
+        let limit = active.config.limits.max_body_size;
+        if let Some(limit) = limit
+            && content_length(&parts.headers).is_some_and(|len| len > limit)
+        {
+            return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
+        }
+        let remaining = limit.unwrap_or(u64::MAX);
         let upstream = &active.upstreams[decision.upstream];
-        let series = active.routes.series(&decision);
-        let mut upstream_header = true;
-        let mut response = match result {
-            Ok(Sent {
-                response,
-                slot,
-                upgraded,
-                shadow,
-            }) => {
-                if response.status() == StatusCode::SWITCHING_PROTOCOLS
-                    && let Some(client_upgrade) = client_upgrade
-                    && let Some(upgraded) = upgraded
-                    && asked_upgrade.as_ref().is_some_and(|asked| {
-                        crate::http::target::upgrade_accepted(asked, response.headers())
-                    })
+        let trusted = !active.context.trusted_proxies().is_empty()
+            && crate::decision::context::is_trusted(peer.ip(), active.context.trusted_proxies());
+        let upgrade = client_upgrade.is_some();
+
+        // A request meant for a route's service that may go to the fallback if the service fails:
+        // an idempotent method, and a body that can be sent twice.
+        let retry = route
+            .zip(decision.route)
+            .map(|(route, idx)| (route, &active.config.routes[idx].retry))
+            .filter(|(route, retry)| {
+                retry.enabled
+                    && !upgrade
+                    && route.service == decision.upstream
+                    && route.fallback != route.service
+                    && retry.methods.contains(&parts.method)
+            });
+        // A body that is all here is sent whole (and can be sent again); one that may go to
+        // the fallback is collected first, within its limit; any other streams, once.
+        let body = match body {
+            ClientBody::Read(bytes) => Outbound::Whole(bytes.unwrap_or_default()),
+            ClientBody::Hyper(incoming) if incoming.is_end_stream() => {
+                Outbound::Whole(Bytes::new())
+            }
+            body => match retry {
+                Some((_, config))
+                    if content_length(&parts.headers)
+                        .is_some_and(|len| len <= config.max_body.min(remaining)) =>
                 {
-                    tokio::spawn(join_upgraded(client_upgrade, upgraded).instrument(span));
-                    let (parts, _) = response.into_parts();
-                    let mut response = Response::from_parts(parts, ProxyBody::empty());
-                    response
-                        .headers_mut()
-                        .append(header::VIA, via(Version::HTTP_11));
-                    response
-                } else if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    // A switch the client did not ask for, or to another protocol: no tunnel.
-                    series.record_error(ProxyErrorKind::Protocol);
-                    tracing::warn!(
-                        route = route_name,
-                        upstream = &*upstream.name,
-                        "upstream switched protocols without being asked to"
-                    );
-                    error_response(ProxyErrorKind::Protocol, &upstream.name)
-                } else {
-                    let (mut parts, mut body) = response.into_parts();
-                    match &mut body {
-                        // The proxy's own client leaves hop-by-hop headers out as it parses. The
-                        // shadow comparison reads the answer's fields from the map.
-                        Received::Own(own) if shadow.is_some() => {
-                            own.move_fields_into(&mut parts.headers);
-                        }
-                        Received::Own(_) => {}
-                        Received::Streaming { .. } => {
-                            // hyper's client frames by the coding and leaves the length in the
-                            // map: it must not go on (RFC 9112 6.3, as in framing.rs).
-                            if parts.headers.contains_key(header::TRANSFER_ENCODING) {
-                                parts.headers.remove(header::CONTENT_LENGTH);
-                            }
-                            remove_hop_by_hop(&mut parts.headers);
-                        }
-                    }
-                    body.append_field(&mut parts.headers, header::VIA, via(parts.version));
-                    parts.version = client_version;
-                    let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
-                    Response::from_parts(
-                        parts,
-                        ProxyBody::upstream(body, slot, tee, active.config.timeouts.body_idle),
+                    let collected = tokio::time::timeout(
+                        active.config.timeouts.request,
+                        http_body_util::BodyExt::collect(body),
                     )
+                    .await;
+                    match collected {
+                        Ok(Ok(collected)) => Outbound::Whole(collected.to_bytes()),
+                        _ => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
+                    }
                 }
-            }
-            Err(Failure::Kind(kind)) => {
-                series.record_error(kind);
-                if kind.source() == crate::error::ErrorSource::Upstream {
-                    tracing::warn!(
-                        route = route_name,
-                        upstream = &*upstream.name,
-                        kind = kind.as_str(),
-                        "upstream request failed"
-                    );
-                }
-                error_response(kind, &upstream.name)
-            }
-            Err(Failure::Local(Refusal::RateLimited(wait))) => {
-                upstream_header = false;
-                too_many_requests(route_name, wait)
-            }
-            Err(Failure::Local(Refusal::Shed)) => shed(&upstream.name),
-            Err(Failure::Local(Refusal::CircuitOpen(wait))) => circuit_open(&upstream.name, wait),
+                // An upgrade takes the connection over after its head: a body on its way
+                // would be lost in between.
+                _ if upgrade => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
+                _ => Outbound::Streaming(RequestBody {
+                    inner: body,
+                    remaining,
+                    tee: None,
+                    idle: Idle::new(active.config.timeouts.body_idle),
+                }),
+            },
         };
-        if upstream_header && let Some(name) = &active.upstream_header {
-            // The proxy's says who answered, never an upstream's own (a proxy behind this one).
-            if response.body().takes_line(response.headers(), name) {
-                response.body_mut().push_field(name, &upstream.header_value);
+        if let Outbound::Whole(bytes) = &body
+            && bytes.len() as u64 > remaining
+        {
+            return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
+        }
+        let replay = match &body {
+            Outbound::Whole(bytes) if retry.is_some() => Some(bytes.clone()),
+            _ => None,
+        };
+        let first_timeout = match (retry, &replay) {
+            (Some((_, config)), Some(_)) => config
+                .per_try_timeout
+                .unwrap_or(active.config.timeouts.request),
+            _ => active.config.timeouts.request,
+        };
+        let sent = Instant::now();
+        let (address, result) = send_attempt(
+            active,
+            upstream,
+            (&mut *parts, &mut *forwarded, true),
+            body,
+            (sent, first_timeout),
+            Origin {
+                forwarded_for: &client.forwarded_for,
+                trusted,
+                upgrade,
+                now,
+                timer,
+            },
+            shadow_plan.map(|plan| (plan, decision.upstream)),
+        )
+        .await;
+        let to_service = route.is_some_and(|route| route.service == decision.upstream)
+            && matches!(decision.reason, Reason::FlagOn | Reason::Unflagged);
+        let outcome = observe(
+            (route, to_service),
+            upstream,
+            address.as_deref(),
+            &result,
+            sent,
+            permit,
+        );
+
+        let (Some((route, _)), Some(replay), Some(outcome)) = (retry, replay, outcome) else {
+            return result;
+        };
+        if outcome.is_failure(&upstream.failure_statuses) != Some(true) {
+            return result;
+        }
+        let fallback = &active.upstreams[route.fallback];
+        let (acquired, transition) = fallback
+            .guard
+            .breaker
+            .try_acquire(crate::protection::breaker::nanos(Instant::now()));
+        fallback.guard.note(&fallback.name, transition);
+        let Ok(fallback_permit) = acquired else {
+            return result;
+        };
+        drop(result);
+        let cause = outcome.cause();
+        route.guard.fallback(cause);
+        if let Outcome::Error(kind) = outcome {
+            route.service_series.record_error(kind);
+        }
+        decision.upstream = route.fallback;
+        decision.reason = Reason::ServiceFailed;
+        route
+            .last_reason
+            .store(Reason::ServiceFailed as u8, Ordering::Relaxed);
+        tracing::Span::current().record("fallback", cause.as_str());
+        tracing::debug!(
+            cause = cause.as_str(),
+            "service failed; retrying on the fallback"
+        );
+        let sent = Instant::now();
+        let (address, result) = send_attempt(
+            active,
+            fallback,
+            (&mut *parts, &mut *forwarded, false),
+            Outbound::Whole(replay),
+            (sent, active.config.timeouts.request),
+            Origin {
+                forwarded_for: &client.forwarded_for,
+                trusted,
+                upgrade: false,
+                now,
+                timer,
+            },
+            None,
+        )
+        .await;
+        observe(
+            (Some(route), false),
+            fallback,
+            address.as_deref(),
+            &result,
+            sent,
+            fallback_permit,
+        );
+        result
+    }
+}
+
+/// Phase 4, respond: the response the client gets: the upstream's (its hop-by-hop fields out,
+/// `Via` in, the tunnel joined after a 101 the client asked for), or the proxy's own answer to a
+/// failure or a refusal; then the upstream header the config names and the client's version.
+fn respond(
+    active: &Active,
+    plan: &mut Plan<'_>,
+    result: Result<Sent, Failure>,
+    span: tracing::Span,
+) -> Response<ProxyBody> {
+    let client_upgrade = plan.client_upgrade.take();
+    let (decision, asked_upgrade) = (&plan.decision, &plan.asked_upgrade);
+    let (route_name, client_version) = (plan.route_name(), plan.client_version);
+    let upstream = &active.upstreams[decision.upstream];
+    let series = active.routes.series(&decision);
+    let mut upstream_header = true;
+    let mut response = match result {
+        Ok(Sent {
+            response,
+            slot,
+            upgraded,
+            shadow,
+        }) => {
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                && let Some(client_upgrade) = client_upgrade
+                && let Some(upgraded) = upgraded
+                && asked_upgrade.as_ref().is_some_and(|asked| {
+                    crate::http::target::upgrade_accepted(asked, response.headers())
+                })
+            {
+                tokio::spawn(join_upgraded(client_upgrade, upgraded).instrument(span));
+                let (parts, _) = response.into_parts();
+                let mut response = Response::from_parts(parts, ProxyBody::empty());
+                response
+                    .headers_mut()
+                    .append(header::VIA, via(Version::HTTP_11));
+                response
+            } else if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // A switch the client did not ask for, or to another protocol: no tunnel.
+                series.record_error(ProxyErrorKind::Protocol);
+                tracing::warn!(
+                    route = route_name,
+                    upstream = &*upstream.name,
+                    "upstream switched protocols without being asked to"
+                );
+                error_response(ProxyErrorKind::Protocol, &upstream.name)
             } else {
                 let (mut parts, mut body) = response.into_parts();
-                body.move_fields_into(&mut parts.headers);
-                parts
-                    .headers
-                    .insert(name.clone(), upstream.header_value.clone());
-                response = Response::from_parts(parts, body);
+                match &mut body {
+                    // The proxy's own client leaves hop-by-hop headers out as it parses. The
+                    // shadow comparison reads the answer's fields from the map.
+                    Received::Own(own) if shadow.is_some() => {
+                        own.move_fields_into(&mut parts.headers);
+                    }
+                    Received::Own(_) => {}
+                    Received::Streaming { .. } => {
+                        // hyper's client frames by the coding and leaves the length in the
+                        // map: it must not go on (RFC 9112 6.3, as in framing.rs).
+                        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+                            parts.headers.remove(header::CONTENT_LENGTH);
+                        }
+                        remove_hop_by_hop(&mut parts.headers);
+                    }
+                }
+                body.append_field(&mut parts.headers, header::VIA, via(parts.version));
+                parts.version = client_version;
+                let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
+                Response::from_parts(
+                    parts,
+                    ProxyBody::upstream(body, slot, tee, active.config.timeouts.body_idle),
+                )
             }
         }
-        // The client's version, for the proxy's own answers too: hyper's HTTP/1 server reads it
-        // to decide what `Connection` says to an HTTP/1.0 client.
-        *response.version_mut() = client_version;
-        let elapsed = start.elapsed();
-        series.record(response.status().as_u16(), elapsed);
-        if let (Some(log), Some(request)) = (&shared.access_log, &logged) {
-            log.line(&AccessEntry {
-                client: peer.ip(),
-                method: &request.0,
-                uri: &request.1,
-                status: response.status().as_u16(),
-                route: route_name,
-                upstream: &upstream.name,
-                reason: decision.reason,
-                elapsed,
-            });
+        Err(Failure::Kind(kind)) => {
+            series.record_error(kind);
+            if kind.source() == crate::error::ErrorSource::Upstream {
+                tracing::warn!(
+                    route = route_name,
+                    upstream = &*upstream.name,
+                    kind = kind.as_str(),
+                    "upstream request failed"
+                );
+            }
+            error_response(kind, &upstream.name)
         }
-        response
+        Err(Failure::Local(Refusal::RateLimited(wait))) => {
+            upstream_header = false;
+            too_many_requests(route_name, wait)
+        }
+        Err(Failure::Local(Refusal::Shed)) => shed(&upstream.name),
+        Err(Failure::Local(Refusal::CircuitOpen(wait))) => circuit_open(&upstream.name, wait),
+    };
+    if upstream_header && let Some(name) = &active.upstream_header {
+        // The proxy's says who answered, never an upstream's own (a proxy behind this one).
+        if response.body().takes_line(response.headers(), name) {
+            response.body_mut().push_field(name, &upstream.header_value);
+        } else {
+            let (mut parts, mut body) = response.into_parts();
+            body.move_fields_into(&mut parts.headers);
+            parts
+                .headers
+                .insert(name.clone(), upstream.header_value.clone());
+            response = Response::from_parts(parts, body);
+        }
+    }
+    // The client's version, for the proxy's own answers too: hyper's HTTP/1 server reads it
+    // to decide what `Connection` says to an HTTP/1.0 client.
+    *response.version_mut() = client_version;
+    response
+}
+
+/// Phase 5, log: the response in the metrics of its (route, upstream) and in the access log.
+fn log(
+    shared: &Shared,
+    client: &ClientConn,
+    active: &Active,
+    plan: &Plan<'_>,
+    response: &Response<ProxyBody>,
+    start: Instant,
+) {
+    let peer = client.addr;
+    let decision = &plan.decision;
+    let upstream = &active.upstreams[decision.upstream];
+    let series = active.routes.series(decision);
+    let (route_name, logged) = (plan.route_name(), &plan.logged);
+    let elapsed = start.elapsed();
+    series.record(response.status().as_u16(), elapsed);
+    if let (Some(log), Some(request)) = (&shared.access_log, logged) {
+        log.line(&AccessEntry {
+            client: peer.ip(),
+            method: &request.0,
+            uri: &request.1,
+            status: response.status().as_u16(),
+            route: route_name,
+            upstream: &upstream.name,
+            reason: decision.reason,
+            elapsed,
+        });
     }
 }
 
@@ -729,7 +859,7 @@ enum Refusal {
 /// Checks the circuit of the decided upstream. An open circuit of a route's service sends the
 /// request to the route's fallback instead (reason `circuit-open`); an open circuit with nowhere
 /// to go answers 503.
-fn admit<'a>(
+fn admit_circuit<'a>(
     active: &'a Active,
     route: Option<&CompiledRoute>,
     decision: &mut route::Decision,
