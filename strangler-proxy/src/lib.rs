@@ -27,27 +27,68 @@
 //! [`FlagSource`] trait), `error`.
 
 pub mod config;
-pub mod decision;
+pub(crate) mod decision;
 pub mod error;
-pub mod http;
-pub mod ops;
-pub mod protection;
-pub mod proxy;
-pub mod serve;
+pub(crate) mod http;
+pub(crate) mod ops;
+pub(crate) mod protection;
+pub(crate) mod proxy;
+pub(crate) mod serve;
 pub mod shadow;
-
-// The modules by their names before the layers, for the CLI, the benches and `config`.
-pub use decision::{context, flags, route, state};
-pub(crate) use http::target;
-pub use ops::{admin, metrics};
-pub use protection::{attempt, breaker, limit, slo, upstream};
-pub(crate) use shadow::diff;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::{Config, Overrides};
+pub use decision::flags::{Context, FlagSource, NoFlags};
 pub use error::{ConfigError, Error, ErrorSource};
-pub use flags::{Context, FlagSource, NoFlags};
 pub use ops::runtime::Proxy;
 pub use serve::{Listeners, serve};
+
+// What the CLI (`fig route`, `fig proxy --check`) and the benches use, by the paths they had
+// before the layers: each module below re-exports exactly that and nothing else. `config` reads
+// `slo`, `target` and `diff` by these paths too.
+
+/// The admin API's JSON shapes, shared with `fig route` (`ops::admin::api`).
+pub mod admin {
+    pub use crate::ops::admin::api;
+}
+
+/// Persisted rollbacks (`decision::state`).
+pub mod state {
+    pub use crate::decision::state::{PinInfo, PinnedBy, Pins};
+}
+
+/// The flag context of a request (`decision::context`).
+pub mod context {
+    pub use crate::decision::context::{ContextBuilder, untrusted_user_id_warnings};
+}
+
+/// Route matching and the decision (`decision::route`).
+pub mod route {
+    pub use crate::decision::route::{RouteTable, route};
+}
+
+/// Rate limits (`protection::limit`).
+pub mod limit {
+    pub use crate::protection::limit::{Key, RateLimit};
+}
+
+/// Circuit breakers and outlier ejection (`protection::breaker`).
+pub mod breaker {
+    pub use crate::protection::breaker::{Breaker, Outlier, nanos};
+}
+
+/// The registry of every counter (`decision::series`), rendered by `ops::metrics`.
+pub mod metrics {
+    pub use crate::decision::series::Metrics;
+}
+
+/// SLO windows and the decision to roll back (`protection::slo`).
+pub mod slo {
+    pub(crate) use crate::protection::slo::{DEFAULT_MIN_REQUESTS, DEFAULT_WINDOW};
+    pub use crate::protection::slo::{SloConfig, Window, decide};
+}
+
+pub(crate) use http::target;
+pub(crate) use shadow::diff;

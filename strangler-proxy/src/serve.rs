@@ -371,15 +371,3 @@ async fn reload_on_sighup(proxy: Proxy) {
         let _ = proxy.reload();
     }
 }
-
-/// The socket address a listener is bound to, for printing.
-pub fn local_addrs(listeners: &Listeners) -> (Vec<SocketAddr>, Option<SocketAddr>) {
-    (
-        listeners
-            .proxy
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect(),
-        listeners.admin.as_ref().and_then(|l| l.local_addr().ok()),
-    )
-}

@@ -24,7 +24,7 @@
 //! `DIR/ROUTE.json` at most once a second when `[shadow] dir` (or a state file) is set, and read
 //! back at start.
 
-pub mod diff;
+pub(crate) mod diff;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -48,7 +48,7 @@ use diff::{Captured, CompareConfig, DiffKind, Difference};
 use crate::protection::upstream::{Address, Upstream};
 
 /// The header every shadow copy carries, so the shadow upstream can tell it from real traffic.
-pub const SHADOW_HEADER: &str = "x-fig-shadow";
+pub(crate) const SHADOW_HEADER: &str = "x-fig-shadow";
 /// Distinct differing paths counted per route; more are counted as `(other paths)`.
 const MAX_PATHS: usize = 256;
 /// How long the task waits for the primary's response to be complete.
@@ -56,7 +56,7 @@ const PRIMARY_WAIT: Duration = Duration::from_secs(30);
 
 /// Why a copy was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// Every shadow slot was busy (`[shadow] max_concurrent`).
     Saturated,
     /// The request body was over `max_request_body`.
@@ -65,7 +65,7 @@ pub enum DropReason {
 
 /// Why a copy was sent but not compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
+pub(crate) enum SkipReason {
     /// The primary failed, or its response did not complete (client gone, timeout).
     PrimaryFailed,
     /// A response body was over `max_response_body`.
@@ -100,7 +100,7 @@ const KINDS: [DiffKind; 3] = [DiffKind::Status, DiffKind::Header, DiffKind::Body
 
 /// Counters of one route's shadow traffic.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Copies sent.
     pub mirrored: AtomicU64,
     /// Compared and equal.
@@ -164,7 +164,7 @@ impl Stats {
 
 /// One side of a sample.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Side {
+pub(crate) struct Side {
     /// The upstream's name.
     pub upstream: String,
     /// Its status, if it answered.
@@ -178,7 +178,7 @@ pub struct Side {
 
 /// A recorded difference (or shadow failure) of one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// When it was compared (RFC 3339, UTC).
     pub time: String,
     /// The request method.
@@ -197,13 +197,13 @@ pub struct Sample {
 
 /// Shadow state that outlives a config: counters and samples per route, by name.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     routes: Mutex<std::collections::BTreeMap<String, Arc<RouteState>>>,
 }
 
 /// One route's counters and samples.
 #[derive(Debug, Default)]
-pub struct RouteState {
+pub(crate) struct RouteState {
     /// Its counters.
     pub stats: Stats,
     samples: Mutex<VecDeque<Sample>>,
@@ -313,7 +313,7 @@ fn write_samples(file: &Path, samples: &[Sample]) -> std::io::Result<()> {
 /// Copies use hyper's connection-level client with a small pool per address, as the request
 /// path does (`upstream.rs`), rather than hyper-util's pooled client: it costs less CPU per
 /// request, which is what shadowing 100% of a route spends most of.
-pub struct Engine {
+pub(crate) struct Engine {
     idle: Mutex<HashMap<http::uri::Authority, Vec<ShadowSender>>>,
     connect_timeout: Duration,
     slots: Arc<Semaphore>,
@@ -418,7 +418,7 @@ impl Engine {
 
 /// The shadow plan of one compiled route.
 #[derive(Debug)]
-pub struct RouteShadow {
+pub(crate) struct RouteShadow {
     route: Arc<str>,
     config: ShadowConfig,
     compare: CompareConfig,
@@ -479,7 +479,7 @@ impl RouteShadow {
 
 /// What a request's share of shadow traffic is sticky to: the flag context's user id, else the
 /// client's address (`decision::context` implements it for the flag context of a request).
-pub trait StickyId {
+pub(crate) trait StickyId {
     /// The id, `""` when there is none.
     fn sticky_id(&self) -> &str;
 }
@@ -779,7 +779,7 @@ async fn send_copy(
 
 /// The admin API's `GET /routes/{name}/diff` document: counters, the most common differing
 /// paths, and the newest `limit` samples. `config` is the route's shadow config in force, if any.
-pub fn summary(
+pub(crate) fn summary(
     schema_version: u32,
     route: &str,
     state: Option<&RouteState>,
@@ -844,7 +844,7 @@ pub fn summary(
 }
 
 /// Appends the shadow metrics to a Prometheus text exposition.
-pub fn render_metrics(registry: &Registry, out: &mut String) {
+pub(crate) fn render_metrics(registry: &Registry, out: &mut String) {
     let routes = registry.all();
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     out.push_str("# HELP fig_proxy_shadow_mirrored_total Shadow copies sent, by route.\n");

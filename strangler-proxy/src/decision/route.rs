@@ -53,13 +53,13 @@ pub struct CompiledRoute {
     /// Metrics of requests sent to the fallback.
     pub fallback_series: Arc<Series>,
     /// The SLO window of requests sent to the service, if the route has an SLO.
-    pub slo: Option<Arc<crate::protection::slo::Window>>,
+    pub(crate) slo: Option<Arc<crate::protection::slo::Window>>,
     /// Shadow traffic, if the route has `shadow`.
-    pub shadow: Option<Arc<crate::shadow::RouteShadow>>,
+    pub(crate) shadow: Option<Arc<crate::shadow::RouteShadow>>,
     /// Counters of fallbacks and rate-limited requests, kept across reloads.
-    pub guard: Arc<crate::protection::guard::RouteCounters>,
+    pub(crate) guard: Arc<crate::protection::guard::RouteCounters>,
     /// The route's rate limit, if any (its buckets start full after a reload).
-    pub rate_limit: Option<crate::protection::limit::RateLimit>,
+    pub(crate) rate_limit: Option<crate::protection::limit::RateLimit>,
 }
 
 #[derive(Debug)]

@@ -73,17 +73,17 @@ impl Series {
 pub struct Metrics {
     pub(crate) series: Mutex<BTreeMap<(String, String), Arc<Series>>>,
     /// Successful config reloads.
-    pub reloads_ok: AtomicU64,
+    pub(crate) reloads_ok: AtomicU64,
     /// Refused config reloads.
-    pub reloads_failed: AtomicU64,
+    pub(crate) reloads_failed: AtomicU64,
     /// SLO windows and what the SLO checker did (`slo.rs`).
-    pub slo: crate::protection::slo::Registry,
+    pub(crate) slo: crate::protection::slo::Registry,
     /// Shadow traffic counters and samples, by route.
-    pub shadow: crate::shadow::Registry,
+    pub(crate) shadow: crate::shadow::Registry,
     /// Circuit breakers and the counters of request-path protection (`attempt.rs`).
-    pub guard: crate::protection::guard::GuardMetrics,
+    pub(crate) guard: crate::protection::guard::GuardMetrics,
     /// Client connections: open, the cap, refusals, deadlines (`connections.rs`).
-    pub connections: crate::http::connections::ConnectionMetrics,
+    pub(crate) connections: crate::http::connections::ConnectionMetrics,
 }
 
 impl Metrics {

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 use std::time::Duration;
 
-pub use crate::decision::series::{BUCKETS, Metrics, Series, UNMATCHED};
+pub(crate) use crate::decision::series::{BUCKETS, Metrics};
 use crate::error::ProxyErrorKind;
 
 impl Metrics {
