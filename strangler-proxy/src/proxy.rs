@@ -22,23 +22,23 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tracing::Instrument as _;
 
-use crate::protection::attempt::{Attempt, Outcome};
-use crate::protection::guard::Cause;
-use crate::protection::breaker::{Nanos, Permit};
-use crate::http::client::{self, ClientError, Outgoing, ResponseBody};
 use crate::config::{Http1Server, RateKey};
-use crate::http::deadline::{ConnTimer, Idle};
-use crate::error::ProxyErrorKind;
-use crate::protection::limit::{Key, RateLimit};
-use crate::decision::series::UNMATCHED;
 use crate::decision::route::{self, CompiledRoute, Reason};
-use crate::ops::runtime::{AccessEntry, Active, Shared};
+use crate::decision::series::UNMATCHED;
+use crate::error::ProxyErrorKind;
+use crate::http::body::{BodyError, Outbound, RequestBody, Tee};
+use crate::http::client::{self, ClientError, Outgoing, ResponseBody};
+use crate::http::deadline::{ConnTimer, Idle};
 use crate::http::framing::{
     ADDED_REQUEST_HEADERS, Forwarded, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
     remove_hop_by_hop,
 };
-use crate::http::body::{BodyError, Outbound, RequestBody, Tee};
 use crate::http::server::{self, ClientBody, ClientConn};
+use crate::ops::runtime::{AccessEntry, Active, Shared};
+use crate::protection::attempt::{Attempt, Outcome};
+use crate::protection::breaker::{Nanos, Permit};
+use crate::protection::guard::Cause;
+use crate::protection::limit::{Key, RateLimit};
 use crate::protection::upstream::{Address, InFlight, Sender, Upstream};
 
 /// A response body: the upstream's, streamed, or a short one made by the proxy.
@@ -81,12 +81,7 @@ impl ProxyBody {
         }
     }
 
-    fn upstream(
-        body: Received,
-        slot: InFlight,
-        tee: Option<Tee>,
-        idle: Duration,
-    ) -> ProxyBody {
+    fn upstream(body: Received, slot: InFlight, tee: Option<Tee>, idle: Duration) -> ProxyBody {
         ProxyBody {
             kind: BodyKind::Upstream {
                 body,
@@ -444,9 +439,12 @@ fn plan<'r>(
     if let Some(value) = &asked_upgrade {
         parts.headers.insert(header::UPGRADE, value.clone());
     }
-    let shadow = route.and_then(|route| route.shadow.as_ref()).filter(|plan| {
-        client_upgrade.is_none() && plan.selects(&parts.method, || active.context.build(parts, peer.ip()))
-    });
+    let shadow = route
+        .and_then(|route| route.shadow.as_ref())
+        .filter(|plan| {
+            client_upgrade.is_none()
+                && plan.selects(&parts.method, || active.context.build(parts, peer.ip()))
+        });
     Plan {
         decision,
         route,
@@ -491,6 +489,10 @@ fn admit<'r>(
 /// Phase 3, attempt: the body as it will be sent (whole when it may be sent twice), the send to
 /// the decided upstream, its outcome observed, and for a failed request meant for a route's
 /// service that may be retried, the one retry on the route's fallback.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its state; see `handle`"
+)]
 fn attempt<'p, 'r: 'p>(
     active: &'r Active,
     client: &'r ClientConn,
@@ -687,7 +689,7 @@ fn respond(
     let (decision, asked_upgrade) = (&plan.decision, &plan.asked_upgrade);
     let (route_name, client_version) = (plan.route_name(), plan.client_version);
     let upstream = &active.upstreams[decision.upstream];
-    let series = active.routes.series(&decision);
+    let series = active.routes.series(decision);
     let mut upstream_header = true;
     let mut response = match result {
         Ok(Sent {
@@ -1054,8 +1056,9 @@ fn check_rate_limit(
     parts: &http::request::Parts,
     peer: IpAddr,
 ) -> Result<(), std::time::Duration> {
-    let client_ip =
-        || crate::decision::context::client_ip(peer, &parts.headers, active.context.trusted_proxies());
+    let client_ip = || {
+        crate::decision::context::client_ip(peer, &parts.headers, active.context.trusted_proxies())
+    };
     match limit.key_kind() {
         RateKey::Global => limit.check(Key::Global),
         RateKey::Ip => limit.check(Key::Ip(client_ip())),

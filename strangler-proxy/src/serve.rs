@@ -20,12 +20,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::config::{Config, Http1Server, Overrides};
-use crate::http::connections::{self, Backoff, Every};
-use crate::error::Error;
 use crate::decision::flags::FlagSource;
-use crate::proxy;
-use crate::ops::runtime::{Shared, file_stamp};
+use crate::error::Error;
+use crate::http::connections::{self, Backoff, Every};
 use crate::ops::runtime::Proxy;
+use crate::ops::runtime::{Shared, file_stamp};
+use crate::proxy;
 
 /// The listeners a proxy serves on.
 #[derive(Debug)]
@@ -306,7 +306,10 @@ async fn accept_loop(
         let own_http1 = built_for.http1 == Http1Server::Fig;
         let connection = crate::http::server::Connection {
             // One clone of one `Arc` per request: the shared state and what is known of the client.
-            conn: Arc::new((shared, crate::http::server::ClientConn::new(peer, proxy::ip_header_value(peer.ip())))),
+            conn: Arc::new((
+                shared,
+                crate::http::server::ClientConn::new(peer, proxy::ip_header_value(peer.ip())),
+            )),
             builder: builder.clone(),
             watcher: graceful.watcher(),
             stop: stop.clone(),

@@ -44,8 +44,8 @@ use tracing::Instrument as _;
 
 use crate::config::{Config, ShadowConfig, ShadowTarget};
 use crate::http::body::{Copied, Tee};
-use diff::{Captured, CompareConfig, DiffKind, Difference};
 use crate::protection::upstream::{Address, Upstream};
+use diff::{Captured, CompareConfig, DiffKind, Difference};
 
 /// The header every shadow copy carries, so the shadow upstream can tell it from real traffic.
 pub(crate) const SHADOW_HEADER: &str = "x-fig-shadow";

@@ -203,7 +203,9 @@ impl RouteTable {
                     },
                 ),
                 guard: metrics.guard.route(&route.name),
-                rate_limit: route.rate_limit.map(crate::protection::limit::RateLimit::new),
+                rate_limit: route
+                    .rate_limit
+                    .map(crate::protection::limit::RateLimit::new),
             })
             .collect();
         RouteTable {

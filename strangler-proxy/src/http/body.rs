@@ -208,4 +208,3 @@ impl Tee {
         let _ = done.send(Copied::Complete(body));
     }
 }
-

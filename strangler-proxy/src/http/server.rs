@@ -26,8 +26,8 @@
 //! once and a busy one after its response, which says `Connection: close`.
 
 use std::io;
-use std::pin::{Pin, pin};
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -46,11 +46,11 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::http::client::Fields;
 use crate::http::connections::{self, Sniff, Streams, Tracked};
+use crate::http::deadline::ConnTimer;
 use crate::http::deadline::IdleWrite;
 use crate::http::framing::{self, ConnectionTokens, FramingFields};
-use crate::http::client::Fields;
-use crate::http::deadline::ConnTimer;
 
 /// Request bodies up to this size (with a `Content-Length`) are read whole by this server;
 /// larger ones stream through hyper's.
@@ -170,7 +170,11 @@ where
 
 /// Serves one client connection: plain HTTP/1 requests here, the rest by hyper (see the module
 /// documentation).
-pub(crate) async fn serve<S: Service>(stream: TcpStream, settings: Settings, connection: Connection<S>) {
+pub(crate) async fn serve<S: Service>(
+    stream: TcpStream,
+    settings: Settings,
+    connection: Connection<S>,
+) {
     // A client that stops reading its response holds the connection `body_idle` at most.
     let mut stream = IdleWrite::new(stream, settings.body_idle);
     let mut buf = BytesMut::new();
@@ -833,4 +837,3 @@ impl ClientConn {
         }
     }
 }
-

@@ -42,8 +42,8 @@ use tokio::sync::watch;
 
 use crate::config::PathMatch;
 use crate::decision::flags::ContextRef;
-use crate::ops::metrics::Extra;
 use crate::decision::route::Reason;
+use crate::ops::metrics::Extra;
 use crate::ops::runtime::Proxy;
 use api::{
     CircuitDoc, MatchDoc, PathDoc, PinAnswer, ReloadAnswer, RouteDoc, RouteState, RoutesDoc,
@@ -502,7 +502,13 @@ fn diff(proxy: &Proxy, name: &str, query: Option<&str>) -> Response<Full<Bytes>>
     let state = proxy.shared.metrics.shadow.get(name);
     json_response(
         StatusCode::OK,
-        &crate::shadow::summary(SCHEMA_VERSION, name, state.as_deref(), route.shadow.as_ref(), limit),
+        &crate::shadow::summary(
+            SCHEMA_VERSION,
+            name,
+            state.as_deref(),
+            route.shadow.as_ref(),
+            limit,
+        ),
     )
 }
 
@@ -526,7 +532,9 @@ fn circuit_doc(
 }
 
 /// The circuit state of every upstream whose breaker is on.
-fn circuits(active: &crate::ops::runtime::Active) -> Vec<(String, crate::protection::breaker::State)> {
+fn circuits(
+    active: &crate::ops::runtime::Active,
+) -> Vec<(String, crate::protection::breaker::State)> {
     let now = crate::protection::breaker::nanos(std::time::Instant::now());
     active
         .upstreams

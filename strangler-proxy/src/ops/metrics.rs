@@ -8,8 +8,8 @@
 //! Series are keyed by name, so they survive reloads.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub(crate) use crate::decision::series::{BUCKETS, Metrics};

@@ -19,9 +19,9 @@ use crate::config::{AccessLog, Config, Overrides};
 use crate::decision::context::ContextBuilder;
 use crate::decision::flags::FlagSource;
 use crate::decision::route::{Reason, RouteTable};
+use crate::decision::state::Pins;
 use crate::error::{ConfigError, Error};
 use crate::ops::metrics::Metrics;
-use crate::decision::state::Pins;
 use crate::protection::upstream::{self, Upstream};
 
 /// A configured proxy, ready to serve. Cheap to clone: clones share everything.
@@ -340,4 +340,3 @@ impl AccessLogger {
         }
     }
 }
-

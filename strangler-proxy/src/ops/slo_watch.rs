@@ -11,10 +11,9 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::config::{Config, FlagStoreConfig};
-use crate::ops::runtime::Proxy;
 use crate::decision::state::{FlagOff, PinInfo};
+use crate::ops::runtime::Proxy;
 use crate::protection::slo::{CHECK_INTERVAL, decide};
-
 
 /// Who turns a flag off in the flag store after an SLO rollback.
 #[derive(Debug, Clone)]

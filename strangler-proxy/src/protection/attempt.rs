@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use crate::protection::breaker::{Nanos, Permit};
 use crate::config::StatusSet;
 use crate::error::{ErrorSource, ProxyErrorKind};
+use crate::protection::breaker::{Nanos, Permit};
 use crate::protection::guard::Cause;
 use crate::protection::slo::Window;
 use crate::protection::upstream::{Address, Upstream};

@@ -24,13 +24,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use crate::protection::guard::{GuardMetrics, UpstreamGuard};
-use crate::protection::breaker::{Nanos, Outlier};
-use crate::http::client::Conn;
 use crate::config::{Balance, Config, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig};
 use crate::error::ProxyErrorKind;
-use crate::protection::limit::Concurrency;
 use crate::http::body::RequestBody;
+use crate::http::client::Conn;
+use crate::protection::breaker::{Nanos, Outlier};
+use crate::protection::guard::{GuardMetrics, UpstreamGuard};
+use crate::protection::limit::Concurrency;
 
 /// One upstream: a named pool of addresses.
 #[derive(Debug)]

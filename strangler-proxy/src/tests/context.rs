@@ -193,7 +193,10 @@ fn ip_text_matches_display() {
         "::ffff:192.0.2.128",
     ] {
         let ip: IpAddr = ip.parse().unwrap();
-        assert_eq!(crate::decision::context::IpText::new(ip).as_str(), ip.to_string());
+        assert_eq!(
+            crate::decision::context::IpText::new(ip).as_str(),
+            ip.to_string()
+        );
     }
 }
 

@@ -2,8 +2,8 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::shadow::diff::{Captured, CompareConfig, IgnorePattern, compare};
 use crate::shadow::bucket;
+use crate::shadow::diff::{Captured, CompareConfig, IgnorePattern, compare};
 
 /// Compares two 200 responses with these bodies, ignoring `ignore`, and renders each
 /// difference as `path: primary -> shadow (detail)`, one per line; "equal" when there is none.

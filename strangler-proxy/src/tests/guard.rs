@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use governor::clock::FakeRelativeClock;
 
-use crate::protection::breaker::{Breaker, Nanos, Outlier, State};
 use crate::config::{CircuitBreakerConfig, OutlierConfig, RateKey, RateLimitConfig};
+use crate::protection::breaker::{Breaker, Nanos, Outlier, State};
 use crate::protection::limit::{Key, RateLimit};
 
 const MS: Nanos = 1_000_000;

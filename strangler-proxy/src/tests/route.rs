@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use http::Request;
 
 use crate::decision::flags::{FlagSource, NoFlags, StaticFlags};
-use crate::ops::metrics::Metrics;
 use crate::decision::route::{Reason, RouteTable, route};
 use crate::decision::state::Pins;
+use crate::ops::metrics::Metrics;
 
 use super::support::config;
 

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Overrides};
-use crate::protection::slo::{SloConfig, Window, bucket_upper, decide, latency_bucket};
 use crate::decision::state::{FlagOff, PinInfo, PinnedBy, Pins};
+use crate::protection::slo::{SloConfig, Window, bucket_upper, decide, latency_bucket};
 
 fn slo(max_error_rate: Option<f64>, max_p99_ms: Option<u64>, min_requests: u64) -> SloConfig {
     SloConfig {

@@ -8,12 +8,12 @@ use proptest::prelude::*;
 
 use crate::config::{Config, Overrides};
 use crate::decision::flags::NoFlags;
-use crate::ops::metrics::Metrics;
 use crate::decision::route::{RouteTable, route};
 use crate::decision::state::Pins;
 use crate::http::target::{
     BadTarget, PathError, allowed_upgrade, canonicalize, normalize_path, upgrade_accepted,
 };
+use crate::ops::metrics::Metrics;
 
 use super::support::config;
 
