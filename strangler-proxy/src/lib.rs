@@ -11,20 +11,17 @@
 //! atomics held by the compiled routes, and flags are read from the in-memory snapshot of a
 //! [`FlagSource`]; the only locks are short and local (an address's idle-connection list, a
 //! connection's own timer). The routing decision itself is the pure function [`route::route`].
-//! Where an HTTP/1 message's body ends is decided in one place, `framing`, for the proxy's own
-//! server and client alike.
+//! Where an HTTP/1 message's body ends is decided in one place, `http::framing`, for the proxy's
+//! own server and client alike.
 //!
-//! Module map: `config` (TOML → validated [`Config`]), `target` (what a request names: its
-//! Host, its path in normal form, the upgrade it asks for; checked before routing), `route`
-//! (matching and the decision),
-//! `context` (the flag context of a request), `upstream` (pools, balancing, health checks),
-//! `proxy` (the request handler), `server` (the HTTP/1 server for plain requests; hyper serves the
-//! rest), `client` (the HTTP/1 client for requests whose body is all there), `framing` (RFC 9112
-//! message framing for both), `deadline` (connection timers and body-idle deadlines), `serve` (listeners, reload, drain), `connections` (the connection cap and the HTTP/2
-//! deadlines), `admin` (the admin API),
-//! `metrics`, `state` (persisted rollbacks), `slo` (automatic rollback when a service breaks its
-//! SLO), `shadow` (mirrored requests) and `diff` (response comparison), `flags` (the
-//! [`FlagSource`] trait), `error`.
+//! The crate is in layers, each a directory, and a module imports only its own layer and those
+//! below it (checked by `fig check` with `strangler-proxy/fig.toml`; docs/ARCHITECTURE.md), from
+//! the bottom: `http` (the own HTTP/1 server and client, framing, request bodies, what a request
+//! names, deadlines, the connection cap), `protection` (breakers, limits, upstream pools,
+//! attempts, SLO windows), `shadow` (mirrored requests, with `diff`), `decision` (routes, flag
+//! context, flags, persisted rollbacks, the counters), `ops` (the proxy in force and its
+//! control, the admin API, metrics, the SLO watcher), then `proxy` (the request handler, in
+//! named phases) and `serve` (listeners, reload, drain). `config` and `error` are beside them.
 
 pub mod config;
 pub(crate) mod decision;
