@@ -11,12 +11,12 @@
 //! Where: by default to whichever of the route's `service` and `fallback` did not answer
 //! (typically the monolith answers and the new service gets the copy), or a named upstream.
 //!
-//! How, without touching the client's response: [`start`] takes a slot of a bounded semaphore
-//! (none free: the copy is dropped and counted), spawns a task, and gives the proxy a [`Tee`] for
-//! the request body when it has one. The proxy streams the client's request and response as
+//! How, without touching the client's response: `start` takes a slot of a bounded semaphore
+//! (none free: the copy is dropped and counted), spawns a task, and gives the proxy a `Tee`
+//! (`http::body`) for the request body when it has one. The proxy streams the client's request and response as
 //! usual; the tees keep the bytes that pass by, up to a cap, and hand them over when the body
 //! ends. The task sends the copy once the request body is complete, reads the shadow's answer,
-//! waits for the primary's, and compares them ([`crate::shadow::diff`]). Nothing in it can delay or
+//! waits for the primary's, and compares them (`diff`). Nothing in it can delay or
 //! change the client's response: the only link back is the tees, which never block.
 //!
 //! Results go to per-route counters (kept across reloads, like the other metrics) and to a ring
