@@ -929,3 +929,51 @@ fn fixture_report() -> Report {
         }],
     }
 }
+
+/// The proxy crate keeps its layers (strangler-proxy/fig.toml, docs/ARCHITECTURE.md): `fig check`
+/// passes on it, and fails with a `layer-violation` on a copy of it whose HTTP layer imports the
+/// operations layer, as it did before the layers.
+#[test]
+fn proxy_crate_keeps_its_layers() {
+    let proxy = workspace_root().join("strangler-proxy");
+    let output = fig_in(&["check", path_str(&proxy)])
+        .output()
+        .expect("run fig check");
+    assert!(
+        output.status.success(),
+        "fig check strangler-proxy failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A copy whose `http::framing` reaches up into `ops`. The copy is a package of its own (no
+    // workspace to inherit from); the analysis only reads the sources.
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let copy = temp.path().join("strangler-proxy");
+    copy_dir(&proxy.join("src"), &copy.join("src"));
+    std::fs::copy(proxy.join("fig.toml"), copy.join("fig.toml")).expect("copy fig.toml");
+    std::fs::write(
+        copy.join("Cargo.toml"),
+        "[package]\nname = \"strangler-proxy\"\nversion = \"0.0.0\"\nedition = \"2024\"\n",
+    )
+    .expect("write Cargo.toml");
+    let framing = copy.join("src/http/framing.rs");
+    let source = std::fs::read_to_string(&framing).expect("read framing.rs");
+    std::fs::write(
+        &framing,
+        format!("{source}\n#[allow(unused_imports)]\nuse crate::ops::metrics::Extra;\n"),
+    )
+    .expect("write framing.rs");
+    let output = fig_in(&["check", path_str(&copy)])
+        .output()
+        .expect("run fig check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "error[layer-violation]: `strangler_proxy::http::framing` (layer `http`) depends on \
+             `strangler_proxy::ops::metrics` (layer `ops`, above it)"
+        ),
+        "{stdout}"
+    );
+}

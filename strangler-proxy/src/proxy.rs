@@ -7,7 +7,7 @@
 //! `Upgrade` requests (WebSocket) are joined end to end with `copy_bidirectional` once the
 //! upstream answers 101.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,179 +22,24 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tracing::Instrument as _;
 
-use crate::attempt::{Attempt, Cause, Outcome};
-use crate::breaker::{Nanos, Permit};
-use crate::client::{self, ClientError, Outgoing, ResponseBody};
 use crate::config::{Http1Server, RateKey};
-use crate::deadline::{ConnTimer, Idle};
+use crate::decision::route::{self, CompiledRoute, Reason};
+use crate::decision::series::UNMATCHED;
 use crate::error::ProxyErrorKind;
-use crate::limit::{Key, RateLimit};
-use crate::metrics::UNMATCHED;
-use crate::route::{self, CompiledRoute, Reason};
-use crate::serve::{AccessEntry, Active, Shared};
-use crate::upstream::{Address, InFlight, Sender, Upstream};
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-
-/// Headers that concern one connection only (RFC 9110 7.6.1), never forwarded. `Connection`
-/// comes first: [`remove_hop_by_hop`] treats it apart. `Trailer` is not among them: it announces
-/// the trailer fields end to end, and a server passes a trailer on only when it was announced.
-pub(crate) static HOP_BY_HOP: [&HeaderName; 7] = [
-    &header::CONNECTION,
-    &KEEP_ALIVE,
-    &PROXY_CONNECTION,
-    &header::TE,
-    &header::TRANSFER_ENCODING,
-    &header::UPGRADE,
-    &header::PROXY_AUTHORIZATION,
-];
-
-/// A request's body as the proxy sends it on.
-///
-/// **Invariant:** a body that may go to an upstream more than once (a resend on a new
-/// connection, the retry on a route's fallback) is `Whole`, and every send of it writes all of
-/// it: the proxy's own client only borrows it (`client::Outgoing`). A body that streams from the
-/// client is sent once, by hyper's client, which hands a request back only when none of it left.
-#[derive(Debug)]
-pub(crate) enum Outbound {
-    /// All of it is here: none, a body the proxy's own HTTP/1 server read whole, or one collected
-    /// so that it can be sent again.
-    Whole(Bytes),
-    /// Streams from the client.
-    Streaming(RequestBody),
-}
-
-impl Outbound {
-    /// Whether there is no body.
-    pub(crate) fn is_empty(&self) -> bool {
-        match self {
-            Outbound::Whole(bytes) => bytes.is_empty(),
-            Outbound::Streaming(body) => body.is_end_stream(),
-        }
-    }
-
-    /// Its length, when it is known before it is sent.
-    pub(crate) fn exact_len(&self) -> Option<u64> {
-        match self {
-            Outbound::Whole(bytes) => Some(bytes.len() as u64),
-            Outbound::Streaming(body) => body.size_hint().exact(),
-        }
-    }
-}
-
-/// A request body that streams from the client to the upstream, cut off when it passes the body
-/// limit.
-#[derive(Debug)]
-pub struct RequestBody {
-    inner: ClientBody,
-    remaining: u64,
-    /// A copy for shadow traffic, if the request is mirrored.
-    tee: Option<crate::shadow::Tee>,
-    /// `timeouts.body_idle`: a client that stops sending its body.
-    idle: Idle,
-}
-
-/// A request body as the server that read the request hands it over.
-#[derive(Debug)]
-pub enum ClientBody {
-    /// Streamed by hyper's server (HTTP/2, and HTTP/1 requests the proxy's own server hands to
-    /// hyper: see `server.rs`).
-    Hyper(Incoming),
-    /// Read whole by the proxy's own HTTP/1 server (`None`: no body).
-    Read(Option<Bytes>),
-}
-
-impl Body for ClientBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match &mut *self {
-            ClientBody::Hyper(inner) => Pin::new(inner).poll_frame(cx),
-            ClientBody::Read(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ClientBody::Hyper(inner) => inner.is_end_stream(),
-            ClientBody::Read(bytes) => bytes.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ClientBody::Hyper(inner) => inner.size_hint(),
-            ClientBody::Read(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
-        }
-    }
-}
-
-/// Why a request body stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    /// The body passed `limits.max_body_size`.
-    #[error("request body is larger than the limit")]
-    TooLarge,
-    /// Reading from the client failed.
-    #[error("reading the request body failed")]
-    Client(#[source] hyper::Error),
-    /// The client sent nothing of its body for `timeouts.body_idle`.
-    #[error("the client sent nothing of the request body for too long")]
-    Stalled,
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Some(tee) = &mut this.tee {
-            tee.observe(&polled, this.inner.is_end_stream());
-        }
-        match polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                this.idle.progress();
-                if let Some(data) = frame.data_ref() {
-                    let len = data.len() as u64;
-                    if len > this.remaining {
-                        return Poll::Ready(Some(Err(BodyError::TooLarge)));
-                    }
-                    this.remaining -= len;
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(BodyError::Client(err)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending if this.idle.poll_expired(cx) => {
-                Poll::Ready(Some(Err(BodyError::Stalled)))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+use crate::http::body::{BodyError, Outbound, RequestBody, Tee};
+use crate::http::client::{self, ClientError, Outgoing, ResponseBody};
+use crate::http::deadline::{ConnTimer, Idle};
+use crate::http::framing::{
+    ADDED_REQUEST_HEADERS, Forwarded, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+    remove_hop_by_hop,
+};
+use crate::http::server::{self, ClientBody, ClientConn};
+use crate::ops::runtime::{AccessEntry, Active, Shared};
+use crate::protection::attempt::{Attempt, Outcome};
+use crate::protection::breaker::{Nanos, Permit};
+use crate::protection::guard::Cause;
+use crate::protection::limit::{Key, RateLimit};
+use crate::protection::upstream::{Address, InFlight, Sender, Upstream};
 
 /// A response body: the upstream's, streamed, or a short one made by the proxy.
 #[derive(Debug)]
@@ -213,7 +58,7 @@ enum BodyKind {
         body: Received,
         _slot: InFlight,
         /// A copy for shadow traffic, if the request is mirrored.
-        tee: Option<crate::shadow::Tee>,
+        tee: Option<Tee>,
         /// `timeouts.body_idle`: an upstream that stops sending its body.
         idle: Idle,
     },
@@ -236,12 +81,7 @@ impl ProxyBody {
         }
     }
 
-    fn upstream(
-        body: Received,
-        slot: InFlight,
-        tee: Option<crate::shadow::Tee>,
-        idle: Duration,
-    ) -> ProxyBody {
+    fn upstream(body: Received, slot: InFlight, tee: Option<Tee>, idle: Duration) -> ProxyBody {
         ProxyBody {
             kind: BodyKind::Upstream {
                 body,
@@ -253,8 +93,8 @@ impl ProxyBody {
     }
 
     /// The upstream response's header fields that are not in the response's map (see
-    /// [`crate::client::Fields`]): written after the map's by the proxy's own server.
-    pub(crate) fn upstream_fields(&self) -> Option<&crate::client::Fields> {
+    /// [`crate::http::client::Fields`]): written after the map's by the proxy's own server.
+    pub(crate) fn upstream_fields(&self) -> Option<&crate::http::client::Fields> {
         match &self.kind {
             BodyKind::Upstream {
                 body: Received::Own(own),
@@ -369,7 +209,7 @@ impl Body for ProxyBody {
 /// body streamed (see `send`).
 #[derive(Debug)]
 pub(crate) enum Received {
-    Own(ResponseBody),
+    Own(ResponseBody<Address>),
     Streaming {
         body: Incoming,
         /// The connection, back to its pool when the body has been read to the end.
@@ -465,39 +305,24 @@ impl Body for Received {
     }
 }
 
-/// What the proxy knows of one client connection, computed once when it is accepted.
-#[derive(Debug)]
-pub(crate) struct ClientConn {
-    /// The peer's address.
-    pub(crate) addr: SocketAddr,
-    /// The peer's IP as an `X-Forwarded-For` value (formatting it per request is measurable).
-    pub(crate) forwarded_for: HeaderValue,
-    /// The timer its HTTP/1 requests' deadlines share.
-    pub(crate) timer: ConnTimer,
-}
-
-impl ClientConn {
-    pub(crate) fn new(addr: SocketAddr) -> ClientConn {
-        ClientConn {
-            addr,
-            forwarded_for: ip_header_value(addr.ip()),
-            timer: ConnTimer::default(),
-        }
-    }
-}
-
-/// Proxies one request from `client`.
+/// Proxies one request from `client`, in five named phases: [`plan`] (what the request names,
+/// the route decision, the upgrade and the shadow copy), [`admit`] (the route's rate limit, the
+/// circuit of the decided upstream), [`attempt`] (the send, and the retry on the route's fallback),
+/// [`respond`] (the response the client gets: the headers the proxy adds, the client's version),
+/// and [`log`] (metrics, the access log).
 ///
-/// Request-path protection happens here, in this order: the route's rate limit (429), the
-/// circuit of the chosen upstream (open: the route's fallback, reason `circuit-open`, or 503
-/// without one), the upstream's in-flight cap (503), then the attempt, whose outcome goes to
-/// [`crate::attempt::observe_attempt`]; a failed idempotent request meant for a route's service
-/// is then sent once to the route's fallback (reason `service-failed`).
+/// Request-path protection happens in this order: the route's rate limit (429), the circuit of
+/// the chosen upstream (open: the route's fallback, reason `circuit-open`, or 503 without one),
+/// the upstream's in-flight cap (503), then the attempt, whose outcome goes to
+/// [`crate::protection::attempt::observe_attempt`]; a failed idempotent request meant for a
+/// route's service is then sent once to the route's fallback (reason `service-failed`).
 ///
 /// A plain function returning an `async move` block, not an `async fn`: an `async fn` keeps each
 /// argument twice in its state (as the argument and as the local it is moved into), and a
-/// request's future is copied whole when it starts, at every level (`send_attempt` and `send`
-/// are written the same way).
+/// request's future is copied whole when it starts, at every level (`attempt`, `send_attempt`
+/// and `send` are written the same way). Every phase but `attempt` is a plain function: it adds
+/// nothing to the future, whose state holds what the phases hand each other ([`Plan`]), as it
+/// held the same values as locals before the phases had names.
 pub(crate) fn handle<'a>(
     shared: &'a Shared,
     client: &'a ClientConn,
@@ -508,237 +333,32 @@ pub(crate) fn handle<'a>(
     let (mut parts, body) = req.into_parts();
     async move {
         // What the request names, in the one form everything below reads (target.rs).
-        if let Err(bad) = crate::target::canonicalize(&mut parts) {
+        if let Err(bad) = crate::http::target::canonicalize(&mut parts) {
             return bad_target(shared, client, &parts, bad, start);
         }
-        let now = crate::breaker::nanos(start);
-        let peer = client.addr;
         let active = shared.active.load_full();
-        let client_version = parts.version;
-        // HTTP/1 requests on a connection come one at a time and share its timer (deadline.rs).
-        let timer = (client_version != Version::HTTP_2).then_some(&client.timer);
-        let logged = shared
-            .access_log
-            .is_some()
-            .then(|| (parts.method.clone(), parts.uri.clone()));
-
-        let mut decision = route::route(&parts, &active.routes, &*shared.flags, || {
-            active.context.build(&parts, peer.ip())
-        });
-        let route = decision.route.map(|idx| &active.routes.routes()[idx]);
-        // The upgrade forwarded, if the route allows what the client asks for; else the request
-        // goes as a plain one.
-        let asked_upgrade = client_upgrade.as_ref().and_then(|_| match decision.route {
-            Some(idx) => {
-                crate::target::allowed_upgrade(&parts.headers, &active.config.routes[idx].upgrades)
-            }
-            None => crate::target::allowed_upgrade(&parts.headers, crate::target::DEFAULT_UPGRADES),
-        });
-        let client_upgrade = client_upgrade.filter(|_| asked_upgrade.is_some());
-        if let Some(value) = &asked_upgrade {
-            parts.headers.insert(header::UPGRADE, value.clone());
-        }
-        let mut permit = Permit::none();
-        let mut refused = None;
-        if let Some(route) = route
-            && let Some(limit) = &route.rate_limit
-            && let Err(wait) = check_rate_limit(limit, &active, &parts, peer.ip())
-        {
-            route.guard.rate_limited.fetch_add(1, Ordering::Relaxed);
-            refused = Some(Failure::Local(Refusal::RateLimited(wait)));
-        } else {
-            match admit(&active, route, &mut decision, now) {
-                Ok(admitted) => permit = admitted,
-                Err(wait) => refused = Some(Failure::Local(Refusal::CircuitOpen(wait))),
-            }
-        }
-        let route_name: &str = route.map_or(UNMATCHED, |route| &*route.name);
+        let mut plan = plan(shared, client, &active, &mut parts, client_upgrade, start);
+        let (permit, refused) = admit(&active, &mut plan, &parts, client.addr.ip());
         let span = tracing::debug_span!(
             "request",
             method = %parts.method,
             path = parts.uri.path(),
-            route = route_name,
-            flag = route.and_then(|route| route.flag.as_deref()),
-            upstream = &*active.upstreams[decision.upstream].name,
-            reason = decision.reason.as_str(),
+            route = plan.route_name(),
+            flag = plan.route.and_then(|route| route.flag.as_deref()),
+            upstream = &*active.upstreams[plan.decision.upstream].name,
+            reason = plan.decision.reason.as_str(),
             fallback = tracing::field::Empty,
         );
-        // Shadow traffic: chosen before the head is rewritten, as the flag context is.
-        let shadow_plan = decision
-            .route
-            .and_then(|idx| active.routes.routes()[idx].shadow.as_ref())
-            .filter(|plan| {
-                client_upgrade.is_none()
-                    && plan.selects(&parts.method, || active.context.build(&parts, peer.ip()))
-            });
-
         // Worked out by the first attempt's rewrite; a retry reuses them.
         let mut forwarded: Option<Forwarded> = None;
-        let result = async {
-            if let Some(refused) = refused {
-                return Err(refused);
-            }
-            if parts.method == Method::CONNECT {
-                return Err(Failure::Kind(ProxyErrorKind::BadRequest));
-            }
-            let limit = active.config.limits.max_body_size;
-            if let Some(limit) = limit
-                && content_length(&parts.headers).is_some_and(|len| len > limit)
-            {
-                return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
-            }
-            let remaining = limit.unwrap_or(u64::MAX);
-            let upstream = &active.upstreams[decision.upstream];
-            let trusted = !active.context.trusted_proxies().is_empty()
-                && crate::context::is_trusted(peer.ip(), active.context.trusted_proxies());
-            let upgrade = client_upgrade.is_some();
-
-            // A request meant for a route's service that may go to the fallback if the service fails:
-            // an idempotent method, and a body that can be sent twice.
-            let retry = route
-                .zip(decision.route)
-                .map(|(route, idx)| (route, &active.config.routes[idx].retry))
-                .filter(|(route, retry)| {
-                    retry.enabled
-                        && !upgrade
-                        && route.service == decision.upstream
-                        && route.fallback != route.service
-                        && retry.methods.contains(&parts.method)
-                });
-            // A body that is all here is sent whole (and can be sent again); one that may go to
-            // the fallback is collected first, within its limit; any other streams, once.
-            let body = match body {
-                ClientBody::Read(bytes) => Outbound::Whole(bytes.unwrap_or_default()),
-                ClientBody::Hyper(incoming) if incoming.is_end_stream() => {
-                    Outbound::Whole(Bytes::new())
-                }
-                body => match retry {
-                    Some((_, config))
-                        if content_length(&parts.headers)
-                            .is_some_and(|len| len <= config.max_body.min(remaining)) =>
-                    {
-                        let collected = tokio::time::timeout(
-                            active.config.timeouts.request,
-                            http_body_util::BodyExt::collect(body),
-                        )
-                        .await;
-                        match collected {
-                            Ok(Ok(collected)) => Outbound::Whole(collected.to_bytes()),
-                            _ => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
-                        }
-                    }
-                    // An upgrade takes the connection over after its head: a body on its way
-                    // would be lost in between.
-                    _ if upgrade => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
-                    _ => Outbound::Streaming(RequestBody {
-                        inner: body,
-                        remaining,
-                        tee: None,
-                        idle: Idle::new(active.config.timeouts.body_idle),
-                    }),
-                },
-            };
-            if let Outbound::Whole(bytes) = &body
-                && bytes.len() as u64 > remaining
-            {
-                return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
-            }
-            let replay = match &body {
-                Outbound::Whole(bytes) if retry.is_some() => Some(bytes.clone()),
-                _ => None,
-            };
-            let first_timeout = match (retry, &replay) {
-                (Some((_, config)), Some(_)) => config
-                    .per_try_timeout
-                    .unwrap_or(active.config.timeouts.request),
-                _ => active.config.timeouts.request,
-            };
-            let sent = Instant::now();
-            let (address, result) = send_attempt(
-                &active,
-                upstream,
-                (&mut parts, &mut forwarded, true),
-                body,
-                (sent, first_timeout),
-                Origin {
-                    forwarded_for: &client.forwarded_for,
-                    trusted,
-                    upgrade,
-                    now,
-                    timer,
-                },
-                shadow_plan.map(|plan| (plan, decision.upstream)),
-            )
-            .await;
-            let to_service = route.is_some_and(|route| route.service == decision.upstream)
-                && matches!(decision.reason, Reason::FlagOn | Reason::Unflagged);
-            let outcome = observe(
-                (route, to_service),
-                upstream,
-                address.as_deref(),
-                &result,
-                sent,
-                permit,
-            );
-
-            let (Some((route, _)), Some(replay), Some(outcome)) = (retry, replay, outcome) else {
-                return result;
-            };
-            if outcome.is_failure(&upstream.failure_statuses) != Some(true) {
-                return result;
-            }
-            let fallback = &active.upstreams[route.fallback];
-            let (acquired, transition) = fallback
-                .guard
-                .breaker
-                .try_acquire(crate::breaker::nanos(Instant::now()));
-            fallback.guard.note(&fallback.name, transition);
-            let Ok(fallback_permit) = acquired else {
-                return result;
-            };
-            drop(result);
-            let cause = outcome.cause();
-            route.guard.fallback(cause);
-            if let Outcome::Error(kind) = outcome {
-                route.service_series.record_error(kind);
-            }
-            decision.upstream = route.fallback;
-            decision.reason = Reason::ServiceFailed;
-            route
-                .last_reason
-                .store(Reason::ServiceFailed as u8, Ordering::Relaxed);
-            tracing::Span::current().record("fallback", cause.as_str());
-            tracing::debug!(
-                cause = cause.as_str(),
-                "service failed; retrying on the fallback"
-            );
-            let sent = Instant::now();
-            let (address, result) = send_attempt(
-                &active,
-                fallback,
-                (&mut parts, &mut forwarded, false),
-                Outbound::Whole(replay),
-                (sent, active.config.timeouts.request),
-                Origin {
-                    forwarded_for: &client.forwarded_for,
-                    trusted,
-                    upgrade: false,
-                    now,
-                    timer,
-                },
-                None,
-            )
-            .await;
-            observe(
-                (Some(route), false),
-                fallback,
-                address.as_deref(),
-                &result,
-                sent,
-                fallback_permit,
-            );
-            result
-        };
+        let result = attempt(
+            &active,
+            client,
+            &mut plan,
+            (&mut parts, body, &mut forwarded),
+            permit,
+            refused,
+        );
         // Entering a disabled span does nothing, but wrapping the future in it moves the whole
         // future once more per request.
         let result = if span.is_disabled() {
@@ -746,117 +366,453 @@ pub(crate) fn handle<'a>(
         } else {
             result.instrument(span.clone()).await
         };
+        let response = respond(&active, &mut plan, result, span);
+        log(shared, client, &active, &plan, &response, start);
+        response
+    }
+}
 
+/// What [`plan`] works out for the phases after it.
+struct Plan<'r> {
+    /// The route decision; [`admit`] and [`attempt`] may move it to the route's fallback.
+    decision: route::Decision,
+    /// The route that matched.
+    route: Option<&'r CompiledRoute>,
+    /// The client's side of an upgrade the route allows.
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The upgrade forwarded, if the route allows what the client asks for.
+    asked_upgrade: Option<HeaderValue>,
+    /// The shadow copy, when this request is mirrored.
+    shadow: Option<&'r Arc<crate::shadow::RouteShadow>>,
+    /// When the request came in, for the breakers.
+    now: Nanos,
+    /// The client's HTTP version, which the response gets.
+    client_version: Version,
+    /// The connection's timer, for an HTTP/1 request.
+    timer: Option<&'r ConnTimer>,
+    /// The method and target for the access log, when there is one.
+    logged: Option<(Method, Uri)>,
+}
+
+impl<'r> Plan<'r> {
+    /// The route's name in metrics and logs.
+    fn route_name(&self) -> &'r str {
+        self.route.map_or(UNMATCHED, |route| &*route.name)
+    }
+}
+
+/// Phase 1, plan: the route decision (flags read from the flag context), the upgrade the route
+/// allows (set on the head, or the request goes as a plain one), and whether the request is
+/// mirrored: chosen before the head is rewritten, as the flag context is. `parts` is already in
+/// the form target.rs made of it.
+fn plan<'r>(
+    shared: &'r Shared,
+    client: &'r ClientConn,
+    active: &'r Active,
+    parts: &mut http::request::Parts,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    start: Instant,
+) -> Plan<'r> {
+    let peer = client.addr;
+    let client_version = parts.version;
+    // HTTP/1 requests on a connection come one at a time and share its timer (deadline.rs).
+    let timer = (client_version != Version::HTTP_2).then_some(&client.timer);
+    let logged = shared
+        .access_log
+        .is_some()
+        .then(|| (parts.method.clone(), parts.uri.clone()));
+    let decision = route::route(parts, &active.routes, &*shared.flags, || {
+        active.context.build(parts, peer.ip())
+    });
+    let route = decision.route.map(|idx| &active.routes.routes()[idx]);
+    let asked_upgrade = client_upgrade.as_ref().and_then(|_| match decision.route {
+        Some(idx) => crate::http::target::allowed_upgrade(
+            &parts.headers,
+            &active.config.routes[idx].upgrades,
+        ),
+        None => crate::http::target::allowed_upgrade(
+            &parts.headers,
+            crate::http::target::DEFAULT_UPGRADES,
+        ),
+    });
+    let client_upgrade = client_upgrade.filter(|_| asked_upgrade.is_some());
+    if let Some(value) = &asked_upgrade {
+        parts.headers.insert(header::UPGRADE, value.clone());
+    }
+    let shadow = route
+        .and_then(|route| route.shadow.as_ref())
+        .filter(|plan| {
+            client_upgrade.is_none()
+                && plan.selects(&parts.method, || active.context.build(parts, peer.ip()))
+        });
+    Plan {
+        decision,
+        route,
+        client_upgrade,
+        asked_upgrade,
+        shadow,
+        now: crate::protection::breaker::nanos(start),
+        client_version,
+        timer,
+        logged,
+    }
+}
+
+/// Phase 2, admit: a token of the route's rate limit, then the circuit of the decided upstream
+/// ([`admit_circuit`], which may send the request to the route's fallback). A refusal is handed
+/// to [`attempt`], which sends nothing then.
+fn admit<'r>(
+    active: &'r Active,
+    plan: &mut Plan<'_>,
+    parts: &http::request::Parts,
+    peer: IpAddr,
+) -> (Permit<'r>, Option<Failure>) {
+    if let Some(route) = plan.route
+        && let Some(limit) = &route.rate_limit
+        && let Err(wait) = check_rate_limit(limit, active, parts, peer)
+    {
+        route.guard.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return (
+            Permit::none(),
+            Some(Failure::Local(Refusal::RateLimited(wait))),
+        );
+    }
+    match admit_circuit(active, plan.route, &mut plan.decision, plan.now) {
+        Ok(admitted) => (admitted, None),
+        Err(wait) => (
+            Permit::none(),
+            Some(Failure::Local(Refusal::CircuitOpen(wait))),
+        ),
+    }
+}
+
+/// Phase 3, attempt: the body as it will be sent (whole when it may be sent twice), the send to
+/// the decided upstream, its outcome observed, and for a failed request meant for a route's
+/// service that may be retried, the one retry on the route's fallback.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its state; see `handle`"
+)]
+fn attempt<'p, 'r: 'p>(
+    active: &'r Active,
+    client: &'r ClientConn,
+    plan: &'p mut Plan<'r>,
+    (parts, body, forwarded): (
+        &'p mut http::request::Parts,
+        ClientBody,
+        &'p mut Option<Forwarded>,
+    ),
+    permit: Permit<'r>,
+    refused: Option<Failure>,
+) -> impl Future<Output = Result<Sent, Failure>> + 'p {
+    async move {
+        let peer = client.addr;
+        let (route, now, timer, shadow_plan) = (plan.route, plan.now, plan.timer, plan.shadow);
+        let client_upgrade = &plan.client_upgrade;
+        let decision = &mut plan.decision;
+        if let Some(refused) = refused {
+            return Err(refused);
+        }
+        if parts.method == Method::CONNECT {
+            return Err(Failure::Kind(ProxyErrorKind::BadRequest));
+        }
+        let limit = active.config.limits.max_body_size;
+        if let Some(limit) = limit
+            && content_length(&parts.headers).is_some_and(|len| len > limit)
+        {
+            return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
+        }
+        let remaining = limit.unwrap_or(u64::MAX);
         let upstream = &active.upstreams[decision.upstream];
-        let series = active.routes.series(&decision);
-        let mut upstream_header = true;
-        let mut response = match result {
-            Ok(Sent {
-                response,
-                slot,
-                upgraded,
-                shadow,
-            }) => {
-                if response.status() == StatusCode::SWITCHING_PROTOCOLS
-                    && let Some(client_upgrade) = client_upgrade
-                    && let Some(upgraded) = upgraded
-                    && asked_upgrade.as_ref().is_some_and(|asked| {
-                        crate::target::upgrade_accepted(asked, response.headers())
-                    })
+        let trusted = !active.context.trusted_proxies().is_empty()
+            && crate::decision::context::is_trusted(peer.ip(), active.context.trusted_proxies());
+        let upgrade = client_upgrade.is_some();
+
+        // A request meant for a route's service that may go to the fallback if the service fails:
+        // an idempotent method, and a body that can be sent twice.
+        let retry = route
+            .zip(decision.route)
+            .map(|(route, idx)| (route, &active.config.routes[idx].retry))
+            .filter(|(route, retry)| {
+                retry.enabled
+                    && !upgrade
+                    && route.service == decision.upstream
+                    && route.fallback != route.service
+                    && retry.methods.contains(&parts.method)
+            });
+        // A body that is all here is sent whole (and can be sent again); one that may go to
+        // the fallback is collected first, within its limit; any other streams, once.
+        let body = match body {
+            ClientBody::Read(bytes) => Outbound::Whole(bytes.unwrap_or_default()),
+            ClientBody::Hyper(incoming) if incoming.is_end_stream() => {
+                Outbound::Whole(Bytes::new())
+            }
+            body => match retry {
+                Some((_, config))
+                    if content_length(&parts.headers)
+                        .is_some_and(|len| len <= config.max_body.min(remaining)) =>
                 {
-                    tokio::spawn(join_upgraded(client_upgrade, upgraded).instrument(span));
-                    let (parts, _) = response.into_parts();
-                    let mut response = Response::from_parts(parts, ProxyBody::empty());
-                    response
-                        .headers_mut()
-                        .append(header::VIA, via(Version::HTTP_11));
-                    response
-                } else if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    // A switch the client did not ask for, or to another protocol: no tunnel.
-                    series.record_error(ProxyErrorKind::Protocol);
-                    tracing::warn!(
-                        route = route_name,
-                        upstream = &*upstream.name,
-                        "upstream switched protocols without being asked to"
-                    );
-                    error_response(ProxyErrorKind::Protocol, &upstream.name)
-                } else {
-                    let (mut parts, mut body) = response.into_parts();
-                    match &mut body {
-                        // The proxy's own client leaves hop-by-hop headers out as it parses. The
-                        // shadow comparison reads the answer's fields from the map.
-                        Received::Own(own) if shadow.is_some() => {
-                            own.move_fields_into(&mut parts.headers);
-                        }
-                        Received::Own(_) => {}
-                        Received::Streaming { .. } => {
-                            // hyper's client frames by the coding and leaves the length in the
-                            // map: it must not go on (RFC 9112 6.3, as in framing.rs).
-                            if parts.headers.contains_key(header::TRANSFER_ENCODING) {
-                                parts.headers.remove(header::CONTENT_LENGTH);
-                            }
-                            remove_hop_by_hop(&mut parts.headers);
-                        }
-                    }
-                    body.append_field(&mut parts.headers, header::VIA, via(parts.version));
-                    parts.version = client_version;
-                    let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
-                    Response::from_parts(
-                        parts,
-                        ProxyBody::upstream(body, slot, tee, active.config.timeouts.body_idle),
+                    let collected = tokio::time::timeout(
+                        active.config.timeouts.request,
+                        http_body_util::BodyExt::collect(body),
                     )
+                    .await;
+                    match collected {
+                        Ok(Ok(collected)) => Outbound::Whole(collected.to_bytes()),
+                        _ => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
+                    }
                 }
-            }
-            Err(Failure::Kind(kind)) => {
-                series.record_error(kind);
-                if kind.source() == crate::error::ErrorSource::Upstream {
-                    tracing::warn!(
-                        route = route_name,
-                        upstream = &*upstream.name,
-                        kind = kind.as_str(),
-                        "upstream request failed"
-                    );
-                }
-                error_response(kind, &upstream.name)
-            }
-            Err(Failure::Local(Refusal::RateLimited(wait))) => {
-                upstream_header = false;
-                too_many_requests(route_name, wait)
-            }
-            Err(Failure::Local(Refusal::Shed)) => shed(&upstream.name),
-            Err(Failure::Local(Refusal::CircuitOpen(wait))) => circuit_open(&upstream.name, wait),
+                // An upgrade takes the connection over after its head: a body on its way
+                // would be lost in between.
+                _ if upgrade => return Err(Failure::Kind(ProxyErrorKind::BadRequest)),
+                _ => Outbound::Streaming(RequestBody {
+                    inner: body,
+                    remaining,
+                    tee: None,
+                    idle: Idle::new(active.config.timeouts.body_idle),
+                }),
+            },
         };
-        if upstream_header && let Some(name) = &active.upstream_header {
-            // The proxy's says who answered, never an upstream's own (a proxy behind this one).
-            if response.body().takes_line(response.headers(), name) {
-                response.body_mut().push_field(name, &upstream.header_value);
+        if let Outbound::Whole(bytes) = &body
+            && bytes.len() as u64 > remaining
+        {
+            return Err(Failure::Kind(ProxyErrorKind::BodyTooLarge));
+        }
+        let replay = match &body {
+            Outbound::Whole(bytes) if retry.is_some() => Some(bytes.clone()),
+            _ => None,
+        };
+        let first_timeout = match (retry, &replay) {
+            (Some((_, config)), Some(_)) => config
+                .per_try_timeout
+                .unwrap_or(active.config.timeouts.request),
+            _ => active.config.timeouts.request,
+        };
+        let sent = Instant::now();
+        let (address, result) = send_attempt(
+            active,
+            upstream,
+            (&mut *parts, &mut *forwarded, true),
+            body,
+            (sent, first_timeout),
+            Origin {
+                forwarded_for: &client.forwarded_for,
+                trusted,
+                upgrade,
+                now,
+                timer,
+            },
+            shadow_plan.map(|plan| (plan, decision.upstream)),
+        )
+        .await;
+        let to_service = route.is_some_and(|route| route.service == decision.upstream)
+            && matches!(decision.reason, Reason::FlagOn | Reason::Unflagged);
+        let outcome = observe(
+            (route, to_service),
+            upstream,
+            address.as_deref(),
+            &result,
+            sent,
+            permit,
+        );
+
+        let (Some((route, _)), Some(replay), Some(outcome)) = (retry, replay, outcome) else {
+            return result;
+        };
+        if outcome.is_failure(&upstream.failure_statuses) != Some(true) {
+            return result;
+        }
+        let fallback = &active.upstreams[route.fallback];
+        let (acquired, transition) = fallback
+            .guard
+            .breaker
+            .try_acquire(crate::protection::breaker::nanos(Instant::now()));
+        fallback.guard.note(&fallback.name, transition);
+        let Ok(fallback_permit) = acquired else {
+            return result;
+        };
+        drop(result);
+        let cause = outcome.cause();
+        route.guard.fallback(cause);
+        if let Outcome::Error(kind) = outcome {
+            route.service_series.record_error(kind);
+        }
+        decision.upstream = route.fallback;
+        decision.reason = Reason::ServiceFailed;
+        route
+            .last_reason
+            .store(Reason::ServiceFailed as u8, Ordering::Relaxed);
+        tracing::Span::current().record("fallback", cause.as_str());
+        tracing::debug!(
+            cause = cause.as_str(),
+            "service failed; retrying on the fallback"
+        );
+        let sent = Instant::now();
+        let (address, result) = send_attempt(
+            active,
+            fallback,
+            (&mut *parts, &mut *forwarded, false),
+            Outbound::Whole(replay),
+            (sent, active.config.timeouts.request),
+            Origin {
+                forwarded_for: &client.forwarded_for,
+                trusted,
+                upgrade: false,
+                now,
+                timer,
+            },
+            None,
+        )
+        .await;
+        observe(
+            (Some(route), false),
+            fallback,
+            address.as_deref(),
+            &result,
+            sent,
+            fallback_permit,
+        );
+        result
+    }
+}
+
+/// Phase 4, respond: the response the client gets: the upstream's (its hop-by-hop fields out,
+/// `Via` in, the tunnel joined after a 101 the client asked for), or the proxy's own answer to a
+/// failure or a refusal; then the upstream header the config names and the client's version.
+fn respond(
+    active: &Active,
+    plan: &mut Plan<'_>,
+    result: Result<Sent, Failure>,
+    span: tracing::Span,
+) -> Response<ProxyBody> {
+    let client_upgrade = plan.client_upgrade.take();
+    let (decision, asked_upgrade) = (&plan.decision, &plan.asked_upgrade);
+    let (route_name, client_version) = (plan.route_name(), plan.client_version);
+    let upstream = &active.upstreams[decision.upstream];
+    let series = active.routes.series(decision);
+    let mut upstream_header = true;
+    let mut response = match result {
+        Ok(Sent {
+            response,
+            slot,
+            upgraded,
+            shadow,
+        }) => {
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                && let Some(client_upgrade) = client_upgrade
+                && let Some(upgraded) = upgraded
+                && asked_upgrade.as_ref().is_some_and(|asked| {
+                    crate::http::target::upgrade_accepted(asked, response.headers())
+                })
+            {
+                tokio::spawn(join_upgraded(client_upgrade, upgraded).instrument(span));
+                let (parts, _) = response.into_parts();
+                let mut response = Response::from_parts(parts, ProxyBody::empty());
+                response
+                    .headers_mut()
+                    .append(header::VIA, via(Version::HTTP_11));
+                response
+            } else if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // A switch the client did not ask for, or to another protocol: no tunnel.
+                series.record_error(ProxyErrorKind::Protocol);
+                tracing::warn!(
+                    route = route_name,
+                    upstream = &*upstream.name,
+                    "upstream switched protocols without being asked to"
+                );
+                error_response(ProxyErrorKind::Protocol, &upstream.name)
             } else {
                 let (mut parts, mut body) = response.into_parts();
-                body.move_fields_into(&mut parts.headers);
-                parts
-                    .headers
-                    .insert(name.clone(), upstream.header_value.clone());
-                response = Response::from_parts(parts, body);
+                match &mut body {
+                    // The proxy's own client leaves hop-by-hop headers out as it parses. The
+                    // shadow comparison reads the answer's fields from the map.
+                    Received::Own(own) if shadow.is_some() => {
+                        own.move_fields_into(&mut parts.headers);
+                    }
+                    Received::Own(_) => {}
+                    Received::Streaming { .. } => {
+                        // hyper's client frames by the coding and leaves the length in the
+                        // map: it must not go on (RFC 9112 6.3, as in framing.rs).
+                        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+                            parts.headers.remove(header::CONTENT_LENGTH);
+                        }
+                        remove_hop_by_hop(&mut parts.headers);
+                    }
+                }
+                body.append_field(&mut parts.headers, header::VIA, via(parts.version));
+                parts.version = client_version;
+                let tee = shadow.map(|pending| pending.primary(parts.status, &parts.headers));
+                Response::from_parts(
+                    parts,
+                    ProxyBody::upstream(body, slot, tee, active.config.timeouts.body_idle),
+                )
             }
         }
-        // The client's version, for the proxy's own answers too: hyper's HTTP/1 server reads it
-        // to decide what `Connection` says to an HTTP/1.0 client.
-        *response.version_mut() = client_version;
-        let elapsed = start.elapsed();
-        series.record(response.status().as_u16(), elapsed);
-        if let (Some(log), Some(request)) = (&shared.access_log, &logged) {
-            log.line(&AccessEntry {
-                client: peer.ip(),
-                method: &request.0,
-                uri: &request.1,
-                status: response.status().as_u16(),
-                route: route_name,
-                upstream: &upstream.name,
-                reason: decision.reason,
-                elapsed,
-            });
+        Err(Failure::Kind(kind)) => {
+            series.record_error(kind);
+            if kind.source() == crate::error::ErrorSource::Upstream {
+                tracing::warn!(
+                    route = route_name,
+                    upstream = &*upstream.name,
+                    kind = kind.as_str(),
+                    "upstream request failed"
+                );
+            }
+            error_response(kind, &upstream.name)
         }
-        response
+        Err(Failure::Local(Refusal::RateLimited(wait))) => {
+            upstream_header = false;
+            too_many_requests(route_name, wait)
+        }
+        Err(Failure::Local(Refusal::Shed)) => shed(&upstream.name),
+        Err(Failure::Local(Refusal::CircuitOpen(wait))) => circuit_open(&upstream.name, wait),
+    };
+    if upstream_header && let Some(name) = &active.upstream_header {
+        // The proxy's says who answered, never an upstream's own (a proxy behind this one).
+        if response.body().takes_line(response.headers(), name) {
+            response.body_mut().push_field(name, &upstream.header_value);
+        } else {
+            let (mut parts, mut body) = response.into_parts();
+            body.move_fields_into(&mut parts.headers);
+            parts
+                .headers
+                .insert(name.clone(), upstream.header_value.clone());
+            response = Response::from_parts(parts, body);
+        }
+    }
+    // The client's version, for the proxy's own answers too: hyper's HTTP/1 server reads it
+    // to decide what `Connection` says to an HTTP/1.0 client.
+    *response.version_mut() = client_version;
+    response
+}
+
+/// Phase 5, log: the response in the metrics of its (route, upstream) and in the access log.
+fn log(
+    shared: &Shared,
+    client: &ClientConn,
+    active: &Active,
+    plan: &Plan<'_>,
+    response: &Response<ProxyBody>,
+    start: Instant,
+) {
+    let peer = client.addr;
+    let decision = &plan.decision;
+    let upstream = &active.upstreams[decision.upstream];
+    let series = active.routes.series(decision);
+    let (route_name, logged) = (plan.route_name(), &plan.logged);
+    let elapsed = start.elapsed();
+    series.record(response.status().as_u16(), elapsed);
+    if let (Some(log), Some(request)) = (&shared.access_log, logged) {
+        log.line(&AccessEntry {
+            client: peer.ip(),
+            method: &request.0,
+            uri: &request.1,
+            status: response.status().as_u16(),
+            route: route_name,
+            upstream: &upstream.name,
+            reason: decision.reason,
+            elapsed,
+        });
     }
 }
 
@@ -865,7 +821,7 @@ struct Sent {
     response: Response<Received>,
     slot: InFlight,
     /// The upstream connection, after `101 Switching Protocols`.
-    upgraded: Option<crate::client::Upgraded>,
+    upgraded: Option<crate::http::client::Upgraded>,
     /// The shadow copy of this request, waiting for the primary's response head.
     shadow: Option<crate::shadow::Pending>,
 }
@@ -905,7 +861,7 @@ enum Refusal {
 /// Checks the circuit of the decided upstream. An open circuit of a route's service sends the
 /// request to the route's fallback instead (reason `circuit-open`); an open circuit with nowhere
 /// to go answers 503.
-fn admit<'a>(
+fn admit_circuit<'a>(
     active: &'a Active,
     route: Option<&CompiledRoute>,
     decision: &mut route::Decision,
@@ -1061,7 +1017,7 @@ fn send_attempt<'a>(
     }
 }
 
-/// Passes the outcome of an attempt to [`crate::attempt::observe_attempt`]; returns it (`None`
+/// Passes the outcome of an attempt to [`crate::protection::attempt::observe_attempt`]; returns it (`None`
 /// when no address was tried).
 fn observe(
     (route, to_service): (Option<&CompiledRoute>, bool),
@@ -1078,9 +1034,9 @@ fn observe(
         Err(Failure::Local(..)) => return None,
     };
     let done = Instant::now();
-    crate::attempt::observe_attempt(
+    crate::protection::attempt::observe_attempt(
         &Attempt {
-            route,
+            slo: route.and_then(|route| route.slo.as_deref()),
             upstream,
             address,
             to_service,
@@ -1100,8 +1056,9 @@ fn check_rate_limit(
     parts: &http::request::Parts,
     peer: IpAddr,
 ) -> Result<(), std::time::Duration> {
-    let client_ip =
-        || crate::context::client_ip(peer, &parts.headers, active.context.trusted_proxies());
+    let client_ip = || {
+        crate::decision::context::client_ip(peer, &parts.headers, active.context.trusted_proxies())
+    };
     match limit.key_kind() {
         RateKey::Global => limit.check(Key::Global),
         RateKey::Ip => limit.check(Key::Ip(client_ip())),
@@ -1133,7 +1090,7 @@ fn local_response(
     if let Some(wait) = retry_after {
         response.headers_mut().insert(
             header::RETRY_AFTER,
-            HeaderValue::from(crate::limit::retry_after_seconds(wait)),
+            HeaderValue::from(crate::protection::limit::retry_after_seconds(wait)),
         );
     }
     response
@@ -1276,7 +1233,7 @@ fn send<'a>(
 /// A response head from an upstream, and the connection after an upgrade.
 struct Exchanged {
     response: Response<Received>,
-    upgraded: Option<crate::client::Upgraded>,
+    upgraded: Option<crate::http::client::Upgraded>,
 }
 
 /// [`send`] for a request whose body streams, on hyper's client.
@@ -1352,7 +1309,7 @@ fn classify(err: &ClientError) -> ProxyErrorKind {
 /// side closes. Bytes the upstream sent right after its 101 go to the client first.
 async fn join_upgraded(
     client_upgrade: hyper::upgrade::OnUpgrade,
-    upgraded: crate::client::Upgraded,
+    upgraded: crate::http::client::Upgraded,
 ) {
     use tokio::io::AsyncWriteExt as _;
     let client = match client_upgrade.await {
@@ -1363,7 +1320,7 @@ async fn join_upgraded(
         }
     };
     let mut client = TokioIo::new(client);
-    let crate::client::Upgraded {
+    let crate::http::client::Upgraded {
         read,
         stream: mut upstream,
     } = upgraded;
@@ -1409,13 +1366,13 @@ pub(crate) fn error_response(kind: ProxyErrorKind, upstream: &str) -> Response<P
     response
 }
 
-/// The answer to a request [`crate::target::canonicalize`] refuses: 400, and the connection
+/// The answer to a request [`crate::http::target::canonicalize`] refuses: 400, and the connection
 /// closes, as NGINX does (what follows a malformed head cannot be trusted to be a request).
 fn bad_target(
     shared: &Shared,
     client: &ClientConn,
     parts: &http::request::Parts,
-    bad: crate::target::BadTarget,
+    bad: crate::http::target::BadTarget,
     start: Instant,
 ) -> Response<ProxyBody> {
     tracing::debug!(peer = %client.addr, error = %bad, "request refused");
@@ -1465,100 +1422,6 @@ fn via(version: Version) -> HeaderValue {
         Version::HTTP_2 => HeaderValue::from_static("2.0 fig"),
         Version::HTTP_10 => HeaderValue::from_static("1.0 fig"),
         _ => HeaderValue::from_static("1.1 fig"),
-    }
-}
-
-/// Removes hop-by-hop headers, including those named in `Connection`.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names finds what is there: most messages carry no hop-by-hop header or
-    // only `Connection`, and removing all eight names would hash each of them every time.
-    let mut connection = false;
-    let mut others = false;
-    for name in headers.keys() {
-        if name == header::CONNECTION {
-            connection = true;
-        } else if HOP_BY_HOP.contains(&name) {
-            others = true;
-        }
-    }
-    if connection {
-        // Only names present in the message are removed; the usual tokens (`keep-alive`,
-        // `close`) name no header and cost neither a lookup nor an allocation.
-        let listed: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter(|v| !is_connection_option(v.as_bytes()))
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|token| !is_connection_option(token.as_bytes()))
-            .filter_map(|token| {
-                headers
-                    .keys()
-                    // `Connection: host` would take away the Host the request was routed on, and
-                    // the upstream would get the address's instead (target.rs).
-                    .find(|name| name.as_str().eq_ignore_ascii_case(token) && *name != header::HOST)
-                    .cloned()
-            })
-            .collect();
-        for name in listed {
-            headers.remove(name);
-        }
-        headers.remove(header::CONNECTION);
-    }
-    if others {
-        for name in &HOP_BY_HOP[1..] {
-            headers.remove(*name);
-        }
-    }
-}
-
-/// `keep-alive` and `close` in `Connection` are options, not header names (a `Keep-Alive` header
-/// is removed as hop-by-hop anyway).
-fn is_connection_option(token: &[u8]) -> bool {
-    token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
-}
-
-/// How many headers [`rewrite_request`] may add to a request head's map.
-pub(crate) const ADDED_REQUEST_HEADERS: usize = 2;
-
-/// The forwarding headers of a request (`X-Forwarded-For`, `-Proto`, `-Host`, `Via`), kept out of
-/// its header map: the proxy's own client writes them after the map's headers, and only the
-/// requests that go another way (hyper's client, shadow copies) get them in their map
-/// ([`Forwarded::apply`]). Inserting four headers into a hash map on every request was about 5%
-/// of the proxy's instructions.
-#[derive(Debug, Clone)]
-pub(crate) struct Forwarded {
-    /// `X-Forwarded-For`: the client's address, after a trusted proxy's list.
-    pub(crate) forwarded_for: HeaderValue,
-    /// `X-Forwarded-Proto: http`, unless a trusted proxy set one.
-    pub(crate) proto: bool,
-    /// `X-Forwarded-Host`: the client's `Host`, unless a trusted proxy set one.
-    pub(crate) host: Option<HeaderValue>,
-    /// `Via`.
-    pub(crate) via: HeaderValue,
-}
-
-impl Forwarded {
-    /// The headers, in the order they are written.
-    pub(crate) fn fields(&self) -> impl Iterator<Item = (&'static HeaderName, &HeaderValue)> {
-        static HTTP: HeaderValue = HeaderValue::from_static("http");
-        [
-            Some((&X_FORWARDED_FOR, &self.forwarded_for)),
-            self.proto.then_some((&X_FORWARDED_PROTO, &HTTP)),
-            self.host.as_ref().map(|host| (&X_FORWARDED_HOST, host)),
-            Some((&header::VIA, &self.via)),
-        ]
-        .into_iter()
-        .flatten()
-    }
-
-    /// Puts the headers into `headers`, for a request that is not encoded by the proxy's own
-    /// client.
-    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
-        for (name, value) in self.fields() {
-            headers.append(name, value.clone());
-        }
     }
 }
 
@@ -1669,7 +1532,44 @@ fn rewrite_request(
     Ok(forwarded)
 }
 
-fn ip_header_value(ip: IpAddr) -> HeaderValue {
-    let text = crate::context::IpText::new(ip);
+/// A client's IP as a header value (`X-Forwarded-For`).
+pub(crate) fn ip_header_value(ip: IpAddr) -> HeaderValue {
+    let text = crate::decision::context::IpText::new(ip);
     HeaderValue::from_str(text.as_str()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// The proxy's own HTTP/1 server and hyper's call [`handle`] through this.
+impl server::Service for Shared {
+    type Body = ProxyBody;
+
+    fn call<'a>(
+        &'a self,
+        client: &'a ClientConn,
+        req: Request<ClientBody>,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + 'a {
+        handle(self, client, req)
+    }
+
+    fn h2_deadlines(&self) -> crate::http::connections::H2Deadlines {
+        let timeouts = self.active.load().config.timeouts;
+        crate::http::connections::H2Deadlines {
+            handshake: timeouts.h2_handshake,
+            idle: timeouts.h2_idle,
+            grace: timeouts.h2_ping_timeout,
+        }
+    }
+
+    fn connection_metrics(&self) -> &crate::http::connections::ConnectionMetrics {
+        &self.metrics.connections
+    }
+}
+
+impl server::ResponseBody for ProxyBody {
+    fn upstream_fields(&self) -> Option<&crate::http::client::Fields> {
+        ProxyBody::upstream_fields(self)
+    }
+
+    fn move_fields_into(&mut self, headers: &mut HeaderMap) {
+        ProxyBody::move_fields_into(self, headers);
+    }
 }

@@ -10,28 +10,22 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use http::HeaderName;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::config::{AccessLog, Config, Http1Server, Overrides};
-use crate::connections::{self, Backoff, Every};
-use crate::context::ContextBuilder;
-use crate::error::{ConfigError, Error};
-use crate::flags::FlagSource;
-use crate::metrics::Metrics;
+use crate::config::{Config, Http1Server, Overrides};
+use crate::decision::flags::FlagSource;
+use crate::error::Error;
+use crate::http::connections::{self, Backoff, Every};
+use crate::ops::runtime::Proxy;
+use crate::ops::runtime::{Shared, file_stamp};
 use crate::proxy;
-use crate::route::{Reason, RouteTable};
-use crate::state::Pins;
-use crate::upstream::{self, Upstream};
 
 /// The listeners a proxy serves on.
 #[derive(Debug)]
@@ -77,225 +71,7 @@ impl Listeners {
     }
 }
 
-/// A configured proxy, ready to serve. Cheap to clone: clones share everything.
-#[derive(Clone)]
-pub struct Proxy {
-    pub(crate) shared: Arc<Shared>,
-}
-
-/// State shared by every connection and the admin API.
-pub(crate) struct Shared {
-    pub(crate) active: ArcSwap<Active>,
-    pub(crate) flags: Arc<dyn FlagSource>,
-    pub(crate) pins: Pins,
-    pub(crate) metrics: Metrics,
-    pub(crate) access_log: Option<AccessLogger>,
-    overrides: Overrides,
-    /// Held for a whole reload; it also keeps what the last reload attempt read.
-    reload_lock: Mutex<LastAttempt>,
-    /// SIGHUP, listened for from [`Proxy::new`] on: a SIGHUP with no handler would end the
-    /// process.
-    #[cfg(unix)]
-    hangup: Mutex<Option<tokio::signal::unix::Signal>>,
-}
-
-/// The config file's modification time and length, which tell the watcher it changed.
-type FileStamp = (Option<SystemTime>, u64);
-
-fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
-    std::fs::metadata(path)
-        .ok()
-        .map(|meta| (meta.modified().ok(), meta.len()))
-}
-
-/// The config file as the last reload attempt (or the start) read it. The watcher reloads only
-/// when the file differs from this, so a file an admin call or SIGHUP already tried is not tried
-/// (and refused, and logged) again; and a refused file is logged in full once, however many
-/// triggers try it.
-#[derive(Debug, Default)]
-struct LastAttempt {
-    stamp: Option<FileStamp>,
-    refused: bool,
-}
-
-/// Everything derived from one config.
-pub(crate) struct Active {
-    pub(crate) config: Arc<Config>,
-    pub(crate) routes: RouteTable,
-    pub(crate) upstreams: Vec<Arc<Upstream>>,
-    pub(crate) context: ContextBuilder,
-    pub(crate) upstream_header: Option<HeaderName>,
-    health_checks: Vec<tokio::task::AbortHandle>,
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        for handle in &self.health_checks {
-            handle.abort();
-        }
-    }
-}
-
-impl Active {
-    fn new(config: Config, pins: &Pins, metrics: &Metrics) -> Active {
-        let routes = RouteTable::compile(&config, pins, metrics);
-        let upstreams: Vec<Arc<Upstream>> = config
-            .upstreams
-            .iter()
-            .map(|up| Arc::new(Upstream::with_metrics(up, metrics)))
-            .collect();
-        let health_checks = upstream::spawn_health_checks(&upstreams, &config);
-        Active {
-            routes,
-            upstreams,
-            context: ContextBuilder::new(config.context.clone()),
-            upstream_header: config.upstream_header.clone(),
-            health_checks,
-            config: Arc::new(config),
-        }
-    }
-}
-
 impl Proxy {
-    /// Builds a proxy from a validated config. `overrides` are re-applied on every reload.
-    /// Must be called inside a tokio runtime (health checks and the access log start here).
-    pub fn new(
-        config: Config,
-        flags: Arc<dyn FlagSource>,
-        overrides: Overrides,
-    ) -> Result<Proxy, Error> {
-        let pins = Pins::open(config.state_file.clone())?;
-        let metrics = Metrics::default();
-        let access_log = config
-            .access_log
-            .clone()
-            .map(AccessLogger::start)
-            .transpose()?;
-        let last_attempt = LastAttempt {
-            stamp: config.path.as_deref().and_then(file_stamp),
-            refused: false,
-        };
-        let active = Active::new(config, &pins, &metrics);
-        Ok(Proxy {
-            shared: Arc::new(Shared {
-                active: ArcSwap::from_pointee(active),
-                flags,
-                pins,
-                metrics,
-                access_log,
-                overrides,
-                reload_lock: Mutex::new(last_attempt),
-                #[cfg(unix)]
-                hangup: Mutex::new(
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
-                ),
-            }),
-        })
-    }
-
-    /// The config in force.
-    pub fn config(&self) -> Arc<Config> {
-        self.shared.active.load().config.clone()
-    }
-
-    /// Re-reads the config file and swaps it in. A config that does not validate is refused,
-    /// logged, and returned as the error; the old one keeps serving.
-    pub fn reload(&self) -> Result<(), Error> {
-        let shared = &self.shared;
-        let mut last_attempt = shared
-            .reload_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let old = shared.active.load_full();
-        let Some(path) = old.config.path.clone() else {
-            return Err(Error::Config(ConfigError {
-                file: "<command line>".to_owned(),
-                line: 0,
-                column: 0,
-                reason: "this proxy was started without --config; there is no file to reload"
-                    .to_owned(),
-            }));
-        };
-        let stamp = file_stamp(&path);
-        let loaded = Config::load(&path, &shared.overrides);
-        let refused_before = last_attempt.refused && stamp.is_some() && last_attempt.stamp == stamp;
-        *last_attempt = LastAttempt {
-            stamp,
-            refused: loaded.is_err(),
-        };
-        match loaded {
-            Ok(config) => {
-                if config.listen != old.config.listen
-                    || config.admin.listen != old.config.admin.listen
-                {
-                    tracing::warn!(
-                        "listen addresses changed in the config; they take effect on restart"
-                    );
-                }
-                if config.flags != old.config.flags {
-                    tracing::warn!(
-                        "the flag store changed in the config; it takes effect on restart"
-                    );
-                }
-                if config.access_log != old.config.access_log {
-                    tracing::warn!(
-                        "the access log changed in the config; it takes effect on restart"
-                    );
-                }
-                if config.state_file != old.config.state_file {
-                    tracing::warn!(
-                        "the state file changed in the config; it takes effect on restart"
-                    );
-                }
-                let active = Active::new(config, &shared.pins, &shared.metrics);
-                shared.active.store(Arc::new(active));
-                shared.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(path = %path.display(), "config reloaded");
-                Ok(())
-            }
-            Err(err) => {
-                shared
-                    .metrics
-                    .reloads_failed
-                    .fetch_add(1, Ordering::Relaxed);
-                if refused_before {
-                    tracing::warn!(path = %path.display(), "config reload refused again: the file has not changed since it was refused");
-                } else {
-                    tracing::error!(error = %err, "config reload refused; the previous config keeps serving");
-                }
-                Err(err)
-            }
-        }
-    }
-
-    /// Pins route `name` to its fallback (a rollback), in force for the next request.
-    pub fn rollback(&self, name: &str) -> Result<bool, Error> {
-        self.check_route(name)?;
-        let changed = self.shared.pins.set(name, true)?;
-        self.shared.metrics.slo.reset(name);
-        tracing::warn!(route = name, "route rolled back to its fallback");
-        Ok(changed)
-    }
-
-    /// Lifts the pin of route `name`: its flag decides again.
-    pub fn restore(&self, name: &str) -> Result<bool, Error> {
-        self.check_route(name)?;
-        let changed = self.shared.pins.set(name, false)?;
-        // The SLO judges the service afresh, not on what made it roll back.
-        self.shared.metrics.slo.reset(name);
-        tracing::info!(route = name, "route restored");
-        Ok(changed)
-    }
-
-    fn check_route(&self, name: &str) -> Result<(), Error> {
-        let active = self.shared.active.load();
-        if active.config.routes.iter().any(|r| r.name == name) {
-            Ok(())
-        } else {
-            Err(Error::UnknownRoute(name.to_owned()))
-        }
-    }
-
     /// Serves until `shutdown` resolves, then drains in-flight requests for up to
     /// `server.drain_timeout` and returns.
     pub async fn serve(
@@ -329,7 +105,7 @@ impl Proxy {
             ));
         }
         if let Some(listener) = listeners.admin {
-            tasks.spawn(crate::admin::serve(
+            tasks.spawn(crate::ops::admin::serve(
                 listener,
                 self.clone(),
                 graceful.clone(),
@@ -337,7 +113,7 @@ impl Proxy {
             ));
         }
         let watcher = tokio::spawn(watch_config(self.clone(), stop_rx.clone()));
-        let slo_checker = tokio::spawn(crate::slo::run(self.clone(), stop_rx.clone()));
+        let slo_checker = tokio::spawn(crate::ops::slo_watch::run(self.clone(), stop_rx.clone()));
         #[cfg(unix)]
         let hangup = tokio::spawn(reload_on_sighup(self.clone()));
 
@@ -521,16 +297,19 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let settings = crate::server::Settings {
+        let settings = crate::http::server::Settings {
             header_read: built_for.timeouts.header_read,
             body_read: built_for.timeouts.request,
             max_head: built_for.limits.max_header_size.max(8192),
             body_idle: built_for.timeouts.body_idle,
         };
         let own_http1 = built_for.http1 == Http1Server::Fig;
-        let connection = crate::server::Connection {
+        let connection = crate::http::server::Connection {
             // One clone of one `Arc` per request: the shared state and what is known of the client.
-            conn: Arc::new((shared, proxy::ClientConn::new(peer))),
+            conn: Arc::new((
+                shared,
+                crate::http::server::ClientConn::new(peer, proxy::ip_header_value(peer.ip())),
+            )),
             builder: builder.clone(),
             watcher: graceful.watcher(),
             stop: stop.clone(),
@@ -538,10 +317,10 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _slot = slot;
             if own_http1 {
-                crate::server::serve(stream, settings, connection).await;
+                crate::http::server::serve(stream, settings, connection).await;
             } else {
-                let stream = crate::deadline::IdleWrite::new(stream, settings.body_idle);
-                crate::server::serve_with_hyper(stream, connection).await;
+                let stream = crate::http::deadline::IdleWrite::new(stream, settings.body_idle);
+                crate::http::server::serve_with_hyper(stream, connection).await;
             }
         });
     }
@@ -552,14 +331,7 @@ async fn watch_config(proxy: Proxy, mut stop: watch::Receiver<bool>) {
     let (Some(path), true) = (config.path.clone(), config.reload.watch) else {
         return;
     };
-    let last_attempted = || {
-        proxy
-            .shared
-            .reload_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stamp
-    };
+    let last_attempted = || proxy.last_attempted();
     loop {
         let interval = proxy.config().reload.poll_interval;
         tokio::select! {
@@ -601,104 +373,4 @@ async fn reload_on_sighup(proxy: Proxy) {
         tracing::info!("SIGHUP: reloading the config");
         let _ = proxy.reload();
     }
-}
-
-/// One access-log line: `TIME CLIENT "METHOD URI" STATUS route=R upstream=U reason=X ms=T`.
-pub(crate) struct AccessEntry<'a> {
-    pub(crate) client: std::net::IpAddr,
-    pub(crate) method: &'a http::Method,
-    pub(crate) uri: &'a http::Uri,
-    pub(crate) status: u16,
-    pub(crate) route: &'a str,
-    pub(crate) upstream: &'a str,
-    pub(crate) reason: Reason,
-    pub(crate) elapsed: std::time::Duration,
-}
-
-/// Writes access-log lines from a background task, so the request path never waits on IO.
-pub(crate) struct AccessLogger {
-    sender: mpsc::UnboundedSender<LogMessage>,
-}
-
-enum LogMessage {
-    Line(String),
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-impl AccessLogger {
-    fn start(target: AccessLog) -> Result<AccessLogger, Error> {
-        let mut writer: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match &target {
-            AccessLog::Stdout => Box::new(tokio::io::stdout()),
-            AccessLog::File(path) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| Error::Io {
-                        context: format!("cannot open access log {}", path.display()),
-                        source,
-                    })?;
-                Box::new(tokio::fs::File::from_std(file))
-            }
-        };
-        let (sender, mut receiver) = mpsc::unbounded_channel::<LogMessage>();
-        tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(64 << 10);
-            while let Some(message) = receiver.recv().await {
-                let mut flushes = Vec::new();
-                let mut handle = |message| match message {
-                    LogMessage::Line(line) => buf.extend_from_slice(line.as_bytes()),
-                    LogMessage::Flush(done) => flushes.push(done),
-                };
-                handle(message);
-                while let Ok(message) = receiver.try_recv() {
-                    handle(message);
-                }
-                if writer.write_all(&buf).await.is_err() || writer.flush().await.is_err() {
-                    tracing::warn!("cannot write the access log");
-                }
-                buf.clear();
-                for done in flushes {
-                    let _ = done.send(());
-                }
-            }
-        });
-        Ok(AccessLogger { sender })
-    }
-
-    /// Queues one line for a finished request head.
-    pub(crate) fn line(&self, entry: &AccessEntry<'_>) {
-        let line = format!(
-            "{} {} \"{} {}\" {} route={} upstream={} reason={} ms={:.3}\n",
-            humantime::format_rfc3339_millis(SystemTime::now()),
-            entry.client,
-            entry.method,
-            entry.uri,
-            entry.status,
-            entry.route,
-            entry.upstream,
-            entry.reason.as_str(),
-            entry.elapsed.as_secs_f64() * 1000.0,
-        );
-        let _ = self.sender.send(LogMessage::Line(line));
-    }
-
-    async fn flush(&self) {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        if self.sender.send(LogMessage::Flush(done)).is_ok() {
-            let _ = wait.await;
-        }
-    }
-}
-
-/// The socket address a listener is bound to, for printing.
-pub fn local_addrs(listeners: &Listeners) -> (Vec<SocketAddr>, Option<SocketAddr>) {
-    (
-        listeners
-            .proxy
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect(),
-        listeners.admin.as_ref().and_then(|l| l.local_addr().ok()),
-    )
 }

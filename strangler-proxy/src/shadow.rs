@@ -11,12 +11,12 @@
 //! Where: by default to whichever of the route's `service` and `fallback` did not answer
 //! (typically the monolith answers and the new service gets the copy), or a named upstream.
 //!
-//! How, without touching the client's response: [`start`] takes a slot of a bounded semaphore
-//! (none free: the copy is dropped and counted), spawns a task, and gives the proxy a [`Tee`] for
-//! the request body when it has one. The proxy streams the client's request and response as
+//! How, without touching the client's response: `start` takes a slot of a bounded semaphore
+//! (none free: the copy is dropped and counted), spawns a task, and gives the proxy a `Tee`
+//! (`http::body`) for the request body when it has one. The proxy streams the client's request and response as
 //! usual; the tees keep the bytes that pass by, up to a cap, and hand them over when the body
 //! ends. The task sends the copy once the request body is complete, reads the shadow's answer,
-//! waits for the primary's, and compares them ([`crate::diff`]). Nothing in it can delay or
+//! waits for the primary's, and compares them (`diff`). Nothing in it can delay or
 //! change the client's response: the only link back is the tees, which never block.
 //!
 //! Results go to per-route counters (kept across reloads, like the other metrics) and to a ring
@@ -24,31 +24,31 @@
 //! `DIR/ROUTE.json` at most once a second when `[shadow] dir` (or a state file) is set, and read
 //! back at start.
 
+pub(crate) mod diff;
+
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Frame;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::Instrument as _;
 
 use crate::config::{Config, ShadowConfig, ShadowTarget};
-use crate::context::RequestContext;
-use crate::diff::{self, Captured, CompareConfig, DiffKind, Difference};
-use crate::upstream::{Address, Upstream};
+use crate::http::body::{Copied, Tee};
+use crate::protection::upstream::{Address, Upstream};
+use diff::{Captured, CompareConfig, DiffKind, Difference};
 
 /// The header every shadow copy carries, so the shadow upstream can tell it from real traffic.
-pub const SHADOW_HEADER: &str = "x-fig-shadow";
+pub(crate) const SHADOW_HEADER: &str = "x-fig-shadow";
 /// Distinct differing paths counted per route; more are counted as `(other paths)`.
 const MAX_PATHS: usize = 256;
 /// How long the task waits for the primary's response to be complete.
@@ -56,7 +56,7 @@ const PRIMARY_WAIT: Duration = Duration::from_secs(30);
 
 /// Why a copy was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// Every shadow slot was busy (`[shadow] max_concurrent`).
     Saturated,
     /// The request body was over `max_request_body`.
@@ -65,7 +65,7 @@ pub enum DropReason {
 
 /// Why a copy was sent but not compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
+pub(crate) enum SkipReason {
     /// The primary failed, or its response did not complete (client gone, timeout).
     PrimaryFailed,
     /// A response body was over `max_response_body`.
@@ -100,7 +100,7 @@ const KINDS: [DiffKind; 3] = [DiffKind::Status, DiffKind::Header, DiffKind::Body
 
 /// Counters of one route's shadow traffic.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Copies sent.
     pub mirrored: AtomicU64,
     /// Compared and equal.
@@ -164,7 +164,7 @@ impl Stats {
 
 /// One side of a sample.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Side {
+pub(crate) struct Side {
     /// The upstream's name.
     pub upstream: String,
     /// Its status, if it answered.
@@ -178,7 +178,7 @@ pub struct Side {
 
 /// A recorded difference (or shadow failure) of one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// When it was compared (RFC 3339, UTC).
     pub time: String,
     /// The request method.
@@ -197,13 +197,13 @@ pub struct Sample {
 
 /// Shadow state that outlives a config: counters and samples per route, by name.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     routes: Mutex<std::collections::BTreeMap<String, Arc<RouteState>>>,
 }
 
 /// One route's counters and samples.
 #[derive(Debug, Default)]
-pub struct RouteState {
+pub(crate) struct RouteState {
     /// Its counters.
     pub stats: Stats,
     samples: Mutex<VecDeque<Sample>>,
@@ -313,7 +313,7 @@ fn write_samples(file: &Path, samples: &[Sample]) -> std::io::Result<()> {
 /// Copies use hyper's connection-level client with a small pool per address, as the request
 /// path does (`upstream.rs`), rather than hyper-util's pooled client: it costs less CPU per
 /// request, which is what shadowing 100% of a route spends most of.
-pub struct Engine {
+pub(crate) struct Engine {
     idle: Mutex<HashMap<http::uri::Authority, Vec<ShadowSender>>>,
     connect_timeout: Duration,
     slots: Arc<Semaphore>,
@@ -418,7 +418,7 @@ impl Engine {
 
 /// The shadow plan of one compiled route.
 #[derive(Debug)]
-pub struct RouteShadow {
+pub(crate) struct RouteShadow {
     route: Arc<str>,
     config: ShadowConfig,
     compare: CompareConfig,
@@ -462,11 +462,7 @@ impl RouteShadow {
 
     /// Whether this request is mirrored: its method is, and its user's bucket is within
     /// `percent`. `context` is called only when the share is neither 0 nor 100.
-    pub fn selects<'a>(
-        &self,
-        method: &Method,
-        context: impl FnOnce() -> RequestContext<'a>,
-    ) -> bool {
+    pub fn selects<C: StickyId>(&self, method: &Method, context: impl FnOnce() -> C) -> bool {
         if !self.config.methods.contains(method) {
             return false;
         }
@@ -475,12 +471,17 @@ impl RouteShadow {
             100.. => true,
             percent => {
                 let context = context();
-                let context = context.as_ref();
-                let id = context.user_id.or(context.remote_address).unwrap_or("");
-                bucket(&self.route, id) <= percent
+                bucket(&self.route, context.sticky_id()) <= percent
             }
         }
     }
+}
+
+/// What a request's share of shadow traffic is sticky to: the flag context's user id, else the
+/// client's address (`decision::context` implements it for the flag context of a request).
+pub(crate) trait StickyId {
+    /// The id, `""` when there is none.
+    fn sticky_id(&self) -> &str;
 }
 
 /// Unleash's normalized stickiness: `murmur3_32("GROUP:ID", 0) % 100 + 1`, in 1..=100.
@@ -488,102 +489,6 @@ pub fn bucket(group: &str, id: &str) -> u8 {
     let key = format!("{group}:{id}");
     let hash = murmur3::murmur3_32(&mut key.as_bytes(), 0).unwrap_or(0);
     u8::try_from(hash % 100).unwrap_or(0) + 1
-}
-
-/// Keeps the bytes of a body that passes by, up to a cap, and hands them over when it ends.
-/// Dropped before the end (the body failed or was cut short), it hands over nothing.
-#[derive(Debug)]
-pub struct Tee {
-    chunks: Vec<Bytes>,
-    len: u64,
-    cap: u64,
-    done: Option<oneshot::Sender<Copied>>,
-}
-
-/// What a [`Tee`] hands over.
-#[derive(Debug)]
-enum Copied {
-    Complete(Bytes),
-    TooLarge,
-}
-
-impl Tee {
-    fn new(cap: u64) -> (Tee, oneshot::Receiver<Copied>) {
-        let (sender, receiver) = oneshot::channel();
-        let tee = Tee {
-            chunks: Vec::new(),
-            len: 0,
-            cap,
-            done: Some(sender),
-        };
-        (tee, receiver)
-    }
-
-    /// Looks at one poll of the body it copies; `end_stream` is the body's `is_end_stream`
-    /// after the poll.
-    pub(crate) fn observe<E>(
-        &mut self,
-        polled: &Poll<Option<Result<Frame<Bytes>, E>>>,
-        end_stream: bool,
-    ) {
-        match polled {
-            Poll::Pending => return,
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    self.data(data);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => {
-                self.chunks.clear();
-                self.done = None;
-            }
-            Poll::Ready(None) => self.end(),
-        }
-        if end_stream {
-            self.end();
-        }
-    }
-
-    fn data(&mut self, data: &Bytes) {
-        if self.done.is_none() {
-            return;
-        }
-        self.len += data.len() as u64;
-        if self.len > self.cap {
-            self.chunks = Vec::new();
-            if let Some(done) = self.done.take() {
-                let _ = done.send(Copied::TooLarge);
-            }
-        } else if !data.is_empty() {
-            // A reference-counted handle on the same bytes, not a copy.
-            self.chunks.push(data.clone());
-        }
-    }
-
-    /// Copies a body that is all there, and ends.
-    pub(crate) fn copy(mut self, body: &Bytes) {
-        self.data(body);
-        self.end();
-    }
-
-    /// The body ended: hands the bytes over (once).
-    pub(crate) fn end(&mut self) {
-        let Some(done) = self.done.take() else {
-            return;
-        };
-        let body = match self.chunks.len() {
-            0 => Bytes::new(),
-            1 => self.chunks.pop().unwrap_or_default(),
-            _ => {
-                let mut joined = BytesMut::with_capacity(usize::try_from(self.len).unwrap_or(0));
-                for chunk in self.chunks.drain(..) {
-                    joined.extend_from_slice(&chunk);
-                }
-                joined.freeze()
-            }
-        };
-        let _ = done.send(Copied::Complete(body));
-    }
 }
 
 /// A started shadow copy waiting for the primary's response head.
@@ -627,8 +532,8 @@ impl Pending {
 pub(crate) fn start(
     plan: &Arc<RouteShadow>,
     parts: &Parts,
-    forwarded: Option<&crate::proxy::Forwarded>,
-    body: &crate::proxy::Outbound,
+    forwarded: Option<&crate::http::framing::Forwarded>,
+    body: &crate::http::body::Outbound,
     primary: usize,
     upstreams: &[Arc<Upstream>],
 ) -> Option<(Pending, Option<Tee>)> {
@@ -874,7 +779,8 @@ async fn send_copy(
 
 /// The admin API's `GET /routes/{name}/diff` document: counters, the most common differing
 /// paths, and the newest `limit` samples. `config` is the route's shadow config in force, if any.
-pub fn summary(
+pub(crate) fn summary(
+    schema_version: u32,
     route: &str,
     state: Option<&RouteState>,
     config: Option<&ShadowConfig>,
@@ -928,7 +834,7 @@ pub fn summary(
         })
     });
     json!({
-        "schema_version": crate::admin::SCHEMA_VERSION,
+        "schema_version": schema_version,
         "route": route,
         "shadow": shadow,
         "counts": counts,
@@ -938,7 +844,7 @@ pub fn summary(
 }
 
 /// Appends the shadow metrics to a Prometheus text exposition.
-pub fn render_metrics(registry: &Registry, out: &mut String) {
+pub(crate) fn render_metrics(registry: &Registry, out: &mut String) {
     let routes = registry.all();
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     out.push_str("# HELP fig_proxy_shadow_mirrored_total Shadow copies sent, by route.\n");

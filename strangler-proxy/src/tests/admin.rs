@@ -5,7 +5,7 @@ use std::sync::Arc;
 use http::StatusCode;
 
 use crate::config::{Config, Overrides};
-use crate::flags::StaticFlags;
+use crate::decision::flags::StaticFlags;
 
 use super::support::{admin_post, config, config_file, get, start, upstream};
 
@@ -382,13 +382,13 @@ fn a_rollback_writes_no_file_through_a_planted_symlink() {
     let victim = dir.path().join("victim");
     std::fs::write(&victim, "precious\n").unwrap();
     std::os::unix::fs::symlink(&victim, dir.path().join("fig-proxy.state.json.tmp")).unwrap();
-    let pins = crate::state::Pins::open(Some(state.clone())).unwrap();
+    let pins = crate::decision::state::Pins::open(Some(state.clone())).unwrap();
     assert!(pins.set("payments", true).unwrap());
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(written["pinned"], serde_json::json!(["payments"]));
-    let reopened = crate::state::Pins::open(Some(state)).unwrap();
+    let reopened = crate::decision::state::Pins::open(Some(state)).unwrap();
     assert!(reopened.is_pinned("payments"));
 }
 
@@ -404,7 +404,7 @@ fn site(local: &str, allowed: &[&str], headers: &[(&str, &str)]) -> String {
         );
     }
     let allowed: Vec<String> = allowed.iter().map(|host| (*host).to_owned()).collect();
-    match crate::admin::check_site(
+    match crate::ops::admin::check_site(
         &map,
         &http::Uri::from_static("/routes"),
         local.parse().unwrap(),

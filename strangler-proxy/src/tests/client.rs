@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::support::{config, get, send, start};
-use crate::flags::NoFlags;
+use crate::decision::flags::NoFlags;
 
 /// An upstream that reads each request head (and a body as long as its `Content-Length`) and
 /// answers with the bytes `script` returns for it, written in pieces of `piece` bytes with a short

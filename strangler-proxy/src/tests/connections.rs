@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::connections::{
+use crate::http::connections::{
     self, Backoff, Ended, H2Deadlines, Phase, Protocol, Sniff, Streams, default_max_connections,
     drive,
 };

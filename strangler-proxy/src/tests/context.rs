@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
 use crate::config::{Config, Overrides};
-use crate::context::{ContextBuilder, client_ip};
+use crate::decision::context::{ContextBuilder, client_ip};
 
 fn builder(context_toml: &str) -> ContextBuilder {
     let dir = env!("CARGO_MANIFEST_DIR");
@@ -193,7 +193,10 @@ fn ip_text_matches_display() {
         "::ffff:192.0.2.128",
     ] {
         let ip: IpAddr = ip.parse().unwrap();
-        assert_eq!(crate::context::IpText::new(ip).as_str(), ip.to_string());
+        assert_eq!(
+            crate::decision::context::IpText::new(ip).as_str(),
+            ip.to_string()
+        );
     }
 }
 

@@ -1,9 +1,9 @@
-//! The response comparison of shadow traffic (`crate::diff`) and the sticky buckets.
+//! The response comparison of shadow traffic (`crate::shadow::diff`) and the sticky buckets.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::diff::{Captured, CompareConfig, IgnorePattern, compare};
 use crate::shadow::bucket;
+use crate::shadow::diff::{Captured, CompareConfig, IgnorePattern, compare};
 
 /// Compares two 200 responses with these bodies, ignoring `ignore`, and renders each
 /// difference as `path: primary -> shadow (detail)`, one per line; "equal" when there is none.

@@ -69,9 +69,9 @@ use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner}
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::client::{Conn, Outgoing};
-use crate::flags::NoFlags;
-use crate::upstream::{Address, Upstream};
+use crate::NoFlags;
+use crate::http::client::{Conn, Outgoing};
+use crate::protection::upstream::{Address, Upstream};
 
 use super::support::{TestProxy, config, start};
 

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use governor::clock::FakeRelativeClock;
 
-use crate::breaker::{Breaker, Nanos, Outlier, State};
 use crate::config::{CircuitBreakerConfig, OutlierConfig, RateKey, RateLimitConfig};
-use crate::limit::{Key, RateLimit};
+use crate::protection::breaker::{Breaker, Nanos, Outlier, State};
+use crate::protection::limit::{Key, RateLimit};
 
 const MS: Nanos = 1_000_000;
 
@@ -392,7 +392,7 @@ fn bad_protection_values_name_their_place() {
 
 #[test]
 fn a_reload_with_the_same_breaker_settings_keeps_the_breaker() {
-    let registry = crate::attempt::GuardMetrics::default();
+    let registry = crate::protection::guard::GuardMetrics::default();
     let first = registry.upstream("svc", &config());
     for i in 0..3 {
         send(&first.breaker, i * MS, true);
@@ -413,7 +413,7 @@ fn a_reload_with_the_same_breaker_settings_keeps_the_breaker() {
 
 #[tokio::test]
 async fn the_in_flight_cap_waits_up_to_its_queue_timeout_then_sheds() {
-    let cap = crate::limit::Concurrency::new(1, Duration::from_millis(100));
+    let cap = crate::protection::limit::Concurrency::new(1, Duration::from_millis(100));
     let held = cap.acquire().await.expect("a first slot");
     assert_eq!(cap.in_flight(), 1);
     assert!(cap.acquire().await.is_none(), "shed after the wait");
@@ -426,7 +426,7 @@ async fn the_in_flight_cap_waits_up_to_its_queue_timeout_then_sheds() {
         "a slot freed within the wait"
     );
     release.await.expect("the releasing task");
-    let no_wait = crate::limit::Concurrency::new(1, Duration::ZERO);
+    let no_wait = crate::protection::limit::Concurrency::new(1, Duration::ZERO);
     let _held = no_wait.acquire().await;
     assert!(no_wait.acquire().await.is_none());
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::flags::NoFlags;
+use crate::decision::flags::NoFlags;
 
 use super::support::{TestProxy, Upstream, config, start, upstream};
 

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::flags::{NoFlags, StaticFlags};
+use crate::decision::flags::{NoFlags, StaticFlags};
 
 use super::support::{Repeat, config, get, send, start, upstream};
 
@@ -603,7 +603,7 @@ fn check_hop_by_hop(headers: &[(&str, &str)], expected_kept: &[&str]) {
             http::HeaderValue::from_str(value).unwrap(),
         );
     }
-    crate::proxy::remove_hop_by_hop(&mut map);
+    crate::http::framing::remove_hop_by_hop(&mut map);
     let mut kept: Vec<&str> = map.keys().map(http::HeaderName::as_str).collect();
     kept.sort_unstable();
     assert_eq!(kept, expected_kept);

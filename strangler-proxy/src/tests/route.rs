@@ -5,10 +5,10 @@ use std::sync::atomic::Ordering;
 
 use http::Request;
 
-use crate::flags::{FlagSource, NoFlags, StaticFlags};
-use crate::metrics::Metrics;
-use crate::route::{Reason, RouteTable, route};
-use crate::state::Pins;
+use crate::decision::flags::{FlagSource, NoFlags, StaticFlags};
+use crate::decision::route::{Reason, RouteTable, route};
+use crate::decision::state::Pins;
+use crate::ops::metrics::Metrics;
 
 use super::support::config;
 
@@ -118,7 +118,7 @@ fn decide(flags: &dyn FlagSource, pinned: bool) -> (String, Reason) {
     pins.set("p", pinned).unwrap();
     let table = RouteTable::compile(&config, &pins, &Metrics::default());
     let (parts, ()) = Request::get("/p/1").body(()).unwrap().into_parts();
-    let context = crate::context::ContextBuilder::new(config.context.clone());
+    let context = crate::decision::context::ContextBuilder::new(config.context.clone());
     let decision = route(&parts, &table, flags, || {
         context.build(&parts, [127, 0, 0, 1].into())
     });
@@ -135,7 +135,7 @@ fn decide(flags: &dyn FlagSource, pinned: bool) -> (String, Reason) {
 struct NotReady;
 
 impl FlagSource for NotReady {
-    fn is_enabled(&self, _: &str, _: crate::flags::ContextRef<'_>) -> bool {
+    fn is_enabled(&self, _: &str, _: crate::decision::flags::ContextRef<'_>) -> bool {
         true
     }
 
@@ -183,7 +183,7 @@ fn a_flag_that_is_the_same_for_everyone_needs_no_context() {
          [[routes]]\nname = \"half\"\nmatch = { prefix = \"/half\" }\nservice = \"svc\"\nflag = \"half\"\n",
     );
     let table = RouteTable::compile(&config, &Pins::open(None).unwrap(), &Metrics::default());
-    let context = crate::context::ContextBuilder::new(config.context.clone());
+    let context = crate::decision::context::ContextBuilder::new(config.context.clone());
     let (parts, ()) = Request::get("/all/1").body(()).unwrap().into_parts();
     let decision = route(&parts, &table, &flags, || {
         unreachable!("a flag on for everyone is decided without a context")

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Overrides};
-use crate::slo::{SloConfig, Window, bucket_upper, decide, latency_bucket};
-use crate::state::{FlagOff, PinInfo, PinnedBy, Pins};
+use crate::decision::state::{FlagOff, PinInfo, PinnedBy, Pins};
+use crate::protection::slo::{SloConfig, Window, bucket_upper, decide, latency_bucket};
 
 fn slo(max_error_rate: Option<f64>, max_p99_ms: Option<u64>, min_requests: u64) -> SloConfig {
     SloConfig {
@@ -212,7 +212,7 @@ fn requests_an_open_circuit_kept_from_the_service_are_failures() {
 
 #[test]
 fn a_reload_keeps_the_window_unless_the_slo_changed() {
-    let registry = crate::slo::Registry::default();
+    let registry = crate::protection::slo::Registry::default();
     let config = slo(Some(0.05), None, 20);
     let first = registry.window("payments", &config);
     first.record(Instant::now(), Duration::from_millis(1), true);

@@ -20,8 +20,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, Overrides};
-use crate::flags::FlagSource;
-use crate::serve::{Listeners, Proxy};
+use crate::decision::flags::FlagSource;
+use crate::ops::runtime::Proxy;
+use crate::serve::Listeners;
 
 /// A test upstream: answers with its name and the request head it received.
 pub(crate) struct Upstream {

@@ -7,13 +7,13 @@ use http::{HeaderMap, HeaderValue, Request, Version};
 use proptest::prelude::*;
 
 use crate::config::{Config, Overrides};
-use crate::flags::NoFlags;
-use crate::metrics::Metrics;
-use crate::route::{RouteTable, route};
-use crate::state::Pins;
-use crate::target::{
+use crate::decision::flags::NoFlags;
+use crate::decision::route::{RouteTable, route};
+use crate::decision::state::Pins;
+use crate::http::target::{
     BadTarget, PathError, allowed_upgrade, canonicalize, normalize_path, upgrade_accepted,
 };
+use crate::ops::metrics::Metrics;
 
 use super::support::config;
 

@@ -140,7 +140,8 @@ pub struct Concurrency {
     semaphore: Arc<Semaphore>,
     queue_timeout: Duration,
     /// The cap.
-    pub max: u32,
+    #[cfg(test)]
+    max: u32,
 }
 
 impl Concurrency {
@@ -149,6 +150,7 @@ impl Concurrency {
         Concurrency {
             semaphore: Arc::new(Semaphore::new(max as usize)),
             queue_timeout,
+            #[cfg(test)]
             max,
         }
     }
@@ -168,7 +170,8 @@ impl Concurrency {
     }
 
     /// Requests in flight now.
-    pub fn in_flight(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> u32 {
         self.max
             .saturating_sub(u32::try_from(self.semaphore.available_permits()).unwrap_or(u32::MAX))
     }

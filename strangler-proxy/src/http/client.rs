@@ -31,10 +31,9 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::framing::{
+use crate::http::framing::{
     self, ChunkSize, FramingError, FramingFields, ResponseFraming, TrailerSection,
 };
-use crate::upstream::Address;
 
 /// Most header fields in a response head (hyper's default as well).
 const MAX_HEADERS: usize = 100;
@@ -135,11 +134,19 @@ pub fn is_idempotent(parts: &http::request::Parts) -> bool {
         || parts.headers.contains_key(&X_IDEMPOTENCY_KEY)
 }
 
+/// Where a connection goes back when its response has been read to the end: the upstream
+/// address it was checked out of (`protection::upstream::Address` implements it). A trait, so
+/// that this layer names nothing above it; the calls are monomorphised.
+pub trait Pool: std::fmt::Debug + Send + Sync + 'static {
+    /// Takes an idle connection back.
+    fn checkin(&self, conn: Conn);
+}
+
 /// A response head, its body, and the connection when the response is an upgrade.
 #[derive(Debug)]
-pub struct Exchanged {
+pub struct Exchanged<P: Pool> {
     /// The response, its body read from the connection as it is polled.
-    pub response: http::Response<ResponseBody>,
+    pub response: http::Response<ResponseBody<P>>,
     /// The connection, after `101 Switching Protocols`.
     pub upgraded: Option<Upgraded>,
 }
@@ -195,11 +202,11 @@ impl Conn {
     }
 
     /// Sends one request and reads the response head.
-    pub async fn exchange(
+    pub async fn exchange<P: Pool>(
         mut self,
         request: Outgoing<'_>,
-        pool: &Arc<Address>,
-    ) -> Result<Exchanged, Failure> {
+        pool: &Arc<P>,
+    ) -> Result<Exchanged<P>, Failure> {
         let reused = std::mem::replace(&mut self.reused, true);
         let mut sent = false;
         let written = write_request(&mut self.stream, request, &mut sent).await;
@@ -227,12 +234,12 @@ impl Conn {
         }
     }
 
-    fn into_exchanged(
+    fn into_exchanged<P: Pool>(
         mut self,
         head: ResponseHead,
         request_complete: bool,
-        pool: &Arc<Address>,
-    ) -> Exchanged {
+        pool: &Arc<P>,
+    ) -> Exchanged<P> {
         let ResponseHead {
             parts,
             fields,
@@ -525,7 +532,7 @@ fn parse_head_with<const N: usize>(
             headers.append(name, value);
         }
         if !keep_hop_by_hop {
-            crate::proxy::remove_hop_by_hop(&mut headers);
+            framing::remove_hop_by_hop(&mut headers);
         }
         if let Some(len) = length {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -558,7 +565,7 @@ pub(crate) fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 /// Whether a field is hop-by-hop (`Connection` included), by its name as read.
 fn is_hop_by_hop(name: &[u8]) -> bool {
-    crate::proxy::HOP_BY_HOP
+    framing::HOP_BY_HOP
         .iter()
         .any(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(name))
 }
@@ -658,11 +665,11 @@ impl Fields {
 /// A response body, read from the upstream connection as it is polled. When it has been read to
 /// the end (and the exchange allows it), the connection goes back to its address's pool.
 #[derive(Debug)]
-pub struct ResponseBody {
+pub struct ResponseBody<P: Pool> {
     conn: Option<Conn>,
     state: State,
     reuse: bool,
-    pool: Option<Arc<Address>>,
+    pool: Option<Arc<P>>,
     /// The response's header fields, when they are not in its map.
     fields: Fields,
 }
@@ -689,8 +696,8 @@ enum Chunked {
     Trailers,
 }
 
-impl ResponseBody {
-    fn done() -> ResponseBody {
+impl<P: Pool> ResponseBody<P> {
+    fn done() -> ResponseBody<P> {
         ResponseBody {
             conn: None,
             state: State::Done,
@@ -768,7 +775,7 @@ impl ResponseBody {
     }
 }
 
-impl Body for ResponseBody {
+impl<P: Pool> Body for ResponseBody<P> {
     type Data = Bytes;
     type Error = ClientError;
 
@@ -852,7 +859,7 @@ impl Body for ResponseBody {
     }
 }
 
-impl ResponseBody {
+impl<P: Pool> ResponseBody<P> {
     /// One step of chunked decoding over what is buffered: a frame, or `None` when the state
     /// moved on or more bytes are needed (the state is then unchanged).
     fn step_chunked(&mut self, step: Chunked) -> Result<Option<Frame<Bytes>>, ClientError> {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::state::PinInfo;
+use crate::decision::state::PinInfo;
 
 /// `GET /routes`: every route with its state, flag and counters.
 #[derive(Debug, Clone, Serialize, Deserialize)]

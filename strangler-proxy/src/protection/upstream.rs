@@ -24,14 +24,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use crate::attempt::UpstreamGuard;
-use crate::breaker::{Nanos, Outlier};
-use crate::client::Conn;
 use crate::config::{Balance, Config, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig};
 use crate::error::ProxyErrorKind;
-use crate::limit::Concurrency;
-use crate::metrics::Metrics;
-use crate::proxy::RequestBody;
+use crate::http::body::RequestBody;
+use crate::http::client::Conn;
+use crate::protection::breaker::{Nanos, Outlier};
+use crate::protection::guard::{GuardMetrics, UpstreamGuard};
+use crate::protection::limit::Concurrency;
 
 /// One upstream: a named pool of addresses.
 #[derive(Debug)]
@@ -193,11 +192,9 @@ impl Drop for InFlight {
 impl Upstream {
     /// Builds the pool of one upstream config, with counters (and a breaker) that live in
     /// `metrics` across reloads.
-    pub fn with_metrics(config: &UpstreamConfig, metrics: &Metrics) -> Upstream {
+    pub fn with_metrics(config: &UpstreamConfig, guard: &GuardMetrics) -> Upstream {
         let mut upstream = Upstream::new(config);
-        upstream.guard = metrics
-            .guard
-            .upstream(&config.name, &config.circuit_breaker);
+        upstream.guard = guard.upstream(&config.name, &config.circuit_breaker);
         upstream
     }
 
@@ -251,7 +248,7 @@ impl Upstream {
 
     /// Picks an address for one request and takes an in-flight slot on it.
     pub fn pick(&self) -> (Arc<Address>, InFlight) {
-        self.pick_at(crate::breaker::nanos(std::time::Instant::now()))
+        self.pick_at(crate::protection::breaker::nanos(std::time::Instant::now()))
     }
 
     /// [`Upstream::pick`] at time `now`: addresses that fail their health check or are ejected
@@ -377,5 +374,11 @@ async fn probe(
     match tokio::time::timeout(check.timeout, client.request(request)).await {
         Ok(Ok(response)) => response.status().is_success() || response.status().is_redirection(),
         _ => false,
+    }
+}
+
+impl crate::http::client::Pool for Address {
+    fn checkin(&self, conn: Conn) {
+        Address::checkin(self, conn);
     }
 }

@@ -83,12 +83,14 @@ impl FlagSource for feature_flags::Flags {
 }
 
 /// A fixed answer per flag name, for tests: every listed flag is on for everyone.
+#[cfg(test)]
 #[derive(Debug, Clone, Default)]
 pub struct StaticFlags {
     /// The flags that are on.
     pub enabled: Vec<String>,
 }
 
+#[cfg(test)]
 impl FlagSource for StaticFlags {
     fn is_enabled(&self, flag: &str, _context: ContextRef<'_>) -> bool {
         self.enabled.iter().any(|f| f == flag)

@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::config::{Config, ContextConfig, JwtConfig, RateKey, TokenLocation, ValueSource};
-use crate::flags::{Context, ContextRef};
+use crate::decision::flags::{Context, ContextRef};
 
 /// Seconds a JWT's `exp` and `nbf` may be off, for clocks that disagree.
 pub(crate) const JWT_LEEWAY_SECS: u64 = 60;
@@ -351,5 +351,12 @@ impl IpText {
     /// The text.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl crate::shadow::StickyId for RequestContext<'_> {
+    fn sticky_id(&self) -> &str {
+        let context = self.as_ref();
+        context.user_id.or(context.remote_address).unwrap_or("")
     }
 }

@@ -41,10 +41,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::PathMatch;
-use crate::flags::ContextRef;
-use crate::metrics::Extra;
-use crate::route::Reason;
-use crate::serve::Proxy;
+use crate::decision::flags::ContextRef;
+use crate::decision::route::Reason;
+use crate::ops::metrics::Extra;
+use crate::ops::runtime::Proxy;
 use api::{
     CircuitDoc, MatchDoc, PathDoc, PinAnswer, ReloadAnswer, RouteDoc, RouteState, RoutesDoc,
 };
@@ -395,12 +395,12 @@ fn routes(proxy: &Proxy) -> RoutesDoc {
                 slo: compiled
                     .slo
                     .as_ref()
-                    .map(|window| crate::slo::describe(window, now)),
+                    .map(|window| crate::protection::slo::describe(window, now)),
                 circuit: circuit_doc(
                     &active.upstreams[compiled.service],
-                    crate::breaker::nanos(now),
+                    crate::protection::breaker::nanos(now),
                 ),
-                fallbacks: crate::attempt::Cause::ALL
+                fallbacks: crate::protection::guard::Cause::ALL
                     .iter()
                     .filter_map(|cause| {
                         let count =
@@ -464,7 +464,7 @@ fn metrics(proxy: &Proxy) -> String {
             (route.name.to_string(), by)
         })
         .collect();
-    let windows: Vec<(String, crate::slo::Stats)> = active
+    let windows: Vec<(String, crate::protection::slo::Stats)> = active
         .routes
         .routes()
         .iter()
@@ -502,14 +502,20 @@ fn diff(proxy: &Proxy, name: &str, query: Option<&str>) -> Response<Full<Bytes>>
     let state = proxy.shared.metrics.shadow.get(name);
     json_response(
         StatusCode::OK,
-        &crate::shadow::summary(name, state.as_deref(), route.shadow.as_ref(), limit),
+        &crate::shadow::summary(
+            SCHEMA_VERSION,
+            name,
+            state.as_deref(),
+            route.shadow.as_ref(),
+            limit,
+        ),
     )
 }
 
 /// The circuit of a route's service: its state, or `None` when its breaker is off.
 fn circuit_doc(
-    upstream: &crate::upstream::Upstream,
-    now: crate::breaker::Nanos,
+    upstream: &crate::protection::upstream::Upstream,
+    now: crate::protection::breaker::Nanos,
 ) -> Option<CircuitDoc> {
     let breaker = &upstream.guard.breaker;
     if !breaker.enabled() {
@@ -526,8 +532,10 @@ fn circuit_doc(
 }
 
 /// The circuit state of every upstream whose breaker is on.
-fn circuits(active: &crate::serve::Active) -> Vec<(String, crate::breaker::State)> {
-    let now = crate::breaker::nanos(std::time::Instant::now());
+fn circuits(
+    active: &crate::ops::runtime::Active,
+) -> Vec<(String, crate::protection::breaker::State)> {
+    let now = crate::protection::breaker::nanos(std::time::Instant::now());
     active
         .upstreams
         .iter()

@@ -19,10 +19,10 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::config::{Config, MatchConfig, PathMatch};
-use crate::context::RequestContext;
-use crate::flags::FlagSource;
-use crate::metrics::{Metrics, Series, UNMATCHED};
-use crate::state::Pins;
+use crate::decision::context::RequestContext;
+use crate::decision::flags::FlagSource;
+use crate::decision::series::{Metrics, Series, UNMATCHED};
+use crate::decision::state::Pins;
 
 /// Compiled routes, in order, with the index of the default upstream.
 #[derive(Debug)]
@@ -53,13 +53,13 @@ pub struct CompiledRoute {
     /// Metrics of requests sent to the fallback.
     pub fallback_series: Arc<Series>,
     /// The SLO window of requests sent to the service, if the route has an SLO.
-    pub slo: Option<Arc<crate::slo::Window>>,
+    pub(crate) slo: Option<Arc<crate::protection::slo::Window>>,
     /// Shadow traffic, if the route has `shadow`.
-    pub shadow: Option<Arc<crate::shadow::RouteShadow>>,
+    pub(crate) shadow: Option<Arc<crate::shadow::RouteShadow>>,
     /// Counters of fallbacks and rate-limited requests, kept across reloads.
-    pub guard: Arc<crate::attempt::RouteCounters>,
+    pub(crate) guard: Arc<crate::protection::guard::RouteCounters>,
     /// The route's rate limit, if any (its buckets start full after a reload).
-    pub rate_limit: Option<crate::limit::RateLimit>,
+    pub(crate) rate_limit: Option<crate::protection::limit::RateLimit>,
 }
 
 #[derive(Debug)]
@@ -203,7 +203,9 @@ impl RouteTable {
                     },
                 ),
                 guard: metrics.guard.route(&route.name),
-                rate_limit: route.rate_limit.map(crate::limit::RateLimit::new),
+                rate_limit: route
+                    .rate_limit
+                    .map(crate::protection::limit::RateLimit::new),
             })
             .collect();
         RouteTable {

@@ -14,7 +14,7 @@
 //! wins, and an intermediary removes the length before it forwards), and its connection is not
 //! used again.
 
-use http::{HeaderName, Method, StatusCode, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 
 /// What a head's framing fields said, gathered field by field as the head is read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -560,5 +560,121 @@ mod tests {
             assert!(!is_valid_trailer(&name), "{name}");
         }
         assert!(is_valid_trailer(&HeaderName::from_static("grpc-status")));
+    }
+}
+
+// What a proxy removes from a head and adds to it (RFC 9110 7.6): the rules the server, the
+// client and the handler share.
+
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Headers that concern one connection only (RFC 9110 7.6.1), never forwarded. `Connection`
+/// comes first: [`remove_hop_by_hop`] treats it apart. `Trailer` is not among them: it announces
+/// the trailer fields end to end, and a server passes a trailer on only when it was announced.
+pub(crate) static HOP_BY_HOP: [&HeaderName; 7] = [
+    &header::CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &header::TE,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+    &header::PROXY_AUTHORIZATION,
+];
+
+/// Removes hop-by-hop headers, including those named in `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names finds what is there: most messages carry no hop-by-hop header or
+    // only `Connection`, and removing all eight names would hash each of them every time.
+    let mut connection = false;
+    let mut others = false;
+    for name in headers.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if HOP_BY_HOP.contains(&name) {
+            others = true;
+        }
+    }
+    if connection {
+        // Only names present in the message are removed; the usual tokens (`keep-alive`,
+        // `close`) name no header and cost neither a lookup nor an allocation.
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter(|v| !is_connection_option(v.as_bytes()))
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|token| !is_connection_option(token.as_bytes()))
+            .filter_map(|token| {
+                headers
+                    .keys()
+                    // `Connection: host` would take away the Host the request was routed on, and
+                    // the upstream would get the address's instead (target.rs).
+                    .find(|name| name.as_str().eq_ignore_ascii_case(token) && *name != header::HOST)
+                    .cloned()
+            })
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    if others {
+        for name in &HOP_BY_HOP[1..] {
+            headers.remove(*name);
+        }
+    }
+}
+
+/// `keep-alive` and `close` in `Connection` are options, not header names (a `Keep-Alive` header
+/// is removed as hop-by-hop anyway).
+fn is_connection_option(token: &[u8]) -> bool {
+    token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
+}
+
+/// How many headers [`rewrite_request`] may add to a request head's map.
+pub(crate) const ADDED_REQUEST_HEADERS: usize = 2;
+
+/// The forwarding headers of a request (`X-Forwarded-For`, `-Proto`, `-Host`, `Via`), kept out of
+/// its header map: the proxy's own client writes them after the map's headers, and only the
+/// requests that go another way (hyper's client, shadow copies) get them in their map
+/// ([`Forwarded::apply`]). Inserting four headers into a hash map on every request was about 5%
+/// of the proxy's instructions.
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarded {
+    /// `X-Forwarded-For`: the client's address, after a trusted proxy's list.
+    pub(crate) forwarded_for: HeaderValue,
+    /// `X-Forwarded-Proto: http`, unless a trusted proxy set one.
+    pub(crate) proto: bool,
+    /// `X-Forwarded-Host`: the client's `Host`, unless a trusted proxy set one.
+    pub(crate) host: Option<HeaderValue>,
+    /// `Via`.
+    pub(crate) via: HeaderValue,
+}
+
+impl Forwarded {
+    /// The headers, in the order they are written.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&'static HeaderName, &HeaderValue)> {
+        static HTTP: HeaderValue = HeaderValue::from_static("http");
+        [
+            Some((&X_FORWARDED_FOR, &self.forwarded_for)),
+            self.proto.then_some((&X_FORWARDED_PROTO, &HTTP)),
+            self.host.as_ref().map(|host| (&X_FORWARDED_HOST, host)),
+            Some((&header::VIA, &self.via)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Puts the headers into `headers`, for a request that is not encoded by the proxy's own
+    /// client.
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+        for (name, value) in self.fields() {
+            headers.append(name, value.clone());
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! Nearly every request a proxy in front of a monolith sees is plain: a head, no body or a small
 //! one with a `Content-Length`, on a keep-alive connection. For those this module does the
 //! server's work in the connection's task, with no per-request state machine around it: it reads
-//! into one buffer, parses the head with `httparse`, calls [`proxy::handle`], writes the response
+//! into one buffer, parses the head with `httparse`, calls the handler ([`Service`]), writes the response
 //! head and the start of its body in one write, and reads the next request. hyper's HTTP/1 server
 //! (its dispatcher, its head parsing and encoding, its per-request header-read timer) was about a
 //! third of the proxy's instructions per request on the loopback benchmark (docs/benchmarks.md).
@@ -26,6 +26,7 @@
 //! once and a busy one after its response, which says `Connection: close`.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -35,7 +36,7 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt as _;
-use hyper::body::Body as _;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -45,11 +46,11 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::connections::{self, Sniff, Streams, Tracked};
-use crate::deadline::IdleWrite;
-use crate::framing::{self, ConnectionTokens, FramingFields};
-use crate::proxy::{self, ClientBody, ClientConn, ProxyBody};
-use crate::serve::Shared;
+use crate::http::client::Fields;
+use crate::http::connections::{self, Sniff, Streams, Tracked};
+use crate::http::deadline::ConnTimer;
+use crate::http::deadline::IdleWrite;
+use crate::http::framing::{self, ConnectionTokens, FramingFields};
 
 /// Request bodies up to this size (with a `Content-Length`) are read whole by this server;
 /// larger ones stream through hyper's.
@@ -77,9 +78,44 @@ pub(crate) struct Settings {
     pub(crate) body_idle: Duration,
 }
 
+/// What the server asks of the request handler above it: `proxy.rs` implements it for the
+/// proxy's shared state. The server is generic over it, so the call is monomorphised (no `dyn`,
+/// no box): the handler's future is polled in the connection's task as it was when the server
+/// named the handler.
+pub(crate) trait Service: Send + Sync + 'static {
+    /// The response body.
+    type Body: ResponseBody;
+
+    /// Answers one request from `client`.
+    fn call<'a>(
+        &'a self,
+        client: &'a ClientConn,
+        req: Request<ClientBody>,
+    ) -> impl Future<Output = Response<Self::Body>> + Send + 'a;
+
+    /// The HTTP/2 deadlines of the config in force.
+    fn h2_deadlines(&self) -> connections::H2Deadlines;
+
+    /// Where the ends of connections are counted.
+    fn connection_metrics(&self) -> &connections::ConnectionMetrics;
+}
+
+/// A response body as this server writes it: its frames, and the upstream's header fields kept
+/// out of the response's map ([`Fields`]).
+pub(crate) trait ResponseBody:
+    Body<Data = Bytes, Error: std::error::Error + Send + Sync + 'static> + Send + Unpin + 'static
+{
+    /// The upstream response's header fields that are not in the response's map: written after
+    /// the map's.
+    fn upstream_fields(&self) -> Option<&Fields>;
+
+    /// Moves those fields into `headers`, for a server that writes only the map (hyper's).
+    fn move_fields_into(&mut self, headers: &mut HeaderMap);
+}
+
 /// One client connection: what the proxy knows of it and how to hand it to hyper.
-pub(crate) struct Connection {
-    pub(crate) conn: Arc<(Arc<Shared>, ClientConn)>,
+pub(crate) struct Connection<S> {
+    pub(crate) conn: Arc<(Arc<S>, ClientConn)>,
     pub(crate) builder: Arc<auto::Builder<TokioExecutor>>,
     pub(crate) watcher: Watcher,
     pub(crate) stop: watch::Receiver<bool>,
@@ -88,7 +124,7 @@ pub(crate) struct Connection {
 /// Serves one client connection with hyper's server only (`server.http1 = "hyper"`, or after a
 /// hand-off), within the HTTP/2 deadlines hyper lacks (connections.rs): the handshake within
 /// `timeouts.h2_handshake`, GOAWAY after `timeouts.h2_idle` with no stream open.
-pub(crate) async fn serve_with_hyper<I>(io: I, connection: Connection)
+pub(crate) async fn serve_with_hyper<I, S: Service>(io: I, connection: Connection<S>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -100,12 +136,7 @@ where
     } = connection;
     let peer = conn.1.addr;
     let shared = conn.0.clone();
-    let timeouts = shared.active.load().config.timeouts;
-    let deadlines = connections::H2Deadlines {
-        handshake: timeouts.h2_handshake,
-        idle: timeouts.h2_idle,
-        grace: timeouts.h2_ping_timeout,
-    };
+    let deadlines = shared.h2_deadlines();
     let streams = Streams::new();
     let (io, protocol) = Sniff::new(io);
     let tracker = streams.clone();
@@ -113,7 +144,7 @@ where
         let conn = conn.clone();
         let stream = tracker.open();
         async move {
-            let response = proxy::handle(&conn.0, &conn.1, req.map(ClientBody::Hyper)).await;
+            let response = conn.0.call(&conn.1, req.map(ClientBody::Hyper)).await;
             // hyper writes the map only: the upstream's fields go into it.
             let (mut parts, mut body) = response.into_parts();
             body.move_fields_into(&mut parts.headers);
@@ -132,14 +163,18 @@ where
         stop,
     )
     .await;
-    connections::record(&ended, peer, &shared.metrics.connections);
+    connections::record(&ended, peer, shared.connection_metrics());
     // Held to the end: the proxy's drain waits for every watcher to be dropped.
     drop(watcher);
 }
 
 /// Serves one client connection: plain HTTP/1 requests here, the rest by hyper (see the module
 /// documentation).
-pub(crate) async fn serve(stream: TcpStream, settings: Settings, connection: Connection) {
+pub(crate) async fn serve<S: Service>(
+    stream: TcpStream,
+    settings: Settings,
+    connection: Connection<S>,
+) {
     // A client that stops reading its response holds the connection `body_idle` at most.
     let mut stream = IdleWrite::new(stream, settings.body_idle);
     let mut buf = BytesMut::new();
@@ -216,7 +251,7 @@ pub(crate) async fn serve(stream: TcpStream, settings: Settings, connection: Con
             trailers,
         };
         let (shared, client) = &*connection.conn;
-        let response = proxy::handle(shared, client, req).await;
+        let response = shared.call(client, req).await;
         let shutting_down = *connection.stop.borrow();
         let keep_alive = exchange.keep_alive && !shutting_down;
         match write_response(&mut stream, &mut out, response, &exchange, keep_alive).await {
@@ -234,7 +269,7 @@ pub(crate) async fn serve(stream: TcpStream, settings: Settings, connection: Con
 }
 
 /// Gives the connection to hyper's server, the bytes read so far first.
-async fn hand_off(stream: Stream, buf: BytesMut, connection: Connection) {
+async fn hand_off<S: Service>(stream: Stream, buf: BytesMut, connection: Connection<S>) {
     let io = Rewind {
         read: buf.freeze(),
         inner: stream,
@@ -342,7 +377,7 @@ fn build(
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.1)).ok()?;
     // Room for the headers the proxy adds on the way (`X-Forwarded-*`, `Via`, ...): sized as
     // `rewrite_request` reserves, so that the map never grows (a reallocation and a rehash).
-    let mut headers = HeaderMap::with_capacity(spans.len() + proxy::ADDED_REQUEST_HEADERS);
+    let mut headers = HeaderMap::with_capacity(spans.len() + framing::ADDED_REQUEST_HEADERS);
     // The framing fields are judged by `framing.rs`; a request whose framing this server does
     // not take on (a coding, a bad length or a list of lengths, an upgrade, `Expect`) is
     // hyper's, which refuses what it does not take.
@@ -412,10 +447,10 @@ enum Framing {
 }
 
 /// Writes `response`; `Ok(true)` when the connection can carry another request.
-async fn write_response(
+async fn write_response<B: ResponseBody>(
     stream: &mut Stream,
     out: &mut Vec<u8>,
-    response: Response<ProxyBody>,
+    response: Response<B>,
     exchange: &Exchange,
     keep_alive: bool,
 ) -> io::Result<bool> {
@@ -498,7 +533,7 @@ struct Seen {
 fn write_fields(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
-    upstream: Option<&crate::client::Fields>,
+    upstream: Option<&crate::http::client::Fields>,
     version: Version,
 ) -> Seen {
     out.extend_from_slice(if version == Version::HTTP_10 {
@@ -542,7 +577,7 @@ fn write_fields(
             }
         }
         seen.date |= *name == header::DATE;
-        crate::client::push_line(out, name.as_str().as_bytes(), value.as_bytes());
+        crate::http::client::push_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     seen
 }
@@ -552,10 +587,10 @@ fn write_fields(
 /// close, as with hyper. A body framed by a length (`declared`) never writes more than that
 /// length, nor ends the response with less: the connection closes instead, so that the client
 /// cannot read body bytes as the next response.
-async fn write_body(
+async fn write_body<B: ResponseBody>(
     stream: &mut Stream,
     out: &mut Vec<u8>,
-    body: &mut ProxyBody,
+    body: &mut B,
     (framing, declared): (Framing, Option<u64>),
     exchange: &Exchange,
     headers: &HeaderMap,
@@ -641,7 +676,7 @@ async fn write_body(
                             name,
                         );
                         if announced && framing::is_valid_trailer(name) {
-                            crate::client::push_line(
+                            crate::http::client::push_line(
                                 out,
                                 name.as_str().as_bytes(),
                                 value.as_bytes(),
@@ -743,5 +778,67 @@ mod date {
             }
             out.extend_from_slice(text.as_bytes());
         });
+    }
+}
+
+/// A request body as the server that read the request hands it over.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// Streamed by hyper's server (HTTP/2, and HTTP/1 requests the proxy's own server hands to
+    /// hyper: see `server.rs`).
+    Hyper(Incoming),
+    /// Read whole by the proxy's own HTTP/1 server (`None`: no body).
+    Read(Option<Bytes>),
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match &mut *self {
+            ClientBody::Hyper(inner) => Pin::new(inner).poll_frame(cx),
+            ClientBody::Read(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Hyper(inner) => inner.is_end_stream(),
+            ClientBody::Read(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Hyper(inner) => inner.size_hint(),
+            ClientBody::Read(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
+/// What the proxy knows of one client connection, computed once when it is accepted.
+#[derive(Debug)]
+pub(crate) struct ClientConn {
+    /// The peer's address.
+    pub(crate) addr: SocketAddr,
+    /// The peer's IP as an `X-Forwarded-For` value (formatting it per request is measurable).
+    pub(crate) forwarded_for: HeaderValue,
+    /// The timer its HTTP/1 requests' deadlines share.
+    pub(crate) timer: ConnTimer,
+}
+
+impl ClientConn {
+    pub(crate) fn new(addr: SocketAddr, forwarded_for: HeaderValue) -> ClientConn {
+        ClientConn {
+            addr,
+            forwarded_for,
+            timer: ConnTimer::default(),
+        }
     }
 }
