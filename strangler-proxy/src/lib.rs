@@ -83,9 +83,7 @@ pub mod metrics {
 
 /// SLO windows and the decision to roll back (`protection::slo`).
 pub mod slo {
-    pub(crate) use crate::protection::slo::{DEFAULT_MIN_REQUESTS, DEFAULT_WINDOW};
     pub use crate::protection::slo::{SloConfig, Window, decide};
 }
 
 pub(crate) use http::target;
-pub(crate) use shadow::diff;

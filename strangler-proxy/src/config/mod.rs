@@ -42,10 +42,13 @@ pub use self::flags::{FlagStoreConfig, UnleashAdminConfig};
 pub use self::limits::Limits;
 pub use self::reload::ReloadConfig;
 pub use self::routes::{
-    MatchConfig, PathMatch, RateKey, RateLimitConfig, RetryConfig, RouteConfig,
+    DEFAULT_MIN_REQUESTS, DEFAULT_WINDOW, MatchConfig, PathMatch, RateKey, RateLimitConfig,
+    RetryConfig, RouteConfig, SloConfig,
 };
 pub use self::server::{AccessLog, Http1Server};
-pub use self::shadow::{SHADOW_SAFE_METHODS, ShadowConfig, ShadowSettings, ShadowTarget};
+pub use self::shadow::{
+    IgnorePattern, SHADOW_SAFE_METHODS, ShadowConfig, ShadowSettings, ShadowTarget,
+};
 pub use self::timeouts::Timeouts;
 pub use self::upstreams::{
     Balance, CircuitBreakerConfig, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig,

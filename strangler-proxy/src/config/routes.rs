@@ -26,7 +26,7 @@ pub struct RouteConfig {
     /// The upstream requests go to when the flag is off, or the route is rolled back.
     pub fallback: String,
     /// The service's SLO: when it is broken the route is rolled back (`slo.rs`).
-    pub slo: Option<crate::slo::SloConfig>,
+    pub slo: Option<SloConfig>,
     /// Mirroring of a share of its requests to another upstream, with response comparison.
     pub shadow: Option<ShadowConfig>,
     /// Retrying failed idempotent requests of the service on the fallback.
@@ -336,7 +336,7 @@ fn validate_match(ctx: &mut Ctx<'_>, matcher: &Spanned<RawMatch>) -> MatchConfig
 }
 
 /// Validates a route's `slo` table; `has_flag` says whether the route has a flag to turn off.
-fn validate_slo(ctx: &mut Ctx<'_>, slo: &Spanned<RawSlo>, has_flag: bool) -> crate::slo::SloConfig {
+fn validate_slo(ctx: &mut Ctx<'_>, slo: &Spanned<RawSlo>, has_flag: bool) -> SloConfig {
     let raw = slo.get_ref();
     let max_error_rate = raw.max_error_rate.as_ref().and_then(|value| {
         let rate = match value.get_ref() {
@@ -374,7 +374,7 @@ fn validate_slo(ctx: &mut Ctx<'_>, slo: &Spanned<RawSlo>, has_flag: bool) -> cra
         );
     }
     let mark = ctx.mark();
-    let window = ctx.duration(raw.window.as_ref(), crate::slo::DEFAULT_WINDOW);
+    let window = ctx.duration(raw.window.as_ref(), DEFAULT_WINDOW);
     if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&window)
         && !ctx.reported_since(mark)
     {
@@ -382,12 +382,12 @@ fn validate_slo(ctx: &mut Ctx<'_>, slo: &Spanned<RawSlo>, has_flag: bool) -> cra
         ctx.report(span, "`window` must be between 1s and 1h");
     }
     let min_requests = match &raw.min_requests {
-        None => crate::slo::DEFAULT_MIN_REQUESTS,
+        None => DEFAULT_MIN_REQUESTS,
         Some(n) => match u64::try_from(*n.get_ref()).ok().filter(|n| *n >= 1) {
             Some(n) => n,
             None => {
                 ctx.report(n.span(), "`min_requests` must be at least 1");
-                crate::slo::DEFAULT_MIN_REQUESTS
+                DEFAULT_MIN_REQUESTS
             }
         },
     };
@@ -396,7 +396,7 @@ fn validate_slo(ctx: &mut Ctx<'_>, slo: &Spanned<RawSlo>, has_flag: bool) -> cra
         let span = raw.turn_off_flag.as_ref().map_or(0..0, Spanned::span);
         ctx.report(span, "`turn_off_flag` needs the route to have a `flag`");
     }
-    crate::slo::SloConfig {
+    SloConfig {
         max_error_rate,
         max_p99,
         window,
@@ -512,4 +512,24 @@ fn validate_rate_limit(ctx: &mut Ctx<'_>, raw: &Spanned<RawRateLimit>) -> RateLi
         burst,
         key: limit.key.unwrap_or(RateKey::User),
     }
+}
+
+/// The default SLO window.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
+/// The default least number of requests in the window before the SLO is judged.
+pub const DEFAULT_MIN_REQUESTS: u64 = 20;
+
+/// A route's SLO, as validated from its `slo` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloConfig {
+    /// Largest share of 5xx answers and failed requests (0.05 = 5%); above it is a breach.
+    pub max_error_rate: Option<f64>,
+    /// Largest p99 latency to the response head; above it is a breach.
+    pub max_p99: Option<Duration>,
+    /// The window the rates are measured over.
+    pub window: Duration,
+    /// The SLO is judged only once the window holds at least this many requests.
+    pub min_requests: u64,
+    /// On a breach, also turn the route's flag off in the flag store.
+    pub turn_off_flag: bool,
 }

@@ -22,7 +22,7 @@ pub struct ShadowConfig {
     /// Response headers whose values are compared.
     pub compare_headers: Vec<HeaderName>,
     /// JSON paths left out of the body comparison, e.g. `/items/*/id`.
-    pub ignore: Vec<crate::diff::IgnorePattern>,
+    pub ignore: Vec<IgnorePattern>,
     /// Largest request body copied for the shadow; a larger one is not mirrored.
     pub max_request_body: u64,
     /// Largest response body kept for the comparison, on each side.
@@ -128,12 +128,7 @@ impl UnvalidatedConfig for RawShadow {
         let ignore = self
             .ignore
             .iter()
-            .filter_map(|path| {
-                ctx.check(
-                    path.span(),
-                    crate::diff::IgnorePattern::parse(path.get_ref()),
-                )
-            })
+            .filter_map(|path| ctx.check(path.span(), IgnorePattern::parse(path.get_ref())))
             .collect();
         let mut size = |value: Option<&Spanned<toml::Value>>, default: u64| {
             value.map_or(default, |value| ctx.size(value).unwrap_or(default))
@@ -202,5 +197,30 @@ impl UnvalidatedConfig for RawShadowSettings {
             max_concurrent,
             dir,
         }
+    }
+}
+
+/// A JSON Pointer-like path where the segment `*` matches any one key or index, such as
+/// `/items/*/id`. A pattern also ignores everything below the path it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnorePattern {
+    /// The unescaped segments; `*` matches any one.
+    pub(crate) segments: Vec<String>,
+}
+
+impl IgnorePattern {
+    /// Parses `/a/*/b`. The pattern must start with `/`; `~1` and `~0` are unescaped as in
+    /// JSON Pointer.
+    pub fn parse(text: &str) -> Result<IgnorePattern, String> {
+        let Some(rest) = text.strip_prefix('/') else {
+            return Err(format!(
+                "ignore path `{text}` must start with `/`, e.g. \"/items/*/id\""
+            ));
+        };
+        let segments = rest
+            .split('/')
+            .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        Ok(IgnorePattern { segments })
     }
 }

@@ -35,10 +35,8 @@ use crate::error::{ErrorSource, ProxyErrorKind};
 
 /// How often the windows are checked for a breach.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(250);
-/// The default window.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
-/// The default least number of requests in the window before the SLO is judged.
-pub const DEFAULT_MIN_REQUESTS: u64 = 20;
+// The SLO as configured lives with its table (the config reads no layer).
+pub use crate::config::SloConfig;
 
 /// Time slots the window is cut into; the window holds the last `SLOTS` of them (the current
 /// one included), so it covers between 90% and 100% of its length.
@@ -47,21 +45,6 @@ const SLOTS: u64 = 10;
 const RING: usize = SLOTS as usize + 1;
 /// Latency histogram buckets: under 128µs, then four per power of two up to ~268 s.
 const LATENCY_BUCKETS: usize = 85;
-
-/// A route's SLO, as validated from its `slo` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SloConfig {
-    /// Largest share of 5xx answers and failed requests (0.05 = 5%); above it is a breach.
-    pub max_error_rate: Option<f64>,
-    /// Largest p99 latency to the response head; above it is a breach.
-    pub max_p99: Option<Duration>,
-    /// The window the rates are measured over.
-    pub window: Duration,
-    /// The SLO is judged only once the window holds at least this many requests.
-    pub min_requests: u64,
-    /// On a breach, also turn the route's flag off in the flag store.
-    pub turn_off_flag: bool,
-}
 
 /// The outcomes of requests sent to one route's service over a sliding window.
 #[derive(Debug)]

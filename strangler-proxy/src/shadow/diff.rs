@@ -45,12 +45,8 @@ pub struct CompareConfig {
     pub ignore: Vec<IgnorePattern>,
 }
 
-/// A JSON Pointer-like path where the segment `*` matches any one key or index, such as
-/// `/items/*/id`. A pattern also ignores everything below the path it matches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IgnorePattern {
-    segments: Vec<String>,
-}
+// A JSON path to ignore is configured with the route's shadow table; its matching is here.
+pub use crate::config::IgnorePattern;
 
 /// Which part of the response differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,21 +111,6 @@ impl Comparison {
 }
 
 impl IgnorePattern {
-    /// Parses `/a/*/b`. The pattern must start with `/`; `~1` and `~0` are unescaped as in
-    /// JSON Pointer.
-    pub fn parse(text: &str) -> Result<IgnorePattern, String> {
-        let Some(rest) = text.strip_prefix('/') else {
-            return Err(format!(
-                "ignore path `{text}` must start with `/`, e.g. \"/items/*/id\""
-            ));
-        };
-        let segments = rest
-            .split('/')
-            .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
-            .collect();
-        Ok(IgnorePattern { segments })
-    }
-
     /// Whether this pattern matches `path` (unescaped segments) or one of its ancestors.
     fn covers(&self, path: &[String]) -> bool {
         self.segments.len() <= path.len()
