@@ -188,6 +188,13 @@ impl Client {
         }
     }
 
+    /// Everything until the proxy closes the connection (each read within [`WAIT`]).
+    #[track_caller]
+    pub fn until_closed(&mut self) -> Vec<u8> {
+        while self.fill() {}
+        std::mem::take(&mut self.buf)
+    }
+
     /// Whether the proxy closes the connection, with nothing more to say, within [`WAIT`].
     pub fn closes(&mut self) -> bool {
         if !self.buf.is_empty() {
