@@ -1143,47 +1143,35 @@ fn send<'a>(
 ) -> impl Future<Output = Result<Exchanged, ProxyErrorKind>> + 'a {
     async move {
         let body = match body {
+            Outbound::Whole(bytes) if own_client || upgrade => bytes,
             // `server.http1_client = "hyper"`: hyper's client sends it all (but upgrades, which
             // take the connection over).
-            Outbound::Whole(bytes) if own_client || upgrade => bytes,
             Outbound::Whole(bytes) => {
                 let body = RequestBody {
                     inner: ClientBody::Read((!bytes.is_empty()).then_some(bytes)),
                     remaining: u64::MAX,
                     tee: None,
+                    // All there: it never waits.
                     idle: Idle::new(Duration::MAX),
                 };
-                let mut parts = std::mem::replace(parts, Request::new(()).into_parts().0);
-                if let Some(forwarded) = forwarded {
-                    forwarded.apply(&mut parts.headers);
-                }
-                let request = Request::from_parts(parts, body);
-                return Box::pin(send_streaming(address, request, connect_timeout)).await;
+                return Box::pin(send_through_hyper(
+                    address,
+                    parts,
+                    forwarded,
+                    body,
+                    connect_timeout,
+                ))
+                .await;
             }
             Outbound::Streaming(body) => {
-                // hyper's client takes the head; a streamed body is never sent twice anyway.
-                let mut parts = std::mem::replace(parts, Request::new(()).into_parts().0);
-                if let Some(forwarded) = forwarded {
-                    forwarded.apply(&mut parts.headers);
-                }
-                // hyper's client sends no body at all for a GET, HEAD or CONNECT whose body has
-                // no length and whose head names no coding: it would drop the body the client
-                // sent (and leave it unread on the client's connection). Naming the coding makes
-                // it go, chunked, as it came. (The hop-by-hop `Transfer-Encoding` of the client's
-                // head was removed; the length, if any, is still there.)
-                if body.size_hint().exact().is_none()
-                    && matches!(parts.method, Method::GET | Method::HEAD | Method::CONNECT)
-                    && !parts.headers.contains_key(header::CONTENT_LENGTH)
-                {
-                    parts.headers.insert(
-                        header::TRANSFER_ENCODING,
-                        HeaderValue::from_static("chunked"),
-                    );
-                }
-                let request = Request::from_parts(parts, body);
-                // Boxed: hyper's client makes this the largest state of `send`, and every
-                // request's future is moved by copying it whole when it starts.
-                return Box::pin(send_streaming(address, request, connect_timeout)).await;
+                return Box::pin(send_through_hyper(
+                    address,
+                    parts,
+                    forwarded,
+                    body,
+                    connect_timeout,
+                ))
+                .await;
             }
         };
         debug_assert!(!upgrade || body.is_empty(), "an upgrade has no body");
@@ -1228,6 +1216,39 @@ fn send<'a>(
             upgraded: exchanged.upgraded,
         })
     }
+}
+
+/// [`send`] on hyper's client: the head taken from `parts`, the forwarding fields put into its
+/// map; a streamed body is never sent twice anyway. `send` boxes this future: hyper's client
+/// would make it the largest state of `send`, and every request's future is moved by copying it
+/// whole when it starts.
+async fn send_through_hyper(
+    address: &Arc<Address>,
+    parts: &mut http::request::Parts,
+    forwarded: Option<&Forwarded>,
+    body: RequestBody,
+    connect_timeout: std::time::Duration,
+) -> Result<Exchanged, ProxyErrorKind> {
+    let mut parts = std::mem::replace(parts, Request::new(()).into_parts().0);
+    if let Some(forwarded) = forwarded {
+        forwarded.apply(&mut parts.headers);
+    }
+    // hyper's client sends no body at all for a GET, HEAD or CONNECT whose body has no length
+    // and whose head names no coding: it would drop the body the client sent (and leave it
+    // unread on the client's connection). Naming the coding makes it go, chunked, as it came.
+    // (The hop-by-hop `Transfer-Encoding` of the client's head was removed; the length, if any,
+    // is still there.)
+    if body.size_hint().exact().is_none()
+        && matches!(parts.method, Method::GET | Method::HEAD | Method::CONNECT)
+        && !parts.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        parts.headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
+    let request = Request::from_parts(parts, body);
+    send_streaming(address, request, connect_timeout).await
 }
 
 /// A response head from an upstream, and the connection after an upgrade.
@@ -1407,14 +1428,9 @@ fn is_upgrade_request(headers: &HeaderMap) -> bool {
             .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// The request's `Content-Length`, read by the one rule of `framing.rs`.
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    crate::http::framing::content_length(headers.get(header::CONTENT_LENGTH)?.as_bytes())
 }
 
 fn via(version: Version) -> HeaderValue {
