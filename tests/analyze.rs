@@ -246,7 +246,9 @@ fn html_report_of_a_fixture() {
     let html = cut(&html, "<script>", "</script>");
     let html = html
         .split_once("<script>")
-        .map_or(html.clone(), |(page, _)| format!("{page}<script>[map.js]</script>\n</body>\n</html>\n"));
+        .map_or(html.clone(), |(page, _)| {
+            format!("{page}<script>[map.js]</script>\n</body>\n</html>\n")
+        });
     insta::assert_snapshot!(html);
 }
 

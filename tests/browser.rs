@@ -264,7 +264,10 @@ fn in_scope_edges(json: &Value) -> Vec<(String, String, u64)> {
 }
 
 fn in_subtree(id: &str, top: &str) -> bool {
-    id == top || id.strip_prefix(top).is_some_and(|rest| rest.starts_with("::"))
+    id == top
+        || id
+            .strip_prefix(top)
+            .is_some_and(|rest| rest.starts_with("::"))
 }
 
 /// Explores the map of `html` as an architect would and checks each step against `json`:
@@ -279,7 +282,10 @@ fn explore(chromium: &Path, html: &Path, json: &Value, deep: &str, name: &str) -
     );
     let started = Instant::now();
     let page = Page::open(chromium, &format!("file://{}", html.display()));
-    page.wait_for("document.body.dataset.mapReady === 'true'", Duration::from_secs(60));
+    page.wait_for(
+        "document.body.dataset.mapReady === 'true'",
+        Duration::from_secs(60),
+    );
     let ready_ms = page.json("Number(document.body.dataset.readyMs)");
     eprintln!(
         "{name}: {size} bytes, {} modules; map usable {ready_ms} ms after navigation started ({} ms with the browser's start)",
@@ -333,14 +339,20 @@ fn explore(chromium: &Path, html: &Path, json: &Value, deep: &str, name: &str) -
         (Some(uses.len() as u64), Some(used_by.len() as u64)),
         "{name}: the focus shows the neighbour counts of the JSON: {focus}"
     );
-    assert_eq!(focus["inTree"], true, "{name}: the tree opens down to {deep}");
+    assert_eq!(
+        focus["inTree"], true,
+        "{name}: the tree opens down to {deep}"
+    );
     let in_graph: BTreeSet<String> = focus["inGraph"]
         .as_array()
         .expect("graph nodes")
         .iter()
         .filter_map(|node| node.as_str().map(str::to_owned))
         .collect();
-    assert!(in_graph.contains(deep), "{name}: the focus graph shows {deep}");
+    assert!(
+        in_graph.contains(deep),
+        "{name}: the focus graph shows {deep}"
+    );
     page.screenshot(&out_dir().join(format!("{name}-focus.png")), 1500.0);
 
     // Back to the whole in one step.
@@ -386,7 +398,9 @@ fn explore(chromium: &Path, html: &Path, json: &Value, deep: &str, name: &str) -
         })
         .collect();
     assert!(
-        nodes.keys().all(|id| id == &target || !in_subtree(id, &target)),
+        nodes
+            .keys()
+            .all(|id| id == &target || !in_subtree(id, &target)),
         "{name}: nothing inside {target} is drawn once it is closed"
     );
     // What the JSON says the closed subtree weighs towards each module on the map.
@@ -521,7 +535,13 @@ fn the_shop_report_renders_in_chromium_with_cycles_and_suggestions_visible() {
         return;
     };
     let (report, json) = analyze(&workspace_root().join("examples/shop"), "shop");
-    let page = explore(&chromium, &report, &json, "shop::coupon::eligibility", "shop");
+    let page = explore(
+        &chromium,
+        &report,
+        &json,
+        "shop::coupon::eligibility",
+        "shop",
+    );
     let page_data = page.json(MEASURE);
     let height = page_data["bodyHeight"]
         .as_f64()
@@ -579,7 +599,10 @@ fn the_shop_report_renders_in_chromium_with_cycles_and_suggestions_visible() {
         "every suggestion is a visible `Extract ...` heading: {suggestions:#}"
     );
     // Issue 17: the steps are rendered, code as code, no raw backticks.
-    let steps = page_data["steps"]["items"].as_array().cloned().unwrap_or_default();
+    let steps = page_data["steps"]["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(!steps.is_empty(), "the suggestions have steps");
     assert!(
         steps.iter().all(|step| {
@@ -608,19 +631,39 @@ fn the_shop_report_renders_in_chromium_with_cycles_and_suggestions_visible() {
         .clone();
     let mut members_sorted = members.clone();
     members_sorted.sort_by_key(|member| member.as_str().unwrap_or("").to_owned());
-    assert_eq!(tangle["nodes"], Value::from(members_sorted), "the tangle shows its members only");
+    assert_eq!(
+        tangle["nodes"],
+        Value::from(members_sorted),
+        "the tangle shows its members only"
+    );
     let mut cut: Vec<String> = json["cut"]
         .as_array()
         .expect("cut")
         .iter()
-        .map(|edge| format!("{} -> {}", edge["from"].as_str().unwrap_or(""), edge["to"].as_str().unwrap_or("")))
+        .map(|edge| {
+            format!(
+                "{} -> {}",
+                edge["from"].as_str().unwrap_or(""),
+                edge["to"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     cut.sort();
-    assert_eq!(tangle["cut"], Value::from(cut.clone()), "the cut edges are marked");
+    assert_eq!(
+        tangle["cut"],
+        Value::from(cut.clone()),
+        "the cut edges are marked"
+    );
     let advice = tangle["advice"].as_array().expect("advice");
-    assert_eq!(advice.len(), cut.len(), "each cut edge has its advice: {tangle}");
+    assert_eq!(
+        advice.len(),
+        cut.len(),
+        "each cut edge has its advice: {tangle}"
+    );
     assert!(
-        advice.iter().all(|item| item[1].as_u64() > Some(0) && item[2].as_u64() > Some(0)),
+        advice
+            .iter()
+            .all(|item| item[1].as_u64() > Some(0) && item[2].as_u64() > Some(0)),
         "each cut edge has its suggestion's steps and the lines to change: {tangle}"
     );
     page.screenshot(&out_dir().join("shop-tangle.png"), 1500.0);
@@ -680,7 +723,12 @@ fn registry_tokio() -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(home.join("registry/src"))
         .ok()?
         .flatten()
-        .flat_map(|index| std::fs::read_dir(index.path()).into_iter().flatten().flatten())
+        .flat_map(|index| {
+            std::fs::read_dir(index.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .map(|entry| entry.path())
         .filter(|path| {
             path.file_name()
@@ -730,7 +778,10 @@ fn the_served_report_follows_the_workspace_and_a_cut_cycle_disappears() {
         .trim_end_matches('/')
         .to_owned();
     let page = Page::open(&chromium, &format!("http://{address}/"));
-    page.wait_for("document.body.dataset.mapReady === 'true'", Duration::from_secs(60));
+    page.wait_for(
+        "document.body.dataset.mapReady === 'true'",
+        Duration::from_secs(60),
+    );
     let sccs = "document.querySelector('[data-count=sccs] b').textContent";
     assert_eq!(page.json(sccs), "1", "one cycle before the edit");
     // Focus a module; the reload must keep it.
@@ -738,8 +789,14 @@ fn the_served_report_follows_the_workspace_and_a_cut_cycle_disappears() {
         "const input = document.getElementById('map-search'); input.value = 'demo::a'; input.dispatchEvent(new Event('input'));
          document.querySelector('#map-results li[data-module=\"demo::a\"]').click();",
     );
-    assert_eq!(page.json("document.querySelector('[data-focus]').dataset.focus"), "demo::a");
-    page.wait_for("document.getElementById('live-status').textContent.startsWith('live')", Duration::from_secs(10));
+    assert_eq!(
+        page.json("document.querySelector('[data-focus]').dataset.focus"),
+        "demo::a"
+    );
+    page.wait_for(
+        "document.getElementById('live-status').textContent.startsWith('live')",
+        Duration::from_secs(10),
+    );
 
     // Cut the edge b -> a.
     std::fs::write(root.join("src/b.rs"), "pub struct B;\npub fn b() {}\n").expect("edit b.rs");
@@ -763,7 +820,11 @@ fn the_served_report_follows_the_workspace_and_a_cut_cycle_disappears() {
         "document.getElementById('live-status').textContent.includes('failed')",
         Duration::from_secs(60),
     );
-    assert_eq!(page.json(sccs), "0", "the last good analysis stays on the page");
+    assert_eq!(
+        page.json(sccs),
+        "0",
+        "the last good analysis stays on the page"
+    );
     assert_no_problems(&page, "live");
     drop(server);
 }

@@ -90,12 +90,7 @@ fn list(items: &[String]) -> String {
     }
 }
 
-fn write_report(
-    out: &mut String,
-    report: &Report,
-    level: Level,
-    limit: Limit,
-) -> std::fmt::Result {
+fn write_report(out: &mut String, report: &Report, level: Level, limit: Limit) -> std::fmt::Result {
     let n_in_scope = report
         .edges
         .iter()
@@ -215,7 +210,10 @@ fn write_report(
         }
     }
     if !report.crate_edges.is_empty() {
-        writeln!(out, "  Crate edges (from module references), heaviest first:")?;
+        writeln!(
+            out,
+            "  Crate edges (from module references), heaviest first:"
+        )?;
         let mut edges: Vec<_> = report.crate_edges.iter().collect();
         edges.sort_by(|left, right| right.weight.cmp(&left.weight));
         for edge in edges.iter().take(limit.take()) {
@@ -320,10 +318,22 @@ fn write_cycles(out: &mut String, report: &Report, limit: Limit) -> std::fmt::Re
                 format!(
                     "{} strongly connected {} (tangles), heaviest first, by subsystem; {} elementary {}{} inside them.",
                     report.cycles.len(),
-                    if report.cycles.len() == 1 { "component" } else { "components" },
+                    if report.cycles.len() == 1 {
+                        "component"
+                    } else {
+                        "components"
+                    },
                     report.elementary_cycles.len(),
-                    if report.elementary_cycles.len() == 1 { "cycle" } else { "cycles" },
-                    if report.elementary_cycles_truncated { " (capped)" } else { "" },
+                    if report.elementary_cycles.len() == 1 {
+                        "cycle"
+                    } else {
+                        "cycles"
+                    },
+                    if report.elementary_cycles_truncated {
+                        " (capped)"
+                    } else {
+                        ""
+                    },
                 )
             )
         )?;
@@ -331,7 +341,13 @@ fn write_cycles(out: &mut String, report: &Report, limit: Limit) -> std::fmt::Re
     // Ranked by weight; each one under the subsystem its members are in.
     let mut cycles: Vec<(usize, &analyzer::report::Cycle)> =
         report.cycles.iter().enumerate().collect();
-    cycles.sort_by(|left, right| right.1.weight.cmp(&left.1.weight).then(left.0.cmp(&right.0)));
+    cycles.sort_by(|left, right| {
+        right
+            .1
+            .weight
+            .cmp(&left.1.weight)
+            .then(left.0.cmp(&right.0))
+    });
     let shown = &cycles[..cycles.len().min(limit.take())];
     let mut groups: Vec<(&str, Vec<&(usize, &analyzer::report::Cycle)>)> = Vec::new();
     for entry in shown {
@@ -477,9 +493,7 @@ fn write_suggestions(out: &mut String, report: &Report, limit: Limit) -> std::fm
             .map_or(0, |edge| edge.weight)
     };
     let mut ranked: Vec<&analyzer::report::Suggestion> = report.suggestions.iter().collect();
-    ranked.sort_by_key(|suggestion| {
-        std::cmp::Reverse(weight_of(&suggestion.from, &suggestion.to))
-    });
+    ranked.sort_by_key(|suggestion| std::cmp::Reverse(weight_of(&suggestion.from, &suggestion.to)));
     for (idx, suggestion) in ranked.into_iter().enumerate().take(limit.take()) {
         writeln!(
             out,

@@ -35,7 +35,7 @@
       else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
       else node.setAttribute(key, value === true ? '' : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -594,7 +594,7 @@
     const box = host.getBoundingClientRect();
     const hostW = Math.max(300, box.width);
     const hostH = Math.max(200, box.height);
-    let scale = Math.min(hostW / width, hostH / height, 1.4);
+    let scale = Math.min(hostW / width, hostH / height, 1.1);
     scale = Math.max(scale, Math.min(0.55, hostW / width * 4));
     let vw = hostW / scale;
     let vh = hostH / scale;
@@ -656,8 +656,11 @@
       host.append(h('p', { class: 'muted', style: 'margin-top:40px' }, 'No module depends on another at this level (in scope).'));
       return;
     }
+    // A node is named by its last two segments (`order::repository`), enough to tell apart the
+    // subsystems of different crates; the tooltip has the whole id.
     drawGraph(host, nodes, edges, {
       prefer: (edge) => cutKeys.has(nodes[edge.f] * M.n + nodes[edge.t]),
+      label: (v) => (M.parent[v] < 0 ? M.modules[v].id : M.modules[v].id.split('::').slice(-2).join('::')),
     });
   }
 

@@ -79,7 +79,11 @@ pub fn write_workspace(root: &Path, shape: Shape) {
                 .filter(|other| other.len() == path.len() + 1 && other.starts_with(path))
                 .collect();
             for child in &children {
-                let _ = writeln!(text, "pub mod {};", child.last().expect("a child has a name"));
+                let _ = writeln!(
+                    text,
+                    "pub mod {};",
+                    child.last().expect("a child has a name")
+                );
             }
             let own = type_name(path);
             let _ = writeln!(text, "\npub struct {own};\n");

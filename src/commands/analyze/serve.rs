@@ -98,7 +98,9 @@ pub fn run(
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let receiver = receiver.clone();
-                    async move { Ok::<_, Infallible>(respond(request, receiver, bound, allow_remote).await) }
+                    async move {
+                        Ok::<_, Infallible>(respond(request, receiver, bound, allow_remote).await)
+                    }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 if let Err(err) = hyper::server::conn::http1::Builder::new()
@@ -224,7 +226,10 @@ async fn respond(
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
     if !allow_remote && !host_allowed(host, bound) {
-        return plain(StatusCode::FORBIDDEN, "this server answers only to its loopback address\n");
+        return plain(
+            StatusCode::FORBIDDEN,
+            "this server answers only to its loopback address\n",
+        );
     }
     if request.method() != Method::GET {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
@@ -232,7 +237,11 @@ async fn respond(
     match request.uri().path() {
         "/" | "/index.html" => {
             let snap = receiver.borrow().clone();
-            body(StatusCode::OK, "text/html; charset=utf-8", snap.page.clone())
+            body(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                snap.page.clone(),
+            )
         }
         "/report.json" => {
             let snap = receiver.borrow().clone();
@@ -269,6 +278,8 @@ async fn respond(
                 Bytes::from(doc.to_string()),
             )
         }
+        // Browsers ask for it on their own; nothing to show, and no error in the page's console.
+        "/favicon.ico" => body(StatusCode::NO_CONTENT, "image/x-icon", Bytes::new()),
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -276,17 +287,23 @@ async fn respond(
 fn body(status: StatusCode, content_type: &'static str, bytes: Bytes) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(bytes));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
     response
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    body(status, "text/plain; charset=utf-8", Bytes::from_static(text.as_bytes()))
+    body(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(text.as_bytes()),
+    )
 }
 
 #[cfg(test)]
