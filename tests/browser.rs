@@ -459,8 +459,10 @@ fn explore(chromium: &Path, html: &Path, json: &Value, deep: &str, name: &str) -
     let n_modules = json["modules"].as_array().expect("modules").len();
     for _ in 0..64 {
         page.run("document.getElementById('map-expand').click();");
-        if page.json("document.querySelectorAll('#map-tree li[data-module]').length")
-            == Value::from(n_modules)
+        if page
+            .json("document.querySelectorAll('#map-tree li[data-module]').length")
+            .as_u64()
+            == Some(n_modules as u64)
         {
             break;
         }

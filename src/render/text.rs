@@ -215,7 +215,7 @@ fn write_report(out: &mut String, report: &Report, level: Level, limit: Limit) -
             "  Crate edges (from module references), heaviest first:"
         )?;
         let mut edges: Vec<_> = report.crate_edges.iter().collect();
-        edges.sort_by(|left, right| right.weight.cmp(&left.weight));
+        edges.sort_by_key(|edge| std::cmp::Reverse(edge.weight));
         for edge in edges.iter().take(limit.take()) {
             writeln!(out, "    {} → {}  {}", edge.from, edge.to, edge.weight)?;
         }
@@ -265,7 +265,7 @@ fn write_report(out: &mut String, report: &Report, level: Level, limit: Limit) -
                 "  Edges that would become network calls, heaviest first:"
             )?;
             let mut edges: Vec<_> = report.service_edges.iter().collect();
-            edges.sort_by(|left, right| right.weight.cmp(&left.weight));
+            edges.sort_by_key(|edge| std::cmp::Reverse(edge.weight));
             for edge in edges.iter().take(limit.take()) {
                 writeln!(
                     out,
@@ -449,7 +449,7 @@ fn write_cycles(out: &mut String, report: &Report, limit: Limit) -> std::fmt::Re
             )
         )?;
         let mut cut: Vec<_> = report.cut.iter().collect();
-        cut.sort_by(|left, right| right.weight.cmp(&left.weight));
+        cut.sort_by_key(|edge| std::cmp::Reverse(edge.weight));
         let shown_cut = &cut[..cut.len().min(limit.take())];
         let width = shown_cut
             .iter()

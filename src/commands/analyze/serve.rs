@@ -193,10 +193,10 @@ fn fingerprint(root: &Path) -> BTreeMap<PathBuf, (Option<SystemTime>, u64)> {
                 if !name.starts_with('.') && name != "target" {
                     dirs.push(entry.path());
                 }
-            } else if name.ends_with(".rs") || name == "Cargo.toml" || name == "Cargo.lock" {
-                if let Ok(meta) = entry.metadata() {
-                    res.insert(entry.path(), (meta.modified().ok(), meta.len()));
-                }
+            } else if (name.ends_with(".rs") || name == "Cargo.toml" || name == "Cargo.lock")
+                && let Ok(meta) = entry.metadata()
+            {
+                res.insert(entry.path(), (meta.modified().ok(), meta.len()));
             }
         }
     }
