@@ -260,11 +260,22 @@
       if (!siblingEdges.has(key)) siblingEdges.set(key, []);
       siblingEdges.get(key).push([a, b]);
     }
-    const ordered = (list, key) => {
-      const pairs = siblingEdges.get(key) || [];
+    const ordered = (list, parentKey) => {
+      const pairs = siblingEdges.get(parentKey) || [];
       const local = new Map(list.map((v, k) => [v, k]));
       const lev = levelize(list.length, pairs.map(([a, b]) => ({ f: local.get(a), t: local.get(b) })), null);
-      return list.slice().sort((x, y) => (lev.layer[local.get(y)] - lev.layer[local.get(x)]) || (modules[x].id < modules[y].id ? -1 : 1));
+      // A tangle's members stay together (a block in the matrix), placed at its highest layer.
+      const top = new Map();
+      list.forEach((v, k) => top.set(lev.comp[k], Math.max(top.get(lev.comp[k]) ?? 0, lev.layer[k])));
+      const rank = (v) => {
+        const k = local.get(v);
+        return [top.get(lev.comp[k]), lev.comp[k], lev.layer[k]];
+      };
+      return list.slice().sort((x, y) => {
+        const [tx, cx, lx] = rank(x);
+        const [ty, cy, ly] = rank(y);
+        return (ty - tx) || (cx - cy) || (ly - lx) || (modules[x].id < modules[y].id ? -1 : 1);
+      });
     };
     const rootOrder = ordered(roots, -1);
     const childOrder = children.map((list, v) => (list.length > 1 ? ordered(list, v) : list));
