@@ -47,7 +47,7 @@ pub struct Args {
 
     /// Serve the HTML report on this address (port 0 picks a free one; the address is printed)
     /// instead of writing a report. Only loopback addresses unless `--allow-remote`.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", conflicts_with = "output")]
     pub serve: Option<SocketAddr>,
 
     /// With `--serve`: analyse again when a source file or manifest changes, and update the
