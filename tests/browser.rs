@@ -294,9 +294,24 @@ fn explore(chromium: &Path, html: &Path, json: &Value, deep: &str, name: &str) -
     );
 
     // Data once: the page carries the JSON report itself.
-    let embedded = page.json("document.getElementById('fig-report').textContent");
-    let embedded: Value = serde_json::from_str(embedded.as_str().expect("the embedded report"))
-        .expect("the embedded report is JSON");
+    // A report over 4 MB is embedded gzipped; the browser inflates it as the page does.
+    let embedded = page
+        .tab
+        .evaluate(
+            "(async () => {
+               const source = document.getElementById('fig-report');
+               if (source.dataset.encoding !== 'gzip+base64') return source.textContent;
+               const bytes = Uint8Array.from(atob(source.textContent.trim()), (c) => c.charCodeAt(0));
+               const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+               return new Response(stream).text();
+             })()",
+            true,
+        )
+        .expect("read the embedded report")
+        .value
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .expect("the embedded report is text");
+    let embedded: Value = serde_json::from_str(&embedded).expect("the embedded report is JSON");
     assert!(
         &embedded == json,
         "{name}: the page embeds the --format json document"

@@ -1121,11 +1121,22 @@
     }
   }
 
-  function start() {
+  // The embedded report: JSON as it is, or, for a large one, gzipped and base64-encoded (the
+  // browser inflates it itself).
+  async function readReport(source) {
+    if (source.dataset.encoding === 'gzip+base64') {
+      const bytes = Uint8Array.from(atob(source.textContent.trim()), (c) => c.charCodeAt(0));
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+      return JSON.parse(await new Response(stream).text());
+    }
+    return JSON.parse(source.textContent);
+  }
+
+  async function start() {
     const source = byId('fig-report');
     if (!source) return;
     const startedMs = performance.now();
-    const data = JSON.parse(source.textContent);
+    const data = await readReport(source);
     const parsedMs = performance.now();
     M = buildModel(data);
     const modelMs = performance.now();
@@ -1176,5 +1187,8 @@
     if (document.body.dataset.live) follow();
   }
 
-  start();
+  start().catch((err) => {
+    byId('map-status').textContent = `the map could not start: ${err}`;
+    throw err;
+  });
 })();
