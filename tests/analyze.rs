@@ -990,3 +990,67 @@ fn proxy_crate_keeps_its_layers() {
         "{stdout}"
     );
 }
+
+/// Covers issue 19: the text report at scale puts the summary first and cuts each long list at
+/// ten entries, heaviest first, with "and N more (--all)"; `--all` prints everything.
+#[test]
+fn text_report_cuts_long_lists_and_all_prints_them() {
+    use crate::support::synthetic::{self, Shape};
+
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let shape = Shape {
+        crates: 2,
+        subsystems: 4,
+        modules: 4,
+        leaves: 6,
+    };
+    synthetic::write_workspace(temp.path(), shape);
+    let root = path_str(temp.path());
+    let json = fig_in(&["analyze", root, "--format", "json"])
+        .output()
+        .expect("run fig");
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let n_cut = json["cut"].as_array().expect("cut").len();
+    let n_modules = json["metrics"]["modules"].as_array().expect("metrics").len();
+    assert!(n_cut > 10 && n_modules > 10, "{n_cut} cut edges, {n_modules} modules");
+
+    let text = fig_in(&["analyze", root]).output().expect("run fig");
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.find("Summary") < text.find("Cycles"), "{text}");
+    assert!(
+        text.contains(&format!("… and {} more (--all)", n_cut - 10)),
+        "the cut list stops at 10: {text}"
+    );
+    assert!(
+        text.contains(&format!("… and {} more (--all)", n_modules - 10)),
+        "the module metrics stop at 10: {text}"
+    );
+    // The cut list is ranked: its weights never go up.
+    let cut_section = text
+        .split("Cut list")
+        .nth(1)
+        .and_then(|rest| rest.split("Suggestions").next())
+        .expect("a cut list");
+    let weights: Vec<u32> = cut_section
+        .lines()
+        .filter_map(|line| line.trim().rsplit_once("weight "))
+        .filter_map(|(_, weight)| weight.trim().parse().ok())
+        .collect();
+    assert_eq!(weights.len(), 10, "{cut_section}");
+    assert!(weights.windows(2).all(|pair| pair[0] >= pair[1]), "{weights:?}");
+
+    let all = fig_in(&["analyze", root, "--all"])
+        .output()
+        .expect("run fig");
+    let all = String::from_utf8_lossy(&all.stdout).into_owned();
+    assert!(!all.contains("(--all)"), "--all prints everything: {all}");
+    let all_cut = all
+        .split("Cut list")
+        .nth(1)
+        .and_then(|rest| rest.split("Suggestions").next())
+        .expect("a cut list");
+    assert_eq!(
+        all_cut.lines().filter(|line| line.contains("weight ")).count(),
+        n_cut
+    );
+}
