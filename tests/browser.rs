@@ -861,3 +861,49 @@ fn serve_refuses_an_address_that_is_not_loopback() {
         "{stderr}"
     );
 }
+
+/// Covers issue 19: a report whose JSON is over 4 MB (rust-analyzer's is 10.5 MB) is embedded
+/// gzipped; the browser inflates it and the map works the same. The shop's report, with one
+/// edge given 150,000 reference locations, is made that large without a large workspace.
+#[test]
+fn a_report_over_4_mb_is_embedded_gzipped_and_the_map_still_works() {
+    let test = "browser::a_report_over_4_mb_is_embedded_gzipped_and_the_map_still_works";
+    let Some(chromium) = chromium(test) else {
+        return;
+    };
+    let shop = std::fs::canonicalize(workspace_root().join("examples/shop")).expect("the shop");
+    let mut report = analyzer::analyze(&shop, &analyzer::Options::new()).expect("analyse the shop");
+    let edge = report
+        .edges
+        .iter_mut()
+        .find(|edge| edge.from == "shop::order" && edge.to == "shop::member")
+        .expect("order uses member");
+    let location = edge.locations[0].clone();
+    edge.locations = vec![location; 150_000];
+    let data = serde_json::to_string(&fig::output::report(&report)).expect("the JSON report");
+    assert!(data.len() > templates::report::EMBED_PLAIN_MAX_BYTES);
+    let html = templates::render_html(
+        &report,
+        &data,
+        &templates::Meta {
+            tool: "fig test".to_owned(),
+            live: None,
+        },
+    )
+    .expect("render");
+    assert!(
+        html.contains(r#"data-encoding="gzip+base64""#),
+        "the large document is gzipped"
+    );
+    let file = out_dir().join("large-report.html");
+    std::fs::write(&file, &html).expect("write the report");
+    let json: Value = serde_json::from_str(&data).expect("JSON");
+    let page = explore(
+        &chromium,
+        &file,
+        &json,
+        "shop::coupon::eligibility",
+        "large",
+    );
+    assert_no_problems(&page, "large");
+}
