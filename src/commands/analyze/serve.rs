@@ -74,17 +74,19 @@ pub fn run(
         // Stdout carries the address only, so that a script (or a test) can read it.
         println!("serving http://{bound}/");
         std::io::Write::flush(&mut std::io::stdout()).context("writing to stdout")?;
-        if watch_files {
+        // Without a watcher the sender stays here, alive as long as the server: `/version`
+        // then waits out its long poll instead of seeing a closed channel.
+        let _unwatched = if watch_files {
             let watched = args.clone();
             std::thread::Builder::new()
                 .name("fig-watch".to_owned())
                 .spawn(move || watch_loop(&watched, &sender))
                 .context("starting the watcher")?;
             eprintln!("watching {} for changes", args.path.display());
+            None
         } else {
-            // Keep the sender alive: `/version` waits on it.
-            std::mem::forget(sender);
-        }
+            Some(sender)
+        };
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(accepted) => accepted,
