@@ -13,7 +13,8 @@
 //! Modules: `server` (`[server]`), `timeouts`, `limits`, `upstreams` (`[upstreams.NAME]` with
 //! its health check, circuit breaker, outlier ejection and in-flight cap), `routes`
 //! (`[[routes]]`: match, retry, rate limit, SLO, upgrades), `shadow` (a route's `shadow` and
-//! `[shadow]`), `context` (`[context]` and `[context.jwt]`), `flags`, `admin`, `reload`.
+//! `[shadow]`), `context` (`[context]` and `[context.jwt]`), `flags`, `admin`, `reload`, `tls`
+//! (`[tls]`: the TLS listeners and their certificates, loaded and checked here).
 
 mod admin;
 mod context;
@@ -25,6 +26,7 @@ mod routes;
 mod server;
 mod shadow;
 mod timeouts;
+mod tls;
 mod upstreams;
 
 use std::collections::BTreeMap;
@@ -50,6 +52,7 @@ pub use self::shadow::{
     IgnorePattern, SHADOW_SAFE_METHODS, ShadowConfig, ShadowSettings, ShadowTarget,
 };
 pub use self::timeouts::Timeouts;
+pub use self::tls::{ClientAuthMode, TlsCertificate, TlsConfig, TlsFiles};
 pub use self::upstreams::{
     Balance, CircuitBreakerConfig, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig,
     parse_upstream_address,
@@ -91,6 +94,9 @@ pub struct Config {
     /// Most client connections open at once on the proxy listeners; `None` derives it from the
     /// process's file limit (`connections::default_max_connections`).
     pub max_connections: Option<usize>,
+    /// TLS at the edge (`[tls]`, `--tls-cert`): which of `listen` speak TLS, with what
+    /// certificates; `None`: every listener is cleartext.
+    pub tls: Option<TlsConfig>,
     /// Timeouts.
     pub timeouts: Timeouts,
     /// Size limits.
@@ -137,6 +143,11 @@ pub struct Overrides {
     /// The admin token `fig proxy` generated (`admin.generated_token_file`), used when the
     /// config names none, also on reload.
     pub generated_admin_token: Option<String>,
+    /// `--tls-cert` and `--tls-key`: every listener speaks TLS with this certificate, which
+    /// replaces `[[tls.certificates]]`.
+    pub tls: Option<TlsFiles>,
+    /// `--tls-client-ca`: replaces `tls.client_ca`.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -230,6 +241,7 @@ struct RawConfig {
     reload: reload::RawReload,
     #[serde(default)]
     shadow: shadow::RawShadowSettings,
+    tls: Option<Spanned<tls::RawTls>>,
 }
 
 /// Validates every table, reporting every mistake to `ctx`, then checks what tables say of each
@@ -246,6 +258,7 @@ fn validate(raw: RawConfig, ctx: &mut Ctx<'_>) -> Config {
         admin,
         reload,
         shadow,
+        tls,
     } = raw;
 
     // `--monolith URL` goes in before validation so routes can name it; a wrong URL still
@@ -275,6 +288,7 @@ fn validate(raw: RawConfig, ctx: &mut Ctx<'_>) -> Config {
         .collect();
 
     let server = server.validate(ctx);
+    let tls = tls::validate(tls, &server.listen, ctx);
     let timeouts = timeouts.validate(ctx);
     let limits = limits.validate(ctx);
     let upstreams = upstreams.validate(ctx);
@@ -315,6 +329,7 @@ fn validate(raw: RawConfig, ctx: &mut Ctx<'_>) -> Config {
         http1: server.http1,
         http1_client: server.http1_client,
         max_connections: server.max_connections,
+        tls,
         timeouts,
         limits,
         upstreams,
