@@ -30,8 +30,10 @@ use crate::proxy;
 /// The listeners a proxy serves on.
 #[derive(Debug)]
 pub struct Listeners {
-    /// Proxy listeners.
+    /// Proxy listeners speaking cleartext HTTP.
     pub proxy: Vec<TcpListener>,
+    /// Proxy listeners speaking TLS (`[tls]`, `--tls-cert`).
+    pub tls: Vec<TcpListener>,
     /// The admin listener, if the admin API is on.
     pub admin: Option<TcpListener>,
 }
@@ -40,24 +42,30 @@ impl From<TcpListener> for Listeners {
     fn from(listener: TcpListener) -> Listeners {
         Listeners {
             proxy: vec![listener],
+            tls: Vec::new(),
             admin: None,
         }
     }
 }
 
 impl Listeners {
-    /// Binds the addresses of `config` (`listen` and `admin.listen`).
+    /// Binds the addresses of `config` (`listen`, those of them `tls.listen` names as TLS
+    /// listeners, and `admin.listen`).
     pub async fn bind(config: &Config) -> Result<Listeners, Error> {
         let mut proxy = Vec::new();
+        let mut tls = Vec::new();
         for addr in &config.listen {
-            proxy.push(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| Error::Bind {
-                        addr: *addr,
-                        source,
-                    })?,
-            );
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            if config.tls.as_ref().is_some_and(|tls| tls.listen.contains(addr)) {
+                tls.push(listener);
+            } else {
+                proxy.push(listener);
+            }
         }
         let admin = match config.admin.listen {
             Some(addr) => Some(
@@ -67,7 +75,7 @@ impl Listeners {
             ),
             None => None,
         };
-        Ok(Listeners { proxy, admin })
+        Ok(Listeners { proxy, tls, admin })
     }
 }
 
@@ -95,9 +103,11 @@ impl Proxy {
             max_connections = cap,
             "serving; at most max_connections client connections at once"
         );
-        for listener in listeners.proxy {
+        let tls = listeners.tls.into_iter().map(|listener| (listener, true));
+        for (listener, tls) in listeners.proxy.into_iter().map(|l| (l, false)).chain(tls) {
             tasks.spawn(accept_loop(
                 listener,
+                tls,
                 self.shared.clone(),
                 graceful.clone(),
                 stop_rx.clone(),
@@ -236,6 +246,7 @@ fn refuse(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, cap: usize)
 
 async fn accept_loop(
     listener: TcpListener,
+    tls: bool,
     shared: Arc<Shared>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
@@ -246,6 +257,9 @@ async fn accept_loop(
     let mut built_for = shared.active.load().config.clone();
     let mut builder = Arc::new(server_builder(&built_for));
     let mut cap = built_for.max_connections.unwrap_or(default_cap);
+    // The TLS config of new handshakes: the config's in force, or the last one that had TLS (a
+    // reload cannot turn a bound listener's TLS off; that takes a restart).
+    let mut tls_config = tls.then(|| built_for.tls.as_ref().map(|tls| tls.server.clone())).flatten();
     let mut backoff = Backoff::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -284,6 +298,9 @@ async fn accept_loop(
         if !Arc::ptr_eq(&config, &built_for) {
             builder = Arc::new(server_builder(&config));
             cap = config.max_connections.unwrap_or(default_cap);
+            if let Some(new) = config.tls.as_ref().filter(|_| tls) {
+                tls_config = Some(new.server.clone());
+            }
             built_for = config;
             shared
                 .metrics
@@ -304,21 +321,55 @@ async fn accept_loop(
             body_idle: built_for.timeouts.body_idle,
         };
         let own_http1 = built_for.http1 == Http1Server::Fig;
-        let connection = crate::http::server::Connection {
+        let client = crate::http::server::ClientConn::new(peer, proxy::ip_header_value(peer.ip()));
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let stop = stop.clone();
+        let metrics = shared.clone();
+        let connection = move |client| crate::http::server::Connection {
             // One clone of one `Arc` per request: the shared state and what is known of the client.
-            conn: Arc::new((
-                shared,
-                crate::http::server::ClientConn::new(peer, proxy::ip_header_value(peer.ip())),
-            )),
-            builder: builder.clone(),
-            watcher: graceful.watcher(),
-            stop: stop.clone(),
+            conn: Arc::new((shared, client)),
+            builder,
+            watcher,
+            stop,
         };
+        if !tls {
+            tokio::spawn(async move {
+                let _slot = slot;
+                let connection = connection(client);
+                if own_http1 {
+                    crate::http::server::serve(stream, settings, connection).await;
+                } else {
+                    let stream = crate::http::deadline::IdleWrite::new(stream, settings.body_idle);
+                    crate::http::server::serve_with_hyper(stream, connection).await;
+                }
+            });
+            continue;
+        }
+        let Some(tls_config) = tls_config.clone() else {
+            // Not reached: a TLS listener is bound only for a config with TLS.
+            continue;
+        };
+        let handshake = built_for.timeouts.header_read;
         tokio::spawn(async move {
             let _slot = slot;
-            if own_http1 {
+            let (stream, session) =
+                match crate::http::tls::accept(stream, tls_config, handshake).await {
+                    Ok(accepted) => accepted,
+                    Err(refused) => {
+                        metrics.metrics.connections.tls_refused(&refused, peer);
+                        return;
+                    }
+                };
+            let mut client = client;
+            client.tls = Some(crate::http::server::TlsConn {
+                client: session.client,
+            });
+            let connection = connection(client);
+            if own_http1 && !session.h2 {
                 crate::http::server::serve(stream, settings, connection).await;
             } else {
+                // HTTP/2 chosen by ALPN: hyper's server, as for h2c.
                 let stream = crate::http::deadline::IdleWrite::new(stream, settings.body_idle);
                 crate::http::server::serve_with_hyper(stream, connection).await;
             }

@@ -39,7 +39,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use self::admin::{AdminConfig, DEFAULT_ADMIN_LISTEN};
-pub use self::context::{ContextConfig, JwtConfig, TokenLocation, ValueSource};
+pub use self::context::{CertField, ContextConfig, JwtConfig, TokenLocation, ValueSource};
 pub use self::flags::{FlagStoreConfig, UnleashAdminConfig};
 pub use self::limits::Limits;
 pub use self::reload::ReloadConfig;

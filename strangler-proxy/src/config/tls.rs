@@ -99,6 +99,11 @@ pub(super) fn validate(
 ) -> Option<TlsConfig> {
     let cli = ctx.overrides.tls.clone();
     if raw.is_none() && cli.is_none() {
+        if ctx.overrides.tls_client_ca.is_some() {
+            ctx.report_command_line(
+                "--tls-client-ca needs TLS: pass --tls-cert and --tls-key, or add [tls]",
+            );
+        }
         return None;
     }
     let table_span = raw.as_ref().map_or(0..0, Spanned::span);
