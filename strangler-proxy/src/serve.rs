@@ -24,7 +24,7 @@ use crate::decision::flags::FlagSource;
 use crate::error::Error;
 use crate::http::connections::{self, Backoff, Every};
 use crate::ops::runtime::Proxy;
-use crate::ops::runtime::{Shared, file_stamp};
+use crate::ops::runtime::{FileStamp, Shared, file_stamp};
 use crate::proxy;
 
 /// The listeners a proxy serves on.
@@ -377,31 +377,46 @@ async fn accept_loop(
     }
 }
 
+/// Polls the files the config was read from (the config file, the TLS certificates, keys and
+/// client CA) and reloads when one of them changed.
 async fn watch_config(proxy: Proxy, mut stop: watch::Receiver<bool>) {
-    let config = proxy.config();
-    let (Some(path), true) = (config.path.clone(), config.reload.watch) else {
+    if !proxy.can_reload() || !proxy.config().reload.watch {
         return;
-    };
-    let last_attempted = || proxy.last_attempted();
+    }
     loop {
         let interval = proxy.config().reload.poll_interval;
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let now = file_stamp(&path);
-        if now.is_none() || now == last_attempted() {
+        let attempted = proxy.last_attempted();
+        let now = current_stamps(&attempted);
+        // A missing file is being replaced (or gone): nothing to read yet.
+        if now.iter().any(Option::is_none)
+            || now.iter().zip(&attempted).all(|(now, (_, then))| now == then)
+        {
             continue;
         }
-        // A file written in place may be caught half written: let the writer finish first.
+        // A file written in place may be caught half written, and a certificate may be
+        // replaced before its key: let the writer finish first.
         tokio::time::sleep(SETTLE.min(interval)).await;
-        if file_stamp(&path) != now {
+        if current_stamps(&attempted) != now {
             continue;
         }
-        tracing::info!(path = %path.display(), "config file changed; reloading");
+        let changed: Vec<String> = attempted
+            .iter()
+            .zip(&now)
+            .filter(|((_, then), now)| now != &then)
+            .map(|((path, _), _)| path.display().to_string())
+            .collect();
+        tracing::info!(files = ?changed, "config or certificate files changed; reloading");
         // The error is logged by `reload`.
         let _ = proxy.reload();
     }
+}
+
+fn current_stamps(attempted: &crate::ops::runtime::Stamps) -> Vec<Option<FileStamp>> {
+    attempted.iter().map(|(path, _)| file_stamp(path)).collect()
 }
 
 /// How long the watcher waits after seeing a change before it reads the file.

@@ -195,6 +195,17 @@ impl Config {
         ctx.finish(config)
     }
 
+    /// The files a reload of the config file at `path` reads: the file itself and the TLS
+    /// files it names (`[[tls.certificates]]`, `tls.client_ca`, or `--tls-cert`'s), found
+    /// without validating, so that a config refused for a bad certificate is tried again when
+    /// the certificate changes.
+    pub fn files_named(path: &Path, overrides: &Overrides) -> Vec<PathBuf> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut files = vec![path.to_path_buf()];
+        files.extend(tls::files_named(&text, path, overrides));
+        files
+    }
+
     /// The upstream with this name.
     pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
         self.upstreams.iter().find(|up| up.name == name)

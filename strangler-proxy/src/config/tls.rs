@@ -6,12 +6,13 @@
 //! `cert`, so a reload with a bad pair is refused whole and the old certificates keep serving.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::Overrides;
 use super::ctx::Ctx;
 use crate::http::tls::{self, CertSet, ClientAuth};
 
@@ -258,6 +259,33 @@ pub(super) fn validate(
         client_auth,
         server,
     })
+}
+
+/// The TLS files `text` (the config file at `path`) names, or `overrides` replace, read
+/// loosely: the table need not be valid.
+pub(super) fn files_named(text: &str, path: &Path, overrides: &Overrides) -> Vec<PathBuf> {
+    let table: toml::Table = toml::from_str(text).unwrap_or_default();
+    let tls = table.get("tls").and_then(toml::Value::as_table);
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let named = |value: Option<&toml::Value>| value.and_then(toml::Value::as_str).map(|file| dir.join(file));
+    let mut files = Vec::new();
+    match &overrides.tls {
+        Some(cli) => files.extend([cli.cert.clone(), cli.key.clone()]),
+        None => {
+            let certificates = tls
+                .and_then(|tls| tls.get("certificates"))
+                .and_then(toml::Value::as_array);
+            for entry in certificates.into_iter().flatten() {
+                files.extend(named(entry.get("cert")));
+                files.extend(named(entry.get("key")));
+            }
+        }
+    }
+    match &overrides.tls_client_ca {
+        Some(ca) => files.push(ca.clone()),
+        None => files.extend(named(tls.and_then(|tls| tls.get("client_ca")))),
+    }
+    files
 }
 
 /// A loaded certificate as the config describes it; `names` default to its DNS names.
