@@ -358,6 +358,9 @@ async fn accept_loop(
                     Ok(accepted) => accepted,
                     Err(refused) => {
                         metrics.metrics.connections.tls_refused(&refused, peer);
+                        if let crate::http::tls::Refused::Cleartext(stream) = refused {
+                            crate::http::tls::refuse_cleartext(stream).await;
+                        }
                         return;
                     }
                 };

@@ -471,7 +471,7 @@ impl ConnectionMetrics {
     pub(crate) fn tls_refused(&self, refused: &crate::http::tls::Refused, peer: std::net::SocketAddr) {
         use crate::http::tls::Refused;
         match refused {
-            Refused::Cleartext => {
+            Refused::Cleartext(_) => {
                 self.tls_cleartext.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%peer, "cleartext HTTP on a TLS listener; answered 400 and closed");
             }

@@ -328,8 +328,8 @@ pub(crate) struct Session {
 /// Why a connection ended before its handshake was done.
 #[derive(Debug)]
 pub(crate) enum Refused {
-    /// Cleartext HTTP on the TLS port: answered with a 400 and closed.
-    Cleartext,
+    /// Cleartext HTTP on the TLS port: to be answered with [`refuse_cleartext`].
+    Cleartext(TcpStream),
     /// The handshake was not done within the deadline.
     Timeout,
     /// The handshake failed (not TLS, no common version or cipher, a bad client certificate).
@@ -357,8 +357,7 @@ pub(crate) async fn accept(
         }
         Ok(Ok(_)) if first[0] != HANDSHAKE_RECORD => {
             if first[0].is_ascii_uppercase() {
-                refuse_cleartext(stream).await;
-                return Err(Refused::Cleartext);
+                return Err(Refused::Cleartext(stream));
             }
             return Err(Refused::Handshake(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -385,7 +384,7 @@ pub(crate) async fn accept(
 }
 
 /// Answers cleartext HTTP with [`CLEARTEXT_REFUSAL`] and closes the connection.
-async fn refuse_cleartext(mut stream: TcpStream) {
+pub(crate) async fn refuse_cleartext(mut stream: TcpStream) {
     let answered = tokio::time::timeout(REFUSAL_LINGER, async {
         stream.write_all(CLEARTEXT_REFUSAL).await?;
         stream.shutdown().await
