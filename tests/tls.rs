@@ -860,3 +860,50 @@ key = "key.pem"
         "{text}"
     );
 }
+
+/// `fig demo --tls`: the proxy serves TLS with the certificate generated into the state dir, and
+/// the `curl --cacert` line the banner prints works as printed (over HTTP/2 too).
+#[test]
+fn the_demo_serves_tls_and_its_curl_line_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state_dir = dir.path().join("demo");
+    let mut command = fig();
+    command
+        .args(["demo", "--tls", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--state-dir")
+        .arg(&state_dir);
+    let mut demo = Proc::spawn("fig demo", command);
+    let proxy = demo.address("listening on https://");
+    demo.line_after("Ctrl-C stops everything.", Duration::from_secs(60));
+    let banner = demo.stdout_seen().join("\n");
+    let line = banner
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("curl -i --cacert") && line.contains("/payments/7"))
+        .unwrap_or_else(|| panic!("a curl --cacert line in the banner:\n{banner}"));
+    let words = crate::support::shell_words(line.split("  ").next().expect("the command"));
+    assert!(
+        words.contains(&format!("https://{proxy}/payments/7")),
+        "{line}"
+    );
+    for extra in [&[][..], &["--http2"]] {
+        let output = std::process::Command::new(&words[0])
+            .args(&words[1..])
+            .args(["-sS", "--max-time", "10"])
+            .args(extra)
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{line}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(text.starts_with("HTTP/"), "{text}");
+        assert!(text.contains(" 200"), "{text}");
+        assert!(text.contains("x-fig-upstream: monolith"), "{text}");
+    }
+    let key = state_dir.join("tls").join("key.pem");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).expect("the key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only its owner reads the key");
+    }
+}
