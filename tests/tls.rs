@@ -63,10 +63,14 @@ impl Ca {
     fn leaf(&self, cn: &str, names: &[&str], not_after: (i32, u8, u8)) -> Leaf {
         let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
         let mut params = rcgen::CertificateParams::new(names).expect("leaf params");
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
         let key = rcgen::KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf certificate");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
         Leaf {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -110,7 +114,13 @@ fn start(dir: &Path, args: &[&str]) -> Proxy {
     let mut command = fig();
     command
         .current_dir(dir)
-        .args(["-v", "proxy", "--admin", "127.0.0.1:0", "--admin-token-file"])
+        .args([
+            "-v",
+            "proxy",
+            "--admin",
+            "127.0.0.1:0",
+            "--admin-token-file",
+        ])
         .arg(dir.join("admin.token"))
         .args(args);
     let mut proc = Proc::spawn("fig proxy", command);
@@ -193,13 +203,17 @@ fn client_config(
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// Connects to `addr` naming `sni`, and completes the handshake.
-fn connect(addr: SocketAddr, sni: &str, config: &Arc<rustls::ClientConfig>) -> std::io::Result<Tls> {
+fn connect(
+    addr: SocketAddr,
+    sni: &str,
+    config: &Arc<rustls::ClientConfig>,
+) -> std::io::Result<Tls> {
     let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
     tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
     let name = ServerName::try_from(sni.to_owned()).expect("a server name");
-    let connection = rustls::ClientConnection::new(config.clone(), name)
-        .map_err(std::io::Error::other)?;
+    let connection =
+        rustls::ClientConnection::new(config.clone(), name).map_err(std::io::Error::other)?;
     let mut stream = rustls::StreamOwned::new(connection, tcp);
     while stream.conn.is_handshaking() {
         stream.conn.complete_io(&mut stream.sock)?;
@@ -319,7 +333,11 @@ fn curl_reaches_the_upstream_over_tls_with_http1_and_http2() {
         ("200 2".to_owned(), "hello over tls".to_owned())
     );
     assert_eq!(
-        curl(proxy.addr, &ca_file, &["--http2", "--tlsv1.2", "--tls-max", "1.2"]),
+        curl(
+            proxy.addr,
+            &ca_file,
+            &["--http2", "--tlsv1.2", "--tls-max", "1.2"]
+        ),
         ("200 2".to_owned(), "hello over tls".to_owned())
     );
     let seen = upstream.seen();
@@ -388,10 +406,7 @@ default = true
                 presented(&stream) == expected.der,
                 "naming {sni} got another certificate"
             );
-            assert_eq!(
-                stream.conn.protocol_version(),
-                Some(versions[0].version),
-            );
+            assert_eq!(stream.conn.protocol_version(), Some(versions[0].version),);
             let (status, _, body) = get(&mut stream, "/").expect("a response");
             assert_eq!((status, body.as_str()), (200, "hello over tls"));
         }
@@ -446,9 +461,7 @@ fn insecure_client_config(
             )
         }
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0
-                .signature_verification_algorithms
-                .supported_schemes()
+            self.0.signature_verification_algorithms.supported_schemes()
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -582,8 +595,12 @@ fn certificates_rotate_under_load_with_no_failed_request() {
         })
     };
     let keep_alive = {
-        let (stop, failures, kept_ok, client) =
-            (stop.clone(), failures.clone(), kept_ok.clone(), client.clone());
+        let (stop, failures, kept_ok, client) = (
+            stop.clone(),
+            failures.clone(),
+            kept_ok.clone(),
+            client.clone(),
+        );
         let mut stream = connect(addr, "localhost", &client).expect("the keep-alive connection");
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
@@ -654,7 +671,10 @@ fn certificates_rotate_under_load_with_no_failed_request() {
     keep_alive.join().expect("the keep-alive loop");
     let failures = failures.lock().expect("lock");
     assert!(failures.is_empty(), "failed requests: {failures:?}");
-    assert!(new_ok.load(Ordering::SeqCst) > 20, "too few new connections to tell");
+    assert!(
+        new_ok.load(Ordering::SeqCst) > 20,
+        "too few new connections to tell"
+    );
     assert!(
         kept_ok.load(Ordering::SeqCst) > kept_before,
         "the keep-alive connection went on after the rotations"
@@ -743,7 +763,10 @@ fn a_mismatched_pair_is_refused_and_the_old_certificate_keeps_serving() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let file = broken.display();
     assert!(
-        stderr.contains(&format!("{file}:6:8: cannot read {}", dir.path().join("missing.pem").display())),
+        stderr.contains(&format!(
+            "{file}:6:8: cannot read {}",
+            dir.path().join("missing.pem").display()
+        )),
         "{stderr}"
     );
     assert!(
@@ -751,7 +774,10 @@ fn a_mismatched_pair_is_refused_and_the_old_certificate_keeps_serving() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("{file}:10:8: {}: no private key in the file", key.display())),
+        stderr.contains(&format!(
+            "{file}:10:8: {}: no private key in the file",
+            key.display()
+        )),
         "{stderr}"
     );
 }
@@ -774,7 +800,11 @@ fn a_client_certificate_is_the_flag_contexts_user() {
     let stranger = Ca::new("someone else").leaf("alice", &["alice@shop.test"], (2030, 1, 1));
 
     let flags = dir.path().join("flags.json");
-    for args in [&["create", "pay"][..], &["users", "pay", "alice"], &["enable", "pay"]] {
+    for args in [
+        &["create", "pay"][..],
+        &["users", "pay", "alice"],
+        &["enable", "pay"],
+    ] {
         let status = fig()
             .args(["flags", "--store"])
             .arg(&flags)
@@ -869,7 +899,14 @@ fn the_demo_serves_tls_and_its_curl_line_works() {
     let state_dir = dir.path().join("demo");
     let mut command = fig();
     command
-        .args(["demo", "--tls", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args([
+            "demo",
+            "--tls",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ])
         .arg("--state-dir")
         .arg(&state_dir);
     let mut demo = Proc::spawn("fig demo", command);
@@ -894,7 +931,11 @@ fn the_demo_serves_tls_and_its_curl_line_works() {
             .output()
             .expect("curl runs");
         let text = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{line}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(text.starts_with("HTTP/"), "{text}");
         assert!(text.contains(" 200"), "{text}");
         assert!(text.contains("x-fig-upstream: monolith"), "{text}");
@@ -903,7 +944,10 @@ fn the_demo_serves_tls_and_its_curl_line_works() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&key).expect("the key").permissions().mode();
+        let mode = std::fs::metadata(&key)
+            .expect("the key")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "only its owner reads the key");
     }
 }

@@ -1020,7 +1020,11 @@ fn write_demo_certificate(dir: &Path, addresses: &[SocketAddr]) -> anyhow::Resul
             rcgen::KeyUsagePurpose::DigitalSignature,
         ];
         let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
-        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        let mut names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
         for addr in addresses {
             let ip = addr.ip().to_string();
             if !addr.ip().is_unspecified() && !names.contains(&ip) {
@@ -1039,7 +1043,11 @@ fn write_demo_certificate(dir: &Path, addresses: &[SocketAddr]) -> anyhow::Resul
         Ok((ca.pem(), cert.pem(), key.serialize_pem()))
     };
     let (ca, cert, key) = make().context("cannot generate the demo's TLS certificate")?;
-    for (name, text, secret) in [("ca.pem", ca, false), ("cert.pem", cert, false), ("key.pem", key, true)] {
+    for (name, text, secret) in [
+        ("ca.pem", ca, false),
+        ("cert.pem", cert, false),
+        ("key.pem", key, true),
+    ] {
         let path = dir.join(name);
         let mode = if secret {
             feature_flags::FileMode::OwnerOnly

@@ -422,7 +422,9 @@ fn plan<'r>(
         .is_some()
         .then(|| (parts.method.clone(), parts.uri.clone()));
     let decision = route::route(parts, &active.routes, &*shared.flags, || {
-        active.context.build_for(parts, peer.ip(), client_cert(client))
+        active
+            .context
+            .build_for(parts, peer.ip(), client_cert(client))
     });
     let route = decision.route.map(|idx| &active.routes.routes()[idx]);
     let asked_upgrade = client_upgrade.as_ref().and_then(|_| match decision.route {
@@ -443,7 +445,11 @@ fn plan<'r>(
         .and_then(|route| route.shadow.as_ref())
         .filter(|plan| {
             client_upgrade.is_none()
-                && plan.selects(&parts.method, || active.context.build_for(parts, peer.ip(), client_cert(client)))
+                && plan.selects(&parts.method, || {
+                    active
+                        .context
+                        .build_for(parts, peer.ip(), client_cert(client))
+                })
         });
     Plan {
         decision,

@@ -61,7 +61,11 @@ impl Listeners {
                     addr: *addr,
                     source,
                 })?;
-            if config.tls.as_ref().is_some_and(|tls| tls.listen.contains(addr)) {
+            if config
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.listen.contains(addr))
+            {
                 tls.push(listener);
             } else {
                 proxy.push(listener);
@@ -259,7 +263,9 @@ async fn accept_loop(
     let mut cap = built_for.max_connections.unwrap_or(default_cap);
     // The TLS config of new handshakes: the config's in force, or the last one that had TLS (a
     // reload cannot turn a bound listener's TLS off; that takes a restart).
-    let mut tls_config = tls.then(|| built_for.tls.as_ref().map(|tls| tls.server.clone())).flatten();
+    let mut tls_config = tls
+        .then(|| built_for.tls.as_ref().map(|tls| tls.server.clone()))
+        .flatten();
     let mut backoff = Backoff::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -396,7 +402,10 @@ async fn watch_config(proxy: Proxy, mut stop: watch::Receiver<bool>) {
         let now = current_stamps(&attempted);
         // A missing file is being replaced (or gone): nothing to read yet.
         if now.iter().any(Option::is_none)
-            || now.iter().zip(&attempted).all(|(now, (_, then))| now == then)
+            || now
+                .iter()
+                .zip(&attempted)
+                .all(|(now, (_, then))| now == then)
         {
             continue;
         }

@@ -250,7 +250,11 @@ impl UnvalidatedConfig for Spanned<RawJwt> {
             Some(value) => match parse_source(value.get_ref()) {
                 Ok(ValueSource::Header(name)) => TokenLocation::Header(name),
                 Ok(ValueSource::Cookie(name)) => TokenLocation::Cookie(name),
-                Ok(ValueSource::Jwt(_) | ValueSource::TrustedHeader(_) | ValueSource::ClientCert(_)) => {
+                Ok(
+                    ValueSource::Jwt(_)
+                    | ValueSource::TrustedHeader(_)
+                    | ValueSource::ClientCert(_),
+                ) => {
                     ctx.report(
                         value.span(),
                         "`from` must be `header:NAME` or `cookie:NAME`",

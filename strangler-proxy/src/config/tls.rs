@@ -218,8 +218,9 @@ pub(super) fn validate(
             "`client_auth` needs `client_ca`, the CA file client certificates are checked against",
         );
     }
-    let roots = client_ca.as_ref().and_then(|(path, span)| {
-        match tls::load_roots(path) {
+    let roots = client_ca
+        .as_ref()
+        .and_then(|(path, span)| match tls::load_roots(path) {
             Ok(roots) => Some(roots),
             Err(reason) if span.is_empty() => {
                 ctx.report_command_line(format!("--tls-client-ca: {reason}"));
@@ -229,8 +230,7 @@ pub(super) fn validate(
                 ctx.report(span.clone(), reason);
                 None
             }
-        }
-    });
+        });
 
     if ctx.reported_since(mistakes) || loaded.is_empty() {
         return None;
@@ -267,7 +267,11 @@ pub(super) fn files_named(text: &str, path: &Path, overrides: &Overrides) -> Vec
     let table: toml::Table = toml::from_str(text).unwrap_or_default();
     let tls = table.get("tls").and_then(toml::Value::as_table);
     let dir = path.parent().unwrap_or(Path::new(""));
-    let named = |value: Option<&toml::Value>| value.and_then(toml::Value::as_str).map(|file| dir.join(file));
+    let named = |value: Option<&toml::Value>| {
+        value
+            .and_then(toml::Value::as_str)
+            .map(|file| dir.join(file))
+    };
     let mut files = Vec::new();
     match &overrides.tls {
         Some(cli) => files.extend([cli.cert.clone(), cli.key.clone()]),

@@ -21,8 +21,8 @@ use serde_json::Value;
 use crate::config::{
     CertField, Config, ContextConfig, JwtConfig, RateKey, TokenLocation, ValueSource,
 };
-use crate::http::tls::ClientIdentity;
 use crate::decision::flags::{Context, ContextRef};
+use crate::http::tls::ClientIdentity;
 
 /// Seconds a JWT's `exp` and `nbf` may be off, for clocks that disagree.
 pub(crate) const JWT_LEEWAY_SECS: u64 = 60;
@@ -192,7 +192,9 @@ pub fn untrusted_user_id_warnings(config: &Config) -> Vec<String> {
             ValueSource::Header(name) => Some(format!("header:{name}")),
             ValueSource::Cookie(name) => Some(format!("cookie:{name}")),
             ValueSource::Jwt(claim) if !signed => Some(format!("jwt:{claim} (no key)")),
-            ValueSource::Jwt(_) | ValueSource::TrustedHeader(_) | ValueSource::ClientCert(_) => None,
+            ValueSource::Jwt(_) | ValueSource::TrustedHeader(_) | ValueSource::ClientCert(_) => {
+                None
+            }
         })
         .collect();
     if chosen.is_empty() {

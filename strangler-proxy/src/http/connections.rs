@@ -468,7 +468,11 @@ pub struct ConnectionMetrics {
 impl ConnectionMetrics {
     /// Counts and logs (at debug: clients cause it) a TLS connection that ended before its
     /// handshake was done.
-    pub(crate) fn tls_refused(&self, refused: &crate::http::tls::Refused, peer: std::net::SocketAddr) {
+    pub(crate) fn tls_refused(
+        &self,
+        refused: &crate::http::tls::Refused,
+        peer: std::net::SocketAddr,
+    ) {
         use crate::http::tls::Refused;
         match refused {
             Refused::Cleartext(_) => {

@@ -202,7 +202,10 @@ impl CertSet {
     /// A set serving `default` to clients whose name no entry has; each entry is a certificate
     /// and the names it is served for (`*.parent` for any one label under `parent`). The first
     /// entry that names a name gets it.
-    pub(crate) fn new(default: Arc<CertifiedKey>, entries: &[(Arc<CertifiedKey>, Vec<String>)]) -> Self {
+    pub(crate) fn new(
+        default: Arc<CertifiedKey>,
+        entries: &[(Arc<CertifiedKey>, Vec<String>)],
+    ) -> Self {
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         for (certified, names) in entries {
@@ -300,14 +303,18 @@ impl ClientIdentity {
             .next()
             .and_then(|cn| cn.as_str().ok())
             .map(str::to_owned);
-        let san = parsed.subject_alternative_name().ok().flatten().and_then(|san| {
-            san.value.general_names.iter().find_map(|name| match name {
-                GeneralName::DNSName(text) | GeneralName::RFC822Name(text) | GeneralName::URI(text) => {
-                    Some((*text).to_owned())
-                }
-                _ => None,
-            })
-        });
+        let san = parsed
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .and_then(|san| {
+                san.value.general_names.iter().find_map(|name| match name {
+                    GeneralName::DNSName(text)
+                    | GeneralName::RFC822Name(text)
+                    | GeneralName::URI(text) => Some((*text).to_owned()),
+                    _ => None,
+                })
+            });
         Some(ClientIdentity {
             subject: parsed.subject().to_string(),
             common_name,

@@ -46,7 +46,8 @@ use crate::decision::route::Reason;
 use crate::ops::metrics::Extra;
 use crate::ops::runtime::Proxy;
 use api::{
-    CertificateDoc, CircuitDoc, MatchDoc, PathDoc, PinAnswer, ReloadAnswer, RouteDoc, RouteState, RoutesDoc,
+    CertificateDoc, CircuitDoc, MatchDoc, PathDoc, PinAnswer, ReloadAnswer, RouteDoc, RouteState,
+    RoutesDoc,
 };
 
 pub mod api;

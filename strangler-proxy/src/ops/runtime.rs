@@ -6,8 +6,8 @@
 //! first and only then swaps it in; requests already running finish on the config they started
 //! with. The admin API and the SLO watcher act through this handle; `serve` runs it.
 
-use std::sync::atomic::Ordering;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
