@@ -42,7 +42,7 @@ PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$RUN"
+  [ -n "${KEEP_RUN:-}" ] || rm -rf "$RUN"
 }
 trap cleanup EXIT
 
@@ -71,7 +71,6 @@ http { $common_http $(temp_paths px)
   upstream monolith { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; keepalive_requests 100000000; }
   server {
     listen 127.0.0.1:$NGINX_PORT ssl reuseport backlog=4096;
-    http2 on;
     ssl_certificate $RUN/cert.pem;
     ssl_certificate_key $RUN/key.pem;
     ssl_protocols TLSv1.3;
