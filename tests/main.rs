@@ -41,3 +41,6 @@ mod shadow;
 /// Automatic rollback when a route's service breaks its SLO.
 mod slo;
 mod support;
+/// TLS at the edge (issue 16): curl and a rustls client over HTTP/1.1 and HTTP/2, SNI, mTLS as
+/// the flag context's user, cleartext on the TLS port, certificates rotating under load.
+mod tls;

@@ -17,11 +17,14 @@
 //!   `replica-K/` when there are several, next to that replica's state and Unleash backup),
 //! - `flags.json`: the embedded flag store, with the flag off (file store only),
 //! - `unleash.token`: the client token the replicas read Unleash with (Unleash only, mode 0600),
-//! - `admin.token`: a fresh random bearer token for the admin APIs of all replicas (mode 0600).
+//! - `admin.token`: a fresh random bearer token for the admin APIs of all replicas (mode 0600),
+//! - with `--tls`, `tls/ca.pem`, `tls/cert.pem` and `tls/key.pem`: a certificate authority made
+//!   for the demo and the certificate (localhost, 127.0.0.1) it signs, which the proxies serve
+//!   over TLS; the commands printed trust it with `curl --cacert`.
 //!
 //! Each start begins from scratch: no route is rolled back, and the file store's flag is off.
 //! The first stdout lines are each replica's addresses, as with `fig proxy` (`listening on
-//! http://ADDR`, then `admin on http://ADDR`); then comes what was started and the commands to
+//! http://ADDR`, or `https://` with `--tls`, then `admin on http://ADDR`); then comes what was started and the commands to
 //! try. A replica that exits is started again on the same addresses (from its backup file if
 //! Unleash is away). Ctrl-C or SIGTERM drains the replicas and stops everything.
 //!
@@ -105,6 +108,11 @@ pub struct Args {
     /// How often each replica asks Unleash for changes (at least 1s).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_refresh)]
     pub refresh: Duration,
+    /// Serve the proxies over TLS (HTTP/1.1 and HTTP/2) with a certificate for localhost and
+    /// 127.0.0.1 generated into the state dir (`tls/ca.pem` signs `tls/cert.pem`); the commands
+    /// printed use `curl --cacert`.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 fn parse_flag_name(name: &str) -> Result<String, String> {
@@ -213,6 +221,11 @@ impl Layout {
 
     fn unleash_token(&self) -> PathBuf {
         self.dir.join("unleash.token")
+    }
+
+    /// The demo's certificate authority (`--tls`): what `curl --cacert` trusts.
+    fn tls_ca(&self) -> PathBuf {
+        self.dir.join("tls").join("ca.pem")
     }
 }
 
@@ -478,6 +491,11 @@ fn write_state_dir(
     write_secret(&token_file, &format!("{token}\n"))
         .with_context(|| format!("cannot write the admin token {}", token_file.display()))?;
 
+    if args.tls {
+        let addresses: Vec<SocketAddr> = planned.iter().map(|(proxy, _)| *proxy).collect();
+        write_demo_certificate(&layout.dir.join("tls"), &addresses)?;
+    }
+
     if matches!(store, Store::File) {
         let flags = layout.flags();
         remove_if_present(&flags)?;
@@ -515,6 +533,7 @@ fn write_state_dir(
             service: upstreams.service,
             flag: &args.flag,
             flags,
+            tls: args.tls.then(|| format!("{}tls/", layout.shared_prefix())),
         };
         let path = layout.config(idx);
         feature_flags::write_atomically(
@@ -553,6 +572,8 @@ struct ReplicaConfig<'a> {
     service: SocketAddr,
     flag: &'a str,
     flags: FlagsSection,
+    /// `--tls`: the directory of the certificate and key, relative to the config's.
+    tls: Option<String>,
 }
 
 /// The `[flags]` table of a replica's config.
@@ -620,7 +641,12 @@ user_id = ["header:x-user-id"]
 [admin]
 listen = "{admin}"
 token_file = {admin_token_file}
-"#,
+{tls}"#,
+        tls = config.tls.as_ref().map_or_else(String::new, |dir| format!(
+            "\n# `fig demo --tls`: the listener speaks TLS with the certificate the demo generated. A new\n# certificate and key in these files take effect on the next connection (the files are watched).\n[tls]\n[[tls.certificates]]\ncert = {}\nkey = {}\n",
+            toml_string(&format!("{dir}cert.pem")),
+            toml_string(&format!("{dir}key.pem")),
+        )),
         listen = config.listen,
         monolith = config.monolith,
         service = config.service,
@@ -680,12 +706,13 @@ fn banner(
     let flag = &args.flag;
     let unleash = matches!(store, Store::Unleash { .. });
     let mut out = String::new();
+    let scheme = if args.tls { "https" } else { "http" };
     for replica in replicas {
-        let _ = writeln!(out, "listening on http://{}", replica.proxy);
+        let _ = writeln!(out, "listening on {scheme}://{}", replica.proxy);
         let _ = writeln!(out, "admin on http://{}", replica.admin);
     }
     let _ = writeln!(out);
-    let first_proxy = format!("http://{}", replicas[0].proxy);
+    let first_proxy = format!("{scheme}://{}", replicas[0].proxy);
     let first_admin = format!("http://{}", replicas[0].admin);
     let behind = if replicas.len() == 1 {
         "the strangler proxy".to_owned()
@@ -706,7 +733,7 @@ fn banner(
         for replica in replicas {
             let _ = writeln!(
                 out,
-                "  replica {:<11}proxy http://{}  admin http://{}  pid {}",
+                "  replica {:<11}proxy {scheme}://{}  admin http://{}  pid {}",
                 replica.number,
                 replica.proxy,
                 replica.admin,
@@ -749,6 +776,12 @@ fn banner(
         );
     } else {
         let _ = writeln!(out, "    flags.json       the flag store: `{flag}` is off");
+    }
+    if args.tls {
+        let _ = writeln!(
+            out,
+            "    tls/             ca.pem (what `curl --cacert` trusts), cert.pem and key.pem (the proxy's)"
+        );
     }
     if replicas.len() == 1 {
         let _ = writeln!(out, "    admin.token      the admin API's bearer token");
@@ -802,7 +835,19 @@ fn try_lines(
     service: SocketAddr,
 ) -> Vec<String> {
     let flag = &args.flag;
-    let first_proxy = format!("http://{}", replicas[0].proxy);
+    // With --tls, curl is told to trust the demo's CA; the option goes before the URL, so every
+    // `curl ... {proxy}/path` below reads right.
+    let proxy_url = |addr: SocketAddr| {
+        if args.tls {
+            format!(
+                "--cacert {} https://{addr}",
+                shell_quote(&layout.tls_ca().display().to_string())
+            )
+        } else {
+            format!("http://{addr}")
+        }
+    };
+    let first_proxy = proxy_url(replicas[0].proxy);
     let first_admin = format!("http://{}", replicas[0].admin);
     let token = shell_quote(&layout.admin_token().display().to_string());
     let route = format!("fig route --admin {first_admin} --token-file {token}");
@@ -881,7 +926,7 @@ fn try_lines(
             })
             .collect();
     }
-    let last_proxy = format!("http://{}", replicas[replicas.len() - 1].proxy);
+    let last_proxy = proxy_url(replicas[replicas.len() - 1].proxy);
     let every = if replicas.len() == 1 {
         String::new()
     } else {
@@ -957,6 +1002,62 @@ fn shell_quote(text: &str) -> String {
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
+}
+
+/// Writes a certificate authority (`ca.pem`) and a certificate it signs for localhost,
+/// 127.0.0.1, ::1 and the proxies' own addresses (`cert.pem`, `key.pem`, mode 0600) into `dir`
+/// (`fig demo --tls`). ECDSA P-256, valid for 90 days, as a public CA would issue.
+fn write_demo_certificate(dir: &Path, addresses: &[SocketAddr]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let make = || -> Result<(String, String, String), rcgen::Error> {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "fig demo CA");
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
+        let mut names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        for addr in addresses {
+            let ip = addr.ip().to_string();
+            if !addr.ip().is_unspecified() && !names.contains(&ip) {
+                names.push(ip);
+            }
+        }
+        let mut params = rcgen::CertificateParams::new(names)?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let now = std::time::SystemTime::now();
+        params.not_before = now.into();
+        params.not_after = (now + Duration::from_secs(90 * 86_400)).into();
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.signed_by(&key, &ca)?;
+        Ok((ca.pem(), cert.pem(), key.serialize_pem()))
+    };
+    let (ca, cert, key) = make().context("cannot generate the demo's TLS certificate")?;
+    for (name, text, secret) in [
+        ("ca.pem", ca, false),
+        ("cert.pem", cert, false),
+        ("key.pem", key, true),
+    ] {
+        let path = dir.join(name);
+        let mode = if secret {
+            feature_flags::FileMode::OwnerOnly
+        } else {
+            feature_flags::FileMode::Keep
+        };
+        feature_flags::write_atomically(&path, text.as_bytes(), mode)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// 32 random bytes from the operating system, as hex (also the token `fig proxy` generates).

@@ -4,7 +4,8 @@
 //! (docs/proxy-config.md); with only `--listen ADDR --monolith URL` it sends everything to the
 //! monolith, the first step of every migration. Flags given here override the file, also on
 //! reload. The first lines on stdout are the bound addresses (`listening on http://ADDR`, then
-//! `admin on http://ADDR`), so scripts and tests can use port 0.
+//! `listening on https://ADDR` for TLS listeners, then `admin on http://ADDR`), so scripts and
+//! tests can use port 0. `--tls-cert FILE --tls-key FILE` makes every listener speak TLS.
 //!
 //! When the config names no admin token, the first start generates one (32 random bytes from the
 //! operating system) into `admin.generated_token_file` (default `<config stem>.admin-token` next
@@ -50,6 +51,17 @@ pub struct Args {
     /// Where rollbacks are kept; default `<config dir>/<config stem>.state.json`.
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
+    /// Serve TLS on every listener with this certificate chain (PEM, server certificate
+    /// first); replaces `[[tls.certificates]]`. Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Ask TLS clients for a certificate signed by a CA in this file (PEM); replaces
+    /// `tls.client_ca`. Its subject or SAN can be the flag context's user (`client-cert:`).
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Validate the config and exit (0 when valid).
     #[arg(long)]
     pub check: bool,
@@ -75,6 +87,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .into_iter()
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty())),
         generated_admin_token: None,
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(cert, key)| strangler_proxy::config::TlsFiles { cert, key }),
+        tls_client_ca: args.tls_client_ca.clone(),
     };
     let mut config = match &args.config {
         Some(path) => Config::load(path, &overrides)?,
@@ -182,6 +200,9 @@ async fn serve(
         let mut stdout = std::io::stdout().lock();
         for listener in &listeners.proxy {
             writeln!(stdout, "listening on http://{}", listener.local_addr()?)?;
+        }
+        for listener in &listeners.tls {
+            writeln!(stdout, "listening on https://{}", listener.local_addr()?)?;
         }
         if let Some(admin) = &listeners.admin {
             writeln!(stdout, "admin on http://{}", admin.local_addr()?)?;

@@ -431,6 +431,7 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
             .iter()
             .map(|(route, upstream, state)| json!({"route": route, "upstream": upstream, "state": state}))
             .collect::<Vec<_>>(),
+        "certificates": routes.certificates,
     });
     if format == Format::Json {
         return Ok(to_json(&doc));
@@ -477,7 +478,37 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
             format!("{route}: service `{upstream}` circuit {state}"),
         ]);
     }
+    // One line per TLS certificate: what it serves and when it expires.
+    for cert in &routes.certificates {
+        let names = if cert.names.is_empty() {
+            String::new()
+        } else {
+            format!(" for {}", cert.names.join(", "))
+        };
+        let default = if cert.default { " (default)" } else { "" };
+        rows.push([
+            "certificate".to_owned(),
+            format!(
+                "{}{names}{default}: {}, {}",
+                cert.file,
+                cert.subject,
+                describe_expiry(&cert.not_after, cert.expires_in_seconds)
+            ),
+        ]);
+    }
     Ok(align(&rows))
+}
+
+/// `expires 2027-03-01T00:00:00Z (in 83 days)`, or `EXPIRED ...`.
+fn describe_expiry(not_after: &str, seconds_left: i64) -> String {
+    const DAY: i64 = 86_400;
+    if seconds_left < 0 {
+        format!("EXPIRED {not_after} ({} days ago)", -seconds_left / DAY)
+    } else if seconds_left < DAY {
+        format!("expires {not_after} (in {} hours)", seconds_left / 3600)
+    } else {
+        format!("expires {not_after} (in {} days)", seconds_left / DAY)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -30,7 +30,7 @@ use crate::http::body::{BodyError, Outbound, RequestBody, Tee};
 use crate::http::client::{self, ClientError, Outgoing, ResponseBody};
 use crate::http::deadline::{ConnTimer, Idle};
 use crate::http::framing::{
-    ADDED_REQUEST_HEADERS, Forwarded, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+    ADDED_REQUEST_HEADERS, Forwarded, Proto, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
     remove_hop_by_hop,
 };
 use crate::http::server::{self, ClientBody, ClientConn};
@@ -338,7 +338,7 @@ pub(crate) fn handle<'a>(
         }
         let active = shared.active.load_full();
         let mut plan = plan(shared, client, &active, &mut parts, client_upgrade, start);
-        let (permit, refused) = admit(&active, &mut plan, &parts, client.addr.ip());
+        let (permit, refused) = admit(&active, &mut plan, &parts, client);
         let span = tracing::debug_span!(
             "request",
             method = %parts.method,
@@ -422,7 +422,9 @@ fn plan<'r>(
         .is_some()
         .then(|| (parts.method.clone(), parts.uri.clone()));
     let decision = route::route(parts, &active.routes, &*shared.flags, || {
-        active.context.build(parts, peer.ip())
+        active
+            .context
+            .build_for(parts, peer.ip(), client_cert(client))
     });
     let route = decision.route.map(|idx| &active.routes.routes()[idx]);
     let asked_upgrade = client_upgrade.as_ref().and_then(|_| match decision.route {
@@ -443,7 +445,11 @@ fn plan<'r>(
         .and_then(|route| route.shadow.as_ref())
         .filter(|plan| {
             client_upgrade.is_none()
-                && plan.selects(&parts.method, || active.context.build(parts, peer.ip()))
+                && plan.selects(&parts.method, || {
+                    active
+                        .context
+                        .build_for(parts, peer.ip(), client_cert(client))
+                })
         });
     Plan {
         decision,
@@ -465,11 +471,11 @@ fn admit<'r>(
     active: &'r Active,
     plan: &mut Plan<'_>,
     parts: &http::request::Parts,
-    peer: IpAddr,
+    client: &ClientConn,
 ) -> (Permit<'r>, Option<Failure>) {
     if let Some(route) = plan.route
         && let Some(limit) = &route.rate_limit
-        && let Err(wait) = check_rate_limit(limit, active, parts, peer)
+        && let Err(wait) = check_rate_limit(limit, active, parts, client)
     {
         route.guard.rate_limited.fetch_add(1, Ordering::Relaxed);
         return (
@@ -597,6 +603,7 @@ fn attempt<'p, 'r: 'p>(
             (sent, first_timeout),
             Origin {
                 forwarded_for: &client.forwarded_for,
+                https: client.tls.is_some(),
                 trusted,
                 upgrade,
                 now,
@@ -656,6 +663,7 @@ fn attempt<'p, 'r: 'p>(
             (sent, active.config.timeouts.request),
             Origin {
                 forwarded_for: &client.forwarded_for,
+                https: client.tls.is_some(),
                 trusted,
                 upgrade: false,
                 now,
@@ -832,6 +840,8 @@ struct Sent {
 struct Origin<'a> {
     /// The client's address as an `X-Forwarded-For` value, made once per connection.
     forwarded_for: &'a HeaderValue,
+    /// The request came over TLS: `X-Forwarded-Proto: https`.
+    https: bool,
     trusted: bool,
     upgrade: bool,
     now: Nanos,
@@ -951,6 +961,7 @@ fn send_attempt<'a>(
         };
         let Origin {
             forwarded_for,
+            https,
             trusted,
             upgrade,
             now,
@@ -967,7 +978,7 @@ fn send_attempt<'a>(
         } else {
             match rewrite_request(
                 parts,
-                forwarded_for,
+                (forwarded_for, https),
                 trusted,
                 upgrade,
                 active.config.preserve_host,
@@ -1049,13 +1060,20 @@ fn observe(
     Some(outcome)
 }
 
+/// The verified client certificate of the request's connection, if any (`client-cert:`
+/// sources of the flag context).
+fn client_cert(client: &ClientConn) -> Option<&crate::http::tls::ClientIdentity> {
+    client.tls.as_ref()?.client.as_ref()
+}
+
 /// Takes a token of a route's rate limit for this request.
 fn check_rate_limit(
     limit: &RateLimit,
     active: &Active,
     parts: &http::request::Parts,
-    peer: IpAddr,
+    client: &ClientConn,
 ) -> Result<(), std::time::Duration> {
+    let peer = client.addr.ip();
     let client_ip = || {
         crate::decision::context::client_ip(peer, &parts.headers, active.context.trusted_proxies())
     };
@@ -1063,7 +1081,7 @@ fn check_rate_limit(
         RateKey::Global => limit.check(Key::Global),
         RateKey::Ip => limit.check(Key::Ip(client_ip())),
         RateKey::User => {
-            let context = active.context.build(parts, peer);
+            let context = active.context.build_for(parts, peer, client_cert(client));
             match context.as_ref().user_id {
                 Some(user) => limit.check(Key::User(user)),
                 None => limit.check(Key::Ip(client_ip())),
@@ -1445,7 +1463,7 @@ fn via(version: Version) -> HeaderValue {
 /// `Host` set, the client's own `X-Forwarded-*` dropped unless it is a trusted proxy.
 fn rewrite_request(
     parts: &mut http::request::Parts,
-    peer_value: &HeaderValue,
+    (peer_value, https): (&HeaderValue, bool),
     trusted: bool,
     upgrade: bool,
     preserve_host: bool,
@@ -1512,7 +1530,13 @@ fn rewrite_request(
     }
     let forwarded = Forwarded {
         forwarded_for,
-        proto: !(trusted && has_proto),
+        proto: if trusted && has_proto {
+            None
+        } else if https {
+            Some(Proto::Https)
+        } else {
+            Some(Proto::Http)
+        },
         host: if trusted && has_host {
             None
         } else {

@@ -24,14 +24,16 @@ use crate::decision::flags::FlagSource;
 use crate::error::Error;
 use crate::http::connections::{self, Backoff, Every};
 use crate::ops::runtime::Proxy;
-use crate::ops::runtime::{Shared, file_stamp};
+use crate::ops::runtime::{FileStamp, Shared, file_stamp};
 use crate::proxy;
 
 /// The listeners a proxy serves on.
 #[derive(Debug)]
 pub struct Listeners {
-    /// Proxy listeners.
+    /// Proxy listeners speaking cleartext HTTP.
     pub proxy: Vec<TcpListener>,
+    /// Proxy listeners speaking TLS (`[tls]`, `--tls-cert`).
+    pub tls: Vec<TcpListener>,
     /// The admin listener, if the admin API is on.
     pub admin: Option<TcpListener>,
 }
@@ -40,24 +42,34 @@ impl From<TcpListener> for Listeners {
     fn from(listener: TcpListener) -> Listeners {
         Listeners {
             proxy: vec![listener],
+            tls: Vec::new(),
             admin: None,
         }
     }
 }
 
 impl Listeners {
-    /// Binds the addresses of `config` (`listen` and `admin.listen`).
+    /// Binds the addresses of `config` (`listen`, those of them `tls.listen` names as TLS
+    /// listeners, and `admin.listen`).
     pub async fn bind(config: &Config) -> Result<Listeners, Error> {
         let mut proxy = Vec::new();
+        let mut tls = Vec::new();
         for addr in &config.listen {
-            proxy.push(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| Error::Bind {
-                        addr: *addr,
-                        source,
-                    })?,
-            );
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            if config
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.listen.contains(addr))
+            {
+                tls.push(listener);
+            } else {
+                proxy.push(listener);
+            }
         }
         let admin = match config.admin.listen {
             Some(addr) => Some(
@@ -67,7 +79,7 @@ impl Listeners {
             ),
             None => None,
         };
-        Ok(Listeners { proxy, admin })
+        Ok(Listeners { proxy, tls, admin })
     }
 }
 
@@ -95,9 +107,11 @@ impl Proxy {
             max_connections = cap,
             "serving; at most max_connections client connections at once"
         );
-        for listener in listeners.proxy {
+        let tls = listeners.tls.into_iter().map(|listener| (listener, true));
+        for (listener, tls) in listeners.proxy.into_iter().map(|l| (l, false)).chain(tls) {
             tasks.spawn(accept_loop(
                 listener,
+                tls,
                 self.shared.clone(),
                 graceful.clone(),
                 stop_rx.clone(),
@@ -236,6 +250,7 @@ fn refuse(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, cap: usize)
 
 async fn accept_loop(
     listener: TcpListener,
+    tls: bool,
     shared: Arc<Shared>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
@@ -246,6 +261,11 @@ async fn accept_loop(
     let mut built_for = shared.active.load().config.clone();
     let mut builder = Arc::new(server_builder(&built_for));
     let mut cap = built_for.max_connections.unwrap_or(default_cap);
+    // The TLS config of new handshakes: the config's in force, or the last one that had TLS (a
+    // reload cannot turn a bound listener's TLS off; that takes a restart).
+    let mut tls_config = tls
+        .then(|| built_for.tls.as_ref().map(|tls| tls.server.clone()))
+        .flatten();
     let mut backoff = Backoff::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -284,6 +304,9 @@ async fn accept_loop(
         if !Arc::ptr_eq(&config, &built_for) {
             builder = Arc::new(server_builder(&config));
             cap = config.max_connections.unwrap_or(default_cap);
+            if let Some(new) = config.tls.as_ref().filter(|_| tls) {
+                tls_config = Some(new.server.clone());
+            }
             built_for = config;
             shared
                 .metrics
@@ -304,21 +327,58 @@ async fn accept_loop(
             body_idle: built_for.timeouts.body_idle,
         };
         let own_http1 = built_for.http1 == Http1Server::Fig;
-        let connection = crate::http::server::Connection {
+        let client = crate::http::server::ClientConn::new(peer, proxy::ip_header_value(peer.ip()));
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let stop = stop.clone();
+        let metrics = shared.clone();
+        let connection = move |client| crate::http::server::Connection {
             // One clone of one `Arc` per request: the shared state and what is known of the client.
-            conn: Arc::new((
-                shared,
-                crate::http::server::ClientConn::new(peer, proxy::ip_header_value(peer.ip())),
-            )),
-            builder: builder.clone(),
-            watcher: graceful.watcher(),
-            stop: stop.clone(),
+            conn: Arc::new((shared, client)),
+            builder,
+            watcher,
+            stop,
         };
+        if !tls {
+            tokio::spawn(async move {
+                let _slot = slot;
+                let connection = connection(client);
+                if own_http1 {
+                    crate::http::server::serve(stream, settings, connection).await;
+                } else {
+                    let stream = crate::http::deadline::IdleWrite::new(stream, settings.body_idle);
+                    crate::http::server::serve_with_hyper(stream, connection).await;
+                }
+            });
+            continue;
+        }
+        let Some(tls_config) = tls_config.clone() else {
+            // Not reached: a TLS listener is bound only for a config with TLS.
+            continue;
+        };
+        let handshake = built_for.timeouts.header_read;
         tokio::spawn(async move {
             let _slot = slot;
-            if own_http1 {
+            let (stream, session) =
+                match crate::http::tls::accept(stream, tls_config, handshake).await {
+                    Ok(accepted) => accepted,
+                    Err(refused) => {
+                        metrics.metrics.connections.tls_refused(&refused, peer);
+                        if let crate::http::tls::Refused::Cleartext(stream) = refused {
+                            crate::http::tls::refuse_cleartext(stream).await;
+                        }
+                        return;
+                    }
+                };
+            let mut client = client;
+            client.tls = Some(crate::http::server::TlsConn {
+                client: session.client,
+            });
+            let connection = connection(client);
+            if own_http1 && !session.h2 {
                 crate::http::server::serve(stream, settings, connection).await;
             } else {
+                // HTTP/2 chosen by ALPN: hyper's server, as for h2c.
                 let stream = crate::http::deadline::IdleWrite::new(stream, settings.body_idle);
                 crate::http::server::serve_with_hyper(stream, connection).await;
             }
@@ -326,31 +386,49 @@ async fn accept_loop(
     }
 }
 
+/// Polls the files the config was read from (the config file, the TLS certificates, keys and
+/// client CA) and reloads when one of them changed.
 async fn watch_config(proxy: Proxy, mut stop: watch::Receiver<bool>) {
-    let config = proxy.config();
-    let (Some(path), true) = (config.path.clone(), config.reload.watch) else {
+    if !proxy.can_reload() || !proxy.config().reload.watch {
         return;
-    };
-    let last_attempted = || proxy.last_attempted();
+    }
     loop {
         let interval = proxy.config().reload.poll_interval;
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let now = file_stamp(&path);
-        if now.is_none() || now == last_attempted() {
+        let attempted = proxy.last_attempted();
+        let now = current_stamps(&attempted);
+        // A missing file is being replaced (or gone): nothing to read yet.
+        if now.iter().any(Option::is_none)
+            || now
+                .iter()
+                .zip(&attempted)
+                .all(|(now, (_, then))| now == then)
+        {
             continue;
         }
-        // A file written in place may be caught half written: let the writer finish first.
+        // A file written in place may be caught half written, and a certificate may be
+        // replaced before its key: let the writer finish first.
         tokio::time::sleep(SETTLE.min(interval)).await;
-        if file_stamp(&path) != now {
+        if current_stamps(&attempted) != now {
             continue;
         }
-        tracing::info!(path = %path.display(), "config file changed; reloading");
+        let changed: Vec<String> = attempted
+            .iter()
+            .zip(&now)
+            .filter(|((_, then), now)| now != &then)
+            .map(|((path, _), _)| path.display().to_string())
+            .collect();
+        tracing::info!(files = ?changed, "config or certificate files changed; reloading");
         // The error is logged by `reload`.
         let _ = proxy.reload();
     }
+}
+
+fn current_stamps(attempted: &crate::ops::runtime::Stamps) -> Vec<Option<FileStamp>> {
+    attempted.iter().map(|(path, _)| file_stamp(path)).collect()
 }
 
 /// How long the watcher waits after seeing a change before it reads the file.

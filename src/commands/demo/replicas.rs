@@ -117,7 +117,7 @@ pub(super) async fn start(
     })
 }
 
-/// Reads `listening on http://ADDR` and `admin on http://ADDR` from a replica's stdout.
+/// Reads `listening on http(s)://ADDR` and `admin on http://ADDR` from a replica's stdout.
 async fn read_addresses(
     stdout: ChildStdout,
 ) -> anyhow::Result<(SocketAddr, SocketAddr, BufReader<ChildStdout>)> {
@@ -133,7 +133,10 @@ async fn read_addresses(
                 .parse()
                 .with_context(|| format!("`{}` is not an address", text.trim()))
         };
-        if let Some(rest) = line.strip_prefix("listening on http://") {
+        let listening = line
+            .strip_prefix("listening on http://")
+            .or_else(|| line.strip_prefix("listening on https://"));
+        if let Some(rest) = listening {
             proxy.get_or_insert(parse(rest)?);
         } else if let Some(rest) = line.strip_prefix("admin on http://") {
             admin = Some(parse(rest)?);

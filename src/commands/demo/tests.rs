@@ -92,6 +92,7 @@ fn written_configs_validate() {
         service: addr("127.0.0.1:7002"),
         flag: "odd.flag~name_1",
         flags,
+        tls: None,
     };
     let path = replica_dir.join("fig-proxy.toml");
     let parse = |text: &str| {
@@ -138,6 +139,20 @@ fn written_configs_validate() {
     let file = parse(&proxy_config(&config(FlagsSection::File {
         file: "../flags.json".to_owned(),
     })));
+    assert!(file.tls.is_none());
+
+    // `--tls`: the generated certificate loads, for every listener.
+    super::write_demo_certificate(&dir.path().join("tls"), &[addr("127.0.0.1:8001")])
+        .expect("the demo's certificate");
+    let mut with_tls = config(FlagsSection::File {
+        file: "../flags.json".to_owned(),
+    });
+    with_tls.tls = Some("../tls/".to_owned());
+    let tls = parse(&proxy_config(&with_tls)).tls.expect("[tls]");
+    assert_eq!(tls.listen, vec![addr("127.0.0.1:8001")]);
+    assert_eq!(tls.certificates[0].subject, "CN=localhost");
+    // SNI names are DNS names; the IP addresses are in the certificate for clients naming none.
+    assert_eq!(tls.certificates[0].names, ["localhost"]);
     assert_eq!(
         file.flags,
         Some(FlagStoreConfig::File(replica_dir.join("../flags.json")))

@@ -41,6 +41,22 @@ pub enum ValueSource {
     Cookie(String),
     /// A claim of the request's JWT (see [`JwtConfig`]).
     Jwt(String),
+    /// What the client certificate of a TLS connection says (`tls.client_ca`): verified by
+    /// the handshake, so clients cannot choose it. Absent on cleartext connections and for
+    /// clients without a certificate.
+    ClientCert(CertField),
+}
+
+/// The part of a client certificate a `client-cert:` source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertField {
+    /// The whole subject, e.g. `CN=alice, O=Shop` (`client-cert:subject`).
+    Subject,
+    /// The subject's common name, e.g. `alice` (`client-cert:cn`).
+    CommonName,
+    /// The first subject alternative name that is a DNS name, e-mail address or URI
+    /// (`client-cert:san`).
+    San,
 }
 
 /// The request's JWT.
@@ -108,7 +124,7 @@ struct RawJwt {
 fn parse_source(text: &str) -> Result<ValueSource, String> {
     let (kind, name) = text.split_once(':').ok_or_else(|| {
         format!(
-            "invalid source `{text}`; write `header:NAME`, `trusted-header:NAME`, `cookie:NAME` or `jwt:CLAIM`"
+            "invalid source `{text}`; write `header:NAME`, `trusted-header:NAME`, `cookie:NAME`, `jwt:CLAIM` or `client-cert:subject|cn|san`"
         )
     })?;
     let name = name.trim();
@@ -124,8 +140,16 @@ fn parse_source(text: &str) -> Result<ValueSource, String> {
             .map_err(|_| format!("invalid header name `{name}`")),
         "cookie" => Ok(ValueSource::Cookie(name.to_owned())),
         "jwt" => Ok(ValueSource::Jwt(name.to_owned())),
+        "client-cert" => match name {
+            "subject" => Ok(ValueSource::ClientCert(CertField::Subject)),
+            "cn" => Ok(ValueSource::ClientCert(CertField::CommonName)),
+            "san" => Ok(ValueSource::ClientCert(CertField::San)),
+            other => Err(format!(
+                "unknown client certificate field `{other}`; use `client-cert:subject`, `client-cert:cn` or `client-cert:san`"
+            )),
+        },
         other => Err(format!(
-            "unknown source kind `{other}`; use `header`, `trusted-header`, `cookie` or `jwt`"
+            "unknown source kind `{other}`; use `header`, `trusted-header`, `cookie`, `jwt` or `client-cert`"
         )),
     }
 }
@@ -226,7 +250,11 @@ impl UnvalidatedConfig for Spanned<RawJwt> {
             Some(value) => match parse_source(value.get_ref()) {
                 Ok(ValueSource::Header(name)) => TokenLocation::Header(name),
                 Ok(ValueSource::Cookie(name)) => TokenLocation::Cookie(name),
-                Ok(ValueSource::Jwt(_) | ValueSource::TrustedHeader(_)) => {
+                Ok(
+                    ValueSource::Jwt(_)
+                    | ValueSource::TrustedHeader(_)
+                    | ValueSource::ClientCert(_),
+                ) => {
                     ctx.report(
                         value.span(),
                         "`from` must be `header:NAME` or `cookie:NAME`",

@@ -13,7 +13,8 @@
 //! Modules: `server` (`[server]`), `timeouts`, `limits`, `upstreams` (`[upstreams.NAME]` with
 //! its health check, circuit breaker, outlier ejection and in-flight cap), `routes`
 //! (`[[routes]]`: match, retry, rate limit, SLO, upgrades), `shadow` (a route's `shadow` and
-//! `[shadow]`), `context` (`[context]` and `[context.jwt]`), `flags`, `admin`, `reload`.
+//! `[shadow]`), `context` (`[context]` and `[context.jwt]`), `flags`, `admin`, `reload`, `tls`
+//! (`[tls]`: the TLS listeners and their certificates, loaded and checked here).
 
 mod admin;
 mod context;
@@ -25,6 +26,7 @@ mod routes;
 mod server;
 mod shadow;
 mod timeouts;
+mod tls;
 mod upstreams;
 
 use std::collections::BTreeMap;
@@ -37,7 +39,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use self::admin::{AdminConfig, DEFAULT_ADMIN_LISTEN};
-pub use self::context::{ContextConfig, JwtConfig, TokenLocation, ValueSource};
+pub use self::context::{CertField, ContextConfig, JwtConfig, TokenLocation, ValueSource};
 pub use self::flags::{FlagStoreConfig, UnleashAdminConfig};
 pub use self::limits::Limits;
 pub use self::reload::ReloadConfig;
@@ -50,6 +52,7 @@ pub use self::shadow::{
     IgnorePattern, SHADOW_SAFE_METHODS, ShadowConfig, ShadowSettings, ShadowTarget,
 };
 pub use self::timeouts::Timeouts;
+pub use self::tls::{ClientAuthMode, TlsCertificate, TlsConfig, TlsFiles};
 pub use self::upstreams::{
     Balance, CircuitBreakerConfig, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig,
     parse_upstream_address,
@@ -91,6 +94,9 @@ pub struct Config {
     /// Most client connections open at once on the proxy listeners; `None` derives it from the
     /// process's file limit (`connections::default_max_connections`).
     pub max_connections: Option<usize>,
+    /// TLS at the edge (`[tls]`, `--tls-cert`): which of `listen` speak TLS, with what
+    /// certificates; `None`: every listener is cleartext.
+    pub tls: Option<TlsConfig>,
     /// Timeouts.
     pub timeouts: Timeouts,
     /// Size limits.
@@ -137,6 +143,11 @@ pub struct Overrides {
     /// The admin token `fig proxy` generated (`admin.generated_token_file`), used when the
     /// config names none, also on reload.
     pub generated_admin_token: Option<String>,
+    /// `--tls-cert` and `--tls-key`: every listener speaks TLS with this certificate, which
+    /// replaces `[[tls.certificates]]`.
+    pub tls: Option<TlsFiles>,
+    /// `--tls-client-ca`: replaces `tls.client_ca`.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -182,6 +193,17 @@ impl Config {
         let mut ctx = Ctx::new("<command line>", "", None, overrides);
         let config = validate(RawConfig::default(), &mut ctx);
         ctx.finish(config)
+    }
+
+    /// The files a reload of the config file at `path` reads: the file itself and the TLS
+    /// files it names (`[[tls.certificates]]`, `tls.client_ca`, or `--tls-cert`'s), found
+    /// without validating, so that a config refused for a bad certificate is tried again when
+    /// the certificate changes.
+    pub fn files_named(path: &Path, overrides: &Overrides) -> Vec<PathBuf> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut files = vec![path.to_path_buf()];
+        files.extend(tls::files_named(&text, path, overrides));
+        files
     }
 
     /// The upstream with this name.
@@ -230,6 +252,7 @@ struct RawConfig {
     reload: reload::RawReload,
     #[serde(default)]
     shadow: shadow::RawShadowSettings,
+    tls: Option<Spanned<tls::RawTls>>,
 }
 
 /// Validates every table, reporting every mistake to `ctx`, then checks what tables say of each
@@ -246,6 +269,7 @@ fn validate(raw: RawConfig, ctx: &mut Ctx<'_>) -> Config {
         admin,
         reload,
         shadow,
+        tls,
     } = raw;
 
     // `--monolith URL` goes in before validation so routes can name it; a wrong URL still
@@ -275,6 +299,7 @@ fn validate(raw: RawConfig, ctx: &mut Ctx<'_>) -> Config {
         .collect();
 
     let server = server.validate(ctx);
+    let tls = tls::validate(tls, &server.listen, ctx);
     let timeouts = timeouts.validate(ctx);
     let limits = limits.validate(ctx);
     let upstreams = upstreams.validate(ctx);
@@ -315,6 +340,7 @@ fn validate(raw: RawConfig, ctx: &mut Ctx<'_>) -> Config {
         http1: server.http1,
         http1_client: server.http1_client,
         max_connections: server.max_connections,
+        tls,
         timeouts,
         limits,
         upstreams,

@@ -1,6 +1,8 @@
 //! The flag context of one request: user id, session id, client IP and properties.
 //!
-//! Values come from headers, cookies and JWT claims, as `[context]` in the config says; a
+//! Values come from headers, cookies, JWT claims and the client certificate of a TLS
+//! connection (`client-cert:subject|cn|san`, verified in the handshake), as `[context]` in the
+//! config says; a
 //! `trusted-header:` source is read only from a peer in `trusted_proxies`. A JWT is
 //! decoded at most once per request, and only when a route with a flag needs the context. When a
 //! key is configured the signature (HS256 or RS256), `exp`/`nbf` (when present, with a leeway of 60 s
@@ -16,8 +18,11 @@ use http::request::Parts;
 use ipnet::IpNet;
 use serde_json::Value;
 
-use crate::config::{Config, ContextConfig, JwtConfig, RateKey, TokenLocation, ValueSource};
+use crate::config::{
+    CertField, Config, ContextConfig, JwtConfig, RateKey, TokenLocation, ValueSource,
+};
 use crate::decision::flags::{Context, ContextRef};
+use crate::http::tls::ClientIdentity;
 
 /// Seconds a JWT's `exp` and `nbf` may be off, for clocks that disagree.
 pub(crate) const JWT_LEEWAY_SECS: u64 = 60;
@@ -68,6 +73,17 @@ impl ContextBuilder {
     /// Builds the context of a request that came from `peer`. Values are borrowed from the
     /// request where they can be; the client address is formatted on the stack.
     pub fn build<'a>(&'a self, parts: &'a Parts, peer: IpAddr) -> RequestContext<'a> {
+        self.build_for(parts, peer, None)
+    }
+
+    /// Builds the context of a request that came from `peer`, whose connection presented the
+    /// client certificate `cert` (read by `client-cert:` sources).
+    pub(crate) fn build_for<'a>(
+        &'a self,
+        parts: &'a Parts,
+        peer: IpAddr,
+        cert: Option<&'a ClientIdentity>,
+    ) -> RequestContext<'a> {
         let mut claims: Option<Option<serde_json::Map<String, Value>>> = None;
         let mut lookup = |source: &ValueSource| -> Option<Cow<'a, str>> {
             match source {
@@ -98,6 +114,15 @@ impl ContextBuilder {
                         .get(claim)
                         .and_then(claim_string)
                         .map(Cow::Owned)
+                }
+                ValueSource::ClientCert(field) => {
+                    let cert = cert?;
+                    let value = match field {
+                        CertField::Subject => Some(cert.subject.as_str()),
+                        CertField::CommonName => cert.common_name.as_deref(),
+                        CertField::San => cert.san.as_deref(),
+                    };
+                    value.filter(|v| !v.is_empty()).map(Cow::Borrowed)
                 }
             }
         };
@@ -167,7 +192,9 @@ pub fn untrusted_user_id_warnings(config: &Config) -> Vec<String> {
             ValueSource::Header(name) => Some(format!("header:{name}")),
             ValueSource::Cookie(name) => Some(format!("cookie:{name}")),
             ValueSource::Jwt(claim) if !signed => Some(format!("jwt:{claim} (no key)")),
-            ValueSource::Jwt(_) | ValueSource::TrustedHeader(_) => None,
+            ValueSource::Jwt(_) | ValueSource::TrustedHeader(_) | ValueSource::ClientCert(_) => {
+                None
+            }
         })
         .collect();
     if chosen.is_empty() {

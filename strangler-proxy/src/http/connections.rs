@@ -454,11 +454,42 @@ pub struct ConnectionMetrics {
     pub h2_idle_closes: AtomicU64,
     /// `accept` failures for want of resources (files, memory).
     pub accept_errors: AtomicU64,
+    /// TLS connections that ended before their handshake was done: cleartext HTTP answered
+    /// with 400, handshakes not done within `timeouts.header_read`, failed handshakes.
+    pub tls_cleartext: AtomicU64,
+    /// See `tls_cleartext`.
+    pub tls_timeouts: AtomicU64,
+    /// See `tls_cleartext`.
+    pub tls_failures: AtomicU64,
     /// Refusals being written now (not rendered).
     pub(crate) refusing: AtomicU64,
 }
 
 impl ConnectionMetrics {
+    /// Counts and logs (at debug: clients cause it) a TLS connection that ended before its
+    /// handshake was done.
+    pub(crate) fn tls_refused(
+        &self,
+        refused: &crate::http::tls::Refused,
+        peer: std::net::SocketAddr,
+    ) {
+        use crate::http::tls::Refused;
+        match refused {
+            Refused::Cleartext(_) => {
+                self.tls_cleartext.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, "cleartext HTTP on a TLS listener; answered 400 and closed");
+            }
+            Refused::Timeout => {
+                self.tls_timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, "no TLS handshake within timeouts.header_read; closing");
+            }
+            Refused::Handshake(err) => {
+                self.tls_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+            }
+        }
+    }
+
     /// Appends the connection series to a Prometheus text exposition.
     pub(crate) fn render(&self, out: &mut String) {
         use std::fmt::Write as _;
@@ -501,6 +532,19 @@ impl ConnectionMetrics {
             "fig_proxy_accept_errors_total {}",
             load(&self.accept_errors)
         );
+        out.push_str("# HELP fig_tls_handshake_failures_total TLS connections that ended before their handshake was done, by reason.\n");
+        out.push_str("# TYPE fig_tls_handshake_failures_total counter\n");
+        for (reason, counter) in [
+            ("cleartext", &self.tls_cleartext),
+            ("timeout", &self.tls_timeouts),
+            ("error", &self.tls_failures),
+        ] {
+            let _ = writeln!(
+                out,
+                "fig_tls_handshake_failures_total{{reason=\"{reason}\"}} {}",
+                load(counter)
+            );
+        }
     }
 }
 

@@ -648,21 +648,37 @@ pub(crate) const ADDED_REQUEST_HEADERS: usize = 2;
 pub(crate) struct Forwarded {
     /// `X-Forwarded-For`: the client's address, after a trusted proxy's list.
     pub(crate) forwarded_for: HeaderValue,
-    /// `X-Forwarded-Proto: http`, unless a trusted proxy set one.
-    pub(crate) proto: bool,
+    /// `X-Forwarded-Proto`: how the client reached the proxy, unless a trusted proxy set one.
+    pub(crate) proto: Option<Proto>,
     /// `X-Forwarded-Host`: the client's `Host`, unless a trusted proxy set one.
     pub(crate) host: Option<HeaderValue>,
     /// `Via`.
     pub(crate) via: HeaderValue,
 }
 
+/// The scheme a client reached the proxy with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proto {
+    /// Cleartext.
+    Http,
+    /// Over TLS.
+    Https,
+}
+
 impl Forwarded {
     /// The headers, in the order they are written.
     pub(crate) fn fields(&self) -> impl Iterator<Item = (&'static HeaderName, &HeaderValue)> {
         static HTTP: HeaderValue = HeaderValue::from_static("http");
+        static HTTPS: HeaderValue = HeaderValue::from_static("https");
         [
             Some((&X_FORWARDED_FOR, &self.forwarded_for)),
-            self.proto.then_some((&X_FORWARDED_PROTO, &HTTP)),
+            self.proto.map(|proto| {
+                let value = match proto {
+                    Proto::Http => &HTTP,
+                    Proto::Https => &HTTPS,
+                };
+                (&X_FORWARDED_PROTO, value)
+            }),
             self.host.as_ref().map(|host| (&X_FORWARDED_HOST, host)),
             Some((&header::VIA, &self.via)),
         ]

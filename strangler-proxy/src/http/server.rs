@@ -42,7 +42,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -51,6 +50,7 @@ use crate::http::connections::{self, Sniff, Streams, Tracked};
 use crate::http::deadline::ConnTimer;
 use crate::http::deadline::IdleWrite;
 use crate::http::framing::{self, ConnectionTokens, FramingFields};
+use crate::http::tls::ClientIdentity;
 
 /// Request bodies up to this size (with a `Content-Length`) are read whole by this server;
 /// larger ones stream through hyper's.
@@ -170,11 +170,10 @@ where
 
 /// Serves one client connection: plain HTTP/1 requests here, the rest by hyper (see the module
 /// documentation).
-pub(crate) async fn serve<S: Service>(
-    stream: TcpStream,
-    settings: Settings,
-    connection: Connection<S>,
-) {
+pub(crate) async fn serve<I, S: Service>(stream: I, settings: Settings, connection: Connection<S>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     // A client that stops reading its response holds the connection `body_idle` at most.
     let mut stream = IdleWrite::new(stream, settings.body_idle);
     let mut buf = BytesMut::new();
@@ -269,7 +268,10 @@ pub(crate) async fn serve<S: Service>(
 }
 
 /// Gives the connection to hyper's server, the bytes read so far first.
-async fn hand_off<S: Service>(stream: Stream, buf: BytesMut, connection: Connection<S>) {
+async fn hand_off<I, S: Service>(stream: IdleWrite<I>, buf: BytesMut, connection: Connection<S>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let io = Rewind {
         read: buf.freeze(),
         inner: stream,
@@ -447,8 +449,8 @@ enum Framing {
 }
 
 /// Writes `response`; `Ok(true)` when the connection can carry another request.
-async fn write_response<B: ResponseBody>(
-    stream: &mut Stream,
+async fn write_response<B: ResponseBody, W: AsyncWrite + Unpin>(
+    stream: &mut W,
     out: &mut Vec<u8>,
     response: Response<B>,
     exchange: &Exchange,
@@ -587,8 +589,8 @@ fn write_fields(
 /// close, as with hyper. A body framed by a length (`declared`) never writes more than that
 /// length, nor ends the response with less: the connection closes instead, so that the client
 /// cannot read body bytes as the next response.
-async fn write_body<B: ResponseBody>(
-    stream: &mut Stream,
+async fn write_body<B: ResponseBody, W: AsyncWrite + Unpin>(
+    stream: &mut W,
     out: &mut Vec<u8>,
     body: &mut B,
     (framing, declared): (Framing, Option<u64>),
@@ -702,16 +704,13 @@ async fn write_body<B: ResponseBody>(
     Ok(framing != Framing::Length || declared.is_none() || left == 0)
 }
 
-/// A client connection as this server drives it.
-pub(crate) type Stream = IdleWrite<TcpStream>;
-
 /// A socket with bytes already read from it put back in front.
-struct Rewind {
+struct Rewind<I> {
     read: Bytes,
-    inner: Stream,
+    inner: I,
 }
 
-impl AsyncRead for Rewind {
+impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -727,7 +726,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -831,6 +830,15 @@ pub(crate) struct ClientConn {
     pub(crate) forwarded_for: HeaderValue,
     /// The timer its HTTP/1 requests' deadlines share.
     pub(crate) timer: ConnTimer,
+    /// Whether it came over TLS, and its verified client certificate if any.
+    pub(crate) tls: Option<TlsConn>,
+}
+
+/// What the proxy knows of a client connection's TLS session.
+#[derive(Debug, Default)]
+pub(crate) struct TlsConn {
+    /// The verified client certificate's identity (mTLS), if the client sent one.
+    pub(crate) client: Option<ClientIdentity>,
 }
 
 impl ClientConn {
@@ -839,6 +847,7 @@ impl ClientConn {
             addr,
             forwarded_for,
             timer: ConnTimer::default(),
+            tls: None,
         }
     }
 }

@@ -46,7 +46,8 @@ use crate::decision::route::Reason;
 use crate::ops::metrics::Extra;
 use crate::ops::runtime::Proxy;
 use api::{
-    CircuitDoc, MatchDoc, PathDoc, PinAnswer, ReloadAnswer, RouteDoc, RouteState, RoutesDoc,
+    CertificateDoc, CircuitDoc, MatchDoc, PathDoc, PinAnswer, ReloadAnswer, RouteDoc, RouteState,
+    RoutesDoc,
 };
 
 pub mod api;
@@ -418,7 +419,38 @@ fn routes(proxy: &Proxy) -> RoutesDoc {
         flags_ready,
         state_file: shared.pins.file().map(|p| p.display().to_string()),
         routes,
+        certificates: certificates(&active.config),
     }
+}
+
+/// The TLS certificates in force, for `GET /routes`.
+fn certificates(config: &crate::config::Config) -> Vec<CertificateDoc> {
+    let now = crate::ops::metrics::unix_now();
+    let Some(tls) = &config.tls else {
+        return Vec::new();
+    };
+    tls.certificates
+        .iter()
+        .map(|cert| {
+            let not_after = u64::try_from(cert.not_after).map_or_else(
+                |_| "before 1970".to_owned(),
+                |secs| {
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+                    )
+                    .to_string()
+                },
+            );
+            CertificateDoc {
+                file: cert.cert.display().to_string(),
+                subject: cert.subject.clone(),
+                names: cert.names.clone(),
+                default: cert.default,
+                not_after,
+                expires_in_seconds: cert.not_after.saturating_sub(now),
+            }
+        })
+        .collect()
 }
 
 fn metrics(proxy: &Proxy) -> String {
@@ -471,6 +503,9 @@ fn metrics(proxy: &Proxy) -> String {
         .filter_map(|route| Some((route.name.to_string(), route.slo.as_ref()?.stats(now))))
         .collect();
     shared.metrics.slo.render(&mut out, &pinned, &windows);
+    if let Some(tls) = &active.config.tls {
+        crate::ops::metrics::render_tls(&mut out, tls);
+    }
     crate::shadow::render_metrics(&shared.metrics.shadow, &mut out);
     out
 }

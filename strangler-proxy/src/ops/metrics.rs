@@ -165,6 +165,32 @@ pub struct Extra {
     pub circuits: Vec<(String, crate::protection::breaker::State)>,
 }
 
+/// Seconds since the Unix epoch, now.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Appends the expiry of every TLS certificate in force: its `notAfter` as a Unix time, as the
+/// Prometheus blackbox exporter's `probe_ssl_earliest_cert_expiry`, so that an alert reads
+/// `fig_tls_certificate_expiry_seconds - time() < 14 * 86400`.
+pub(crate) fn render_tls(out: &mut String, tls: &crate::config::TlsConfig) {
+    out.push_str("# HELP fig_tls_certificate_expiry_seconds When each TLS certificate served expires (notAfter), in seconds since the Unix epoch; `name` is its file.\n");
+    out.push_str("# TYPE fig_tls_certificate_expiry_seconds gauge\n");
+    for cert in &tls.certificates {
+        let _ = writeln!(
+            out,
+            "fig_tls_certificate_expiry_seconds{{name=\"{}\",subject=\"{}\"}} {}",
+            escape(&cert.cert.display().to_string()),
+            escape(&cert.subject),
+            cert.not_after
+        );
+    }
+}
+
 /// Escapes a Prometheus label value.
 pub(crate) fn escape(value: &str) -> String {
     value

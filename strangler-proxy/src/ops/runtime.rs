@@ -6,6 +6,7 @@
 //! first and only then swaps it in; requests already running finish on the config they started
 //! with. The admin API and the SLO watcher act through this handle; `serve` runs it.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -46,22 +47,52 @@ pub(crate) struct Shared {
     pub(crate) hangup: Mutex<Option<tokio::signal::unix::Signal>>,
 }
 
-/// The config file's modification time and length, which tell the watcher it changed.
-pub(crate) type FileStamp = (Option<SystemTime>, u64);
+/// A watched file's modification time, length and a hash of its content, which tell the
+/// watcher it changed. The content counts because a renewed certificate can have the length
+/// of the old one, and a copy may keep its modification time.
+pub(crate) type FileStamp = (Option<SystemTime>, u64, u64);
 
 pub(crate) fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
-    std::fs::metadata(path)
-        .ok()
-        .map(|meta| (meta.modified().ok(), meta.len()))
+    use std::hash::{Hash as _, Hasher as _};
+    let meta = std::fs::metadata(path).ok()?;
+    let content = std::fs::read(path).ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    content.hash(&mut hasher);
+    Some((meta.modified().ok(), meta.len(), hasher.finish()))
 }
 
-/// The config file as the last reload attempt (or the start) read it. The watcher reloads only
-/// when the file differs from this, so a file an admin call or SIGHUP already tried is not tried
-/// (and refused, and logged) again; and a refused file is logged in full once, however many
-/// triggers try it.
+/// The files a config is read from (the config file, the TLS certificates, keys and client CA)
+/// and their stamps when last read.
+pub(crate) type Stamps = Vec<(PathBuf, Option<FileStamp>)>;
+
+/// The stamps of `files` now.
+pub(crate) fn stamps(files: Vec<PathBuf>) -> Stamps {
+    files
+        .into_iter()
+        .map(|file| {
+            let stamp = file_stamp(&file);
+            (file, stamp)
+        })
+        .collect()
+}
+
+/// The files `config` was read from.
+fn files_of(config: &Config) -> Vec<PathBuf> {
+    config
+        .path
+        .iter()
+        .chain(config.tls.iter().flat_map(|tls| tls.files()))
+        .cloned()
+        .collect()
+}
+
+/// The files a reload read as the last attempt (or the start) read them. The watcher reloads
+/// only when one differs from this, so files an admin call or SIGHUP already tried are not
+/// tried (and refused, and logged) again; and a refused config is logged in full once, however
+/// many triggers try it.
 #[derive(Debug, Default)]
 struct LastAttempt {
-    stamp: Option<FileStamp>,
+    stamps: Stamps,
     refused: bool,
 }
 
@@ -119,7 +150,7 @@ impl Proxy {
             .map(AccessLogger::start)
             .transpose()?;
         let last_attempt = LastAttempt {
-            stamp: config.path.as_deref().and_then(file_stamp),
+            stamps: stamps(files_of(&config)),
             refused: false,
         };
         let active = Active::new(config, &pins, &metrics);
@@ -145,8 +176,10 @@ impl Proxy {
         self.shared.active.load().config.clone()
     }
 
-    /// Re-reads the config file and swaps it in. A config that does not validate is refused,
-    /// logged, and returned as the error; the old one keeps serving.
+    /// Re-reads the config file (and the TLS files it names) and swaps it in. A config that
+    /// does not validate, or whose certificates do not load, is refused, logged, and returned
+    /// as the error; the old one keeps serving. A proxy started without a config file but with
+    /// `--tls-cert` reloads its certificate.
     pub fn reload(&self) -> Result<(), Error> {
         let shared = &self.shared;
         let mut last_attempt = shared
@@ -154,7 +187,8 @@ impl Proxy {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let old = shared.active.load_full();
-        let Some(path) = old.config.path.clone() else {
+        let path = old.config.path.clone();
+        if path.is_none() && shared.overrides.tls.is_none() {
             return Err(Error::Config(ConfigError {
                 file: "<command line>".to_owned(),
                 line: 0,
@@ -162,18 +196,30 @@ impl Proxy {
                 reason: "this proxy was started without --config; there is no file to reload"
                     .to_owned(),
             }));
+        }
+        // Stamped before reading: a change while the files are read is seen by the next poll.
+        let before = stamps(match &path {
+            Some(path) => Config::files_named(path, &shared.overrides),
+            None => files_of(&old.config),
+        });
+        let loaded = match &path {
+            Some(path) => Config::load(path, &shared.overrides),
+            None => Config::from_overrides(&shared.overrides).map_err(Error::from),
         };
-        let stamp = file_stamp(&path);
-        let loaded = Config::load(&path, &shared.overrides);
-        let refused_before = last_attempt.refused && stamp.is_some() && last_attempt.stamp == stamp;
+        let path = path.unwrap_or_else(|| PathBuf::from("<command line>"));
+        let refused_before = last_attempt.refused
+            && before.iter().all(|(_, stamp)| stamp.is_some())
+            && last_attempt.stamps == before;
         *last_attempt = LastAttempt {
-            stamp,
+            stamps: before,
             refused: loaded.is_err(),
         };
         match loaded {
             Ok(config) => {
                 if config.listen != old.config.listen
                     || config.admin.listen != old.config.admin.listen
+                    || config.tls.as_ref().map(|tls| &tls.listen)
+                        != old.config.tls.as_ref().map(|tls| &tls.listen)
                 {
                     tracing::warn!(
                         "listen addresses changed in the config; they take effect on restart"
@@ -193,6 +239,16 @@ impl Proxy {
                     tracing::warn!(
                         "the state file changed in the config; it takes effect on restart"
                     );
+                }
+                if let Some(tls) = &config.tls {
+                    for cert in &tls.certificates {
+                        tracing::info!(
+                            file = %cert.cert.display(),
+                            subject = %cert.subject,
+                            not_after = cert.not_after,
+                            "TLS certificate in force for new connections"
+                        );
+                    }
                 }
                 let active = Active::new(config, &shared.pins, &shared.metrics);
                 shared.active.store(Arc::new(active));
@@ -234,13 +290,19 @@ impl Proxy {
         Ok(changed)
     }
 
-    /// The config file as the last reload attempt (or the start) read it.
-    pub(crate) fn last_attempted(&self) -> Option<FileStamp> {
+    /// The files the last reload attempt (or the start) read, as it read them.
+    pub(crate) fn last_attempted(&self) -> Stamps {
         self.shared
             .reload_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .stamp
+            .stamps
+            .clone()
+    }
+
+    /// Whether a reload can re-read anything: a config file, or `--tls-cert`'s files.
+    pub(crate) fn can_reload(&self) -> bool {
+        self.shared.overrides.tls.is_some() || self.config().path.is_some()
     }
 
     fn check_route(&self, name: &str) -> Result<(), Error> {

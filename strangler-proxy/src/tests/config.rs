@@ -387,7 +387,7 @@ fn context_properties() {
     );
     check_error(
         &format!("[context]\nproperties = {{ tenant = \"query:t\" }}\n{MONOLITH}"),
-        "fig-proxy.toml:2:25: unknown source kind `query`; use `header`, `trusted-header`, `cookie` or `jwt`",
+        "fig-proxy.toml:2:25: unknown source kind `query`; use `header`, `trusted-header`, `cookie`, `jwt` or `client-cert`",
     );
 }
 

@@ -203,6 +203,7 @@ pub(crate) async fn start(config: Config, flags: Arc<dyn FlagSource>) -> TestPro
     let proxy = Proxy::new(config, flags, Overrides::default()).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let listeners = Listeners {
+        tls: Vec::new(),
         proxy: vec![proxy_listener],
         admin: Some(admin_listener),
     };

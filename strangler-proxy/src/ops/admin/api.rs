@@ -29,6 +29,28 @@ pub struct RoutesDoc {
     /// The routes, in the order they are tried.
     #[serde(default)]
     pub routes: Vec<RouteDoc>,
+    /// The TLS certificates served (`[tls]`), in the order written; empty without TLS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateDoc>,
+}
+
+/// One TLS certificate of [`RoutesDoc`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateDoc {
+    /// The certificate file, which also names it in `fig_tls_certificate_expiry_seconds`.
+    pub file: String,
+    /// Its subject.
+    pub subject: String,
+    /// The SNI names it is served for.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Served to clients naming no host or an unknown one.
+    #[serde(default)]
+    pub default: bool,
+    /// Its `notAfter`, RFC 3339.
+    pub not_after: String,
+    /// Seconds from now to `notAfter` (negative once expired).
+    pub expires_in_seconds: i64,
 }
 
 /// One route of [`RoutesDoc`].
