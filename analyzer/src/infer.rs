@@ -52,8 +52,12 @@ pub(crate) enum Known {
     Item(u32, u32),
     /// An `Option`, `Result` or `Poll` of the inner type.
     Wrapped(Box<Known>),
-    /// A type outside the workspace: std, a dependency, a primitive.
+    /// A type outside the workspace: std, a dependency, a primitive. What its methods return
+    /// is outside the workspace too (`thread::Builder::new().name(..).spawn(..)`).
     Foreign,
+    /// A type outside the workspace with a workspace type among its type arguments
+    /// (`Receiver<Message>`, `Vec<Order>`): what its methods return may be that type.
+    ForeignOver,
     /// Nothing tells.
     Unknown,
 }
@@ -133,7 +137,23 @@ fn resolve_ty<'a>(resolver: &mut Resolver<'a>, module: u32, ty: &'a TyRef, depth
     }
     let segments = split_path(&ty.path);
     match resolver.resolve_path(module, &segments, false, 0) {
-        None => Known::Foreign,
+        None => {
+            let mut over_workspace = false;
+            for arg in ty.args.iter().flatten() {
+                if !matches!(
+                    resolve_ty(resolver, module, arg, depth + 1),
+                    Known::Foreign
+                ) {
+                    over_workspace = true;
+                    break;
+                }
+            }
+            if over_workspace {
+                Known::ForeignOver
+            } else {
+                Known::Foreign
+            }
+        }
         Some((Res::Item(type_module, item), rest)) if rest.is_empty() => {
             item_type(resolver, type_module, item, depth + 1)
         }
@@ -264,7 +284,8 @@ fn method<'a>(
             };
             (MethodTarget::Foreign, ret)
         }
-        Known::Foreign => (MethodTarget::Foreign, Known::Unknown),
+        Known::Foreign => (MethodTarget::Foreign, Known::Foreign),
+        Known::ForeignOver => (MethodTarget::Foreign, Known::Unknown),
         Known::Unknown => (MethodTarget::Unknown, Known::Unknown),
     }
 }
