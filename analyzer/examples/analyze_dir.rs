@@ -1,7 +1,10 @@
 //! Runs the analyzer on a directory and prints a one-line summary (used by
 //! `scripts/robustness.sh` and for measuring peak memory with `/usr/bin/time -v`).
 //!
-//! Usage: `analyze_dir PATH [--details | --phases | --baseline]`. Exit codes: 0 analysed, 2 not a workspace.
+//! Usage: `analyze_dir PATH [--details | --phases | --baseline | --edges]`. Exit codes: 0 analysed,
+//! 2 not a workspace. `--edges` prints one tab-separated line per edge and location (`edge` or
+//! `uncertain`, from, to, file:line:column, items with how each was resolved), for sampling edges
+//! to check by hand (`scripts/edge-sample.py`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +20,7 @@ fn main() -> ExitCode {
     let details = flag.as_ref().is_some_and(|arg| arg == "--details");
     let phases = flag.as_ref().is_some_and(|arg| arg == "--phases");
     let baseline = flag.as_ref().is_some_and(|arg| arg == "--baseline");
+    let edge_lines = flag.as_ref().is_some_and(|arg| arg == "--edges");
     let start = Instant::now();
     let mut options = analyzer::Options::new();
     options.depth = std::env::var("FIG_DEPTH")
@@ -30,9 +34,10 @@ fn main() -> ExitCode {
     match analyzer::analyze(&path, &options) {
         Ok(report) => {
             println!(
-                "ok modules={} edges={} cycles={} bidirectional={} cut={} suggestions={} skipped={} loc={} ms={}",
+                "ok modules={} edges={} uncertain_edges={} cycles={} bidirectional={} cut={} suggestions={} skipped={} loc={} ms={}",
                 report.modules.len(),
                 report.edges.len(),
+                report.uncertain_edges.len(),
                 report.cycles.len(),
                 report.bidirectional.len(),
                 report.cut.len(),
@@ -69,6 +74,34 @@ fn main() -> ExitCode {
                     files.len(),
                     start.elapsed().as_millis()
                 );
+            }
+            if edge_lines {
+                for (kind, edges) in [("edge", &report.edges), ("uncertain", &report.uncertain_edges)] {
+                    for edge in edges {
+                        let items: Vec<String> = edge
+                            .resolutions
+                            .iter()
+                            .map(|resolution| {
+                                format!(
+                                    "{}={}",
+                                    resolution.item.as_deref().unwrap_or("<module>"),
+                                    resolution.resolution.as_str()
+                                )
+                            })
+                            .collect();
+                        for location in &edge.locations {
+                            println!(
+                                "{kind}\t{}\t{}\t{}:{}:{}\t{}",
+                                edge.from,
+                                edge.to,
+                                location.file.display(),
+                                location.line,
+                                location.column,
+                                items.join(" ")
+                            );
+                        }
+                    }
+                }
             }
             if details {
                 for edge in &report.edges {
