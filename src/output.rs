@@ -492,7 +492,11 @@ pub fn report(report: &Report) -> ReportJson {
                 n_types: module.n_types,
             })
             .collect(),
-        edges: report.edges.iter().map(|edge| edge_json(root, edge)).collect(),
+        edges: report
+            .edges
+            .iter()
+            .map(|edge| edge_json(root, edge))
+            .collect(),
         uncertain_edges: report
             .uncertain_edges
             .iter()

@@ -140,10 +140,7 @@ fn resolve_ty<'a>(resolver: &mut Resolver<'a>, module: u32, ty: &'a TyRef, depth
         None => {
             let mut over_workspace = false;
             for arg in ty.args.iter().flatten() {
-                if !matches!(
-                    resolve_ty(resolver, module, arg, depth + 1),
-                    Known::Foreign
-                ) {
+                if !matches!(resolve_ty(resolver, module, arg, depth + 1), Known::Foreign) {
                     over_workspace = true;
                     break;
                 }
@@ -178,7 +175,11 @@ fn item_type(resolver: &mut Resolver<'_>, module: u32, item: u32, depth: u32) ->
 }
 
 /// What a workspace type alias at `(module, item)` names, when it is a workspace type.
-pub(crate) fn alias_target(resolver: &mut Resolver<'_>, module: u32, item: u32) -> Option<(u32, u32)> {
+pub(crate) fn alias_target(
+    resolver: &mut Resolver<'_>,
+    module: u32,
+    item: u32,
+) -> Option<(u32, u32)> {
     match item_type(resolver, module, item, 0) {
         Known::Item(type_module, type_item) => Some((type_module, type_item)),
         _ => None,

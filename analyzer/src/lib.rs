@@ -10,14 +10,19 @@
 //!    their targets and their path dependencies on each other.
 //! 2. `parse` (`modules.rs`): every file of every target's module tree, in parallel, reduced to
 //!    plain facts per module (items, `use`s, paths, method calls).
-//! 3. `resolve` (`resolve.rs`): names to modules, references to weighted edges.
+//! 3. `resolve` (`resolve.rs`): names to modules, references to weighted edges; method calls by
+//!    their receiver's type (`infer.rs`).
 //! 4. the graph algorithms (`cycles.rs`, `metrics.rs`, `services.rs`) on the in-scope edges.
 //! 5. `suggest` (`suggest.rs`): an extracted interface per edge of the cut list.
 //!
-//! A key design decision is that resolution is purely syntactic: no type inference, no macro
-//! expansion, no dependency sources. That makes a 400k-line workspace take about as long as
+//! A key design decision is that resolution is purely syntactic: no macro expansion, no
+//! dependency sources, and type inference only for method receivers, local to a function body
+//! and over the syntax (`infer.rs`). That makes a 400k-line workspace take about as long as
 //! parsing it, and it works offline on a workspace whose dependencies were never downloaded. The
-//! price is a few heuristics, documented where they are made (`resolve.rs`).
+//! price is a few heuristics, documented where they are made (`resolve.rs`, `infer.rs`). Every
+//! item of an edge says how it was resolved ([`report::Resolution`]); a method call matched to a
+//! workspace type by its name alone is uncertain and kept out of the edges unless
+//! [`Options::include_uncertain`] asks for it.
 //!
 //! Cycles, two-way pairs, the cut list and suggestions run on edges *lifted* to the level where
 //! the paths of their two ends part (`a::x -> b::y` counts as `a -> b`), so a tangle between the

@@ -1,10 +1,13 @@
 //! The only IO of the analyzer: `cargo metadata` and reading source files.
 //!
 //! We run `cargo metadata --no-deps --offline` through `cargo_metadata`. `--no-deps` is the robust
-//! choice: the analysis needs only the workspace members, their targets and their path
-//! dependencies on each other, and it must work on a machine that has never downloaded the
-//! workspace's external dependencies (no lock file resolution, no network). guppy needs the full
-//! resolved graph, so it would add a failure mode without adding information we use.
+//! choice: the analysis needs only the workspace members, their targets and their dependencies on
+//! each other, and it must work on a machine that has never downloaded the workspace's external
+//! dependencies (no network). guppy needs the full resolved graph, that is every dependency's
+//! manifest on disk, so it would add a failure mode without adding information we use: the one
+//! thing `--no-deps` does not tell, a registry dependency patched to a member
+//! (`[patch.crates-io]`), we read from `Cargo.lock`, the resolved graph as cargo wrote it, or
+//! from the patch table when there is no lock file ([`Patched`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -168,17 +171,15 @@ pub(crate) fn load_workspace(path: &Path, selection: TargetSelection) -> Result<
                             .is_some_and(|dir| dir == dep_path)
                 }),
                 // A registry version patched to a workspace member (`[patch.crates-io]`).
-                None => patched
-                    .resolve(package, &dependency.name)
-                    .and_then(|dir| {
-                        members.iter().find(|member| {
-                            member.name.as_str() == dependency.name
-                                && member
-                                    .manifest_path
-                                    .parent()
-                                    .is_some_and(|member_dir| member_dir.as_std_path() == dir)
-                        })
-                    }),
+                None => patched.resolve(package, &dependency.name).and_then(|dir| {
+                    members.iter().find(|member| {
+                        member.name.as_str() == dependency.name
+                            && member
+                                .manifest_path
+                                .parent()
+                                .is_some_and(|member_dir| member_dir.as_std_path() == dir)
+                    })
+                }),
             };
             let Some(member) = member else {
                 continue;
@@ -271,7 +272,10 @@ impl Patched {
                 })
                 .collect();
             let mut locked = Vec::new();
-            for package in packages.iter().filter(|package| package.get("source").is_none()) {
+            for package in packages
+                .iter()
+                .filter(|package| package.get("source").is_none())
+            {
                 let (Some(name), Some(version)) = (
                     package.get("name").and_then(toml::Value::as_str),
                     package.get("version").and_then(toml::Value::as_str),
@@ -337,12 +341,9 @@ impl Patched {
     fn resolve(&self, package: &cargo_metadata::Package, name: &str) -> Option<&Path> {
         if let Some(locked) = &self.locked {
             let version = package.version.to_string();
-            if let Some((_, deps)) = locked
-                .iter()
-                .find(|((locked_name, locked_version), _)| {
-                    locked_name == package.name.as_str() && *locked_version == version
-                })
-            {
+            if let Some((_, deps)) = locked.iter().find(|((locked_name, locked_version), _)| {
+                locked_name == package.name.as_str() && *locked_version == version
+            }) {
                 return deps
                     .iter()
                     .find(|(dep_name, _)| dep_name == name)

@@ -776,7 +776,9 @@ impl Extractor<'_> {
         match item {
             syn::Item::Fn(f) => {
                 self.push_generics(&f.sig.generics);
-                sig = Some(self.signature(&f.sig, f.block.brace_token.span.open().byte_range().start));
+                sig = Some(
+                    self.signature(&f.sig, f.block.brace_token.span.open().byte_range().start),
+                );
             }
             syn::Item::Struct(s) => {
                 self.push_generics(&s.generics);
@@ -849,7 +851,9 @@ impl Extractor<'_> {
             if let syn::ImplItem::Fn(f) = impl_item {
                 let len = self.generics.len();
                 self.push_generics(&f.sig.generics);
-                methods.push(self.signature(&f.sig, f.block.brace_token.span.open().byte_range().start));
+                methods.push(
+                    self.signature(&f.sig, f.block.brace_token.span.open().byte_range().start),
+                );
                 self.generics.truncate(len);
             }
         }
@@ -919,7 +923,9 @@ impl Extractor<'_> {
             syn::Type::Paren(paren) => self.ty_ref(&paren.elem),
             syn::Type::Group(group) => self.ty_ref(&group.elem),
             syn::Type::Ptr(ptr) => self.ty_ref(&ptr.elem),
-            syn::Type::Path(type_path) if type_path.qself.is_none() => self.path_ty(&type_path.path),
+            syn::Type::Path(type_path) if type_path.qself.is_none() => {
+                self.path_ty(&type_path.path)
+            }
             syn::Type::ImplTrait(impl_trait) => self.bounds_ty(&impl_trait.bounds),
             syn::Type::TraitObject(object) => self.bounds_ty(&object.bounds),
             _ => None,
@@ -1000,7 +1006,11 @@ impl Extractor<'_> {
         match expr {
             syn::Expr::Path(path) if path.qself.is_none() => {
                 let ident = path.path.get_ident()?;
-                let local = self.locals.iter().rev().find(|local| ident == local.name.as_str())?;
+                let local = self
+                    .locals
+                    .iter()
+                    .rev()
+                    .find(|local| ident == local.name.as_str())?;
                 local.ty.clone()
             }
             syn::Expr::Field(field) => {
@@ -1013,7 +1023,10 @@ impl Extractor<'_> {
             }
             syn::Expr::MethodCall(call) => {
                 let base = self.ty_of(&call.receiver)?;
-                Some(TyExpr::Method(Box::new(base), unraw(&call.method).into_boxed_str()))
+                Some(TyExpr::Method(
+                    Box::new(base),
+                    unraw(&call.method).into_boxed_str(),
+                ))
             }
             syn::Expr::Call(call) => match &*call.func {
                 syn::Expr::Path(func) if func.qself.is_none() => {
@@ -1380,9 +1393,7 @@ impl Extractor<'_> {
             if let Some(stripped) = name.strip_prefix("r#") {
                 name = stripped.to_owned();
             }
-            if (self.any_glob || self.imported.contains(name.as_str()))
-                && !self.is_local(&name)
-            {
+            if (self.any_glob || self.imported.contains(name.as_str())) && !self.is_local(&name) {
                 let ctx = self.ctx(first.ident.span());
                 self.facts().refs.push(PathRef {
                     path: name.as_str().into(),

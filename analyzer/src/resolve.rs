@@ -13,10 +13,18 @@
 //! - Each path in a type, expression, pattern, impl header, bound or macro body that resolves into
 //!   another module is one reference, at its first segment. A name brought in by `use` and then
 //!   written unqualified counts at every place it is written.
-//! - A method call `.charge(...)` counts as a reference to `Type::charge` when the module refers
-//!   to a workspace type `Type` (or trait) that has a method of that name. We have no type
-//!   inference, so this is a heuristic: it finds `self.payments.charge(..)` when the module names
-//!   `PaymentService` somewhere.
+//! - A single name that a local binding shadows (a parameter, `let`, `match` arm, `if let`,
+//!   closure parameter or loop variable, also a `let` in a macro body) is no reference, whatever
+//!   module or item has that name: `Ok(future) => return future` does not use a module `future`.
+//!   The scopes are tracked while extracting (`modules.rs`).
+//! - A method call `.charge(...)` counts as a reference to `PaymentService::charge` when the
+//!   receiver's type is known from the syntax to be `PaymentService` (`infer.rs`: `self`, typed
+//!   parameters and `let`s, fields of known structs, constructors' and functions' return types,
+//!   chains of those). A call on a type outside the workspace counts for nothing. A call whose
+//!   receiver's type is unknown is matched by name to a workspace type (or trait) the module
+//!   refers to, as an *uncertain* reference (`method-by-name`), which goes to
+//!   [`Edges::uncertain`] unless the caller includes it.
+//! - A use of a type alias counts also in the module of the type it names.
 //!
 //! An edge's items are the names, in the target module, of what was referenced: `PaymentService`,
 //! `PaymentService::charge`, `charge` (a free function). A reference to the module itself

@@ -83,13 +83,24 @@ fn write_report(out: &mut String, report: &Report, level: Level) -> std::fmt::Re
 
     heading(out, "Summary")?;
     let count_style = |n: usize| if n == 0 { GOOD } else { BAD };
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         ("crates", report.crates.len().to_string()),
         ("modules", report.modules.len().to_string()),
         (
             "module edges",
             format!("{} ({n_in_scope} in scope)", report.edges.len()),
         ),
+    ];
+    if !report.uncertain_edges.is_empty() {
+        rows.push((
+            "uncertain edges",
+            format!(
+                "{} (method calls matched by name only, not counted; --include-uncertain counts them)",
+                report.uncertain_edges.len()
+            ),
+        ));
+    }
+    rows.extend([
         (
             "cycles",
             paint(count_style(report.cycles.len()), report.cycles.len()),
@@ -132,7 +143,7 @@ fn write_report(out: &mut String, report: &Report, level: Level) -> std::fmt::Re
                 paint(WARN, report.skipped_files.len())
             },
         ),
-    ];
+    ]);
     for (name, value) in rows {
         writeln!(out, "  {name:<20} {value}")?;
     }

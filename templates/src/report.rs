@@ -614,8 +614,10 @@ mod tests {
                     usage: Usage::Code,
                     test_only: false,
                     locations: Vec::new(),
+                    resolutions: Vec::new(),
                 })
                 .collect(),
+            uncertain_edges: Vec::new(),
             crate_edges: Vec::new(),
             cycles: Vec::new(),
             crate_cycles: Vec::new(),
