@@ -45,6 +45,13 @@ const DEREF_WRAPPERS: &[&str] = &[
 /// Types whose methods are std's, holding a value of their first type argument.
 const VALUE_WRAPPERS: &[&str] = &["Option", "Result", "Poll"];
 
+/// Associated functions that return `Self` when the workspace shows no impl with them: derived
+/// or std trait constructors (`Type::default()` of `#[derive(Default)]`, `Type::from(..)`).
+const SELF_CONSTRUCTORS: &[&str] = &["default", "new", "from", "from_iter", "clone"];
+
+/// The same, returning `Result<Self, _>`.
+const FALLIBLE_CONSTRUCTORS: &[&str] = &["try_from", "from_str"];
+
 /// A receiver's type, as far as syntax tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Known {
@@ -212,6 +219,9 @@ fn call<'a>(resolver: &mut Resolver<'a>, module: u32, path: &'a str, depth: u32)
                         {
                             ty
                         }
+                        // Constructors of derived and std traits (`#[derive(Default)]`, `From`).
+                        _ if SELF_CONSTRUCTORS.contains(name) => ty,
+                        _ if FALLIBLE_CONSTRUCTORS.contains(name) => Known::Wrapped(Box::new(ty)),
                         _ => Known::Unknown,
                     }
                 }

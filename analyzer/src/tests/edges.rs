@@ -375,3 +375,26 @@ fn patched_registry_dependencies_are_workspace_dependencies() {
         assert_eq!(crate_edges, [("app", "core_lib")], "lock file: {lock}");
     }
 }
+
+/// A derived or std trait constructor (`Type::default()` of `#[derive(Default)]`, `Type::from`)
+/// gives its type: methods called on what it returns are the type's.
+#[test]
+fn derived_constructors_give_their_type() {
+    insta::assert_snapshot!(check_edges(
+        r#"
+//- /lib.rs
+pub mod store;
+pub mod domain;
+//- /store.rs
+#[derive(Default)]
+pub struct Table;
+impl Table { pub fn insert(&mut self, value: u64) -> u64 { value } }
+//- /domain.rs
+use crate::store::Table;
+pub fn place(quantity: u64) -> u64 {
+    let mut table = Table::default();
+    table.insert(quantity)
+}
+"#
+    ));
+}
