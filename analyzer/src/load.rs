@@ -236,11 +236,19 @@ pub(crate) fn load_workspace(path: &Path, selection: TargetSelection) -> Result<
 /// missing or unreadable leaves the dependencies as `cargo metadata` gave them.
 #[derive(Debug, Default)]
 struct Patched {
-    /// From `Cargo.lock`: (member name, member version) -> the names of the path packages it
-    /// depends on, with their directories.
-    locked: Option<Vec<((String, String), Vec<(String, PathBuf)>)>>,
+    /// From `Cargo.lock`, when there is one: per path package, what it depends on.
+    locked: Option<Vec<LockedPackage>>,
     /// From `[patch.*]`: package name -> directory.
     patches: Vec<(String, PathBuf)>,
+}
+
+/// A path package of `Cargo.lock` and the path packages it depends on.
+#[derive(Debug)]
+struct LockedPackage {
+    name: String,
+    version: String,
+    /// Name and directory of each member it depends on.
+    deps: Vec<(String, PathBuf)>,
 }
 
 impl Patched {
@@ -307,7 +315,11 @@ impl Patched {
                         deps.push((dep_name.to_owned(), dir));
                     }
                 }
-                locked.push(((name.to_owned(), version.to_owned()), deps));
+                locked.push(LockedPackage {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    deps,
+                });
             }
             res.locked = Some(locked);
         }
@@ -341,10 +353,12 @@ impl Patched {
     fn resolve(&self, package: &cargo_metadata::Package, name: &str) -> Option<&Path> {
         if let Some(locked) = &self.locked {
             let version = package.version.to_string();
-            if let Some((_, deps)) = locked.iter().find(|((locked_name, locked_version), _)| {
-                locked_name == package.name.as_str() && *locked_version == version
-            }) {
-                return deps
+            if let Some(locked) = locked
+                .iter()
+                .find(|locked| locked.name == package.name.as_str() && locked.version == version)
+            {
+                return locked
+                    .deps
                     .iter()
                     .find(|(dep_name, _)| dep_name == name)
                     .map(|(_, dir)| dir.as_path());
