@@ -25,6 +25,8 @@ use crate::report::{Module, SkippedFile};
 /// How deep module trees may nest before we stop following `mod` declarations (guards against
 /// `#[path]` loops).
 const MAX_MODULE_DEPTH: usize = 64;
+/// How long a chain of fields, calls and `?` may be for its type to be known.
+const MAX_CHAIN: usize = 32;
 /// Stack size of the parsing threads: syn and the visitor recurse on deeply nested expressions.
 const PARSER_STACK_SIZE: usize = 64 << 20;
 
@@ -184,6 +186,18 @@ pub(crate) struct MethodCall {
     /// `let` from a macro, ...).
     pub(crate) receiver: Option<TyExpr>,
     pub(crate) ctx: RefContext,
+}
+
+impl TyExpr {
+    /// How many fields, calls and unwraps deep the expression is.
+    fn depth(&self) -> usize {
+        match self {
+            TyExpr::Ty(_) | TyExpr::Call(_) => 1,
+            TyExpr::Field(inner, _) | TyExpr::Method(inner, _) | TyExpr::Unwrap(inner) => {
+                1 + inner.depth()
+            }
+        }
+    }
 }
 
 /// A local binding of a function body: a parameter, a `let`, a `match` arm, a closure
@@ -1003,6 +1017,16 @@ impl Extractor<'_> {
 
     /// The type of an expression, as far as syntax tells it.
     fn ty_of(&self, expr: &syn::Expr) -> Option<TyExpr> {
+        self.ty_of_at(expr, 0)
+    }
+
+    /// [`Self::ty_of`], `depth` levels into a chain: a chain longer than [`MAX_CHAIN`] has no
+    /// known type, which keeps the recursion here and in `infer.rs` bounded.
+    fn ty_of_at(&self, expr: &syn::Expr, depth: usize) -> Option<TyExpr> {
+        if depth > MAX_CHAIN {
+            return None;
+        }
+        let depth = depth + 1;
         match expr {
             syn::Expr::Path(path) if path.qself.is_none() => {
                 let ident = path.path.get_ident()?;
@@ -1011,10 +1035,15 @@ impl Extractor<'_> {
                     .iter()
                     .rev()
                     .find(|local| ident == local.name.as_str())?;
-                local.ty.clone()
+                // `let b = b.with(..)` again and again must not grow the types without bound.
+                local
+                    .ty
+                    .as_ref()
+                    .filter(|ty| ty.depth() + depth <= MAX_CHAIN)
+                    .cloned()
             }
             syn::Expr::Field(field) => {
-                let base = self.ty_of(&field.base)?;
+                let base = self.ty_of_at(&field.base, depth)?;
                 let name = match &field.member {
                     syn::Member::Named(ident) => unraw(ident),
                     syn::Member::Unnamed(index) => index.index.to_string(),
@@ -1022,7 +1051,7 @@ impl Extractor<'_> {
                 Some(TyExpr::Field(Box::new(base), name.into_boxed_str()))
             }
             syn::Expr::MethodCall(call) => {
-                let base = self.ty_of(&call.receiver)?;
+                let base = self.ty_of_at(&call.receiver, depth)?;
                 Some(TyExpr::Method(
                     Box::new(base),
                     unraw(&call.method).into_boxed_str(),
@@ -1043,14 +1072,16 @@ impl Extractor<'_> {
                 path: self.expr_path(&literal.path)?,
                 args: Vec::new(),
             })),
-            syn::Expr::Reference(reference) => self.ty_of(&reference.expr),
-            syn::Expr::Paren(paren) => self.ty_of(&paren.expr),
-            syn::Expr::Group(group) => self.ty_of(&group.expr),
-            syn::Expr::Await(awaited) => self.ty_of(&awaited.base),
+            syn::Expr::Reference(reference) => self.ty_of_at(&reference.expr, depth),
+            syn::Expr::Paren(paren) => self.ty_of_at(&paren.expr, depth),
+            syn::Expr::Group(group) => self.ty_of_at(&group.expr, depth),
+            syn::Expr::Await(awaited) => self.ty_of_at(&awaited.base, depth),
             syn::Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
-                self.ty_of(&unary.expr)
+                self.ty_of_at(&unary.expr, depth)
             }
-            syn::Expr::Try(tried) => Some(TyExpr::Unwrap(Box::new(self.ty_of(&tried.expr)?))),
+            syn::Expr::Try(tried) => {
+                Some(TyExpr::Unwrap(Box::new(self.ty_of_at(&tried.expr, depth)?)))
+            }
             syn::Expr::Cast(cast) => self.ty_ref(&cast.ty).map(TyExpr::Ty),
             _ => None,
         }

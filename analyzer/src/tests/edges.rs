@@ -398,3 +398,41 @@ pub fn place(quantity: u64) -> u64 {
 "#
     ));
 }
+
+/// Very long chains and `let b = b.with(..)` repeated: the run ends, the types stop being known
+/// past a bound instead of growing without one, and the calls near the start are still typed.
+#[test]
+fn long_chains_stay_bounded() {
+    let mut user = String::from(
+        "use crate::pool::Builder;\npub fn f() {\n    let b = Builder::new();\n    b.with();\n",
+    );
+    for _ in 0..2_000 {
+        user.push_str("    let b = b.with();\n");
+    }
+    user.push_str("    Builder::new()");
+    for _ in 0..5_000 {
+        user.push_str(".with()");
+    }
+    user.push_str(";\n}\n");
+    let fixture = format!(
+        "//- /lib.rs\npub mod pool;\npub mod user;\n//- /pool.rs\npub struct Builder;\n\
+         impl Builder {{ pub fn new() -> Self {{ Builder }} pub fn with(self) -> Self {{ self }} }}\n\
+         //- /user.rs\n{user}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_fixture(dir.path(), &fixture);
+    let report = analyze(dir.path(), &Options::new()).expect("the fixture loads");
+    let edge = report
+        .edges
+        .iter()
+        .find(|edge| edge.from == "fixture::user" && edge.to == "fixture::pool")
+        .expect("user -> pool");
+    assert!(
+        edge.resolutions.iter().any(|resolution| {
+            resolution.item.as_deref() == Some("Builder::with")
+                && resolution.resolution.as_str() == "method-typed"
+        }),
+        "{:?}",
+        edge.resolutions
+    );
+}
