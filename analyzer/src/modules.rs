@@ -206,6 +206,10 @@ impl TyExpr {
 struct Local {
     name: String,
     ty: Option<TyExpr>,
+    /// For a name a `use` inside the body binds: the path it names (`helix_lsp::Notification`),
+    /// which a path starting with the name stands for in that body, whatever the module's own
+    /// imports of the name are.
+    import: Option<Box<str>>,
 }
 
 /// Everything extracted from one module, unresolved.
@@ -1011,8 +1015,24 @@ impl Extractor<'_> {
         Some(path_text(path).into_boxed_str())
     }
 
+    /// Whether `name` is a local value binding (not a name a `use` in the body binds).
     fn is_local(&self, name: &str) -> bool {
-        self.locals.iter().rev().any(|local| local.name == name)
+        self.locals
+            .iter()
+            .rev()
+            .find(|local| local.name == name)
+            .is_some_and(|local| local.import.is_none())
+    }
+
+    /// The path a `use` inside the enclosing bodies binds `name` to, if one does and no local
+    /// value shadows it.
+    fn body_import(&self, name: &str) -> Option<&str> {
+        self.locals
+            .iter()
+            .rev()
+            .find(|local| local.name == name)?
+            .import
+            .as_deref()
     }
 
     /// The type of an expression, as far as syntax tells it.
@@ -1103,6 +1123,7 @@ impl Extractor<'_> {
                     self.locals.push(Local {
                         name: unraw(&ident.ident),
                         ty,
+                        import: None,
                     });
                 }
             }
@@ -1424,7 +1445,13 @@ impl Extractor<'_> {
             if let Some(stripped) = name.strip_prefix("r#") {
                 name = stripped.to_owned();
             }
-            if (self.any_glob || self.imported.contains(name.as_str())) && !self.is_local(&name) {
+            if let Some(path) = self.body_import(&name) {
+                let path: Box<str> = path.into();
+                let ctx = self.ctx(first.ident.span());
+                self.facts().refs.push(PathRef { path, ctx });
+            } else if (self.any_glob || self.imported.contains(name.as_str()))
+                && !self.is_local(&name)
+            {
                 let ctx = self.ctx(first.ident.span());
                 self.facts().refs.push(PathRef {
                     path: name.as_str().into(),
@@ -1449,6 +1476,13 @@ impl Extractor<'_> {
         }
         if text.contains("r#") {
             text = text.replace("r#", "");
+        }
+        // `Notification::Exit` after a `use helix_lsp::Notification;` in the body.
+        if path.leading_colon.is_none()
+            && let Some(first_name) = text.split("::").next()
+            && let Some(import) = self.body_import(first_name)
+        {
+            text = format!("{import}{}", &text[first_name.len()..]);
         }
         let ctx = self.ctx(first.ident.span());
         self.facts().refs.push(PathRef {
@@ -1505,6 +1539,7 @@ impl Extractor<'_> {
                         self.locals.push(Local {
                             name: unraw(&ident),
                             ty: None,
+                            import: None,
                         });
                     }
                     segments.push(ident);
@@ -1639,6 +1674,7 @@ impl Extractor<'_> {
                     self.locals.push(Local {
                         name: "self".to_owned(),
                         ty,
+                        import: None,
                     });
                 }
                 syn::FnArg::Typed(typed) => {
@@ -1816,7 +1852,31 @@ impl<'ast> Visit<'ast> for Extractor<'_> {
                 } else {
                     Vec::new()
                 };
+                let before = self.facts().uses.len();
                 self.use_tree(&item_use.tree, root, false);
+                // The names it binds are the body's: they stand for their paths there.
+                let bound: Vec<(String, Box<str>)> = self.facts().uses[before..]
+                    .iter()
+                    .filter_map(|use_decl| match &use_decl.binding {
+                        Binding::Name(name) => {
+                            let path = match use_decl.path.split_first() {
+                                Some((first, rest)) if first == "::" => {
+                                    format!("::{}", rest.join("::"))
+                                }
+                                _ => use_decl.path.join("::"),
+                            };
+                            Some((name.clone(), path.into_boxed_str()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                for (name, path) in bound {
+                    self.locals.push(Local {
+                        name,
+                        ty: None,
+                        import: Some(path),
+                    });
+                }
             }
             syn::Item::Mod(_) => {}
             _ => visit::visit_item(self, item),

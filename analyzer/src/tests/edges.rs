@@ -436,3 +436,30 @@ fn long_chains_stay_bounded() {
         edge.resolutions
     );
 }
+
+/// A `use` inside a function body binds its name for that body only: a path starting with the
+/// name there goes where that `use` says, not where the module's own import of the same name
+/// goes (helix's `application.rs`: `use helix_lsp::Notification;` in one function, the LSP
+/// crate's `Notification` trait at the top of the file).
+#[test]
+fn uses_inside_a_body_stand_for_their_paths_there() {
+    insta::assert_snapshot!(check_edges(
+        r#"
+//- /lib.rs
+pub mod lsp;
+pub mod types;
+pub mod app;
+//- /lsp.rs
+pub enum Notification { Exit }
+//- /types.rs
+pub trait Notification { const METHOD: &'static str; }
+//- /app.rs
+use crate::types::Notification;
+pub fn method<N: Notification>() -> &'static str { N::METHOD }
+pub fn handle() -> bool {
+    use crate::lsp::Notification;
+    matches!(Notification::Exit, Notification::Exit)
+}
+"#
+    ));
+}
