@@ -16,7 +16,9 @@
 //! - A single name that a local binding shadows (a parameter, `let`, `match` arm, `if let`,
 //!   closure parameter or loop variable, also a `let` in a macro body) is no reference, whatever
 //!   module or item has that name: `Ok(future) => return future` does not use a module `future`.
-//!   The scopes are tracked while extracting (`modules.rs`).
+//!   A `use` inside a body binds its name for that body: a path starting with it there is
+//!   written down as the path the `use` names. The scopes are tracked while extracting
+//!   (`modules.rs`).
 //! - A method call `.charge(...)` counts as a reference to `PaymentService::charge` when the
 //!   receiver's type is known from the syntax to be `PaymentService` (`infer.rs`: `self`, typed
 //!   parameters and `let`s, fields of known structs, constructors' and functions' return types,
