@@ -26,6 +26,9 @@ pub struct ReportJson {
     pub crates: Vec<CrateJson>,
     pub modules: Vec<ModuleJson>,
     pub edges: Vec<EdgeJson>,
+    /// Edges made only of method calls matched by name (the receiver's type unknown); empty
+    /// with `--include-uncertain`, which counts them in `edges`.
+    pub uncertain_edges: Vec<EdgeJson>,
     pub crate_edges: Vec<CrateEdgeJson>,
     pub cycles: Vec<CycleJson>,
     pub crate_cycles: Vec<CycleJson>,
@@ -89,6 +92,15 @@ pub struct EdgeJson {
     pub items: Vec<String>,
     pub kind: EdgeKindJson,
     pub locations: Vec<LocationJson>,
+    /// How each item (`null`: the module itself) was resolved.
+    pub resolutions: Vec<ResolutionJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResolutionJson {
+    pub item: Option<String>,
+    /// `import`, `glob-import`, `path`, `method-typed`, `alias` or `method-by-name`.
+    pub how: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -398,6 +410,40 @@ fn cycles(cycles: &[report::Cycle]) -> Vec<CycleJson> {
         .collect()
 }
 
+/// Maps one module edge to JSON.
+fn edge_json(root: &Path, edge: &report::Edge) -> EdgeJson {
+    EdgeJson {
+        from: edge.from.clone(),
+        to: edge.to.clone(),
+        weight: edge.weight,
+        items: edge.items.clone(),
+        kind: EdgeKindJson {
+            hierarchy: match edge.hierarchy {
+                Hierarchy::Hierarchical => "hierarchical",
+                Hierarchy::Cross => "cross",
+            },
+            usage: match edge.usage {
+                Usage::TypeOnly => "type-only",
+                Usage::Code => "code",
+            },
+            test_only: edge.test_only,
+        },
+        locations: edge
+            .locations
+            .iter()
+            .map(|loc| location(root, loc))
+            .collect(),
+        resolutions: edge
+            .resolutions
+            .iter()
+            .map(|resolution| ResolutionJson {
+                item: resolution.item.clone(),
+                how: resolution.resolution.as_str(),
+            })
+            .collect(),
+    }
+}
+
 /// Maps a whole report to JSON.
 pub fn report(report: &Report) -> ReportJson {
     let root = report.workspace_root.as_path();
@@ -449,28 +495,12 @@ pub fn report(report: &Report) -> ReportJson {
         edges: report
             .edges
             .iter()
-            .map(|edge| EdgeJson {
-                from: edge.from.clone(),
-                to: edge.to.clone(),
-                weight: edge.weight,
-                items: edge.items.clone(),
-                kind: EdgeKindJson {
-                    hierarchy: match edge.hierarchy {
-                        Hierarchy::Hierarchical => "hierarchical",
-                        Hierarchy::Cross => "cross",
-                    },
-                    usage: match edge.usage {
-                        Usage::TypeOnly => "type-only",
-                        Usage::Code => "code",
-                    },
-                    test_only: edge.test_only,
-                },
-                locations: edge
-                    .locations
-                    .iter()
-                    .map(|loc| location(root, loc))
-                    .collect(),
-            })
+            .map(|edge| edge_json(root, edge))
+            .collect(),
+        uncertain_edges: report
+            .uncertain_edges
+            .iter()
+            .map(|edge| edge_json(root, edge))
             .collect(),
         crate_edges: report
             .crate_edges

@@ -148,11 +148,20 @@ fn analyze_json_keeps_the_documented_contract() {
         "services",
         "crate_edges",
         "elementary_cycles",
+        "uncertain_edges",
     ] {
         assert!(json.get(key).is_some(), "missing top-level key `{key}`");
     }
     let edge = &json["edges"][0];
-    for key in ["from", "to", "weight", "items", "kind", "locations"] {
+    for key in [
+        "from",
+        "to",
+        "weight",
+        "items",
+        "kind",
+        "locations",
+        "resolutions",
+    ] {
         assert!(edge.get(key).is_some(), "edges lack `{key}`: {edge}");
     }
     let suggestion = &json["suggestions"][0];
@@ -160,6 +169,81 @@ fn analyze_json_keeps_the_documented_contract() {
     for key in ["from", "to", "trait_name", "methods"] {
         assert!(suggestion.get(key).is_some(), "suggestions lack `{key}`");
     }
+}
+
+/// Issue 18: a method call counts for a workspace type only where its receiver's type is known;
+/// `thread::Builder::new().spawn()` is std's, and a call on a receiver nothing types is kept
+/// apart as uncertain unless `--include-uncertain` is given.
+#[test]
+fn analyze_attributes_method_calls_by_receiver_type() {
+    let edges_of = |json: &serde_json::Value, key: &str| -> Vec<String> {
+        json[key]
+            .as_array()
+            .expect("an array of edges")
+            .iter()
+            .flat_map(|edge| {
+                let from = edge["from"].as_str().unwrap_or_default().to_owned();
+                let to = edge["to"].as_str().unwrap_or_default().to_owned();
+                edge["resolutions"]
+                    .as_array()
+                    .expect("resolutions")
+                    .iter()
+                    .map(move |resolution| {
+                        format!(
+                            "{from} -> {to}: {} ({})",
+                            resolution["item"].as_str().unwrap_or("<module>"),
+                            resolution["how"].as_str().unwrap_or_default()
+                        )
+                    })
+            })
+            .collect()
+    };
+    let fixture = fixture("receivers");
+    let output = fig_in(&["analyze", path_str(&fixture), "--format", "json"])
+        .output()
+        .expect("run fig");
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(
+        edges_of(&json, "edges"),
+        [
+            "receivers::app -> receivers::pool: Builder (import)",
+            "receivers::app -> receivers::pool: Builder (path)",
+            "receivers::app -> receivers::pool: Builder::new (path)",
+            "receivers::app -> receivers::pool: Builder::spawn (method-typed)",
+        ]
+    );
+    assert_eq!(
+        edges_of(&json, "uncertain_edges"),
+        ["receivers::app -> receivers::pool: Builder::spawn (method-by-name)"]
+    );
+    let locations: Vec<u64> = json["uncertain_edges"][0]["locations"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .filter_map(|location| location["line"].as_u64())
+        .collect();
+    assert_eq!(locations, [7], "only the closure's call is uncertain");
+
+    let output = fig_in(&[
+        "analyze",
+        path_str(&fixture),
+        "--format",
+        "json",
+        "--include-uncertain",
+    ])
+    .output()
+    .expect("run fig");
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert!(edges_of(&json, "uncertain_edges").is_empty());
+    assert!(
+        edges_of(&json, "edges").contains(
+            &"receivers::app -> receivers::pool: Builder::spawn (method-by-name)".to_owned()
+        ),
+        "{:?}",
+        edges_of(&json, "edges")
+    );
 }
 
 #[test]
@@ -777,6 +861,7 @@ fn fixture_report() -> Report {
         usage: Usage::Code,
         test_only: false,
         locations: vec![at],
+        resolutions: Vec::new(),
     };
     let metrics = |id: &str, fan_in, fan_out, abstractness: f64, lines| {
         let instability = if fan_in + fan_out == 0 {
@@ -848,6 +933,7 @@ fn fixture_report() -> Report {
                 location("payment.rs", 3),
             ),
         ],
+        uncertain_edges: Vec::new(),
         crate_edges: Vec::<CrateEdge>::new(),
         cycles: vec![Cycle {
             members: vec!["shop::order".to_owned(), "shop::payment".to_owned()],

@@ -75,6 +75,7 @@ fn edges(mut pick: impl FnMut(&mut Rng) -> (usize, usize)) -> Vec<Edge> {
             usage: Usage::Code,
             test_only: false,
             locations: Vec::new(),
+            resolutions: Vec::new(),
         });
     }
     edges

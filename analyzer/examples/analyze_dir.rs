@@ -1,7 +1,10 @@
 //! Runs the analyzer on a directory and prints a one-line summary (used by
 //! `scripts/robustness.sh` and for measuring peak memory with `/usr/bin/time -v`).
 //!
-//! Usage: `analyze_dir PATH [--details | --phases | --baseline]`. Exit codes: 0 analysed, 2 not a workspace.
+//! Usage: `analyze_dir PATH [--details | --phases | --baseline | --edges]`. Exit codes: 0 analysed,
+//! 2 not a workspace. `--edges` prints one tab-separated line per module (`module`, id, file) and
+//! per edge and location (`edge` or `uncertain`, from, to, file:line:column, items with how each
+//! was resolved), for sampling edges to check by hand (`scripts/edge-sample.py`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +20,7 @@ fn main() -> ExitCode {
     let details = flag.as_ref().is_some_and(|arg| arg == "--details");
     let phases = flag.as_ref().is_some_and(|arg| arg == "--phases");
     let baseline = flag.as_ref().is_some_and(|arg| arg == "--baseline");
+    let edge_lines = flag.as_ref().is_some_and(|arg| arg == "--edges");
     let start = Instant::now();
     let mut options = analyzer::Options::new();
     options.depth = std::env::var("FIG_DEPTH")
@@ -30,9 +34,10 @@ fn main() -> ExitCode {
     match analyzer::analyze(&path, &options) {
         Ok(report) => {
             println!(
-                "ok modules={} edges={} cycles={} bidirectional={} cut={} suggestions={} skipped={} loc={} ms={}",
+                "ok modules={} edges={} uncertain_edges={} cycles={} bidirectional={} cut={} suggestions={} skipped={} loc={} ms={}",
                 report.modules.len(),
                 report.edges.len(),
+                report.uncertain_edges.len(),
                 report.cycles.len(),
                 report.bidirectional.len(),
                 report.cut.len(),
@@ -45,6 +50,9 @@ fn main() -> ExitCode {
                     .sum::<u64>(),
                 start.elapsed().as_millis()
             );
+            // CPU time is steadier than wall time on a busy machine: the process's (with the
+            // `cargo metadata` it waited for) up to here, from /proc on Linux.
+            let analyze_cpu_ms = cpu_ms("/proc/self/stat", true);
             if baseline {
                 // What `analyze` is compared with: reading and parsing the same files, one thread.
                 let mut files: Vec<&std::path::Path> = report
@@ -56,6 +64,7 @@ fn main() -> ExitCode {
                 files.sort();
                 files.dedup();
                 let start = Instant::now();
+                let thread_cpu_start = cpu_ms("/proc/thread-self/stat", false);
                 let mut lines = 0;
                 for file in &files {
                     let Ok(text) = std::fs::read_to_string(file) else {
@@ -64,11 +73,48 @@ fn main() -> ExitCode {
                     lines += text.lines().count();
                     let _ = syn::parse_file(&text);
                 }
+                let thread_cpu_end = cpu_ms("/proc/thread-self/stat", false);
                 println!(
-                    "baseline files={} lines={lines} ms={}",
+                    "baseline files={} lines={lines} ms={} cpu_ms={} analyze_cpu_ms={}",
                     files.len(),
-                    start.elapsed().as_millis()
+                    start.elapsed().as_millis(),
+                    thread_cpu_end.saturating_sub(thread_cpu_start),
+                    analyze_cpu_ms
                 );
+            }
+            if edge_lines {
+                for module in &report.modules {
+                    println!("module\t{}\t{}", module.id, module.file.display());
+                }
+                for (kind, edges) in [
+                    ("edge", &report.edges),
+                    ("uncertain", &report.uncertain_edges),
+                ] {
+                    for edge in edges {
+                        let items: Vec<String> = edge
+                            .resolutions
+                            .iter()
+                            .map(|resolution| {
+                                format!(
+                                    "{}={}",
+                                    resolution.item.as_deref().unwrap_or("<module>"),
+                                    resolution.resolution.as_str()
+                                )
+                            })
+                            .collect();
+                        for location in &edge.locations {
+                            println!(
+                                "{kind}\t{}\t{}\t{}:{}:{}\t{}",
+                                edge.from,
+                                edge.to,
+                                location.file.display(),
+                                location.line,
+                                location.column,
+                                items.join(" ")
+                            );
+                        }
+                    }
+                }
             }
             if details {
                 for edge in &report.edges {
@@ -103,4 +149,27 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// User + system CPU time in ms from a `/proc/.../stat` file (with the waited-for children's
+/// when `children`); 0 where there is no such file.
+fn cpu_ms(path: &str, children: bool) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return 0;
+    };
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|field| field.parse().unwrap_or(0))
+        .collect();
+    // utime, stime, cutime, cstime are fields 14-17: indices 11-14 here. Clock ticks are 100 Hz
+    // on Linux.
+    let mut ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    if children {
+        ticks += fields.get(13).copied().unwrap_or(0) + fields.get(14).copied().unwrap_or(0);
+    }
+    ticks * 10
 }

@@ -745,6 +745,7 @@ mod tests {
                     line: idx as u32 + 1,
                     column: 1,
                 }],
+                resolutions: Vec::new(),
             })
             .collect();
         let mut bidirectional = Vec::new();
@@ -787,6 +788,7 @@ mod tests {
                 })
                 .collect(),
             edges: edge_list,
+            uncertain_edges: Vec::new(),
             crate_edges: Vec::new(),
             cycles: cycles
                 .iter()

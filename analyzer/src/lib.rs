@@ -10,14 +10,19 @@
 //!    their targets and their path dependencies on each other.
 //! 2. `parse` (`modules.rs`): every file of every target's module tree, in parallel, reduced to
 //!    plain facts per module (items, `use`s, paths, method calls).
-//! 3. `resolve` (`resolve.rs`): names to modules, references to weighted edges.
+//! 3. `resolve` (`resolve.rs`): names to modules, references to weighted edges; method calls by
+//!    their receiver's type (`infer.rs`).
 //! 4. the graph algorithms (`cycles.rs`, `metrics.rs`, `services.rs`) on the in-scope edges.
 //! 5. `suggest` (`suggest.rs`): an extracted interface per edge of the cut list.
 //!
-//! A key design decision is that resolution is purely syntactic: no type inference, no macro
-//! expansion, no dependency sources. That makes a 400k-line workspace take about as long as
+//! A key design decision is that resolution is purely syntactic: no macro expansion, no
+//! dependency sources, and type inference only for method receivers, local to a function body
+//! and over the syntax (`infer.rs`). That makes a 400k-line workspace take about as long as
 //! parsing it, and it works offline on a workspace whose dependencies were never downloaded. The
-//! price is a few heuristics, documented where they are made (`resolve.rs`).
+//! price is a few heuristics, documented where they are made (`resolve.rs`, `infer.rs`). Every
+//! item of an edge says how it was resolved ([`report::Resolution`]); a method call matched to a
+//! workspace type by its name alone is uncertain and kept out of the edges unless
+//! [`Options::include_uncertain`] asks for it.
 //!
 //! Cycles, two-way pairs, the cut list and suggestions run on edges *lifted* to the level where
 //! the paths of their two ends part (`a::x -> b::y` counts as `a -> b`), so a tangle between the
@@ -36,6 +41,7 @@
 pub mod check;
 pub mod cycles;
 mod error;
+mod infer;
 mod load;
 pub mod metrics;
 mod modules;
@@ -96,6 +102,10 @@ pub struct Options {
     /// runs through submodules (`display::home -> order -> member::profile -> display`) shows
     /// between their top-level modules. `None` keeps every module.
     pub depth: Option<usize>,
+    /// Also count method calls matched to a workspace type by their name alone (the receiver's
+    /// type unknown) as edges, for cycles, the cut list and suggestions too. Off by default: they
+    /// are listed apart in [`Report::uncertain_edges`].
+    pub include_uncertain: bool,
 }
 
 impl Options {
@@ -112,6 +122,7 @@ impl Options {
             elementary_cycle_cap: DEFAULT_ELEMENTARY_CYCLE_CAP,
             progress: None,
             depth: None,
+            include_uncertain: false,
         }
     }
 }
@@ -131,6 +142,7 @@ impl std::fmt::Debug for Options {
             .field("elementary_cycle_cap", &self.elementary_cycle_cap)
             .field("progress", &self.progress.as_ref().map(|_| "Fn(Phase)"))
             .field("depth", &self.depth)
+            .field("include_uncertain", &self.include_uncertain)
             .finish()
     }
 }
@@ -167,15 +179,20 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
     progress(Phase::Resolve);
     let crate_scope = crate_scope(&workspace, &roots, &extracted);
     let mut resolver = resolve::Resolver::new(&extracted, &crate_scope);
-    let edges = resolve::edges(&mut resolver, &extracted.files);
+    let resolve::Edges { edges, uncertain } =
+        resolve::edges(&mut resolver, &extracted.files, options.include_uncertain);
     let modules: Vec<report::Module> = extracted
         .modules
         .iter()
         .map(|facts| facts.module.clone())
         .collect();
-    let (modules, edges) = match options.depth {
-        Some(depth) => collapse(&modules, &edges, depth),
-        None => (modules, edges),
+    let (modules, edges, uncertain_edges) = match options.depth {
+        Some(depth) => {
+            let (collapsed, edges) = collapse(&modules, &edges, depth);
+            let (_, uncertain) = collapse(&modules, &uncertain, depth);
+            (collapsed, edges, uncertain)
+        }
+        None => (modules, edges, uncertain),
     };
 
     progress(Phase::Graph);
@@ -223,6 +240,7 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
         crates,
         modules,
         edges,
+        uncertain_edges,
         crate_edges,
         cycles: cycle_analysis.cycles,
         crate_cycles,
@@ -514,6 +532,7 @@ fn merge_edges<'e>(
             usage: report::Usage::TypeOnly,
             test_only: true,
             locations: Vec::new(),
+            resolutions: Vec::new(),
         });
         entry.weight = entry.weight.saturating_add(edge.weight);
         entry.items.extend(edge.items.iter().cloned());
@@ -522,6 +541,7 @@ fn merge_edges<'e>(
         }
         entry.test_only &= edge.test_only;
         entry.locations.extend(edge.locations.iter().cloned());
+        entry.resolutions.extend(edge.resolutions.iter().cloned());
     }
     merged_edges
         .into_values()
@@ -531,6 +551,8 @@ fn merge_edges<'e>(
             edge.locations.sort();
             edge.locations.dedup();
             edge.locations.truncate(resolve::MAX_LOCATIONS);
+            edge.resolutions.sort();
+            edge.resolutions.dedup();
             edge
         })
         .collect()

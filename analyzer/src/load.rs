@@ -1,10 +1,13 @@
 //! The only IO of the analyzer: `cargo metadata` and reading source files.
 //!
 //! We run `cargo metadata --no-deps --offline` through `cargo_metadata`. `--no-deps` is the robust
-//! choice: the analysis needs only the workspace members, their targets and their path
-//! dependencies on each other, and it must work on a machine that has never downloaded the
-//! workspace's external dependencies (no lock file resolution, no network). guppy needs the full
-//! resolved graph, so it would add a failure mode without adding information we use.
+//! choice: the analysis needs only the workspace members, their targets and their dependencies on
+//! each other, and it must work on a machine that has never downloaded the workspace's external
+//! dependencies (no network). guppy needs the full resolved graph, that is every dependency's
+//! manifest on disk, so it would add a failure mode without adding information we use: the one
+//! thing `--no-deps` does not tell, a registry dependency patched to a member
+//! (`[patch.crates-io]`), we read from `Cargo.lock`, the resolved graph as cargo wrote it, or
+//! from the patch table when there is no lock file ([`Patched`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -108,6 +111,10 @@ pub(crate) fn load_workspace(path: &Path, selection: TargetSelection) -> Result<
     if manifest != root_manifest {
         members.retain(|package| package.manifest_path.as_std_path() == manifest);
     }
+    let patched = Patched::read(
+        metadata.workspace_root.as_std_path(),
+        &metadata.workspace_packages(),
+    );
     let rust_name = |package: &cargo_metadata::Package| -> String {
         package
             .targets
@@ -155,16 +162,26 @@ pub(crate) fn load_workspace(path: &Path, selection: TargetSelection) -> Result<
 
         let mut deps = Vec::new();
         for dependency in &package.dependencies {
-            let Some(dep_path) = &dependency.path else {
-                continue;
+            let member = match &dependency.path {
+                Some(dep_path) => members.iter().find(|member| {
+                    member.name.as_str() == dependency.name
+                        && member
+                            .manifest_path
+                            .parent()
+                            .is_some_and(|dir| dir == dep_path)
+                }),
+                // A registry version patched to a workspace member (`[patch.crates-io]`).
+                None => patched.resolve(package, &dependency.name).and_then(|dir| {
+                    members.iter().find(|member| {
+                        member.name.as_str() == dependency.name
+                            && member
+                                .manifest_path
+                                .parent()
+                                .is_some_and(|member_dir| member_dir.as_std_path() == dir)
+                    })
+                }),
             };
-            let Some(member) = members.iter().find(|member| {
-                member.name.as_str() == dependency.name
-                    && member
-                        .manifest_path
-                        .parent()
-                        .is_some_and(|dir| dir == dep_path)
-            }) else {
+            let Some(member) = member else {
                 continue;
             };
             let krate = rust_name(member);
@@ -206,6 +223,152 @@ pub(crate) fn load_workspace(path: &Path, selection: TargetSelection) -> Result<
         manifest.parent().map(Path::to_path_buf).unwrap_or_default()
     };
     Ok(Workspace { root, crates })
+}
+
+/// Which registry dependencies of the members are really members: a registry version patched to
+/// a path in the workspace (`[patch.crates-io] tokio = { path = "tokio" }` makes every
+/// `tokio = "1"` of `tokio-util` a use of the member `tokio`).
+///
+/// `cargo metadata --no-deps` reports such a dependency as a registry one, so we read the
+/// resolution where it is written: `Cargo.lock`, the resolved graph, where a member's dependency
+/// on a path package has no `source`. Without a lock file (a workspace that was never built),
+/// the root manifest's `[patch.*]` tables say the same for the names they patch. Either file
+/// missing or unreadable leaves the dependencies as `cargo metadata` gave them.
+#[derive(Debug, Default)]
+struct Patched {
+    /// From `Cargo.lock`, when there is one: per path package, what it depends on.
+    locked: Option<Vec<LockedPackage>>,
+    /// From `[patch.*]`: package name -> directory.
+    patches: Vec<(String, PathBuf)>,
+}
+
+/// A path package of `Cargo.lock` and the path packages it depends on.
+#[derive(Debug)]
+struct LockedPackage {
+    name: String,
+    version: String,
+    /// Name and directory of each member it depends on.
+    deps: Vec<(String, PathBuf)>,
+}
+
+impl Patched {
+    fn read(root: &Path, members: &[&cargo_metadata::Package]) -> Self {
+        let member_dir = |name: &str, version: Option<&str>| -> Option<PathBuf> {
+            members
+                .iter()
+                .find(|member| {
+                    member.name.as_str() == name
+                        && version.is_none_or(|version| member.version.to_string() == version)
+                })
+                .and_then(|member| member.manifest_path.parent())
+                .map(|dir| dir.as_std_path().to_path_buf())
+        };
+        let mut res = Patched::default();
+        if let Ok(text) = std::fs::read_to_string(root.join("Cargo.lock"))
+            && let Ok(lock) = text.parse::<toml::Table>()
+            && let Some(packages) = lock.get("package").and_then(toml::Value::as_array)
+        {
+            // Path packages have no `source`; name -> versions of path packages.
+            let path_packages: Vec<(&str, &str)> = packages
+                .iter()
+                .filter(|package| package.get("source").is_none())
+                .filter_map(|package| {
+                    Some((
+                        package.get("name")?.as_str()?,
+                        package.get("version")?.as_str()?,
+                    ))
+                })
+                .collect();
+            let mut locked = Vec::new();
+            for package in packages
+                .iter()
+                .filter(|package| package.get("source").is_none())
+            {
+                let (Some(name), Some(version)) = (
+                    package.get("name").and_then(toml::Value::as_str),
+                    package.get("version").and_then(toml::Value::as_str),
+                ) else {
+                    continue;
+                };
+                let mut deps = Vec::new();
+                for dep in package
+                    .get("dependencies")
+                    .and_then(toml::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(toml::Value::as_str)
+                {
+                    // `name`, `name version` or `name version (source)`.
+                    let mut words = dep.split_whitespace();
+                    let Some(dep_name) = words.next() else {
+                        continue;
+                    };
+                    let dep_version = words.next();
+                    if words.next().is_some() {
+                        continue;
+                    }
+                    let is_path = path_packages.iter().any(|(path_name, path_version)| {
+                        *path_name == dep_name
+                            && dep_version.is_none_or(|version| version == *path_version)
+                    });
+                    if is_path && let Some(dir) = member_dir(dep_name, dep_version) {
+                        deps.push((dep_name.to_owned(), dir));
+                    }
+                }
+                locked.push(LockedPackage {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    deps,
+                });
+            }
+            res.locked = Some(locked);
+        }
+        if let Ok(text) = std::fs::read_to_string(root.join("Cargo.toml"))
+            && let Ok(manifest) = text.parse::<toml::Table>()
+            && let Some(patch) = manifest.get("patch").and_then(toml::Value::as_table)
+        {
+            for registry in patch.values().filter_map(toml::Value::as_table) {
+                for (key, spec) in registry {
+                    let Some(path) = spec.get("path").and_then(toml::Value::as_str) else {
+                        continue;
+                    };
+                    let name = spec
+                        .get("package")
+                        .and_then(toml::Value::as_str)
+                        .unwrap_or(key);
+                    let canonical = |dir: PathBuf| dir.canonicalize().unwrap_or(dir);
+                    let patched_dir = canonical(root.join(path));
+                    if let Some(dir) = member_dir(name, None)
+                        && canonical(dir.clone()) == patched_dir
+                    {
+                        res.patches.push((name.to_owned(), dir));
+                    }
+                }
+            }
+        }
+        res
+    }
+
+    /// The directory of the member that `package`'s registry dependency `name` resolves to.
+    fn resolve(&self, package: &cargo_metadata::Package, name: &str) -> Option<&Path> {
+        if let Some(locked) = &self.locked {
+            let version = package.version.to_string();
+            if let Some(locked) = locked
+                .iter()
+                .find(|locked| locked.name == package.name.as_str() && locked.version == version)
+            {
+                return locked
+                    .deps
+                    .iter()
+                    .find(|(dep_name, _)| dep_name == name)
+                    .map(|(_, dir)| dir.as_path());
+            }
+        }
+        self.patches
+            .iter()
+            .find(|(patched, _)| patched == name)
+            .map(|(_, dir)| dir.as_path())
+    }
 }
 
 /// Reads one source file.

@@ -25,6 +25,8 @@ use crate::report::{Module, SkippedFile};
 /// How deep module trees may nest before we stop following `mod` declarations (guards against
 /// `#[path]` loops).
 const MAX_MODULE_DEPTH: usize = 64;
+/// How long a chain of fields, calls and `?` may be for its type to be known.
+const MAX_CHAIN: usize = 32;
 /// Stack size of the parsing threads: syn and the visitor recurse on deeply nested expressions.
 const PARSER_STACK_SIZE: usize = 64 << 20;
 
@@ -89,6 +91,35 @@ pub(crate) struct FnSig {
     pub(crate) output: String,
     /// ` where T: Clone` or empty.
     pub(crate) where_clause: String,
+    /// The return type, for receiver types of method chains (`None`: `()` or not a path type).
+    pub(crate) ret: Option<TyRef>,
+}
+
+/// A type as written, reduced to what receiver types need: a path (without generic arguments,
+/// `Self` replaced by the impl's self type, a generic parameter by its first trait bound) and the
+/// type arguments of its last segment. `&T`, `&mut T`, `*const T` are `T`; `impl Trait` and
+/// `dyn Trait` are `Trait`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TyRef {
+    pub(crate) path: Box<str>,
+    /// Type arguments of the last segment, in order; `None` where one is not a path type.
+    pub(crate) args: Vec<Option<TyRef>>,
+}
+
+/// The type of an expression as far as syntax tells it, unresolved: resolved in the module where
+/// it was written by `infer.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TyExpr {
+    /// A type written in the source (a typed parameter or `let`, a struct literal, `self`).
+    Ty(TyRef),
+    /// The field `.name` (or `.0`) of a value of the inner type.
+    Field(Box<TyExpr>, Box<str>),
+    /// What calling method `name` on a value of the inner type returns.
+    Method(Box<TyExpr>, Box<str>),
+    /// What calling the function or constructor at this path returns (`Type::new`, `make`).
+    Call(Box<str>),
+    /// The `T` of an `Option<T>` or `Result<T, _>` (`e?`, `Some(x)` patterns).
+    Unwrap(Box<TyExpr>),
 }
 
 /// An item defined in a module.
@@ -100,12 +131,19 @@ pub(crate) struct ItemDef {
     pub(crate) sig: Option<FnSig>,
     /// For traits: their methods.
     pub(crate) methods: Vec<FnSig>,
+    /// For structs and unions: field name (`0`, `1` for tuple structs) and type.
+    pub(crate) fields: Vec<(Box<str>, Option<TyRef>)>,
+    /// For type aliases: the aliased type.
+    pub(crate) alias: Option<TyRef>,
 }
 
 /// An `impl` block: its self type's last path segment and its methods.
 #[derive(Debug, Clone)]
 pub(crate) struct ImplDef {
     pub(crate) self_ty: String,
+    /// The self type's whole path as written (`super::model::Order`), resolved in the impl's
+    /// module: an impl may sit in another module than its type.
+    pub(crate) self_path: String,
     pub(crate) trait_name: Option<String>,
     pub(crate) methods: Vec<FnSig>,
 }
@@ -140,11 +178,38 @@ pub(crate) struct PathRef {
     pub(crate) ctx: RefContext,
 }
 
-/// A method call `.name(...)`, whose receiver type we do not know.
+/// A method call `.name(...)`, with its receiver's type as far as syntax tells it.
 #[derive(Debug, Clone)]
 pub(crate) struct MethodCall {
     pub(crate) name: Box<str>,
+    /// `None` when nothing in the syntax tells the receiver's type (a closure parameter, a
+    /// `let` from a macro, ...).
+    pub(crate) receiver: Option<TyExpr>,
     pub(crate) ctx: RefContext,
+}
+
+impl TyExpr {
+    /// How many fields, calls and unwraps deep the expression is.
+    fn depth(&self) -> usize {
+        match self {
+            TyExpr::Ty(_) | TyExpr::Call(_) => 1,
+            TyExpr::Field(inner, _) | TyExpr::Method(inner, _) | TyExpr::Unwrap(inner) => {
+                1 + inner.depth()
+            }
+        }
+    }
+}
+
+/// A local binding of a function body: a parameter, a `let`, a `match` arm, a closure
+/// parameter, a loop variable. Bindings shadow items of the same name.
+#[derive(Debug, Clone)]
+struct Local {
+    name: String,
+    ty: Option<TyExpr>,
+    /// For a name a `use` inside the body binds: the path it names (`helix_lsp::Notification`),
+    /// which a path starting with the name stands for in that body, whatever the module's own
+    /// imports of the name are.
+    import: Option<Box<str>>,
 }
 
 /// Everything extracted from one module, unresolved.
@@ -434,6 +499,9 @@ fn extract_file(
                 imported: rustc_hash::FxHashSet::default(),
                 any_glob: false,
                 name_buffer: String::new(),
+                locals: Vec::new(),
+                self_ty: None,
+                generics: Vec::new(),
             };
             extractor.prescan(&file.items);
             let scope = Scope {
@@ -545,6 +613,12 @@ struct Extractor<'a> {
     any_glob: bool,
     /// Reused for single names, to avoid an allocation per local variable.
     name_buffer: String,
+    /// The local bindings in scope, innermost last.
+    locals: Vec<Local>,
+    /// `Self` where it is known: the impl's self type, or the trait being defined.
+    self_ty: Option<TyRef>,
+    /// Generic type parameters in scope and their first trait bound.
+    generics: Vec<(String, Option<TyRef>)>,
 }
 
 impl Extractor<'_> {
@@ -585,8 +659,8 @@ impl Extractor<'_> {
             fn visit_signature(&mut self, _: &'ast syn::Signature) {}
             fn visit_attribute(&mut self, _: &'ast syn::Attribute) {}
             fn visit_item_macro(&mut self, item: &'ast syn::ItemMacro) {
-                if let Ok(items) = parse_items(item.mac.tokens.clone()) {
-                    for item in &items {
+                if item.ident.is_none() {
+                    for item in &macro_body_items(item.mac.tokens.clone()) {
                         self.visit_item(item);
                     }
                 }
@@ -705,57 +779,61 @@ impl Extractor<'_> {
             syn::Item::Const(c) => (&c.ident, ItemKind::Const, &c.vis),
             syn::Item::Static(s) => (&s.ident, ItemKind::Static, &s.vis),
             syn::Item::Impl(item_impl) => {
-                let self_ty = last_type_segment(&item_impl.self_ty);
-                if let Some(self_ty) = self_ty {
-                    let methods = item_impl
-                        .items
-                        .iter()
-                        .filter_map(|impl_item| match impl_item {
-                            syn::ImplItem::Fn(f) => Some(self.signature(
-                                &f.sig,
-                                f.block.brace_token.span.open().byte_range().start,
-                            )),
-                            _ => None,
-                        })
-                        .collect();
-                    let trait_name = item_impl.trait_.as_ref().and_then(|(_, path, _)| {
-                        path.segments.last().map(|segment| unraw(&segment.ident))
-                    });
-                    self.facts().impls.push(ImplDef {
-                        self_ty,
-                        trait_name,
-                        methods,
-                    });
-                }
+                self.define_impl(item_impl);
                 return;
             }
             _ => return,
         };
         let is_pub = !matches!(vis, syn::Visibility::Inherited);
-        let sig = match item {
+        let generics_len = self.generics.len();
+        let saved_self = self.self_ty.take();
+        let mut sig = None;
+        let mut methods = Vec::new();
+        let mut fields = Vec::new();
+        let mut alias = None;
+        match item {
             syn::Item::Fn(f) => {
-                Some(self.signature(&f.sig, f.block.brace_token.span.open().byte_range().start))
+                self.push_generics(&f.sig.generics);
+                sig = Some(
+                    self.signature(&f.sig, f.block.brace_token.span.open().byte_range().start),
+                );
             }
-            _ => None,
-        };
-        let methods = match item {
-            syn::Item::Trait(t) => t
-                .items
-                .iter()
-                .filter_map(|trait_item| match trait_item {
-                    syn::TraitItem::Fn(f) => {
+            syn::Item::Struct(s) => {
+                self.push_generics(&s.generics);
+                fields = self.fields(&s.fields);
+            }
+            syn::Item::Union(u) => {
+                self.push_generics(&u.generics);
+                fields = self.fields(&syn::Fields::Named(u.fields.clone()));
+            }
+            syn::Item::Type(t) => {
+                self.push_generics(&t.generics);
+                alias = self.ty_ref(&t.ty);
+            }
+            syn::Item::Trait(t) => {
+                self.push_generics(&t.generics);
+                self.self_ty = Some(TyRef {
+                    path: unraw(&t.ident).into(),
+                    args: Vec::new(),
+                });
+                for trait_item in &t.items {
+                    if let syn::TraitItem::Fn(f) = trait_item {
                         let end = match (&f.default, &f.semi_token) {
                             (Some(block), _) => block.brace_token.span.open().byte_range().start,
                             (None, Some(semi)) => semi.span.byte_range().start,
                             (None, None) => f.sig.paren_token.span.close().byte_range().end,
                         };
-                        Some(self.signature(&f.sig, end))
+                        let len = self.generics.len();
+                        self.push_generics(&f.sig.generics);
+                        methods.push(self.signature(&f.sig, end));
+                        self.generics.truncate(len);
                     }
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+                }
+            }
+            _ => {}
+        }
+        self.generics.truncate(generics_len);
+        self.self_ty = saved_self;
         let facts = self.facts();
         if kind.is_type() {
             facts.module.n_types += 1;
@@ -768,7 +846,343 @@ impl Extractor<'_> {
             kind,
             sig,
             methods,
+            fields,
+            alias,
         });
+    }
+
+    /// Records an impl block: its self type as written and the signatures of its methods (with
+    /// `Self` standing for the self type in their return types).
+    fn define_impl(&mut self, item_impl: &syn::ItemImpl) {
+        let (Some(self_ty), Some(self_path)) = (
+            last_type_segment(&item_impl.self_ty),
+            type_path_text(&item_impl.self_ty),
+        ) else {
+            return;
+        };
+        let generics_len = self.generics.len();
+        self.push_generics(&item_impl.generics);
+        let saved_self = self.self_ty.take();
+        self.self_ty = self.ty_ref(&item_impl.self_ty);
+        let mut methods = Vec::new();
+        for impl_item in &item_impl.items {
+            if let syn::ImplItem::Fn(f) = impl_item {
+                let len = self.generics.len();
+                self.push_generics(&f.sig.generics);
+                methods.push(
+                    self.signature(&f.sig, f.block.brace_token.span.open().byte_range().start),
+                );
+                self.generics.truncate(len);
+            }
+        }
+        self.self_ty = saved_self;
+        self.generics.truncate(generics_len);
+        let trait_name = item_impl
+            .trait_
+            .as_ref()
+            .and_then(|(_, path, _)| path.segments.last().map(|segment| unraw(&segment.ident)));
+        self.facts().impls.push(ImplDef {
+            self_ty,
+            self_path,
+            trait_name,
+            methods,
+        });
+    }
+
+    /// The fields of a struct or union with their types.
+    fn fields(&self, fields: &syn::Fields) -> Vec<(Box<str>, Option<TyRef>)> {
+        fields
+            .iter()
+            .enumerate()
+            .map(|(index, field)| {
+                let name = match &field.ident {
+                    Some(ident) => unraw(ident),
+                    None => index.to_string(),
+                };
+                (name.into_boxed_str(), self.ty_ref(&field.ty))
+            })
+            .collect()
+    }
+
+    /// Brings the type parameters of `generics` into scope, each with its first trait bound
+    /// (from the parameter list or the where clause). The caller truncates `self.generics`.
+    fn push_generics(&mut self, generics: &syn::Generics) {
+        let start = self.generics.len();
+        for param in generics.type_params() {
+            let bound = self.bounds_ty(&param.bounds);
+            self.generics.push((unraw(&param.ident), bound));
+        }
+        if let Some(where_clause) = &generics.where_clause {
+            for predicate in &where_clause.predicates {
+                let syn::WherePredicate::Type(predicate) = predicate else {
+                    continue;
+                };
+                let syn::Type::Path(bounded) = &predicate.bounded_ty else {
+                    continue;
+                };
+                let Some(ident) = bounded.path.get_ident() else {
+                    continue;
+                };
+                let bound = self.bounds_ty(&predicate.bounds);
+                if let Some(slot) = self.generics[start..]
+                    .iter_mut()
+                    .find(|(name, current)| current.is_none() && ident == name.as_str())
+                {
+                    slot.1 = bound;
+                }
+            }
+        }
+    }
+
+    /// The type a `syn::Type` names, as far as receiver types need it.
+    fn ty_ref(&self, ty: &syn::Type) -> Option<TyRef> {
+        match ty {
+            syn::Type::Reference(reference) => self.ty_ref(&reference.elem),
+            syn::Type::Paren(paren) => self.ty_ref(&paren.elem),
+            syn::Type::Group(group) => self.ty_ref(&group.elem),
+            syn::Type::Ptr(ptr) => self.ty_ref(&ptr.elem),
+            syn::Type::Path(type_path) if type_path.qself.is_none() => {
+                self.path_ty(&type_path.path)
+            }
+            syn::Type::ImplTrait(impl_trait) => self.bounds_ty(&impl_trait.bounds),
+            syn::Type::TraitObject(object) => self.bounds_ty(&object.bounds),
+            _ => None,
+        }
+    }
+
+    fn bounds_ty(
+        &self,
+        bounds: &syn::punctuated::Punctuated<syn::TypeParamBound, syn::Token![+]>,
+    ) -> Option<TyRef> {
+        bounds.iter().find_map(|bound| match bound {
+            syn::TypeParamBound::Trait(bound) => self.path_ty(&bound.path),
+            _ => None,
+        })
+    }
+
+    /// A type path: `Self` and generic parameters replaced, generic arguments kept for the last
+    /// segment.
+    fn path_ty(&self, path: &syn::Path) -> Option<TyRef> {
+        let first = path.segments.first()?;
+        if path.leading_colon.is_none() && first.ident == "Self" {
+            return if path.segments.len() == 1 {
+                self.self_ty.clone()
+            } else {
+                None
+            };
+        }
+        if path.leading_colon.is_none()
+            && path.segments.len() == 1
+            && let Some((_, bound)) = self
+                .generics
+                .iter()
+                .rev()
+                .find(|(name, _)| first.ident == name.as_str())
+        {
+            return bound.clone();
+        }
+        let last = path.segments.last()?;
+        let args = match &last.arguments {
+            syn::PathArguments::AngleBracketed(arguments) => arguments
+                .args
+                .iter()
+                .filter_map(|argument| match argument {
+                    syn::GenericArgument::Type(ty) => Some(self.ty_ref(ty)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some(TyRef {
+            path: path_text(path).into_boxed_str(),
+            args,
+        })
+    }
+
+    /// A path in an expression or pattern as text, with a leading `Self` replaced by the self
+    /// type's path.
+    fn expr_path(&self, path: &syn::Path) -> Option<Box<str>> {
+        let first = path.segments.first()?;
+        if path.leading_colon.is_none() && first.ident == "Self" {
+            let self_ty = self.self_ty.as_ref()?;
+            let mut text = self_ty.path.to_string();
+            for segment in path.segments.iter().skip(1) {
+                text.push_str("::");
+                text.push_str(&unraw(&segment.ident));
+            }
+            return Some(text.into_boxed_str());
+        }
+        Some(path_text(path).into_boxed_str())
+    }
+
+    /// Whether `name` is a local value binding (not a name a `use` in the body binds).
+    fn is_local(&self, name: &str) -> bool {
+        self.locals
+            .iter()
+            .rev()
+            .find(|local| local.name == name)
+            .is_some_and(|local| local.import.is_none())
+    }
+
+    /// The path a `use` inside the enclosing bodies binds `name` to, if one does and no local
+    /// value shadows it.
+    fn body_import(&self, name: &str) -> Option<&str> {
+        self.locals
+            .iter()
+            .rev()
+            .find(|local| local.name == name)?
+            .import
+            .as_deref()
+    }
+
+    /// The type of an expression, as far as syntax tells it.
+    fn ty_of(&self, expr: &syn::Expr) -> Option<TyExpr> {
+        self.ty_of_at(expr, 0)
+    }
+
+    /// [`Self::ty_of`], `depth` levels into a chain: a chain longer than [`MAX_CHAIN`] has no
+    /// known type, which keeps the recursion here and in `infer.rs` bounded.
+    fn ty_of_at(&self, expr: &syn::Expr, depth: usize) -> Option<TyExpr> {
+        if depth > MAX_CHAIN {
+            return None;
+        }
+        let depth = depth + 1;
+        match expr {
+            syn::Expr::Path(path) if path.qself.is_none() => {
+                let ident = path.path.get_ident()?;
+                let local = self
+                    .locals
+                    .iter()
+                    .rev()
+                    .find(|local| ident == local.name.as_str())?;
+                // `let b = b.with(..)` again and again must not grow the types without bound.
+                local
+                    .ty
+                    .as_ref()
+                    .filter(|ty| ty.depth() + depth <= MAX_CHAIN)
+                    .cloned()
+            }
+            syn::Expr::Field(field) => {
+                let base = self.ty_of_at(&field.base, depth)?;
+                let name = match &field.member {
+                    syn::Member::Named(ident) => unraw(ident),
+                    syn::Member::Unnamed(index) => index.index.to_string(),
+                };
+                Some(TyExpr::Field(Box::new(base), name.into_boxed_str()))
+            }
+            syn::Expr::MethodCall(call) => {
+                let base = self.ty_of_at(&call.receiver, depth)?;
+                Some(TyExpr::Method(
+                    Box::new(base),
+                    unraw(&call.method).into_boxed_str(),
+                ))
+            }
+            syn::Expr::Call(call) => match &*call.func {
+                syn::Expr::Path(func) if func.qself.is_none() => {
+                    if let Some(ident) = func.path.get_ident()
+                        && self.is_local(&unraw(ident))
+                    {
+                        return None;
+                    }
+                    Some(TyExpr::Call(self.expr_path(&func.path)?))
+                }
+                _ => None,
+            },
+            syn::Expr::Struct(literal) if literal.qself.is_none() => Some(TyExpr::Ty(TyRef {
+                path: self.expr_path(&literal.path)?,
+                args: Vec::new(),
+            })),
+            syn::Expr::Reference(reference) => self.ty_of_at(&reference.expr, depth),
+            syn::Expr::Paren(paren) => self.ty_of_at(&paren.expr, depth),
+            syn::Expr::Group(group) => self.ty_of_at(&group.expr, depth),
+            syn::Expr::Await(awaited) => self.ty_of_at(&awaited.base, depth),
+            syn::Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
+                self.ty_of_at(&unary.expr, depth)
+            }
+            syn::Expr::Try(tried) => {
+                Some(TyExpr::Unwrap(Box::new(self.ty_of_at(&tried.expr, depth)?)))
+            }
+            syn::Expr::Cast(cast) => self.ty_ref(&cast.ty).map(TyExpr::Ty),
+            _ => None,
+        }
+    }
+
+    /// Brings the bindings of a pattern into scope; `ty` is the type of the value matched.
+    fn bind(&mut self, pat: &syn::Pat, ty: Option<TyExpr>) {
+        match pat {
+            syn::Pat::Ident(ident) => {
+                if let Some((_, sub)) = &ident.subpat {
+                    self.bind(sub, ty.clone());
+                }
+                // `None`, `MAX`: an upper-case name alone is a constant or a unit variant.
+                let binds = ident.by_ref.is_some()
+                    || ident.mutability.is_some()
+                    || ident.subpat.is_some()
+                    || !unraw(&ident.ident).starts_with(|ch: char| ch.is_uppercase());
+                if binds {
+                    self.locals.push(Local {
+                        name: unraw(&ident.ident),
+                        ty,
+                        import: None,
+                    });
+                }
+            }
+            syn::Pat::Type(typed) => {
+                let ty = self.ty_ref(&typed.ty).map(TyExpr::Ty);
+                self.bind(&typed.pat, ty);
+            }
+            syn::Pat::Reference(reference) => self.bind(&reference.pat, ty),
+            syn::Pat::Paren(paren) => self.bind(&paren.pat, ty),
+            syn::Pat::TupleStruct(tuple) => {
+                let unwraps = tuple.qself.is_none()
+                    && tuple.elems.len() == 1
+                    && (tuple.path.is_ident("Some") || tuple.path.is_ident("Ok"));
+                for elem in &tuple.elems {
+                    let hint = if unwraps {
+                        ty.clone().map(|ty| TyExpr::Unwrap(Box::new(ty)))
+                    } else {
+                        None
+                    };
+                    self.bind(elem, hint);
+                }
+            }
+            syn::Pat::Struct(structure) => {
+                let base = if structure.qself.is_none() {
+                    self.expr_path(&structure.path).map(|path| TyRef {
+                        path,
+                        args: Vec::new(),
+                    })
+                } else {
+                    None
+                };
+                for field in &structure.fields {
+                    let name = match &field.member {
+                        syn::Member::Named(ident) => unraw(ident),
+                        syn::Member::Unnamed(index) => index.index.to_string(),
+                    };
+                    let hint = base.clone().map(|base| {
+                        TyExpr::Field(Box::new(TyExpr::Ty(base)), name.into_boxed_str())
+                    });
+                    self.bind(&field.pat, hint);
+                }
+            }
+            syn::Pat::Tuple(tuple) => {
+                for elem in &tuple.elems {
+                    self.bind(elem, None);
+                }
+            }
+            syn::Pat::Slice(slice) => {
+                for elem in &slice.elems {
+                    self.bind(elem, None);
+                }
+            }
+            syn::Pat::Or(or) => {
+                for case in &or.cases {
+                    self.bind(case, ty.clone());
+                }
+            }
+            _ => {}
+        }
     }
 
     fn item_mod(&mut self, item_mod: &syn::ItemMod, scope: &Scope) {
@@ -865,6 +1279,8 @@ impl Extractor<'_> {
                     kind: ItemKind::Macro,
                     sig: None,
                     methods: Vec::new(),
+                    fields: Vec::new(),
+                    alias: None,
                 });
             }
             return;
@@ -874,16 +1290,16 @@ impl Extractor<'_> {
             return;
         }
         self.macro_path(&mac.path);
-        match parse_items(mac.tokens.clone()) {
-            Ok(items) if !items.is_empty() => {
-                let saved = self.in_macro;
-                self.in_macro = true;
-                for item in &items {
-                    self.item(item, scope);
-                }
-                self.in_macro = saved;
+        let items = macro_body_items(mac.tokens.clone());
+        if items.is_empty() {
+            self.scan_tokens(mac.tokens.clone());
+        } else {
+            let saved = self.in_macro;
+            self.in_macro = true;
+            for item in &items {
+                self.item(item, scope);
             }
-            _ => self.scan_tokens(mac.tokens.clone()),
+            self.in_macro = saved;
         }
     }
 
@@ -1029,7 +1445,13 @@ impl Extractor<'_> {
             if let Some(stripped) = name.strip_prefix("r#") {
                 name = stripped.to_owned();
             }
-            if self.any_glob || self.imported.contains(name.as_str()) {
+            if let Some(path) = self.body_import(&name) {
+                let path: Box<str> = path.into();
+                let ctx = self.ctx(first.ident.span());
+                self.facts().refs.push(PathRef { path, ctx });
+            } else if (self.any_glob || self.imported.contains(name.as_str()))
+                && !self.is_local(&name)
+            {
                 let ctx = self.ctx(first.ident.span());
                 self.facts().refs.push(PathRef {
                     path: name.as_str().into(),
@@ -1054,6 +1476,13 @@ impl Extractor<'_> {
         }
         if text.contains("r#") {
             text = text.replace("r#", "");
+        }
+        // `Notification::Exit` after a `use helix_lsp::Notification;` in the body.
+        if path.leading_colon.is_none()
+            && let Some(first_name) = text.split("::").next()
+            && let Some(import) = self.body_import(first_name)
+        {
+            text = format!("{import}{}", &text[first_name.len()..]);
         }
         let ctx = self.ctx(first.ident.span());
         self.facts().refs.push(PathRef {
@@ -1082,7 +1511,12 @@ impl Extractor<'_> {
                 }
                 *leading = false;
             };
+        // `pub(crate)`, `pub(in a::b)`: a visibility is never a use.
+        let mut after_pub = false;
+        // `let name`, `let mut name`: a binding, which shadows items of the same name.
+        let mut after_let = false;
         for token in tokens {
+            let was_after_pub = std::mem::replace(&mut after_pub, false);
             match token {
                 TokenTree::Ident(ident) => {
                     if !segments.is_empty() && pending_colons != 2 {
@@ -1092,8 +1526,26 @@ impl Extractor<'_> {
                         leading = true;
                     }
                     pending_colons = 0;
+                    if ident == "pub" {
+                        after_pub = true;
+                        continue;
+                    }
+                    if ident == "let" {
+                        after_let = true;
+                        continue;
+                    }
+                    if after_let && ident != "mut" && ident != "ref" {
+                        after_let = false;
+                        self.locals.push(Local {
+                            name: unraw(&ident),
+                            ty: None,
+                            import: None,
+                        });
+                    }
                     segments.push(ident);
                 }
+                TokenTree::Group(group)
+                    if was_after_pub && group.delimiter() == Delimiter::Parenthesis => {}
                 TokenTree::Punct(punct) if punct.as_char() == ':' => {
                     pending_colons += 1;
                     if pending_colons > 2 {
@@ -1180,7 +1632,12 @@ impl Extractor<'_> {
             None => String::new(),
         };
         let _ = after_params;
+        let ret = match &sig.output {
+            syn::ReturnType::Default => None,
+            syn::ReturnType::Type(_, ty) => self.ty_ref(ty),
+        };
         FnSig {
+            ret,
             name: unraw(&sig.ident),
             qualifiers,
             generics,
@@ -1205,11 +1662,33 @@ impl Extractor<'_> {
             self.test_only = true;
         }
         let saved_code = self.code;
+        // A function body sees its parameters, not the locals of a body it is nested in.
+        let saved_locals = std::mem::take(&mut self.locals);
+        let generics_len = self.generics.len();
+        self.push_generics(&sig.generics);
         self.visit_signature(sig);
+        for input in &sig.inputs {
+            match input {
+                syn::FnArg::Receiver(_) => {
+                    let ty = self.self_ty.clone().map(TyExpr::Ty);
+                    self.locals.push(Local {
+                        name: "self".to_owned(),
+                        ty,
+                        import: None,
+                    });
+                }
+                syn::FnArg::Typed(typed) => {
+                    let ty = self.ty_ref(&typed.ty).map(TyExpr::Ty);
+                    self.bind(&typed.pat, ty);
+                }
+            }
+        }
         if let Some(block) = block {
             self.code = true;
             self.visit_block(block);
         }
+        self.generics.truncate(generics_len);
+        self.locals = saved_locals;
         self.code = saved_code;
         self.test_only = saved_test;
     }
@@ -1230,8 +1709,118 @@ impl<'ast> Visit<'ast> for Extractor<'_> {
     fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
         let ctx = self.ctx(call.method.span());
         let name = unraw(&call.method).into_boxed_str();
-        self.facts().method_calls.push(MethodCall { name, ctx });
+        let receiver = self.ty_of(&call.receiver);
+        self.facts().method_calls.push(MethodCall {
+            name,
+            receiver,
+            ctx,
+        });
         visit::visit_expr_method_call(self, call);
+    }
+
+    fn visit_item_impl(&mut self, item: &'ast syn::ItemImpl) {
+        let generics_len = self.generics.len();
+        self.push_generics(&item.generics);
+        let saved_self = self.self_ty.take();
+        self.self_ty = self.ty_ref(&item.self_ty);
+        visit::visit_item_impl(self, item);
+        self.self_ty = saved_self;
+        self.generics.truncate(generics_len);
+    }
+
+    fn visit_item_trait(&mut self, item: &'ast syn::ItemTrait) {
+        let generics_len = self.generics.len();
+        self.push_generics(&item.generics);
+        let saved_self = self.self_ty.replace(TyRef {
+            path: unraw(&item.ident).into_boxed_str(),
+            args: Vec::new(),
+        });
+        visit::visit_item_trait(self, item);
+        self.self_ty = saved_self;
+        self.generics.truncate(generics_len);
+    }
+
+    // Local scopes: a binding is visible from after its pattern to the end of its block, arm,
+    // branch, loop body or closure body, and shadows items of the same name.
+
+    fn visit_block(&mut self, block: &'ast syn::Block) {
+        let len = self.locals.len();
+        visit::visit_block(self, block);
+        self.locals.truncate(len);
+    }
+
+    fn visit_local(&mut self, local: &'ast syn::Local) {
+        if let Some(init) = &local.init {
+            self.visit_expr(&init.expr);
+            if let Some((_, diverge)) = &init.diverge {
+                self.visit_expr(diverge);
+            }
+        }
+        self.visit_pat(&local.pat);
+        let ty = local.init.as_ref().and_then(|init| self.ty_of(&init.expr));
+        self.bind(&local.pat, ty);
+    }
+
+    fn visit_expr_match(&mut self, expr: &'ast syn::ExprMatch) {
+        self.visit_expr(&expr.expr);
+        let ty = self.ty_of(&expr.expr);
+        for arm in &expr.arms {
+            let len = self.locals.len();
+            self.visit_pat(&arm.pat);
+            self.bind(&arm.pat, ty.clone());
+            if let Some((_, guard)) = &arm.guard {
+                self.visit_expr(guard);
+            }
+            self.visit_expr(&arm.body);
+            self.locals.truncate(len);
+        }
+    }
+
+    fn visit_expr_let(&mut self, expr: &'ast syn::ExprLet) {
+        // The bindings live until the enclosing `if`, `while` or arm ends.
+        self.visit_expr(&expr.expr);
+        self.visit_pat(&expr.pat);
+        let ty = self.ty_of(&expr.expr);
+        self.bind(&expr.pat, ty);
+    }
+
+    fn visit_expr_if(&mut self, expr: &'ast syn::ExprIf) {
+        let len = self.locals.len();
+        self.visit_expr(&expr.cond);
+        self.visit_block(&expr.then_branch);
+        self.locals.truncate(len);
+        if let Some((_, else_branch)) = &expr.else_branch {
+            self.visit_expr(else_branch);
+        }
+    }
+
+    fn visit_expr_while(&mut self, expr: &'ast syn::ExprWhile) {
+        let len = self.locals.len();
+        self.visit_expr(&expr.cond);
+        self.visit_block(&expr.body);
+        self.locals.truncate(len);
+    }
+
+    fn visit_expr_for_loop(&mut self, expr: &'ast syn::ExprForLoop) {
+        self.visit_expr(&expr.expr);
+        let len = self.locals.len();
+        self.visit_pat(&expr.pat);
+        self.bind(&expr.pat, None);
+        self.visit_block(&expr.body);
+        self.locals.truncate(len);
+    }
+
+    fn visit_expr_closure(&mut self, expr: &'ast syn::ExprClosure) {
+        let len = self.locals.len();
+        for input in &expr.inputs {
+            self.visit_pat(input);
+            self.bind(input, None);
+        }
+        if let syn::ReturnType::Type(_, ty) = &expr.output {
+            self.visit_type(ty);
+        }
+        self.visit_expr(&expr.body);
+        self.locals.truncate(len);
     }
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
@@ -1245,7 +1834,11 @@ impl<'ast> Visit<'ast> for Extractor<'_> {
                     self.visit_expr(expr);
                 }
             }
-            Err(_) => self.scan_tokens(mac.tokens.clone()),
+            Err(_) => {
+                let len = self.locals.len();
+                self.scan_tokens(mac.tokens.clone());
+                self.locals.truncate(len);
+            }
         }
     }
 
@@ -1259,7 +1852,31 @@ impl<'ast> Visit<'ast> for Extractor<'_> {
                 } else {
                     Vec::new()
                 };
+                let before = self.facts().uses.len();
                 self.use_tree(&item_use.tree, root, false);
+                // The names it binds are the body's: they stand for their paths there.
+                let bound: Vec<(String, Box<str>)> = self.facts().uses[before..]
+                    .iter()
+                    .filter_map(|use_decl| match &use_decl.binding {
+                        Binding::Name(name) => {
+                            let path = match use_decl.path.split_first() {
+                                Some((first, rest)) if first == "::" => {
+                                    format!("::{}", rest.join("::"))
+                                }
+                                _ => use_decl.path.join("::"),
+                            };
+                            Some((name.clone(), path.into_boxed_str()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                for (name, path) in bound {
+                    self.locals.push(Local {
+                        name,
+                        ty: None,
+                        import: Some(path),
+                    });
+                }
             }
             syn::Item::Mod(_) => {}
             _ => visit::visit_item(self, item),
@@ -1297,10 +1914,38 @@ impl<'ast> Visit<'ast> for Extractor<'_> {
     }
 }
 
-/// Parses a macro body as a sequence of items.
+/// The items of an item macro's body: the body itself when it parses as items (after inner
+/// attributes, as in `feature! { #![unix] mod symlink; }`), else the items of the braced groups
+/// inside it that do (`cfg_if! { if #[cfg(unix)] { mod unix; } else { mod windows; } }`).
+fn macro_body_items(tokens: TokenStream) -> Vec<syn::Item> {
+    fn groups(tokens: TokenStream, depth: usize, acc: &mut Vec<syn::Item>) {
+        for token in tokens {
+            if let TokenTree::Group(group) = token
+                && group.delimiter() == Delimiter::Brace
+            {
+                match parse_items(group.stream()) {
+                    Ok(items) => acc.extend(items),
+                    Err(_) if depth < 4 => groups(group.stream(), depth + 1, acc),
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+    match parse_items(tokens.clone()) {
+        Ok(items) => items,
+        Err(_) => {
+            let mut acc = Vec::new();
+            groups(tokens, 0, &mut acc);
+            acc
+        }
+    }
+}
+
+/// Parses a macro body as a sequence of items, after any inner attributes.
 fn parse_items(tokens: TokenStream) -> syn::Result<Vec<syn::Item>> {
     use syn::parse::Parser;
     let parser = |input: syn::parse::ParseStream<'_>| {
+        input.call(syn::Attribute::parse_inner)?;
         let mut items = Vec::new();
         while !input.is_empty() {
             items.push(input.parse()?);
@@ -1469,6 +2114,32 @@ fn collapse_whitespace(text: &str) -> String {
     }
     // A trailing comma before a closing delimiter reads oddly once on one line.
     res.replace(",)", ")").replace(",>", ">")
+}
+
+/// A path's segments joined with `::` (a leading `::` kept), without generic arguments and `r#`.
+fn path_text(path: &syn::Path) -> String {
+    let mut text = String::with_capacity(32);
+    if path.leading_colon.is_some() {
+        text.push_str("::");
+    }
+    for (index, segment) in path.segments.iter().enumerate() {
+        if index > 0 {
+            text.push_str("::");
+        }
+        text.push_str(&unraw(&segment.ident));
+    }
+    text
+}
+
+/// The path of a type as written (`super::model::Order<T>` gives `super::model::Order`).
+fn type_path_text(ty: &syn::Type) -> Option<String> {
+    match ty {
+        syn::Type::Path(type_path) if type_path.qself.is_none() => Some(path_text(&type_path.path)),
+        syn::Type::Reference(reference) => type_path_text(&reference.elem),
+        syn::Type::Paren(paren) => type_path_text(&paren.elem),
+        syn::Type::Group(group) => type_path_text(&group.elem),
+        _ => None,
+    }
 }
 
 /// The last segment of a type path (`crate::a::PaymentService<T>` gives `PaymentService`).

@@ -24,6 +24,11 @@ pub struct Report {
     pub modules: Vec<Module>,
     /// Module -> module dependencies of every kind, sorted by (from, to).
     pub edges: Vec<Edge>,
+    /// Module -> module dependencies made only of references the analyzer is not sure of
+    /// (method calls matched by name, [`Resolution::MethodByName`]), sorted by (from, to). Cycles,
+    /// the cut list, suggestions, metrics and services never see them; with
+    /// `Options::include_uncertain` they are part of `edges` instead and this list is empty.
+    pub uncertain_edges: Vec<Edge>,
     /// Module edges rolled up to crates (only edges between two different workspace crates).
     pub crate_edges: Vec<CrateEdge>,
     /// Non-trivial strongly connected components of the in-scope module graph.
@@ -146,6 +151,52 @@ pub struct Edge {
     pub test_only: bool,
     /// Where the references are, sorted; at most a few dozen per edge.
     pub locations: Vec<Location>,
+    /// How each item (and each reference to the module itself, with no item) was resolved,
+    /// sorted, deduplicated.
+    pub resolutions: Vec<ItemResolution>,
+}
+
+/// How one item of an edge was found.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ItemResolution {
+    /// The item, as in [`Edge::items`]; `None` for a reference to the module itself.
+    pub item: Option<String>,
+    pub resolution: Resolution,
+}
+
+/// How a reference was resolved to its target, from the most to the least certain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resolution {
+    /// A `use` leaf naming the item or module.
+    Import,
+    /// A glob import (`use a::b::*`), a use of the module (or enum) it names.
+    GlobImport,
+    /// A path written in a type, expression, pattern, impl header, bound or macro body.
+    Path,
+    /// A method call whose receiver's type is known from the syntax: `self` in an impl, a typed
+    /// parameter or `let`, a field of a known struct, a constructor's or function's return
+    /// type, or a chain of those.
+    MethodTyped,
+    /// A use of a type alias, counted also as a use of the type it names, in that type's
+    /// module.
+    Alias,
+    /// A method call matched by its name alone to a workspace type the module names elsewhere:
+    /// the receiver's type is unknown. Uncertain: kept out of `edges` by default.
+    MethodByName,
+}
+
+impl Resolution {
+    /// The stable kebab-case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Import => "import",
+            Resolution::GlobImport => "glob-import",
+            Resolution::Path => "path",
+            Resolution::MethodTyped => "method-typed",
+            Resolution::Alias => "alias",
+            Resolution::MethodByName => "method-by-name",
+        }
+    }
 }
 
 /// A place in a source file.

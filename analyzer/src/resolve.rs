@@ -13,10 +13,20 @@
 //! - Each path in a type, expression, pattern, impl header, bound or macro body that resolves into
 //!   another module is one reference, at its first segment. A name brought in by `use` and then
 //!   written unqualified counts at every place it is written.
-//! - A method call `.charge(...)` counts as a reference to `Type::charge` when the module refers
-//!   to a workspace type `Type` (or trait) that has a method of that name. We have no type
-//!   inference, so this is a heuristic: it finds `self.payments.charge(..)` when the module names
-//!   `PaymentService` somewhere.
+//! - A single name that a local binding shadows (a parameter, `let`, `match` arm, `if let`,
+//!   closure parameter or loop variable, also a `let` in a macro body) is no reference, whatever
+//!   module or item has that name: `Ok(future) => return future` does not use a module `future`.
+//!   A `use` inside a body binds its name for that body: a path starting with it there is
+//!   written down as the path the `use` names. The scopes are tracked while extracting
+//!   (`modules.rs`).
+//! - A method call `.charge(...)` counts as a reference to `PaymentService::charge` when the
+//!   receiver's type is known from the syntax to be `PaymentService` (`infer.rs`: `self`, typed
+//!   parameters and `let`s, fields of known structs, constructors' and functions' return types,
+//!   chains of those). A call on a type outside the workspace counts for nothing. A call whose
+//!   receiver's type is unknown is matched by name to a workspace type (or trait) the module
+//!   refers to, as an *uncertain* reference (`method-by-name`), which goes to
+//!   [`Edges::uncertain`] unless the caller includes it.
+//! - A use of a type alias counts also in the module of the type it names.
 //!
 //! An edge's items are the names, in the target module, of what was referenced: `PaymentService`,
 //! `PaymentService::charge`, `charge` (a free function). A reference to the module itself
@@ -31,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::modules::{Binding, Extracted, ItemKind, Loc, ModuleFacts, RefContext};
-use crate::report::{Edge, Hierarchy, Location, Usage};
+use crate::report::{Edge, Hierarchy, ItemResolution, Location, Resolution, Usage};
 
 /// Hops allowed through `use` chains and glob imports when resolving one name.
 pub(crate) const MAX_DEPTH: u32 = 16;
@@ -99,7 +109,9 @@ pub(crate) struct Resolver<'a> {
     /// (module of the type, type name) -> methods of its inherent impls, with the module of the
     /// impl. Filled by [`Resolver::index_methods`].
     pub(crate) inherent: FxHashMap<(u32, &'a str), Vec<(u32, &'a crate::modules::FnSig)>>,
-    /// Inherent impls, by module, before their self types are resolved.
+    /// The same for trait impls (`impl Store for Memory`): the methods a value of the type has.
+    pub(crate) trait_impls: FxHashMap<(u32, &'a str), Vec<(u32, &'a crate::modules::FnSig)>>,
+    /// Impls, by module, before their self types are resolved.
     impls: Vec<(u32, &'a crate::modules::ImplDef)>,
 }
 
@@ -134,13 +146,7 @@ impl<'a> Resolver<'a> {
                     Binding::Underscore => {}
                 }
             }
-            impls.extend(
-                module
-                    .impls
-                    .iter()
-                    .filter(|impl_def| impl_def.trait_name.is_none())
-                    .map(|impl_def| (index as u32, impl_def)),
-            );
+            impls.extend(module.impls.iter().map(|impl_def| (index as u32, impl_def)));
             if let Some(parent) = module
                 .module
                 .parent
@@ -179,26 +185,48 @@ impl<'a> Resolver<'a> {
             glob_sources: vec![None; facts.len()],
             names: None,
             inherent: FxHashMap::default(),
+            trait_impls: FxHashMap::default(),
             impls,
         }
     }
 
-    /// Resolves the self type of every inherent impl, so that methods are known per type.
+    /// Resolves the self type of every impl, so that methods are known per type. The self type
+    /// is resolved by its whole path in the impl's module (`impl super::model::Order` in another
+    /// module than `Order`), through type aliases.
     pub(crate) fn index_methods(&mut self) {
+        if !self.inherent.is_empty() || !self.trait_impls.is_empty() {
+            return;
+        }
         let impls = std::mem::take(&mut self.impls);
         let facts = self.facts;
         for &(module, impl_def) in &impls {
-            let name = impl_def.self_ty.as_str();
-            let key = match self.lookup(module, name, Want::Last, 0) {
-                Some(Res::Item(type_module, item)) => (
-                    type_module,
-                    facts[type_module as usize].items[item as usize]
-                        .name
-                        .as_str(),
-                ),
-                _ => (module, name),
+            let segments = split_path(&impl_def.self_path);
+            let key = match self.resolve_path(module, &segments, false, 0) {
+                Some((Res::Item(type_module, item), rest)) if rest.is_empty() => {
+                    let (type_module, item) = if facts[type_module as usize].items[item as usize]
+                        .kind
+                        == ItemKind::TypeAlias
+                    {
+                        crate::infer::alias_target(self, type_module, item)
+                            .unwrap_or((type_module, item))
+                    } else {
+                        (type_module, item)
+                    };
+                    (
+                        type_module,
+                        facts[type_module as usize].items[item as usize]
+                            .name
+                            .as_str(),
+                    )
+                }
+                _ => (module, impl_def.self_ty.as_str()),
             };
-            self.inherent
+            let methods = if impl_def.trait_name.is_none() {
+                &mut self.inherent
+            } else {
+                &mut self.trait_impls
+            };
+            methods
                 .entry(key)
                 .or_default()
                 .extend(impl_def.methods.iter().map(|sig| (module, sig)));
@@ -516,6 +544,7 @@ struct Reference {
     to: u32,
     item: Option<String>,
     ctx: RefContext,
+    resolution: Resolution,
 }
 
 /// Accumulates the references of one (from, to) pair.
@@ -526,10 +555,24 @@ struct EdgeAcc {
     code: bool,
     all_test: bool,
     locations: Vec<Loc>,
+    resolutions: BTreeSet<ItemResolution>,
+}
+
+/// The module edges, and the edges made of references only matched by name.
+#[derive(Debug, Default)]
+pub(crate) struct Edges {
+    pub(crate) edges: Vec<Edge>,
+    pub(crate) uncertain: Vec<Edge>,
 }
 
 /// Resolves every reference of every module and aggregates them into edges, sorted by (from, to).
-pub(crate) fn edges(resolver: &mut Resolver<'_>, files: &[std::path::PathBuf]) -> Vec<Edge> {
+/// Method calls matched by name alone go to [`Edges::uncertain`], or into the edges with
+/// `include_uncertain`.
+pub(crate) fn edges(
+    resolver: &mut Resolver<'_>,
+    files: &[std::path::PathBuf],
+    include_uncertain: bool,
+) -> Edges {
     let _span = tracing::info_span!("resolve", modules = resolver.facts.len()).entered();
     let facts = resolver.facts;
     // method name -> (type module, type name or trait name, method name) for the method heuristic.
@@ -561,7 +604,8 @@ pub(crate) fn edges(resolver: &mut Resolver<'_>, files: &[std::path::PathBuf]) -
     }
 
     let mut acc: BTreeMap<(u32, u32), EdgeAcc> = BTreeMap::new();
-    let mut add = |from: u32, reference: Reference| {
+    let mut uncertain_acc: BTreeMap<(u32, u32), EdgeAcc> = BTreeMap::new();
+    let add = |acc: &mut BTreeMap<(u32, u32), EdgeAcc>, from: u32, reference: Reference| {
         if reference.to == from {
             return;
         }
@@ -570,6 +614,10 @@ pub(crate) fn edges(resolver: &mut Resolver<'_>, files: &[std::path::PathBuf]) -
             ..EdgeAcc::default()
         });
         entry.weight = entry.weight.saturating_add(1);
+        entry.resolutions.insert(ItemResolution {
+            item: reference.item.clone(),
+            resolution: reference.resolution,
+        });
         if let Some(item) = reference.item {
             entry.items.insert(item);
         }
@@ -582,26 +630,43 @@ pub(crate) fn edges(resolver: &mut Resolver<'_>, files: &[std::path::PathBuf]) -
         let from = module_index as u32;
         let mut referenced_types: FxHashSet<(u32, &str)> = FxHashSet::default();
         for (use_index, use_decl) in module.uses.iter().enumerate() {
-            let res = if use_decl.binding == Binding::Glob {
+            let (res, resolution) = if use_decl.binding == Binding::Glob {
                 let path: Vec<&str> = use_decl.path.iter().map(String::as_str).collect();
-                match resolver.resolve_path(from, &path, true, 0) {
+                // A glob names its module (or enum) even when no name from it is used.
+                let res = match resolver.resolve_path(from, &path, true, 0) {
                     Some((res @ Res::Module(_), rest)) if rest.is_empty() => Some(res),
+                    Some((res @ Res::Item(module, item), rest))
+                        if rest.is_empty()
+                            && facts[module as usize].items[item as usize].kind
+                                == ItemKind::Enum =>
+                    {
+                        Some(res)
+                    }
                     _ => None,
-                }
+                };
+                (res, Resolution::GlobImport)
             } else {
-                resolver.resolve_use(from, use_index as u32, 0)
+                (
+                    resolver.resolve_use(from, use_index as u32, 0),
+                    Resolution::Import,
+                )
             };
             let Some(res) = res else { continue };
             note_type(resolver, res, &mut referenced_types);
             let item = resolver.item_name(res, &[]);
             add(
+                &mut acc,
                 from,
                 Reference {
                     to: res.module(),
                     item,
                     ctx: use_decl.ctx,
+                    resolution,
                 },
             );
+            through_alias(resolver, res, &[], use_decl.ctx, &mut |reference| {
+                add(&mut acc, from, reference)
+            });
         }
         for path_ref in &module.refs {
             let segments = split_path(&path_ref.path);
@@ -611,38 +676,103 @@ pub(crate) fn edges(resolver: &mut Resolver<'_>, files: &[std::path::PathBuf]) -
             note_type(resolver, res, &mut referenced_types);
             let item = resolver.item_name(res, &rest);
             add(
+                &mut acc,
                 from,
                 Reference {
                     to: res.module(),
                     item,
                     ctx: path_ref.ctx,
+                    resolution: Resolution::Path,
                 },
             );
-        }
-        if referenced_types.is_empty() {
-            continue;
+            through_alias(resolver, res, &rest, path_ref.ctx, &mut |reference| {
+                add(&mut acc, from, reference)
+            });
         }
         for call in &module.method_calls {
-            let Some(candidates) = methods_by_name.get(&*call.name) else {
-                continue;
-            };
-            if let Some(&(type_module, type_name)) = candidates
-                .iter()
-                .find(|candidate| referenced_types.contains(*candidate))
-            {
-                let item = Some(format!("{type_name}::{}", call.name));
-                add(
+            match crate::infer::method_call(resolver, from, call) {
+                crate::infer::MethodTarget::Workspace { module: to, item } => add(
+                    &mut acc,
                     from,
                     Reference {
-                        to: type_module,
-                        item,
+                        to,
+                        item: Some(item),
                         ctx: call.ctx,
+                        resolution: Resolution::MethodTyped,
                     },
-                );
+                ),
+                crate::infer::MethodTarget::Foreign => {}
+                crate::infer::MethodTarget::Unknown => {
+                    // Only the name tells: the old heuristic, kept apart as uncertain.
+                    let Some(candidates) = methods_by_name.get(&*call.name) else {
+                        continue;
+                    };
+                    if let Some(&(type_module, type_name)) = candidates
+                        .iter()
+                        .find(|candidate| referenced_types.contains(*candidate))
+                    {
+                        let reference = Reference {
+                            to: type_module,
+                            item: Some(format!("{type_name}::{}", call.name)),
+                            ctx: call.ctx,
+                            resolution: Resolution::MethodByName,
+                        };
+                        if include_uncertain {
+                            add(&mut acc, from, reference);
+                        } else {
+                            add(&mut uncertain_acc, from, reference);
+                        }
+                    }
+                }
             }
         }
     }
 
+    Edges {
+        edges: finish(resolver, files, acc),
+        uncertain: finish(resolver, files, uncertain_acc),
+    }
+}
+
+/// A use of a type alias is also a use of the type it names, in that type's module:
+/// `c::Alias::new()` with `type Alias = a::Real;` reaches `a` (`Real::new`).
+fn through_alias<'a>(
+    resolver: &mut Resolver<'a>,
+    res: Res<'a>,
+    rest: &[&str],
+    ctx: RefContext,
+    add: &mut dyn FnMut(Reference),
+) {
+    let Res::Item(module, item) = res else {
+        return;
+    };
+    let facts = resolver.facts;
+    if facts[module as usize].items[item as usize].kind != ItemKind::TypeAlias {
+        return;
+    }
+    let Some((type_module, type_item)) = crate::infer::alias_target(resolver, module, item) else {
+        return;
+    };
+    let name = &facts[type_module as usize].items[type_item as usize].name;
+    let item = match rest.first() {
+        Some(next) => format!("{name}::{next}"),
+        None => name.clone(),
+    };
+    add(Reference {
+        to: type_module,
+        item: Some(item),
+        ctx,
+        resolution: Resolution::Alias,
+    });
+}
+
+/// Turns accumulated references into edges, sorted by (from, to).
+fn finish(
+    resolver: &Resolver<'_>,
+    files: &[std::path::PathBuf],
+    acc: BTreeMap<(u32, u32), EdgeAcc>,
+) -> Vec<Edge> {
+    let facts = resolver.facts;
     let mut res = Vec::with_capacity(acc.len());
     for ((from, to), mut edge) in acc {
         let hierarchy = if resolver.is_ancestor(from, to) || resolver.is_ancestor(to, from) {
@@ -674,6 +804,7 @@ pub(crate) fn edges(resolver: &mut Resolver<'_>, files: &[std::path::PathBuf]) -
                     column: loc.column,
                 })
                 .collect(),
+            resolutions: edge.resolutions.into_iter().collect(),
         });
     }
     res.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));

@@ -13,6 +13,8 @@ use std::path::Path;
 use crate::report::{EdgeScope, Hierarchy, Report, Usage};
 use crate::{Options, analyze};
 
+mod edges;
+
 /// One crate of a fixture.
 #[derive(Default)]
 struct FixtureCrate {

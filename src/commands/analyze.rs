@@ -81,6 +81,12 @@ pub struct ReportArgs {
     #[arg(long)]
     pub all_targets: bool,
 
+    /// Count method calls matched to a workspace type by their name alone (the receiver's type
+    /// unknown) as edges too, for cycles, the cut list and suggestions. Without it they are
+    /// listed apart as uncertain edges.
+    #[arg(long)]
+    pub include_uncertain: bool,
+
     /// Collapse every module deeper than N into its ancestor at depth N (the crate root is 0,
     /// `shop::order` is 1): the report is then about subsystems, and a cycle that runs through
     /// submodules shows between their top-level modules.
@@ -209,6 +215,7 @@ pub fn load(args: &ReportArgs) -> anyhow::Result<Report> {
     options.include_examples = args.all_targets;
     options.elementary_cycle_cap = args.max_elementary_cycles;
     options.depth = args.depth;
+    options.include_uncertain = args.include_uncertain;
     let interactive = std::io::stderr().is_terminal();
     let started = Instant::now();
     if interactive {

@@ -122,13 +122,24 @@ fn write_report(out: &mut String, report: &Report, level: Level, limit: Limit) -
 
     heading(out, "Summary")?;
     let count_style = |n: usize| if n == 0 { GOOD } else { BAD };
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         ("crates", report.crates.len().to_string()),
         ("modules", report.modules.len().to_string()),
         (
             "module edges",
             format!("{} ({n_in_scope} in scope)", report.edges.len()),
         ),
+    ];
+    if !report.uncertain_edges.is_empty() {
+        rows.push((
+            "uncertain edges",
+            format!(
+                "{} (method calls matched by name only, not counted; --include-uncertain counts them)",
+                report.uncertain_edges.len()
+            ),
+        ));
+    }
+    rows.extend([
         (
             "cycles (SCCs)",
             paint(count_style(report.cycles.len()), report.cycles.len()),
@@ -186,7 +197,7 @@ fn write_report(out: &mut String, report: &Report, level: Level, limit: Limit) -
                 paint(WARN, report.skipped_files.len())
             },
         ),
-    ];
+    ]);
     for (name, value) in rows {
         writeln!(out, "  {name:<20} {value}")?;
     }

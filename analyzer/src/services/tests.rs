@@ -32,6 +32,7 @@ fn edge(from: &str, to: &str, weight: u32) -> Edge {
         usage: Usage::Code,
         test_only: false,
         locations: Vec::new(),
+        resolutions: Vec::new(),
     }
 }
 
