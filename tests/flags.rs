@@ -152,6 +152,50 @@ fn a_broken_file_is_reported_with_line_and_column() {
     );
 }
 
+/// Issue 17: a mistyped `--store` path read as a store without flags (`list` said "no flags",
+/// `export` wrote an empty store); an empty file gave serde's `EOF while parsing a value`.
+#[test]
+fn a_store_that_does_not_exist_is_an_error_for_readers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("typo.json");
+    for args in [
+        &["list"][..],
+        &["show", "checkout"],
+        &["eval", "checkout"],
+        &["history", "checkout"],
+        &["export"],
+    ] {
+        let err = run_err(&store, args);
+        assert!(
+            err.contains(&format!("no flag store at `{}`", store.display()))
+                && err.contains("create NAME` makes one"),
+            "fig flags {args:?}: {err}"
+        );
+    }
+    let exported = dir.path().join("exported.json");
+    run_err(
+        &store,
+        &["export", "--to", exported.to_str().expect("utf-8")],
+    );
+    assert!(!exported.exists(), "export wrote a store from nothing");
+    assert!(!store.exists(), "a read created the store");
+    // A writing command creates it.
+    run_ok(&store, &["create", "checkout"]);
+    assert!(run_ok(&store, &["list"]).contains("checkout"));
+
+    // An empty file is not a store without flags: the error says how to make one, and a write
+    // makes it one.
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, "").expect("write");
+    let err = run_err(&empty, &["list"]);
+    assert!(
+        err.contains("is empty, not a flag store") && !err.contains("EOF"),
+        "{err}"
+    );
+    run_ok(&empty, &["create", "checkout"]);
+    assert!(run_ok(&empty, &["list"]).contains("checkout"));
+}
+
 #[test]
 fn the_audit_log_records_who_changed_what() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -20,6 +20,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A flag store file that does not exist, read by a command that only reads. Only a
+    /// command that writes creates the store.
+    #[error(
+        "no flag store at `{path}`; `fig flags --store {path} create NAME` makes one",
+        path = .0.display()
+    )]
+    NoStore(PathBuf),
+    /// A flag store file that is empty (or only whitespace): not client API JSON, and never
+    /// read as "no flags", so a file caught half-written cannot switch every flag off.
+    #[error(
+        "`{path}` is empty, not a flag store; `fig flags --store {path} create NAME` writes a store into it",
+        path = .0.display()
+    )]
+    EmptyStore(PathBuf),
     /// A flags file is not valid client API JSON; carries the position serde_json reported.
     #[error("{path}:{line}:{column}: {reason}")]
     Parse {

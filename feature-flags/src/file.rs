@@ -71,7 +71,7 @@ pub struct AuditEntry {
 
 /// Reads and validates a flags file.
 ///
-/// A missing file is an error here ([`FileStore::read`] treats it as empty).
+/// A missing file is an [`Error::Io`] here; [`FileStore::read`] calls it [`Error::NoStore`].
 pub fn load_file(path: &Path) -> Result<ClientFeatures> {
     let text = fs::read_to_string(path).map_err(|source| Error::Io {
         action: "read",
@@ -84,8 +84,12 @@ pub fn load_file(path: &Path) -> Result<ClientFeatures> {
 /// Parses and validates client API JSON; `path` is only used in error messages.
 ///
 /// Refused: invalid JSON or a wrong shape (with line and column), two flags of one name, and
-/// strategies or constraints Unleash's engine cannot compile.
+/// strategies or constraints Unleash's engine cannot compile, and an empty text
+/// ([`Error::EmptyStore`]), which is never read as "no flags".
 pub fn parse_features(path: &Path, text: &str) -> Result<ClientFeatures> {
+    if text.trim().is_empty() {
+        return Err(Error::EmptyStore(path.to_owned()));
+    }
     let features: ClientFeatures = serde_json::from_str(text).map_err(|err| {
         let full = err.to_string();
         let suffix = format!(" at line {} column {}", err.line(), err.column());
@@ -244,12 +248,22 @@ impl FileStore {
         sibling(&self.path, "lock")
     }
 
-    /// The flags in the file; a missing file is an empty set.
+    /// The flags in the file. A missing file is [`Error::NoStore`] and an empty one
+    /// [`Error::EmptyStore`]: a reader never takes a mistyped path for a store without flags.
     pub fn read(&self) -> Result<ClientFeatures> {
         match load_file(&self.path) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                Ok(empty())
+                Err(Error::NoStore(self.path.clone()))
             }
+            other => other,
+        }
+    }
+
+    /// What a change starts from: the flags in the file, or none when the file is missing or
+    /// empty, so that the first write creates the store.
+    fn read_for_write(&self) -> Result<ClientFeatures> {
+        match self.read() {
+            Err(Error::NoStore(_) | Error::EmptyStore(_)) => Ok(empty()),
             other => other,
         }
     }
@@ -391,7 +405,7 @@ impl FileStore {
             .open(&lock_path)
             .map_err(io("open", &lock_path))?;
         lock.lock().map_err(io("lock", &lock_path))?;
-        let mut features = self.read()?;
+        let mut features = self.read_for_write()?;
         let changes = f(&mut features)?;
         let text = to_json(&features);
         // Never write what the watcher would refuse.

@@ -65,6 +65,7 @@ mod context;
 mod edit;
 mod error;
 mod file;
+mod hint;
 mod snapshot;
 mod unleash;
 
@@ -82,6 +83,7 @@ pub use context::{Context, ContextRef};
 pub use edit::{Change, Stickiness, describe, describe_strategy};
 pub use error::{Error, Result};
 pub use file::{AuditEntry, FileConfig, FileStore, load_file, parse_features, to_json};
+pub use hint::{did_you_mean, nearest_name};
 pub use snapshot::{Evaluation, FlagSummary, Payload, Reason, Variant};
 pub use unleash::{UnleashConfig, fetch_features};
 pub use unleash_types::client_features::{ClientFeature, ClientFeatures};

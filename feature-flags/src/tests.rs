@@ -172,3 +172,22 @@ fn create_atomically_never_replaces() {
         "no temporary file is left"
     );
 }
+
+#[test]
+fn did_you_mean_names_the_nearest_expected_key() {
+    use crate::did_you_mean;
+    assert_eq!(
+        did_you_mean("unknown field `max_cycle`, expected one of `max_cycles`, `baseline`"),
+        "unknown field `max_cycle`, expected one of `max_cycles`, `baseline`; did you mean `max_cycles`?"
+    );
+    assert_eq!(
+        did_you_mean("unknown field `fille`, expected `file` or `unleash`"),
+        "unknown field `fille`, expected `file` or `unleash`; did you mean `file`?"
+    );
+    // Nothing close: no guess.
+    assert_eq!(
+        did_you_mean("unknown field `zzz`, expected `file` or `unleash`"),
+        "unknown field `zzz`, expected `file` or `unleash`"
+    );
+    assert_eq!(did_you_mean("expected a string"), "expected a string");
+}
