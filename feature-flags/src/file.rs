@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use unleash_types::client_features::ClientFeatures;
 
 use crate::Flags;
-use crate::edit::{self, Change, Stickiness};
+use crate::edit::{self, Change, ListEdit, Stickiness};
 use crate::error::{Error, Result};
 use crate::snapshot::{Defaults, Snapshot};
 
@@ -294,14 +294,14 @@ impl FileStore {
         self.change(|features| edit::rollout(features, name, percent, stickiness))
     }
 
-    /// Sets the user ids the flag is on for.
-    pub fn users(&self, name: &str, ids: &[String]) -> Result<Change> {
-        self.change(|features| edit::users(features, name, ids))
+    /// Sets or edits the user ids the flag is on for, while it is on.
+    pub fn users(&self, name: &str, edit: &ListEdit) -> Result<Change> {
+        self.change(|features| edit::users(features, name, edit))
     }
 
-    /// Sets the IP addresses or CIDR blocks the flag is on for.
-    pub fn ips(&self, name: &str, cidrs: &[String]) -> Result<Change> {
-        self.change(|features| edit::ips(features, name, cidrs))
+    /// Sets or edits the IP addresses or CIDR blocks the flag is on for, while it is on.
+    pub fn ips(&self, name: &str, edit: &ListEdit) -> Result<Change> {
+        self.change(|features| edit::ips(features, name, edit))
     }
 
     /// Removes a flag.

@@ -80,12 +80,12 @@ use unleash_types::client_metrics::ToggleStats;
 pub use admin::UnleashAdmin;
 pub use atomic::{FileMode, create_atomically, write_atomically, write_atomically_with};
 pub use context::{Context, ContextRef};
-pub use edit::{Change, Stickiness, describe, describe_strategy};
+pub use edit::{Change, ListEdit, Stickiness, describe, describe_strategy};
 pub use error::{Error, Result};
 pub use file::{AuditEntry, FileConfig, FileStore, load_file, parse_features, to_json};
 pub use hint::{did_you_mean, nearest_name};
 pub use snapshot::{Evaluation, FlagSummary, Payload, Reason, Variant};
-pub use unleash::{UnleashConfig, fetch_features};
+pub use unleash::{UnleashConfig, fetch_features, wait_until_visible};
 pub use unleash_types::client_features::{ClientFeature, ClientFeatures};
 
 use snapshot::{Defaults, Snapshot};

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::{Context, Flags, Reason, file};
+use crate::{Context, Flags, ListEdit, Reason, file};
 
 #[track_caller]
 fn flags(json: &str) -> Flags {
@@ -190,4 +190,96 @@ fn did_you_mean_names_the_nearest_expected_key() {
         "unknown field `zzz`, expected `file` or `unleash`"
     );
     assert_eq!(did_you_mean("expected a string"), "expected a string");
+}
+
+#[track_caller]
+fn check_list_edit(current: &[&str], edit: ListEdit, expect: Result<&[&str], &str>) {
+    let current: Vec<String> = current.iter().map(|s| (*s).to_owned()).collect();
+    let res = crate::edit::edit_list(&current, &edit, "user");
+    match expect {
+        Ok(want) => assert_eq!(res.expect("an edit that works"), want),
+        Err(want) => assert!(
+            res.as_ref()
+                .is_err_and(|err| err.to_string().contains(want)),
+            "{res:?}"
+        ),
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+// Issue 17, item 5: `users` replaced the list; --add and --remove edit it.
+#[test]
+fn a_list_edit_adds_removes_or_replaces() {
+    let change = |add: &[&str], remove: &[&str]| ListEdit::Change {
+        add: strings(add),
+        remove: strings(remove),
+    };
+    check_list_edit(&["a", "b"], change(&["c"], &[]), Ok(&["a", "b", "c"]));
+    check_list_edit(&["a", "b"], change(&["b", "c"], &["a"]), Ok(&["b", "c"]));
+    check_list_edit(
+        &["a"],
+        ListEdit::Set(strings(&["x", "x", "y"])),
+        Ok(&["x", "y"]),
+    );
+    check_list_edit(&[], change(&["a"], &[]), Ok(&["a"]));
+    check_list_edit(
+        &["a"],
+        change(&[], &["z"]),
+        Err("`z` is not in the flag's user list (a)"),
+    );
+    check_list_edit(
+        &["a"],
+        change(&[], &["a"]),
+        Err("leaves the user list empty"),
+    );
+}
+
+#[test]
+fn users_on_a_flag_that_is_off_says_when_it_takes_effect() {
+    let mut features =
+        file::parse_features(Path::new("t.json"), r#"{"version":2,"features":[]}"#).expect("valid");
+    crate::edit::create(&mut features, "f", None).expect("create");
+    let change =
+        crate::edit::users(&mut features, "f", &ListEdit::Set(strings(&["alice"]))).expect("users");
+    assert!(
+        change.note().is_some_and(|note| note.contains("is off")),
+        "{:?}",
+        change.note()
+    );
+    // `enable` keeps the list: on for alice only, not for everyone.
+    crate::edit::set_enabled(&mut features, "f", true).expect("enable");
+    let flags = Flags::from_features(features.clone());
+    let user = |id: &str| Context {
+        user_id: Some(id.to_owned()),
+        ..Context::default()
+    };
+    assert!(flags.is_enabled("f", &user("alice")));
+    assert!(!flags.is_enabled("f", &user("bob")));
+    // Beside a 100% rollout the list changes nobody's answer, and the note says so.
+    crate::edit::rollout(&mut features, "f", 100, None).expect("rollout");
+    let change = crate::edit::users(
+        &mut features,
+        "f",
+        &ListEdit::Change {
+            add: strings(&["carol"]),
+            remove: Vec::new(),
+        },
+    )
+    .expect("users --add");
+    assert!(
+        change
+            .note()
+            .is_some_and(|note| note.contains("on for everyone"))
+    );
+    assert_eq!(
+        change.list_change(),
+        Some((
+            strings(&["carol"]),
+            Vec::new(),
+            strings(&["alice", "carol"])
+        ))
+    );
 }

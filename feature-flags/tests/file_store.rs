@@ -159,7 +159,14 @@ fn a_refused_write_changes_nothing() {
     let before = std::fs::read_to_string(&path).expect("read");
     assert!(store.rollout("checkout", 101, None).is_err());
     assert!(store.enable("nope").is_err());
-    assert!(store.ips("checkout", &["10.0.0.0/33".to_owned()]).is_err());
+    assert!(
+        store
+            .ips(
+                "checkout",
+                &feature_flags::ListEdit::Set(vec!["10.0.0.0/33".to_owned()])
+            )
+            .is_err()
+    );
     assert!(store.create("bad name", None).is_err());
     assert_eq!(std::fs::read_to_string(&path).expect("read"), before);
     assert_eq!(store.history("checkout").expect("history").len(), 1);
