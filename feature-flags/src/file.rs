@@ -112,10 +112,18 @@ pub fn parse_features(path: &Path, text: &str) -> Result<ClientFeatures> {
     }
     let (_, warnings) = Snapshot::compile(features.clone());
     if let Some(warning) = warnings.into_iter().next() {
+        let reason = match features
+            .features
+            .iter()
+            .find(|feature| feature.name == warning.toggle_name)
+        {
+            Some(feature) => crate::explain::explain(&features, feature, &warning.message),
+            None => warning.message,
+        };
         return Err(Error::Invalid {
             path: path.to_owned(),
             flag: warning.toggle_name,
-            reason: warning.message,
+            reason,
         });
     }
     Ok(features)
@@ -141,9 +149,11 @@ pub(crate) async fn open(config: FileConfig) -> Result<Flags> {
     match load_file(&config.path) {
         Ok(features) => {
             flags.apply(features);
+            flags.mark_refreshed();
         }
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             tracing::warn!(path = %config.path.display(), "flags file does not exist yet; every flag is off until it does");
+            flags.set_error(Some(Error::NoStore(config.path.clone()).to_string()));
             stamp = None;
         }
         Err(err) => return Err(err),
@@ -159,11 +169,18 @@ pub(crate) async fn open(config: FileConfig) -> Result<Flags> {
             };
             let now = file_stamp(&config.path);
             if now == stamp {
+                // The flags served are the file's: fresh, unless a missing file never appeared.
+                if now.is_some() {
+                    flags.mark_refreshed();
+                }
                 continue;
             }
             if now.is_none() {
                 if !missing_logged {
-                    flags.set_error(Some(format!("{}: file is missing", config.path.display())));
+                    flags.set_error(Some(format!(
+                        "{}: the flags file is missing; the last flags read keep serving",
+                        config.path.display()
+                    )));
                     tracing::warn!(path = %config.path.display(), "flags file disappeared; keeping the last flags");
                     missing_logged = true;
                 }
@@ -179,6 +196,7 @@ pub(crate) async fn open(config: FileConfig) -> Result<Flags> {
                 Ok(features) => {
                     let n_flags = features.features.len();
                     flags.apply(features);
+                    flags.mark_refreshed();
                     stamp = now;
                     refused = None;
                     flags.set_error(None);

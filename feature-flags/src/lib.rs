@@ -64,6 +64,7 @@ mod constant;
 mod context;
 mod edit;
 mod error;
+mod explain;
 mod file;
 mod hint;
 mod snapshot;
@@ -110,7 +111,8 @@ struct Inner {
     defaults: Defaults,
     revision: watch::Sender<u64>,
     ready: AtomicBool,
-    /// When flags were last fetched or confirmed unchanged (Unleash only).
+    /// When the flags served were last fetched or confirmed current (the server answered, or
+    /// the watcher found the file good).
     refreshed: Mutex<Option<Instant>>,
     /// Why the last reload or poll failed, cleared by the next success.
     last_error: Mutex<Option<String>>,
@@ -219,8 +221,9 @@ impl Flags {
         self.inner.ready.load(Ordering::Acquire)
     }
 
-    /// Time since the server last answered (Unleash); `None` for a file store or before the
-    /// first answer.
+    /// How old the flags being served are: for Unleash, the time since the server last
+    /// answered; for a file store, the time since the watcher last found the file good and
+    /// served it (it grows while the file is missing or refused). `None` before the first load.
     pub fn staleness(&self) -> Option<Duration> {
         let refreshed = *self
             .inner

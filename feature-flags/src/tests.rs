@@ -283,3 +283,34 @@ fn users_on_a_flag_that_is_off_says_when_it_takes_effect() {
         ))
     );
 }
+
+// Issue 17, item 8: the engine's `StrategyParseError("Failed to parse rule ...")` dump becomes
+// the strategy and constraint at fault and what the operator needs.
+#[test]
+fn engine_errors_name_the_constraint_at_fault() {
+    let check = |constraint: &str, want: &str| {
+        let json = format!(
+            r#"{{"version":2,"features":[{{"name":"f","enabled":true,"strategies":[
+                {{"name":"default"}},
+                {{"name":"flexibleRollout","parameters":{{"rollout":"50","groupId":"f"}},
+                  "constraints":[{{"contextName":"userId","operator":"IN","values":["a"]}},{constraint}]}}]}}]}}"#
+        );
+        let err = file::parse_features(Path::new("flags.json"), &json)
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(err, format!("flags.json: flag `f`: {want}"));
+        assert!(!err.contains("StrategyParseError"));
+    };
+    check(
+        r#"{"contextName":"n","operator":"NUM_EQ","value":"abc"}"#,
+        "strategy 1 (flexibleRollout): constraint `n NUM_EQ abc` cannot be compiled: the operator needs a number as `value`",
+    );
+    check(
+        r#"{"contextName":"appVersion","operator":"SEMVER_EQ","value":"1.x"}"#,
+        "strategy 1 (flexibleRollout): constraint `appVersion SEMVER_EQ 1.x` cannot be compiled: the operator needs a version as `value`, such as 1.2.3",
+    );
+    check(
+        r#"{"contextName":"userId","operator":"STR_EQUALS","values":["a"]}"#,
+        "strategy 1 (flexibleRollout): constraint `userId STR_EQUALS [a]` cannot be compiled: the operator is not one Unleash knows (IN, NOT_IN, STR_CONTAINS, STR_STARTS_WITH, STR_ENDS_WITH, NUM_EQ, NUM_GT, NUM_GTE, NUM_LT, NUM_LTE, DATE_AFTER, DATE_BEFORE, SEMVER_EQ, SEMVER_GT, SEMVER_LT)",
+    );
+}

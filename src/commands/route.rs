@@ -381,13 +381,28 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
     out.push_str(&format!(
         "requests no route matches go to `{}`; flags {}\n",
         routes.default_upstream,
-        if routes.flags_ready {
-            "loaded"
-        } else {
-            "NOT loaded yet (flagged routes use their fallback)"
-        }
+        describe_flag_store(&routes)
     ));
     Ok(out)
+}
+
+/// The flag store in words: loaded or not, how old the flags are, and its error.
+fn describe_flag_store(routes: &RoutesDoc) -> String {
+    let age = routes
+        .flags_staleness_seconds
+        .map(|seconds| format!("last confirmed {seconds:.1}s ago"));
+    let mut res = match (routes.flags_ready, &age) {
+        (true, Some(age)) => format!("loaded ({age})"),
+        (true, None) => "loaded".to_owned(),
+        (false, _) => "NOT loaded yet (flagged routes use their fallback)".to_owned(),
+    };
+    if let Some(error) = &routes.flags_error {
+        res.push_str(&format!("; STORE ERROR: {error}"));
+        if routes.flags_ready {
+            res.push_str(" (the last good flags keep serving)");
+        }
+    }
+    res
 }
 
 fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
@@ -418,6 +433,8 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
         "healthy": health.status == StatusCode::OK,
         "ready": ready.status == StatusCode::OK,
         "flags_ready": routes.flags_ready,
+        "flags_error": routes.flags_error,
+        "flags_staleness_seconds": routes.flags_staleness_seconds,
         "default_upstream": routes.default_upstream,
         "state_file": routes.state_file,
         "routes": all.len(),
@@ -439,6 +456,7 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
         ["admin".to_owned(), admin.base.clone()],
         ["health".to_owned(), text(&health.body)],
         ["ready".to_owned(), text(&ready.body)],
+        ["flags".to_owned(), describe_flag_store(&routes)],
         [
             "routes".to_owned(),
             if rolled_back.is_empty() {

@@ -121,14 +121,7 @@ pub(crate) fn handle(
         return text(StatusCode::OK, "ok\n");
     }
     if method == Method::GET && path == "/readyz" {
-        return if proxy.shared.flags.is_ready() {
-            text(StatusCode::OK, "ready\n")
-        } else {
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: flags are not loaded yet\n",
-            )
-        };
+        return readyz(proxy.shared.flags.as_ref());
     }
     if !authorized(proxy, &req) {
         let mut response = json_response(
@@ -330,6 +323,40 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `/readyz`: 200 once flags are loaded, else 503. A store error shows in the body either way;
+/// while flags are loaded it stays 200, since the last good flags keep serving and taking every
+/// replica out of its load balancer for one bad file would be an outage.
+fn readyz(flags: &dyn crate::decision::flags::FlagSource) -> Response<Full<Bytes>> {
+    let error = flags.last_error();
+    match (flags.is_ready(), error) {
+        (true, None) => text(StatusCode::OK, "ready\n"),
+        (true, Some(error)) => text_owned(
+            StatusCode::OK,
+            format!(
+                "ready, on flags last confirmed {} ago; flag store error: {error}\n",
+                describe_age(flags.staleness())
+            ),
+        ),
+        (false, None) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: flags are not loaded yet\n",
+        ),
+        (false, Some(error)) => text_owned(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: flags are not loaded yet; flag store error: {error}\n"),
+        ),
+    }
+}
+
+/// `1.2s`, `3m 4s`; `an unknown time` without one.
+fn describe_age(age: Option<std::time::Duration>) -> String {
+    match age {
+        None => "an unknown time".to_owned(),
+        Some(age) if age.as_secs() < 60 => format!("{:.1}s", age.as_secs_f64()),
+        Some(age) => format!("{}m {}s", age.as_secs() / 60, age.as_secs() % 60),
+    }
+}
+
 fn routes(proxy: &Proxy) -> RoutesDoc {
     let shared = &proxy.shared;
     let active = shared.active.load();
@@ -416,6 +443,8 @@ fn routes(proxy: &Proxy) -> RoutesDoc {
         schema_version: SCHEMA_VERSION,
         default_upstream: active.config.default_upstream.clone(),
         flags_ready,
+        flags_error: shared.flags.last_error(),
+        flags_staleness_seconds: shared.flags.staleness().map(|age| age.as_secs_f64()),
         state_file: shared.pins.file().map(|p| p.display().to_string()),
         routes,
     }
@@ -447,6 +476,7 @@ fn metrics(proxy: &Proxy) -> String {
             .collect(),
         flags_ready: shared.flags.is_ready(),
         flags_staleness: shared.flags.staleness(),
+        flags_error: shared.flags.last_error().is_some(),
         circuits: circuits(&active),
     };
     let mut out = shared.metrics.render(&extra);

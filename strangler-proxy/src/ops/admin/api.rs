@@ -23,6 +23,12 @@ pub struct RoutesDoc {
     pub default_upstream: String,
     /// Whether the flag store has loaded.
     pub flags_ready: bool,
+    /// Why the flag store's last reload or poll failed, while nothing has succeeded since.
+    #[serde(default)]
+    pub flags_error: Option<String>,
+    /// How old the flags served are, in seconds (see `FlagSource::staleness`).
+    #[serde(default)]
+    pub flags_staleness_seconds: Option<f64>,
     /// Where rollbacks are kept; `None` when they are kept in memory only.
     #[serde(default)]
     pub state_file: Option<String>,

@@ -1,0 +1,105 @@
+//! Unleash's engine's compile warnings in words a person can act on.
+//!
+//! yggdrasil reports a flag it cannot compile as `Failed to compile toggle, this will always be
+//! off StrategyParseError("Failed to parse rule (true and (context[\"n\"] == abc)): ...")`: its
+//! own rule language and a parser trace. [`explain`] names the strategy and constraint at fault
+//! instead (found by compiling each one alone) and what the operator needs.
+
+use unleash_types::client_features::{ClientFeature, ClientFeatures, Constraint, Operator};
+
+use crate::snapshot::Snapshot;
+
+/// Why `feature` (one of `features`) does not compile, given the engine's `message`.
+pub(crate) fn explain(features: &ClientFeatures, feature: &ClientFeature, message: &str) -> String {
+    let strategies: Vec<_> = feature.strategies.iter().flatten().collect();
+    for (idx, strategy) in strategies.iter().enumerate() {
+        let known: Vec<i32> = features
+            .segments
+            .iter()
+            .flatten()
+            .map(|segment| segment.id)
+            .collect();
+        if let Some(missing) = strategy
+            .segments
+            .iter()
+            .flatten()
+            .find(|id| !known.contains(id))
+        {
+            return format!(
+                "strategy {idx} ({}) uses segment {missing}, which is not defined in `segments`",
+                strategy.name
+            );
+        }
+        for constraint in strategy.constraints.iter().flatten() {
+            let mut alone = (*strategy).clone();
+            alone.constraints = Some(vec![constraint.clone()]);
+            alone.segments = None;
+            let single = ClientFeatures {
+                version: 2,
+                features: vec![ClientFeature {
+                    name: feature.name.clone(),
+                    enabled: true,
+                    strategies: Some(vec![alone]),
+                    ..ClientFeature::default()
+                }],
+                segments: None,
+                query: None,
+                meta: None,
+            };
+            if !Snapshot::compile(single).1.is_empty() {
+                return format!(
+                    "strategy {idx} ({}): constraint `{}` cannot be compiled: {}",
+                    strategy.name,
+                    describe_constraint(constraint),
+                    operator_needs(constraint)
+                );
+            }
+        }
+    }
+    let inner = message
+        .split_once("StrategyParseError(\"")
+        .map_or(message, |(_, rest)| rest.trim_end_matches("\")"));
+    let inner = inner.split(":  -->").next().unwrap_or(inner);
+    format!(
+        "Unleash's engine cannot compile its strategies ({inner}); the flag would always be off"
+    )
+}
+
+fn describe_constraint(constraint: &Constraint) -> String {
+    let operator = operator_name(constraint);
+    let value = match (&constraint.value, &constraint.values) {
+        (Some(value), _) => value.clone(),
+        (None, Some(values)) => format!("[{}]", values.join(", ")),
+        (None, None) => String::new(),
+    };
+    format!("{} {operator} {value}", constraint.context_name)
+        .trim_end()
+        .to_owned()
+}
+
+/// The operator as written in the file, also when Unleash does not know it.
+fn operator_name(constraint: &Constraint) -> String {
+    match &constraint.operator {
+        Operator::Unknown(name) => name.clone(),
+        operator => serde_json::to_value(operator)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{operator:?}")),
+    }
+}
+
+fn operator_needs(constraint: &Constraint) -> &'static str {
+    match operator_name(constraint).as_str() {
+        op if op.starts_with("NUM_") => "the operator needs a number as `value`",
+        op if op.starts_with("DATE_") => {
+            "the operator needs an RFC 3339 date as `value`, such as 2026-01-31T00:00:00Z"
+        }
+        op if op.starts_with("SEMVER_") => "the operator needs a version as `value`, such as 1.2.3",
+        "IN" | "NOT_IN" | "STR_CONTAINS" | "STR_STARTS_WITH" | "STR_ENDS_WITH" => {
+            "the operator needs a list of strings as `values`"
+        }
+        _ => {
+            "the operator is not one Unleash knows (IN, NOT_IN, STR_CONTAINS, STR_STARTS_WITH, STR_ENDS_WITH, NUM_EQ, NUM_GT, NUM_GTE, NUM_LT, NUM_LTE, DATE_AFTER, DATE_BEFORE, SEMVER_EQ, SEMVER_GT, SEMVER_LT)"
+        }
+    }
+}
