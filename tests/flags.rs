@@ -829,3 +829,135 @@ fn what_a_person_reads() {
     }
     insta::assert_snapshot!(text);
 }
+
+// ---- The flag store under a running proxy ---------------------------------------------------
+
+/// `GET http://{admin}{path}`: status and body.
+fn admin_get(admin: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let response = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
+        .get(format!("http://{admin}{path}"))
+        .send()
+        .unwrap_or_else(|err| panic!("GET {path}: {err}"));
+    let status = response.status().as_u16();
+    (status, response.text().unwrap_or_default())
+}
+
+/// Polls `GET path` every 50 ms for at most 10 s until `cond` holds of its body.
+#[track_caller]
+fn admin_until(
+    admin: std::net::SocketAddr,
+    path: &str,
+    cond: impl Fn(&str) -> bool,
+) -> (u16, String) {
+    let start = Instant::now();
+    loop {
+        let (status, body) = admin_get(admin, path);
+        if cond(&body) {
+            return (status, body);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "GET {path} never showed what was expected; last: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 17, item 8: `fig proxy --check` accepted a `[flags] file` that does not exist (and the
+/// proxy then stayed not ready), and a flags file corrupted under a running proxy showed only in
+/// its log while `fig route status` said `ready`. Now `--check` refuses it, and `/readyz`,
+/// `fig route status`, `fig route list` and `fig_proxy_flags_error` name the error and how old
+/// the flags served are, until the file is good again.
+#[test]
+fn a_broken_flag_store_shows_where_operators_look() {
+    let upstreams = crate::support::upstreams::Upstreams::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("flags.json");
+    let config = dir.path().join("fig-proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[upstreams.monolith]\naddresses = [\"http://{}\"]\n\n[upstreams.payment-service]\naddresses = [\"http://{}\"]\n\n[[routes]]\nname = \"payments\"\nmatch = {{ prefix = \"/payments\" }}\nservice = \"payment-service\"\nflag = \"pay\"\n\n[flags]\nfile = \"flags.json\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\ngenerate_token = false\n",
+            upstreams.monolith, upstreams.service
+        ),
+    )
+    .expect("write the config");
+
+    let check = fig()
+        .args(["proxy", "--check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("fig proxy --check runs");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[flags] file: no flag store at")
+            && stderr.contains("flags.json create NAME` makes one"),
+        "{stderr}"
+    );
+
+    run_ok(&store, &["create", "pay"]);
+    run_ok(&store, &["enable", "pay"]);
+    let good = std::fs::read_to_string(&store).expect("read the store");
+    let mut command = fig();
+    command.arg("proxy").arg("--config").arg(&config);
+    let mut proc = crate::support::procs::Proc::spawn("fig proxy", command);
+    let admin = proc.address("admin on http://");
+    assert_eq!(
+        admin_until(admin, "/readyz", |body| body == "ready\n").0,
+        200
+    );
+
+    // Corrupted under the running proxy, as a hand edit or a bad deploy would.
+    std::fs::write(&store, "{\"version\": 2,\n \"features\": [}\n").expect("corrupt the store");
+    let (status, body) = admin_until(admin, "/readyz", |body| body.contains("flag store error"));
+    assert_eq!(status, 200, "the last good flags keep serving: {body}");
+    assert!(
+        body.contains("flags.json:2:15: expected value") && body.contains("last confirmed"),
+        "{body}"
+    );
+    let route = |args: &[&str]| {
+        let output = fig()
+            .arg("route")
+            .arg("--admin")
+            .arg(format!("http://{admin}"))
+            .args(args)
+            .env_remove("FIG_ADMIN_TOKEN")
+            .output()
+            .expect("fig route runs");
+        assert!(output.status.success(), "fig route {args:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let status_text = route(&["status"]);
+    assert!(
+        status_text.contains("STORE ERROR") && status_text.contains("flags.json:2:15"),
+        "{status_text}"
+    );
+    assert!(route(&["list"]).contains("STORE ERROR"));
+    let (_, metrics) = admin_get(admin, "/metrics");
+    assert!(metrics.contains("fig_proxy_flags_error 1"), "{metrics}");
+    // The flags served grow older while the file stays broken.
+    std::thread::sleep(Duration::from_millis(1200));
+    let doc: Value = serde_json::from_str(&route(&["list", "--format", "json"])).expect("JSON");
+    assert!(
+        doc["flags_staleness_seconds"]
+            .as_f64()
+            .is_some_and(|age| age >= 1.0),
+        "{doc}"
+    );
+
+    // Fixed: the error is gone everywhere.
+    std::fs::write(&store, good).expect("repair the store");
+    assert_eq!(
+        admin_until(admin, "/readyz", |body| body == "ready\n").0,
+        200
+    );
+    let (_, metrics) = admin_get(admin, "/metrics");
+    assert!(metrics.contains("fig_proxy_flags_error 0"), "{metrics}");
+    assert!(!route(&["status"]).contains("STORE ERROR"));
+    assert!(proc.is_running());
+}
