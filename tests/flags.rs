@@ -961,3 +961,83 @@ fn a_broken_flag_store_shows_where_operators_look() {
     assert!(!route(&["status"]).contains("STORE ERROR"));
     assert!(proc.is_running());
 }
+
+/// Issue 17, item 9: `fig route list` showed `ERRORS 0` on a route whose service answered 500
+/// to every request (the count was of failed attempts only, and the fallback answered the
+/// users), an enabled 50% rollout as `(off)` (the flag evaluated for a request without a user),
+/// and `prefix = "/orders"` as `/orders/**`. It now counts the errors the route saw, shows a
+/// flag whose strategies decide per user as `varies`, and shows a match as the config writes it.
+#[test]
+fn fig_route_list_shows_what_the_route_saw() {
+    use crate::support::faulty::{Faulty, Mode};
+    let broken = Faulty::start("broken", Mode::Error);
+    let upstreams = crate::support::upstreams::Upstreams::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("flags.json");
+    run_ok(&store, &["create", "half"]);
+    run_ok(&store, &["rollout", "half", "50"]);
+    run_ok(&store, &["enable", "half"]);
+    let config = dir.path().join("fig-proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[upstreams.monolith]\naddresses = [\"http://{}\"]\n\n[upstreams.payment-service]\naddresses = [\"http://{}\"]\n\n[upstreams.broken]\naddresses = [\"http://{}\"]\n\n[[routes]]\nname = \"orders\"\nmatch = {{ prefix = \"/orders\" }}\nservice = \"payment-service\"\nflag = \"half\"\n\n[[routes]]\nname = \"api\"\nmatch = {{ pattern = \"/api/**\" }}\nservice = \"broken\"\n\n[flags]\nfile = \"flags.json\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\ngenerate_token = false\n",
+            upstreams.monolith, upstreams.service, broken.addr
+        ),
+    )
+    .expect("write the config");
+    let mut command = fig();
+    command.arg("proxy").arg("--config").arg(&config);
+    let mut proc = crate::support::procs::Proc::spawn("fig proxy", command);
+    let addr = proc.address("listening on http://");
+    let admin = proc.address("admin on http://");
+    admin_until(admin, "/readyz", |body| body == "ready\n");
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+    for idx in 0..4 {
+        // The service answers 500; the fallback (the monolith) answers instead.
+        let response = client
+            .get(format!("http://{addr}/api/{idx}"))
+            .send()
+            .expect("GET through the proxy");
+        assert_eq!(response.status().as_u16(), 404);
+    }
+    // A POST is not retried: the service's 500 is the answer.
+    let response = client
+        .post(format!("http://{addr}/api/pay"))
+        .body("{}")
+        .send()
+        .expect("POST through the proxy");
+    assert_eq!(response.status().as_u16(), 500);
+    let output = fig()
+        .args(["route", "list", "--admin"])
+        .arg(format!("http://{admin}"))
+        .env_remove("FIG_ADMIN_TOKEN")
+        .output()
+        .expect("fig route runs");
+    let table = String::from_utf8_lossy(&output.stdout);
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{table}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(table.starts_with("ROUTE "), "{table}");
+    assert_eq!(
+        row("orders"),
+        "orders prefix /orders half (varies) payment-service monolith by flag 0 0",
+        "{table}"
+    );
+    assert_eq!(
+        row("api"),
+        "api /api/** - broken monolith to service 5 5",
+        "{table}"
+    );
+    assert!(proc.is_running());
+}

@@ -357,7 +357,7 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
             route.fallback.clone(),
             describe_state(route),
             requests.to_string(),
-            route.errors.to_string(),
+            errors_seen(route).to_string(),
         ]);
     }
     let mut out = align(&rows);
@@ -374,9 +374,7 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
         }
     }
     if routes.routes.iter().any(|route| route.flag.is_some()) {
-        // The admin API evaluates each flag for a request without user or session, so a gradual
-        // rollout reads as off here while it sends some users to the service.
-        out.push_str("flag on/off: for a request without a user; a gradual rollout still sends its share of users to the service\n");
+        out.push_str("flag: on or off for everyone, or `varies` when its strategies decide per user (a gradual rollout, a user list)\n");
     }
     out.push_str(&format!(
         "requests no route matches go to `{}`; flags {}\n",
@@ -386,20 +384,31 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// The errors a route saw: the responses with a 5xx status it answered (the service's, the
+/// fallback's or the proxy's own 502/504), plus the requests whose service failed (a failure
+/// status, no connection, a timeout) and that the fallback answered instead. An SLO rollback's
+/// error rate counts the service's answers, so this is never 0 on a route rolled back for errors.
+fn errors_seen(route: &RouteDoc) -> u64 {
+    route.responses_5xx + route.fallbacks.values().sum::<u64>()
+}
+
 /// The flag store in words: loaded or not, how old the flags are, and its error.
 fn describe_flag_store(routes: &RoutesDoc) -> String {
-    let age = routes
-        .flags_staleness_seconds
-        .map(|seconds| format!("last confirmed {seconds:.1}s ago"));
-    let mut res = match (routes.flags_ready, &age) {
-        (true, Some(age)) => format!("loaded ({age})"),
-        (true, None) => "loaded".to_owned(),
-        (false, _) => "NOT loaded yet (flagged routes use their fallback)".to_owned(),
+    let mut res = if routes.flags_ready {
+        "loaded".to_owned()
+    } else {
+        "NOT loaded yet (flagged routes use their fallback)".to_owned()
     };
+    // How old the flags are matters once the store fails; a healthy one is a poll away.
     if let Some(error) = &routes.flags_error {
         res.push_str(&format!("; STORE ERROR: {error}"));
         if routes.flags_ready {
-            res.push_str(" (the last good flags keep serving)");
+            let age = routes
+                .flags_staleness_seconds
+                .map_or_else(String::new, |seconds| {
+                    format!(", last confirmed {seconds:.1}s ago")
+                });
+            res.push_str(&format!(" (the last good flags keep serving{age})"));
         }
     }
     res
@@ -657,9 +666,10 @@ fn slo_pin(route: &RouteDoc) -> Option<&PinInfo> {
 
 fn describe_match(matcher: &MatchDoc) -> String {
     let mut out = match &matcher.path {
-        PathDoc::Prefix(path) if path != "/" => format!("{}/**", path.trim_end_matches('/')),
-        PathDoc::Prefix(_) => "/**".to_owned(),
-        PathDoc::Exact(path) | PathDoc::Pattern(path) => path.clone(),
+        // As written in the config, so that it can be found there.
+        PathDoc::Prefix(path) => format!("prefix {path}"),
+        PathDoc::Exact(path) => format!("exact {path}"),
+        PathDoc::Pattern(path) => path.clone(),
     };
     if !matcher.methods.is_empty() {
         out = format!("{} {out}", matcher.methods.join(","));
@@ -674,11 +684,12 @@ fn describe_match(matcher: &MatchDoc) -> String {
 }
 
 fn describe_flag(route: &RouteDoc) -> String {
-    match (&route.flag, route.flag_enabled) {
-        (Some(flag), Some(true)) => format!("{flag} (on)"),
-        // Off for a request without a user: a gradual rollout reads as off here.
-        (Some(flag), _) => format!("{flag} (off)"),
-        (None, _) => "-".to_owned(),
+    match (&route.flag, &route.flag_state, route.flag_enabled) {
+        (Some(flag), Some(state), _) => format!("{flag} ({state})"),
+        // A proxy older than `flag_state`: the flag for a request without a user.
+        (Some(flag), None, Some(true)) => format!("{flag} (on)"),
+        (Some(flag), None, _) => format!("{flag} (off)"),
+        (None, _, _) => "-".to_owned(),
     }
 }
 

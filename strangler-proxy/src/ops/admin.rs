@@ -371,9 +371,11 @@ fn routes(proxy: &Proxy) -> RoutesDoc {
             let pinned = compiled.pin.load(Ordering::SeqCst);
             let mut requests = std::collections::BTreeMap::new();
             let mut errors = 0;
+            let mut responses_5xx = 0;
             for (upstream, series) in shared.metrics.route_series(&config.name) {
                 requests.insert(upstream, series.requests());
                 errors += series.error_count();
+                responses_5xx += series.by_class[4].load(Ordering::Relaxed);
             }
             let path = match &config.matcher.path {
                 PathMatch::Exact(p) => PathDoc::Exact(p.clone()),
@@ -414,10 +416,22 @@ fn routes(proxy: &Proxy) -> RoutesDoc {
                 fallback: config.fallback.clone(),
                 flag: config.flag.clone(),
                 flag_enabled,
+                flag_state: config.flag.as_ref().map(|flag| {
+                    match flags_ready
+                        .then(|| shared.flags.is_enabled_for_everyone(flag))
+                        .unwrap_or(Some(false))
+                    {
+                        Some(true) => "on",
+                        Some(false) => "off",
+                        None => "varies",
+                    }
+                    .to_owned()
+                }),
                 last_decision: Reason::from_u8(compiled.last_reason.load(Ordering::Relaxed))
                     .map(|reason| reason.as_str().to_owned()),
                 requests,
                 errors,
+                responses_5xx,
                 pin: pinned.then(|| shared.pins.info(&config.name)).flatten(),
                 slo: compiled
                     .slo

@@ -57,15 +57,24 @@ pub struct RouteDoc {
     /// The flag evaluated for a request without user or session; `None` without a flag.
     #[serde(default)]
     pub flag_enabled: Option<bool>,
+    /// The flag for every request: `on` (for everyone), `off` (for everyone, or not loaded) or
+    /// `varies` (its strategies decide per user: a gradual rollout, a user list); `None`
+    /// without a flag.
+    #[serde(default)]
+    pub flag_state: Option<String>,
     /// The reason of the last decision (`flag-on`, `pinned`, ...); `None` before the first.
     #[serde(default)]
     pub last_decision: Option<String>,
     /// Responses per upstream since start.
     #[serde(default)]
     pub requests: BTreeMap<String, u64>,
-    /// Failed upstream requests since start.
+    /// Failed upstream attempts since start (refused, reset, timed out: no response).
     #[serde(default)]
     pub errors: u64,
+    /// Responses with a 5xx status the route answered since start, whoever made them (the
+    /// service, the fallback or the proxy): what its SLO counts as errors.
+    #[serde(default)]
+    pub responses_5xx: u64,
     /// Who rolled it back, when and why; `None` unless it is rolled back.
     #[serde(default)]
     pub pin: Option<PinInfo>,
