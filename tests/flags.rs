@@ -313,6 +313,25 @@ fn users_and_ips_on_unleash() {
     );
 }
 
+/// Issue 17, item 1, for flag files: a misspelled key (`"enable": true`) was skipped and the
+/// flag silently stayed off; the proxy's `--check` and every `fig flags` command refuse it now.
+#[test]
+fn a_misspelled_key_in_the_flags_file_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("flags.json");
+    std::fs::write(
+        &store,
+        "{\"version\": 2, \"features\": [{\"name\": \"checkout\", \"enable\": true}]}\n",
+    )
+    .expect("write");
+    let err = run_err(&store, &["list"]);
+    assert!(
+        err.contains("unknown key `enable` in flag `checkout`; did you mean `enabled`?"),
+        "{err}"
+    );
+    run_err(&store, &["enable", "checkout"]);
+}
+
 #[test]
 fn the_audit_log_records_who_changed_what() {
     let dir = tempfile::tempdir().expect("tempdir");

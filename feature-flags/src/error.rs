@@ -46,6 +46,18 @@ pub enum Error {
         /// What is wrong there.
         reason: String,
     },
+    /// A key the flags file format does not have (most often a typo, such as `enable`).
+    #[error("{path}: unknown key `{key}` in {place}{hint}", path = path.display(), hint = nearest.map(|name| format!("; did you mean `{name}`?")).unwrap_or_default())]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// Where: `the file`, `flag `f``, `flag `f`, strategy 0, constraint 1`, ...
+        place: String,
+        /// The key.
+        key: String,
+        /// The valid key nearest to it, if one is close.
+        nearest: Option<&'static str>,
+    },
     /// A flag's strategies or constraints cannot be compiled (for example a bad operator).
     #[error("{path}: flag `{flag}`: {reason}")]
     Invalid {

@@ -103,3 +103,138 @@ fn operator_needs(constraint: &Constraint) -> &'static str {
         }
     }
 }
+
+/// The keys each object of a flags file may have: the client API's, as `unleash-types` reads
+/// them, plus the ones an Unleash server adds to its answer that the engine does not need.
+/// `query` and `meta` are the server's bookkeeping and are not checked.
+const TOP_KEYS: &[&str] = &["version", "features", "segments", "query", "meta"];
+const FEATURE_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "description",
+    "createdAt",
+    "lastSeenAt",
+    "enabled",
+    "stale",
+    "impressionData",
+    "project",
+    "strategies",
+    "variants",
+    "dependencies",
+];
+const STRATEGY_KEYS: &[&str] = &[
+    "name",
+    "sortOrder",
+    "segments",
+    "constraints",
+    "parameters",
+    "variants",
+    "id",
+    "title",
+    "disabled",
+];
+const CONSTRAINT_KEYS: &[&str] = &[
+    "contextName",
+    "operator",
+    "caseInsensitive",
+    "inverted",
+    "values",
+    "value",
+];
+const VARIANT_KEYS: &[&str] = &[
+    "name",
+    "weight",
+    "weightType",
+    "stickiness",
+    "payload",
+    "overrides",
+];
+const SEGMENT_KEYS: &[&str] = &["id", "constraints", "name", "description"];
+const DEPENDENCY_KEYS: &[&str] = &["feature", "enabled", "variants"];
+
+/// The first key of a flags file that the format does not have, as `(where, key, nearest
+/// valid name)`: serde would skip it, so a typo such as `"enable": true` would silently leave a
+/// flag off.
+pub(crate) fn unknown_key(
+    value: &serde_json::Value,
+) -> Option<(String, String, Option<&'static str>)> {
+    fn check(
+        object: &serde_json::Value,
+        known: &'static [&'static str],
+        place: &dyn Fn() -> String,
+    ) -> Option<(String, String, Option<&'static str>)> {
+        let map = object.as_object()?;
+        map.keys()
+            .find(|key| !known.contains(&key.as_str()))
+            .map(|key| {
+                (
+                    place(),
+                    key.clone(),
+                    crate::hint::nearest_name(key, known.iter().copied()),
+                )
+            })
+    }
+    let items = |value: &serde_json::Value, key: &str| -> Vec<serde_json::Value> {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    if let Some(found) = check(value, TOP_KEYS, &|| "the file".to_owned()) {
+        return Some(found);
+    }
+    for (idx, segment) in items(value, "segments").iter().enumerate() {
+        let place = || format!("segment {idx}");
+        if let Some(found) = check(segment, SEGMENT_KEYS, &place) {
+            return Some(found);
+        }
+        for (c_idx, constraint) in items(segment, "constraints").iter().enumerate() {
+            let place = || format!("segment {idx}, constraint {c_idx}");
+            if let Some(found) = check(constraint, CONSTRAINT_KEYS, &place) {
+                return Some(found);
+            }
+        }
+    }
+    for (f_idx, feature) in items(value, "features").iter().enumerate() {
+        let name = feature
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| format!("#{f_idx}"), |name| format!("`{name}`"));
+        let place = || format!("flag {name}");
+        if let Some(found) = check(feature, FEATURE_KEYS, &place) {
+            return Some(found);
+        }
+        for (v_idx, variant) in items(feature, "variants").iter().enumerate() {
+            let place = || format!("flag {name}, variant {v_idx}");
+            if let Some(found) = check(variant, VARIANT_KEYS, &place) {
+                return Some(found);
+            }
+        }
+        for (d_idx, dependency) in items(feature, "dependencies").iter().enumerate() {
+            let place = || format!("flag {name}, dependency {d_idx}");
+            if let Some(found) = check(dependency, DEPENDENCY_KEYS, &place) {
+                return Some(found);
+            }
+        }
+        for (s_idx, strategy) in items(feature, "strategies").iter().enumerate() {
+            let place = || format!("flag {name}, strategy {s_idx}");
+            if let Some(found) = check(strategy, STRATEGY_KEYS, &place) {
+                return Some(found);
+            }
+            for (c_idx, constraint) in items(strategy, "constraints").iter().enumerate() {
+                let place = || format!("flag {name}, strategy {s_idx}, constraint {c_idx}");
+                if let Some(found) = check(constraint, CONSTRAINT_KEYS, &place) {
+                    return Some(found);
+                }
+            }
+            for (v_idx, variant) in items(strategy, "variants").iter().enumerate() {
+                let place = || format!("flag {name}, strategy {s_idx}, variant {v_idx}");
+                if let Some(found) = check(variant, VARIANT_KEYS, &place) {
+                    return Some(found);
+                }
+            }
+        }
+    }
+    None
+}

@@ -90,6 +90,18 @@ pub fn parse_features(path: &Path, text: &str) -> Result<ClientFeatures> {
     if text.trim().is_empty() {
         return Err(Error::EmptyStore(path.to_owned()));
     }
+    // serde skips a key the types do not have; in a file a person edits that is a typo that
+    // would silently change a flag, so it is refused with the nearest valid key.
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some((place, key, nearest)) = crate::explain::unknown_key(&value)
+    {
+        return Err(Error::UnknownKey {
+            path: path.to_owned(),
+            place,
+            key,
+            nearest,
+        });
+    }
     let features: ClientFeatures = serde_json::from_str(text).map_err(|err| {
         let full = err.to_string();
         let suffix = format!(" at line {} column {}", err.line(), err.column());

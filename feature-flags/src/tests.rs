@@ -314,3 +314,35 @@ fn engine_errors_name_the_constraint_at_fault() {
         "strategy 1 (flexibleRollout): constraint `userId STR_EQUALS [a]` cannot be compiled: the operator is not one Unleash knows (IN, NOT_IN, STR_CONTAINS, STR_STARTS_WITH, STR_ENDS_WITH, NUM_EQ, NUM_GT, NUM_GTE, NUM_LT, NUM_LTE, DATE_AFTER, DATE_BEFORE, SEMVER_EQ, SEMVER_GT, SEMVER_LT)",
     );
 }
+
+// Issue 17, item 1 ("same rule for every file Fig reads"): serde skipped unknown keys, so
+// `"enable": true` left the flag off without a word.
+#[test]
+fn an_unknown_key_in_a_flags_file_is_refused_with_the_nearest_one() {
+    let check = |json: &str, want: &str| {
+        let err = file::parse_features(Path::new("flags.json"), json)
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(err, want);
+    };
+    check(
+        r#"{"version":2,"features":[{"name":"f","enable":true}]}"#,
+        "flags.json: unknown key `enable` in flag `f`; did you mean `enabled`?",
+    );
+    check(
+        r#"{"version":2,"feature":[]}"#,
+        "flags.json: unknown key `feature` in the file; did you mean `features`?",
+    );
+    check(
+        r#"{"version":2,"features":[{"name":"f","enabled":true,"strategies":[{"name":"default","constraints":[{"contextName":"userId","operator":"IN","value":["a"],"invert":true}]}]}]}"#,
+        "flags.json: unknown key `invert` in flag `f`, strategy 0, constraint 0; did you mean `inverted`?",
+    );
+    // What an Unleash server adds to its answer is not a typo.
+    file::parse_features(
+        Path::new("flags.json"),
+        r#"{"version":2,"features":[{"name":"f","enabled":true,"stale":false,"impressionData":false,
+            "strategies":[{"id":"6f1c","name":"default","title":"","disabled":false,"constraints":[]}]}],
+            "query":{"project":["default"],"inlineSegmentConstraints":true},"meta":{"revisionId":3}}"#,
+    )
+    .expect("a server's answer is a valid flags file");
+}
