@@ -389,7 +389,14 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
 /// status, no connection, a timeout) and that the fallback answered instead. An SLO rollback's
 /// error rate counts the service's answers, so this is never 0 on a route rolled back for errors.
 fn errors_seen(route: &RouteDoc) -> u64 {
-    route.responses_5xx + route.fallbacks.values().sum::<u64>()
+    // `circuit-open` fallbacks never tried the service: a protection at work, not an error seen.
+    let service_failed: u64 = route
+        .fallbacks
+        .iter()
+        .filter(|(cause, _)| cause.as_str() != "circuit-open")
+        .map(|(_, count)| count)
+        .sum();
+    route.responses_5xx + service_failed
 }
 
 /// The flag store in words: loaded or not, how old the flags are, and its error.
