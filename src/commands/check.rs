@@ -1,9 +1,11 @@
 //! `fig check`: architecture rules for CI, read from the `[check]` table of `fig.toml`.
 //!
 //! The configuration is parsed into raw types that keep their spans, then validated into
-//! `analyzer::check::Rules`; every problem is reported as `file:line: reason` and exits 2. The
-//! rules themselves are pure functions in `analyzer::check`. Exit 1 when a rule is violated, 0
-//! when the workspace passes.
+//! `analyzer::check::Rules`; every problem is reported as `file:line:column: reason` and exits 2.
+//! A table or key `fig.toml` does not have is such a problem, with the nearest valid name, so a
+//! typo cannot turn the gate off; a file that sets no rule is a note (an error with `--strict`).
+//! The rules themselves are pure functions in `analyzer::check`. Exit 1 when a rule is
+//! violated, 0 when the workspace passes.
 
 use std::fmt::Write as _;
 use std::ops::Range;
