@@ -123,8 +123,10 @@ fn change_visible(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(500));
 
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = Context::default();
     for (name, notify) in [("file", true), ("file-poll", false)] {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir_in(dir.path()).expect("tempdir");
         let path = dir.path().join("flags.json");
         let store = FileStore::new(&path, "bench");
         store.create("checkout", None).expect("create");
@@ -133,7 +135,6 @@ fn change_visible(c: &mut Criterion) {
         let flags = runtime
             .block_on(Flags::open(StoreConfig::File(config)))
             .expect("open");
-        let ctx = Context::default();
         let mut on = false;
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
