@@ -90,11 +90,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("warning: {file}: {warning}");
         }
         // A flag store the proxy could not read would leave it not ready (issue 17, item 8).
-        if let Some(FlagStoreConfig::File(path)) = &config.flags {
-            if let Err(err) = FileStore::new(path, "fig proxy --check").read() {
-                eprintln!("error: {file}: [flags] file: {err}");
-                return Ok(ExitCode::from(crate::exit::ERROR));
-            }
+        if let Some(FlagStoreConfig::File(path)) = &config.flags
+            && let Err(err) = FileStore::new(path, "fig proxy --check").read()
+        {
+            eprintln!("error: {file}: [flags] file: {err}");
+            return Ok(ExitCode::from(crate::exit::ERROR));
         }
         println!(
             "config is valid: {} route(s), {} upstream(s)",

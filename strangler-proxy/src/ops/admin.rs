@@ -417,10 +417,12 @@ fn routes(proxy: &Proxy) -> RoutesDoc {
                 flag: config.flag.clone(),
                 flag_enabled,
                 flag_state: config.flag.as_ref().map(|flag| {
-                    match flags_ready
-                        .then(|| shared.flags.is_enabled_for_everyone(flag))
-                        .unwrap_or(Some(false))
-                    {
+                    let for_everyone = if flags_ready {
+                        shared.flags.is_enabled_for_everyone(flag)
+                    } else {
+                        Some(false)
+                    };
+                    match for_everyone {
                         Some(true) => "on",
                         Some(false) => "off",
                         None => "varies",
