@@ -3,8 +3,8 @@
 //! Reading: [`open`] loads the file and spawns a watcher that compares the file's metadata
 //! (modification time, size, inode) with the last it read, every [`FileConfig::poll_interval`]
 //! and at once when the operating system reports a change in the file's directory (`notify`:
-//! inotify on Linux). The notification only wakes the check early, so a change is seen in about a
-//! millisecond instead of up to a poll interval later (docs/benchmarks.md); the metadata stays
+//! inotify on Linux). The notification only wakes the check early, so a change is seen within a
+//! few milliseconds instead of up to a poll interval later (docs/benchmarks.md); the metadata stays
 //! the judge, and polling the fallback where notifications are missing or lost (network file
 //! systems, a directory replaced, a full inotify queue). The directory is watched, not the file,
 //! because editors and `mv` replace the file by a rename. A changed file that does not parse is
