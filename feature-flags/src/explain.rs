@@ -9,6 +9,31 @@ use unleash_types::client_features::{ClientFeature, ClientFeatures, Constraint, 
 
 use crate::snapshot::Snapshot;
 
+/// The engine's warnings of a snapshot just applied to `flags`, as `(flag, reason in words)`.
+pub(crate) fn explain_warnings(
+    flags: &crate::Flags,
+    warnings: Vec<unleash_yggdrasil::EvalWarning>,
+) -> Vec<(String, String)> {
+    if warnings.is_empty() {
+        return Vec::new();
+    }
+    let features = flags.features();
+    warnings
+        .into_iter()
+        .map(|warning| {
+            let reason = features
+                .features
+                .iter()
+                .find(|feature| feature.name == warning.toggle_name)
+                .map_or_else(
+                    || warning.message.clone(),
+                    |feature| explain(&features, feature, &warning.message),
+                );
+            (warning.toggle_name, reason)
+        })
+        .collect()
+}
+
 /// Why `feature` (one of `features`) does not compile, given the engine's `message`.
 pub(crate) fn explain(features: &ClientFeatures, feature: &ClientFeature, message: &str) -> String {
     let strategies: Vec<_> = feature.strategies.iter().flatten().collect();

@@ -150,8 +150,9 @@ impl Flags {
     /// Flags whose rules cannot be compiled are off, as in every Unleash SDK, and logged.
     pub fn from_features(features: ClientFeatures) -> Flags {
         let flags = Flags::new(Defaults::default());
-        for warning in flags.apply(features) {
-            tracing::warn!(flag = %warning.toggle_name, "{}", warning.message);
+        let warnings = flags.apply(features);
+        for (flag, reason) in explain::explain_warnings(&flags, warnings) {
+            tracing::warn!(flag = %flag, "{reason}");
         }
         flags
     }

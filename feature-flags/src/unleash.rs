@@ -244,8 +244,8 @@ fn apply(flags: &Flags, features: ClientFeatures, backup_path: &std::path::Path,
     let n_flags = features.features.len();
     let text = to_json(&features);
     let warnings = flags.apply(features);
-    for warning in warnings {
-        tracing::warn!(flag = %warning.toggle_name, url, "{}", warning.message);
+    for (flag, reason) in crate::explain::explain_warnings(flags, warnings) {
+        tracing::warn!(flag = %flag, url, "{reason}");
     }
     tracing::info!(
         n_flags,
