@@ -624,7 +624,7 @@ fn check_github_annotations() {
     );
     assert!(output.starts_with("exit_code: 2\n"), "{output}");
     assert!(
-        output.contains("fig.toml:1: `forbid` belongs in the [check] table"),
+        output.contains("fig.toml:1:3: `forbid` belongs in the [check] table"),
         "{output}"
     );
     let config = write_config(

@@ -1,6 +1,9 @@
 //! Every mistake of a config file at once (issue 15, "Layers"): `fig proxy --check` prints one
 //! `file:line:column: reason` line per mistake, in file order, and exits 2; a reload of such a
 //! file is refused whole, its log names every mistake, and the old config keeps serving.
+//!
+//! Issue 17: an unknown table or key in `fig.toml` or the proxy's config is a mistake with its
+//! place and the nearest valid name, never a silent pass; a `fig.toml` that sets no rule says so.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -146,4 +149,113 @@ fn served_by(addr: SocketAddr, path: &str) -> String {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// `fig check examples/shop --config fig.toml` with `text` as the config: exit code and stderr,
+/// with the file's path shown as `fig.toml`.
+fn fig_check(text: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fig.toml");
+    std::fs::write(&path, text).expect("write fig.toml");
+    let output = fig()
+        .arg("check")
+        .arg(crate::support::workspace_root().join("examples/shop"))
+        .arg("--config")
+        .arg(&path)
+        .args(extra)
+        .output()
+        .expect("fig check runs");
+    let stderr =
+        String::from_utf8_lossy(&output.stderr).replace(&path.display().to_string(), "fig.toml");
+    (output.status.code(), stderr)
+}
+
+#[track_caller]
+fn check_refused(text: &str, expected: &str) {
+    let (code, stderr) = fig_check(text, &[]);
+    assert_eq!(code, Some(2), "{text:?} must be refused; stderr: {stderr}");
+    assert_eq!(stderr.trim_end(), expected, "for {text:?}");
+}
+
+// See issue 17, item 1: each of these passed with exit 0, the rules unread.
+#[test]
+fn a_misspelled_table_is_an_error_with_the_nearest_name() {
+    check_refused(
+        "[checks]\nmax_cycles = 0\n",
+        "error: fig.toml:1:2: unknown table or key `checks`: fig.toml has one table, [check]; did you mean `check`?",
+    );
+}
+
+#[test]
+fn an_unrelated_table_is_an_error() {
+    check_refused(
+        "[check]\nmax_cycles = 0\n\n[lint]\nstrict = true\n",
+        "error: fig.toml:4:2: unknown table or key `lint`: fig.toml has one table, [check]",
+    );
+}
+
+#[test]
+fn a_rule_outside_check_is_an_error() {
+    check_refused(
+        "max_cycles = 0\n",
+        "error: fig.toml:1:1: `max_cycles` belongs in the [check] table",
+    );
+}
+
+#[test]
+fn a_misspelled_key_in_check_names_the_nearest_one() {
+    check_refused(
+        "[check]\n  max_cycle = 0\n",
+        "error: fig.toml:2:3: unknown field `max_cycle`, expected one of `max_cycles`, `max_bidirectional`, `no_new_cycles`, `no_new_bidirectional`, `baseline`, `forbid`, `allow`, `layer`; did you mean `max_cycles`?",
+    );
+    check_refused(
+        "[check]\n[[check.forbid]]\nfrom = \"shop::a\"\ntoo = \"shop::b\"\n",
+        "error: fig.toml:4:1: unknown field `too`, expected one of `from`, `to`, `reason`; did you mean `to`?",
+    );
+}
+
+#[test]
+fn a_fig_toml_without_a_rule_says_so_and_strict_fails() {
+    for text in ["", "[check]\n", "# rules to come\n"] {
+        let (code, stderr) = fig_check(text, &[]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(
+            stderr
+                .contains("note: fig.toml sets no rule and no baseline: there is nothing to check"),
+            "{text:?}: {stderr}"
+        );
+        let (code, stderr) = fig_check(text, &["--strict"]);
+        assert_eq!(code, Some(2), "--strict, {text:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: fig.toml sets no rule"),
+            "{stderr}"
+        );
+    }
+    // A file with a rule passes --strict (the shop has cycles, so a generous limit).
+    let (code, stderr) = fig_check("[check]\nmax_cycles = 100\n", &["--strict"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("nothing to check"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_key_in_the_proxy_config_names_the_nearest_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fig-proxy.toml");
+    std::fs::write(
+        &path,
+        "[upstreams.monolith]\naddresses = [\"http://127.0.0.1:8080\"]\n\n[flag]\nfile = \"flags.json\"\n",
+    )
+    .expect("write the config");
+    let output = fig()
+        .args(["proxy", "--check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("fig proxy --check runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:4:2: unknown field `flag`", path.display()))
+            && stderr.contains("did you mean `flags`?"),
+        "{stderr}"
+    );
 }

@@ -152,6 +152,186 @@ fn a_broken_file_is_reported_with_line_and_column() {
     );
 }
 
+/// Issue 17: a mistyped `--store` path read as a store without flags (`list` said "no flags",
+/// `export` wrote an empty store); an empty file gave serde's `EOF while parsing a value`.
+#[test]
+fn a_store_that_does_not_exist_is_an_error_for_readers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("typo.json");
+    for args in [
+        &["list"][..],
+        &["show", "checkout"],
+        &["eval", "checkout"],
+        &["history", "checkout"],
+        &["export"],
+    ] {
+        let err = run_err(&store, args);
+        assert!(
+            err.contains(&format!("no flag store at `{}`", store.display()))
+                && err.contains("create NAME` makes one"),
+            "fig flags {args:?}: {err}"
+        );
+    }
+    let exported = dir.path().join("exported.json");
+    run_err(
+        &store,
+        &["export", "--to", exported.to_str().expect("utf-8")],
+    );
+    assert!(!exported.exists(), "export wrote a store from nothing");
+    assert!(!store.exists(), "a read created the store");
+    // A writing command creates it.
+    run_ok(&store, &["create", "checkout"]);
+    assert!(run_ok(&store, &["list"]).contains("checkout"));
+
+    // An empty file is not a store without flags: the error says how to make one, and a write
+    // makes it one.
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, "").expect("write");
+    let err = run_err(&empty, &["list"]);
+    assert!(
+        err.contains("is empty, not a flag store") && !err.contains("EOF"),
+        "{err}"
+    );
+    run_ok(&empty, &["create", "checkout"]);
+    assert!(run_ok(&empty, &["list"]).contains("checkout"));
+}
+
+/// `fig flags users` / `ips` with the store given, for a person: exit code, stdout, stderr.
+fn fig_flags(store_args: &[&str], args: &[&str]) -> (Option<i32>, String, String) {
+    let output = fig()
+        .arg("flags")
+        .args(store_args)
+        .args(args)
+        .output()
+        .expect("fig runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Issue 17, item 5, on either store: `users` said "Turn a flag on for ..." but left it off,
+/// and replaced the list without saying so. The list is a strategy that counts while the flag
+/// is on, `enable` keeps it, and `--add`/`--remove` edit it, printing what changed.
+fn users_and_ips_edit_a_list_that_counts_while_the_flag_is_on(store_args: &[&str], name: &str) {
+    let ok = |args: &[&str]| {
+        let (code, stdout, stderr) = fig_flags(store_args, args);
+        assert_eq!(code, Some(0), "fig flags {args:?}: {stderr}");
+        (stdout, stderr)
+    };
+    let enabled_for = |user: &str| {
+        let (stdout, _) = ok(&["eval", name, "--user", user, "--format", "json"]);
+        serde_json::from_str::<Value>(&stdout).expect("JSON")["enabled"] == Value::Bool(true)
+    };
+    ok(&["create", name]);
+    let (stdout, stderr) = ok(&["users", name, "alice", "bob"]);
+    assert!(
+        stdout.contains("added: alice, bob; removed: none; list now: alice, bob"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "`{name}` is off: the list takes effect once it is switched on"
+        )),
+        "{stderr}"
+    );
+    assert!(!enabled_for("alice"), "the flag is off");
+    ok(&["enable", name]);
+    assert!(
+        enabled_for("alice") && enabled_for("bob"),
+        "enable keeps the list"
+    );
+    assert!(!enabled_for("carol"), "on for the list only");
+
+    let (stdout, _) = ok(&["users", name, "--add", "carol", "--remove", "alice"]);
+    assert!(
+        stdout.contains("added: carol; removed: alice; list now: bob, carol"),
+        "{stdout}"
+    );
+    assert!(!enabled_for("alice") && enabled_for("bob") && enabled_for("carol"));
+
+    let (code, _, stderr) = fig_flags(store_args, &["users", name, "--remove", "zed"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("`zed` is not in the flag's user list (bob, carol)"),
+        "{stderr}"
+    );
+
+    let (stdout, _) = ok(&["ips", name, "10.0.0.0/8"]);
+    assert!(stdout.contains("list now: 10.0.0.0/8"), "{stdout}");
+    let (stdout, _) = ok(&[
+        "ips",
+        name,
+        "--add",
+        "192.168.1.7",
+        "--remove",
+        "10.0.0.0/8",
+    ]);
+    assert!(
+        stdout.contains("added: 192.168.1.7; removed: 10.0.0.0/8; list now: 192.168.1.7"),
+        "{stdout}"
+    );
+    let (stdout, _) = ok(&["eval", name, "--ip", "192.168.1.7"]);
+    assert!(stdout.contains(": enabled"), "{stdout}");
+
+    // Beside a 100% rollout the list changes nothing, and the command says so.
+    let (_, stderr) = ok(&["rollout", name, "100"]);
+    assert!(stderr.is_empty(), "{stderr}");
+    let (_, stderr) = ok(&["users", name, "--add", "dave"]);
+    assert!(stderr.contains("so it is on for everyone"), "{stderr}");
+}
+
+#[test]
+fn users_and_ips_on_the_file_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("flags.json");
+    let store = store.to_str().expect("utf-8 path");
+    users_and_ips_edit_a_list_that_counts_while_the_flag_is_on(&["--store", store], "checkout");
+}
+
+#[test]
+fn users_and_ips_on_unleash() {
+    let Some(env) = unleash_env("users_and_ips_on_unleash") else {
+        return;
+    };
+    let name = unique_name("fig-e2e-users");
+    let _cleanup = DeleteOnDrop {
+        env: &env,
+        name: name.clone(),
+    };
+    users_and_ips_edit_a_list_that_counts_while_the_flag_is_on(
+        &[
+            "--unleash",
+            &env.url,
+            "--token",
+            &env.client_token,
+            "--admin-token",
+            &env.admin_token,
+        ],
+        &name,
+    );
+}
+
+/// Issue 17, item 1, for flag files: a misspelled key (`"enable": true`) was skipped and the
+/// flag silently stayed off; the proxy's `--check` and every `fig flags` command refuse it now.
+#[test]
+fn a_misspelled_key_in_the_flags_file_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("flags.json");
+    std::fs::write(
+        &store,
+        "{\"version\": 2, \"features\": [{\"name\": \"checkout\", \"enable\": true}]}\n",
+    )
+    .expect("write");
+    let err = run_err(&store, &["list"]);
+    assert!(
+        err.contains("unknown key `enable` in flag `checkout`; did you mean `enabled`?"),
+        "{err}"
+    );
+    run_err(&store, &["enable", "checkout"]);
+}
+
 #[test]
 fn the_audit_log_records_who_changed_what() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -537,6 +717,42 @@ fn unleash_mistakes_exit_2_and_write_nothing() {
     assert!(String::from_utf8_lossy(&out_of_range.stderr).contains("between 0 and 100"));
 }
 
+/// Issue 17, item 3: `fig flags create x` then `fig flags show x` said "no flag named x" for a
+/// second or two, because Unleash serves its client API from a cache. Each write now waits until
+/// the client API shows it, so the next `fig` process reads what the last one wrote.
+#[test]
+fn a_write_on_unleash_is_seen_by_the_next_command() {
+    let Some(env) = unleash_env("a_write_on_unleash_is_seen_by_the_next_command") else {
+        return;
+    };
+    for idx in 0..4 {
+        let name = unique_name(&format!("fig-e2e-next-{idx}"));
+        fig_unleash_ok(&env, &["create", &name]);
+        let _cleanup = DeleteOnDrop {
+            env: &env,
+            name: name.clone(),
+        };
+        let show = fig_unleash_ok(&env, &["show", &name]);
+        assert!(show.contains("state:       off"), "after create: {show}");
+        fig_unleash_ok(&env, &["enable", &name]);
+        let show = fig_unleash_ok(&env, &["show", &name]);
+        assert!(show.contains("state:       on"), "after enable: {show}");
+        fig_unleash_ok(&env, &["rollout", &name, "25"]);
+        let show = fig_unleash_ok(&env, &["show", &name]);
+        assert!(
+            show.contains("flexibleRollout 25%"),
+            "after rollout: {show}"
+        );
+        fig_unleash_ok(&env, &["delete", &name]);
+        let show = fig_unleash(&env, &["show", &name]);
+        assert_eq!(
+            show.status.code(),
+            Some(2),
+            "after delete, the flag is gone"
+        );
+    }
+}
+
 /// A file's flags imported into Unleash evaluate there as they did in the file, and export
 /// back into the client API format.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,21 +780,17 @@ async fn a_file_imports_into_unleash_and_exports_back() {
         .iter()
         .map(|user| run_json(&store, &["eval", &name, "--user", user])["enabled"].clone())
         .collect();
-    let on_server = || {
-        users
-            .iter()
-            .map(|user| {
-                // Null until the server's client API serves the new flag (it caches briefly).
-                let eval = fig_unleash(&env, &["eval", &name, "--user", user, "--format", "json"]);
-                serde_json::from_slice::<Value>(&eval.stdout).unwrap_or_default()["enabled"].clone()
-            })
-            .collect::<Vec<Value>>()
-    };
-    assert!(
-        eventually(Duration::from_secs(5), || on_server() == in_file).await,
-        "the server evaluates {:?}, the file {in_file:?}",
-        on_server()
-    );
+    // Right after the import, as docs/guide/developer.md shows it: `import` waits until the
+    // server's client API serves what it wrote (issue 17, item 3).
+    let on_server: Vec<Value> = users
+        .iter()
+        .map(|user| {
+            let eval = fig_unleash(&env, &["eval", &name, "--user", user, "--format", "json"]);
+            serde_json::from_slice::<Value>(&eval.stdout).unwrap_or_default()["enabled"].clone()
+        })
+        .collect();
+    assert_eq!(on_server, in_file, "the server evaluates as the file does");
+    assert!(fig_unleash_ok(&env, &["list"]).contains(&name));
 
     let exported = dir.path().join("exported.json");
     fig_unleash_ok(
@@ -635,4 +847,216 @@ fn what_a_person_reads() {
         text.push_str(&format!("$ fig flags {}\n{}\n", args.join(" "), run(args)));
     }
     insta::assert_snapshot!(text);
+}
+
+// ---- The flag store under a running proxy ---------------------------------------------------
+
+/// `GET http://{admin}{path}`: status and body.
+fn admin_get(admin: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let response = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
+        .get(format!("http://{admin}{path}"))
+        .send()
+        .unwrap_or_else(|err| panic!("GET {path}: {err}"));
+    let status = response.status().as_u16();
+    (status, response.text().unwrap_or_default())
+}
+
+/// Polls `GET path` every 50 ms for at most 10 s until `cond` holds of its body.
+#[track_caller]
+fn admin_until(
+    admin: std::net::SocketAddr,
+    path: &str,
+    cond: impl Fn(&str) -> bool,
+) -> (u16, String) {
+    let start = Instant::now();
+    loop {
+        let (status, body) = admin_get(admin, path);
+        if cond(&body) {
+            return (status, body);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "GET {path} never showed what was expected; last: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 17, item 8: `fig proxy --check` accepted a `[flags] file` that does not exist (and the
+/// proxy then stayed not ready), and a flags file corrupted under a running proxy showed only in
+/// its log while `fig route status` said `ready`. Now `--check` refuses it, and `/readyz`,
+/// `fig route status`, `fig route list` and `fig_proxy_flags_error` name the error and how old
+/// the flags served are, until the file is good again.
+#[test]
+fn a_broken_flag_store_shows_where_operators_look() {
+    let upstreams = crate::support::upstreams::Upstreams::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("flags.json");
+    let config = dir.path().join("fig-proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[upstreams.monolith]\naddresses = [\"http://{}\"]\n\n[upstreams.payment-service]\naddresses = [\"http://{}\"]\n\n[[routes]]\nname = \"payments\"\nmatch = {{ prefix = \"/payments\" }}\nservice = \"payment-service\"\nflag = \"pay\"\n\n[flags]\nfile = \"flags.json\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\ngenerate_token = false\n",
+            upstreams.monolith, upstreams.service
+        ),
+    )
+    .expect("write the config");
+
+    let check = fig()
+        .args(["proxy", "--check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("fig proxy --check runs");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[flags] file: no flag store at")
+            && stderr.contains("flags.json create NAME` makes one"),
+        "{stderr}"
+    );
+
+    run_ok(&store, &["create", "pay"]);
+    run_ok(&store, &["enable", "pay"]);
+    let good = std::fs::read_to_string(&store).expect("read the store");
+    let mut command = fig();
+    command.arg("proxy").arg("--config").arg(&config);
+    let mut proc = crate::support::procs::Proc::spawn("fig proxy", command);
+    let admin = proc.address("admin on http://");
+    assert_eq!(
+        admin_until(admin, "/readyz", |body| body == "ready\n").0,
+        200
+    );
+
+    // Corrupted under the running proxy, as a hand edit or a bad deploy would.
+    std::fs::write(&store, "{\"version\": 2,\n \"features\": [}\n").expect("corrupt the store");
+    let (status, body) = admin_until(admin, "/readyz", |body| body.contains("flag store error"));
+    assert_eq!(status, 200, "the last good flags keep serving: {body}");
+    assert!(
+        body.contains("flags.json:2:15: expected value") && body.contains("last confirmed"),
+        "{body}"
+    );
+    let route = |args: &[&str]| {
+        let output = fig()
+            .arg("route")
+            .arg("--admin")
+            .arg(format!("http://{admin}"))
+            .args(args)
+            .env_remove("FIG_ADMIN_TOKEN")
+            .output()
+            .expect("fig route runs");
+        assert!(output.status.success(), "fig route {args:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let status_text = route(&["status"]);
+    assert!(
+        status_text.contains("STORE ERROR") && status_text.contains("flags.json:2:15"),
+        "{status_text}"
+    );
+    assert!(route(&["list"]).contains("STORE ERROR"));
+    let (_, metrics) = admin_get(admin, "/metrics");
+    assert!(metrics.contains("fig_proxy_flags_error 1"), "{metrics}");
+    // The flags served grow older while the file stays broken.
+    std::thread::sleep(Duration::from_millis(1200));
+    let doc: Value = serde_json::from_str(&route(&["list", "--format", "json"])).expect("JSON");
+    assert!(
+        doc["flags_staleness_seconds"]
+            .as_f64()
+            .is_some_and(|age| age >= 1.0),
+        "{doc}"
+    );
+
+    // Fixed: the error is gone everywhere.
+    std::fs::write(&store, good).expect("repair the store");
+    assert_eq!(
+        admin_until(admin, "/readyz", |body| body == "ready\n").0,
+        200
+    );
+    let (_, metrics) = admin_get(admin, "/metrics");
+    assert!(metrics.contains("fig_proxy_flags_error 0"), "{metrics}");
+    assert!(!route(&["status"]).contains("STORE ERROR"));
+    assert!(proc.is_running());
+}
+
+/// Issue 17, item 9: `fig route list` showed `ERRORS 0` on a route whose service answered 500
+/// to every request (the count was of failed attempts only, and the fallback answered the
+/// users), an enabled 50% rollout as `(off)` (the flag evaluated for a request without a user),
+/// and `prefix = "/orders"` as `/orders/**`. It now counts the errors the route saw, shows a
+/// flag whose strategies decide per user as `varies`, and shows a match as the config writes it.
+#[test]
+fn fig_route_list_shows_what_the_route_saw() {
+    use crate::support::faulty::{Faulty, Mode};
+    let broken = Faulty::start("broken", Mode::Error);
+    let upstreams = crate::support::upstreams::Upstreams::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("flags.json");
+    run_ok(&store, &["create", "half"]);
+    run_ok(&store, &["rollout", "half", "50"]);
+    run_ok(&store, &["enable", "half"]);
+    let config = dir.path().join("fig-proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[upstreams.monolith]\naddresses = [\"http://{}\"]\n\n[upstreams.payment-service]\naddresses = [\"http://{}\"]\n\n[upstreams.broken]\naddresses = [\"http://{}\"]\n\n[[routes]]\nname = \"orders\"\nmatch = {{ prefix = \"/orders\" }}\nservice = \"payment-service\"\nflag = \"half\"\n\n[[routes]]\nname = \"api\"\nmatch = {{ pattern = \"/api/**\" }}\nservice = \"broken\"\n\n[flags]\nfile = \"flags.json\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\ngenerate_token = false\n",
+            upstreams.monolith, upstreams.service, broken.addr
+        ),
+    )
+    .expect("write the config");
+    let mut command = fig();
+    command.arg("proxy").arg("--config").arg(&config);
+    let mut proc = crate::support::procs::Proc::spawn("fig proxy", command);
+    let addr = proc.address("listening on http://");
+    let admin = proc.address("admin on http://");
+    admin_until(admin, "/readyz", |body| body == "ready\n");
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+    for idx in 0..4 {
+        // The service answers 500; the fallback (the monolith) answers instead.
+        let response = client
+            .get(format!("http://{addr}/api/{idx}"))
+            .send()
+            .expect("GET through the proxy");
+        assert_eq!(response.status().as_u16(), 404);
+    }
+    // A POST is not retried: the service's 500 is the answer.
+    let response = client
+        .post(format!("http://{addr}/api/pay"))
+        .body("{}")
+        .send()
+        .expect("POST through the proxy");
+    assert_eq!(response.status().as_u16(), 500);
+    let output = fig()
+        .args(["route", "list", "--admin"])
+        .arg(format!("http://{admin}"))
+        .env_remove("FIG_ADMIN_TOKEN")
+        .output()
+        .expect("fig route runs");
+    let table = String::from_utf8_lossy(&output.stdout);
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{table}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(table.starts_with("ROUTE "), "{table}");
+    assert_eq!(
+        row("orders"),
+        "orders prefix /orders half (varies) payment-service monolith by flag 0 0",
+        "{table}"
+    );
+    assert_eq!(
+        row("api"),
+        "api /api/** - broken monolith to service 5 5",
+        "{table}"
+    );
+    assert!(proc.is_running());
 }

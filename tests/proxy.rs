@@ -491,13 +491,14 @@ fn fig_route_list_and_status_for_a_person() {
     insta::assert_snapshot!(text(&["list"]), @r"
     ROUTE     MATCH         FLAG                    SERVICE          FALLBACK  STATE    REQUESTS  ERRORS
     payments  /payments/**  payments-service (off)  payment-service  monolith  by flag  3         0
-    flag on/off: for a request without a user; a gradual rollout still sends its share of users to the service
+    flag: on or off for everyone, or `varies` when its strategies decide per user (a gradual rollout, a user list)
     requests no route matches go to `monolith`; flags loaded
     ");
     insta::assert_snapshot!(text(&["status"]), @r"
     admin             http://[ADMIN]
     health            ok
     ready             ready
+    flags             loaded
     routes            1 (none rolled back)
     default upstream  monolith
     state file        [STATE_FILE]

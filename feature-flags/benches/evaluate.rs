@@ -6,7 +6,9 @@
 //!   constraint ("on for everyone", the proxy's usual flag), which a snapshot answers as a
 //!   constant without the engine. Before measuring, each case counts heap allocations per
 //!   evaluation with a counting global allocator and prints them.
-//! - `change_visible/file`: a `FileStore` write until a watching [`Flags`] sees it.
+//! - `change_visible/file`: a `FileStore` write until a watching [`Flags`] sees it (woken by the
+//!   operating system's notification); `change_visible/file-poll`: the same with polling alone
+//!   (`FileConfig::notify = false`, the 200 ms poll), measured in the same run.
 //! - `change_visible/unleash`: an Admin API change until a [`Flags`] polling every second sees
 //!   it; needs `UNLEASH_URL`, `UNLEASH_CLIENT_TOKEN`, `UNLEASH_ADMIN_TOKEN` and is skipped,
 //!   loudly, without them.
@@ -122,32 +124,37 @@ fn change_visible(c: &mut Criterion) {
     group.warm_up_time(Duration::from_millis(500));
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("flags.json");
-    let store = FileStore::new(&path, "bench");
-    store.create("checkout", None).expect("create");
-    let flags = runtime
-        .block_on(Flags::open(StoreConfig::File(FileConfig::new(&path))))
-        .expect("open");
     let ctx = Context::default();
-    let mut on = false;
-    group.bench_function("file", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                on = !on;
-                let start = Instant::now();
-                if on {
-                    store.enable("checkout")
-                } else {
-                    store.disable("checkout")
+    for (name, notify) in [("file", true), ("file-poll", false)] {
+        let dir = tempfile::tempdir_in(dir.path()).expect("tempdir");
+        let path = dir.path().join("flags.json");
+        let store = FileStore::new(&path, "bench");
+        store.create("checkout", None).expect("create");
+        let mut config = FileConfig::new(&path);
+        config.notify = notify;
+        let flags = runtime
+            .block_on(Flags::open(StoreConfig::File(config)))
+            .expect("open");
+        let mut on = false;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    on = !on;
+                    let start = Instant::now();
+                    if on {
+                        store.enable("checkout")
+                    } else {
+                        store.disable("checkout")
+                    }
+                    .expect("write");
+                    wait_until(|| flags.is_enabled("checkout", &ctx) == on);
+                    total += start.elapsed();
                 }
-                .expect("write");
-                wait_until(|| flags.is_enabled("checkout", &ctx) == on);
-                total += start.elapsed();
-            }
-            total
-        })
-    });
+                total
+            })
+        });
+    }
 
     let var = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
     match (

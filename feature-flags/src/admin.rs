@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use unleash_types::client_features::{ClientFeature, ClientFeatures, Constraint, StrategyVariant};
 
-use crate::edit::{self, Change, Stickiness};
+use crate::edit::{self, Change, ListEdit, Stickiness};
 use crate::error::{Error, Result};
 use crate::unleash::{base_url, check_status, url_encode};
 
@@ -192,10 +192,13 @@ impl UnleashAdmin {
         .await
     }
 
-    /// Sets the user ids the flag is on for (a 100% rollout constrained to `userId IN`).
-    pub async fn users(&self, name: &str, ids: &[String]) -> Result<Change> {
+    /// Sets or edits the user ids the flag is on for while it is on (a 100% rollout
+    /// constrained to `userId IN`).
+    pub async fn users(&self, name: &str, edit: &ListEdit) -> Result<Change> {
         edit::validate_name(name)?;
-        let ids = edit::validate_users(ids)?;
+        edit::validate_user_edit(edit)?;
+        let current = self.feature(name).await?;
+        let ids = edit::edit_list(&edit::user_list(&current), &edit::trimmed(edit), "user")?;
         let wanted = edit::users_strategy(name, &ids);
         self.put_strategy(name, "users", wanted, |s| {
             edit::is_users_strategy(&s.to_strategy())
@@ -203,17 +206,13 @@ impl UnleashAdmin {
         .await
     }
 
-    /// Sets the IP addresses or CIDR blocks the flag is on for (`remoteAddress`).
-    pub async fn ips(&self, name: &str, cidrs: &[String]) -> Result<Change> {
+    /// Sets or edits the IP addresses or CIDR blocks the flag is on for while it is on
+    /// (`remoteAddress`).
+    pub async fn ips(&self, name: &str, edit: &ListEdit) -> Result<Change> {
         edit::validate_name(name)?;
-        if cidrs.is_empty() {
-            return Err(Error::InvalidArgument(
-                "give at least one address".to_owned(),
-            ));
-        }
-        for cidr in cidrs {
-            edit::validate_cidr(cidr)?;
-        }
+        edit::validate_ips(edit)?;
+        let current = self.feature(name).await?;
+        let cidrs = edit::edit_list(&edit::ip_list(&current), &edit::trimmed(edit), "address")?;
         let params = std::collections::HashMap::from([("IPs".to_owned(), cidrs.join(","))]);
         let wanted = edit::strategy("remoteAddress", params);
         self.put_strategy(name, "ips", wanted, |s| {

@@ -61,6 +61,71 @@ impl Change {
         };
         format!("{} → {}", side(&self.old), side(&self.new))
     }
+
+    /// For `users` and `ips`: the entries added, the entries removed, and the list now.
+    pub fn list_change(&self) -> Option<(Vec<String>, Vec<String>, Vec<String>)> {
+        let list: fn(&ClientFeature) -> Vec<String> = match self.action.as_str() {
+            "users" => user_list,
+            "ips" => ip_list,
+            _ => return None,
+        };
+        let old = self.old.as_ref().map(list).unwrap_or_default();
+        let new = self.new.as_ref().map(list).unwrap_or_default();
+        let added = new.iter().filter(|e| !old.contains(e)).cloned().collect();
+        let removed = old.iter().filter(|e| !new.contains(e)).cloned().collect();
+        Some((added, removed, new))
+    }
+
+    /// What a person should know about the flag after this change, if anything: a `users` or
+    /// `ips` list on a flag that is off does nothing until it is enabled, and one beside a
+    /// strategy that already turns the flag on for everyone changes nobody's answer.
+    pub fn note(&self) -> Option<String> {
+        if !matches!(self.action.as_str(), "users" | "ips") {
+            return None;
+        }
+        let new = self.new.as_ref()?;
+        if !new.enabled {
+            return Some(format!(
+                "`{}` is off: the list takes effect once it is switched on (`fig flags enable {}`), which keeps it",
+                self.flag, self.flag
+            ));
+        }
+        let everyone = new.strategies.iter().flatten().any(|s| {
+            is_plain(s, "flexibleRollout")
+                && s.parameters
+                    .as_ref()
+                    .and_then(|params| params.get("rollout"))
+                    .is_some_and(|rollout| rollout == "100")
+        });
+        everyone.then(|| {
+            format!(
+                "`{}` also has a 100% rollout, so it is on for everyone and the list changes nothing; `fig flags rollout {} 0` limits it to the list",
+                self.flag, self.flag
+            )
+        })
+    }
+}
+
+/// Whether `features` (what a reader gets) already show `change`: the flag is gone after a
+/// delete, or present with the same state and the same strategies in words ([`describe_strategy`],
+/// in any order) as the writer left it.
+pub(crate) fn shows(features: &ClientFeatures, change: &Change) -> bool {
+    let seen = features.features.iter().find(|f| f.name == change.flag);
+    let words = |feature: &ClientFeature| {
+        let mut strategies: Vec<String> = feature
+            .strategies
+            .iter()
+            .flatten()
+            .map(describe_strategy)
+            .collect();
+        strategies.sort_unstable();
+        (feature.enabled, strategies)
+    };
+    match (&change.new, seen) {
+        (None, seen) => seen.is_none(),
+        (Some(_), None) => false,
+        (Some(new), Some(seen)) => words(new) == words(seen),
+    }
 }
 
 /// A flag in words: `on` or `off`, then its strategies.
@@ -240,13 +305,109 @@ pub(crate) fn rollout(
     })
 }
 
+/// How `users` and `ips` change a flag's list: replace it, or add and remove entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListEdit {
+    /// The list becomes exactly these entries.
+    Set(Vec<String>),
+    /// These entries are added (those already there are kept once) and these removed.
+    Change {
+        /// Entries to add.
+        add: Vec<String>,
+        /// Entries to remove; each must be in the list.
+        remove: Vec<String>,
+    },
+}
+
+/// The list `edit` makes of `current`, in order: kept entries first, then added ones. Removing
+/// an entry that is not there, or every entry, is an error (an empty list would turn nobody on,
+/// and no list at all is a different strategy).
+pub(crate) fn edit_list(current: &[String], edit: &ListEdit, what: &str) -> Result<Vec<String>> {
+    let res = match edit {
+        ListEdit::Set(entries) => {
+            let mut res: Vec<String> = Vec::new();
+            for entry in entries {
+                if !res.contains(entry) {
+                    res.push(entry.clone());
+                }
+            }
+            res
+        }
+        ListEdit::Change { add, remove } => {
+            for entry in remove {
+                if !current.contains(entry) {
+                    return Err(Error::InvalidArgument(format!(
+                        "`{entry}` is not in the flag's {what} list ({})",
+                        if current.is_empty() {
+                            "it has none".to_owned()
+                        } else {
+                            current.join(", ")
+                        }
+                    )));
+                }
+            }
+            let mut res: Vec<String> = current
+                .iter()
+                .filter(|entry| !remove.contains(entry))
+                .cloned()
+                .collect();
+            for entry in add {
+                if !res.contains(entry) {
+                    res.push(entry.clone());
+                }
+            }
+            res
+        }
+    };
+    if res.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "that leaves the {what} list empty; keep at least one, or switch the flag off with `fig flags disable`"
+        )));
+    }
+    Ok(res)
+}
+
+/// The user ids of the flag's `users` strategy (empty when it has none).
+pub(crate) fn user_list(feature: &ClientFeature) -> Vec<String> {
+    feature
+        .strategies
+        .iter()
+        .flatten()
+        .find(|s| is_users_strategy(s))
+        .and_then(|s| s.constraints.as_ref())
+        .and_then(|constraints| constraints.first())
+        .and_then(|c| c.values.clone())
+        .unwrap_or_default()
+}
+
+/// The addresses of the flag's `remoteAddress` strategy (empty when it has none).
+pub(crate) fn ip_list(feature: &ClientFeature) -> Vec<String> {
+    feature
+        .strategies
+        .iter()
+        .flatten()
+        .find(|s| is_plain(s, "remoteAddress"))
+        .and_then(|s| s.parameters.as_ref())
+        .and_then(|params| params.get("IPs"))
+        .map(|ips| {
+            ips.split(',')
+                .map(str::trim)
+                .filter(|ip| !ip.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Sets the user ids the flag is on for: a 100% `flexibleRollout` constrained to `userId IN
 /// [ids]`. Unleash 7 and later no longer offer the old `userWithId` strategy type and suggest
 /// exactly this instead; it evaluates the same in every SDK, and files that still use
-/// `userWithId` keep working.
-pub(crate) fn users(features: &mut ClientFeatures, name: &str, ids: &[String]) -> Result<Change> {
-    let ids = validate_users(ids)?;
+/// `userWithId` keep working. Like every strategy it counts only while the flag is on, and it
+/// adds to the others: a user gets the flag when any strategy says so.
+pub(crate) fn users(features: &mut ClientFeatures, name: &str, edit: &ListEdit) -> Result<Change> {
+    validate_user_edit(edit)?;
     modify(features, name, "users", |feature| {
+        let ids = edit_list(&user_list(feature), &trimmed(edit), "user")?;
         let strategies = feature.strategies.get_or_insert_with(Vec::new);
         let wanted = users_strategy(name, &ids);
         match strategies.iter_mut().find(|s| is_users_strategy(s)) {
@@ -255,6 +416,29 @@ pub(crate) fn users(features: &mut ClientFeatures, name: &str, ids: &[String]) -
         }
         Ok(())
     })
+}
+
+/// Checks the user ids an edit names: none empty, and at least one.
+pub(crate) fn validate_user_edit(edit: &ListEdit) -> Result<()> {
+    match edit {
+        ListEdit::Set(ids) => validate_users(ids).map(drop),
+        ListEdit::Change { add, remove } => {
+            let all: Vec<String> = add.iter().chain(remove).cloned().collect();
+            validate_users(&all).map(drop)
+        }
+    }
+}
+
+/// `edit` with every entry trimmed.
+pub(crate) fn trimmed(edit: &ListEdit) -> ListEdit {
+    let trim = |entries: &[String]| entries.iter().map(|e| e.trim().to_owned()).collect();
+    match edit {
+        ListEdit::Set(entries) => ListEdit::Set(trim(entries)),
+        ListEdit::Change { add, remove } => ListEdit::Change {
+            add: trim(add),
+            remove: trim(remove),
+        },
+    }
 }
 
 pub(crate) fn validate_users(ids: &[String]) -> Result<Vec<String>> {
@@ -288,21 +472,32 @@ pub(crate) fn is_users_strategy(strategy: &Strategy) -> bool {
             if c.context_name == "userId" && c.operator == Operator::In && !c.inverted)
 }
 
-/// Sets the flag's `remoteAddress` list.
-pub(crate) fn ips(features: &mut ClientFeatures, name: &str, cidrs: &[String]) -> Result<Change> {
-    if cidrs.is_empty() {
+/// Sets or edits the flag's `remoteAddress` list.
+pub(crate) fn ips(features: &mut ClientFeatures, name: &str, edit: &ListEdit) -> Result<Change> {
+    validate_ips(edit)?;
+    modify(features, name, "ips", |feature| {
+        let cidrs = edit_list(&ip_list(feature), &trimmed(edit), "address")?;
+        set_list_strategy(feature, "remoteAddress", "IPs", cidrs.join(","));
+        Ok(())
+    })
+}
+
+/// Checks the addresses an `ips` edit adds or sets.
+pub(crate) fn validate_ips(edit: &ListEdit) -> Result<()> {
+    let (ListEdit::Set(cidrs) | ListEdit::Change { add: cidrs, .. }) = edit;
+    let n_named = match edit {
+        ListEdit::Set(cidrs) => cidrs.len(),
+        ListEdit::Change { add, remove } => add.len() + remove.len(),
+    };
+    if n_named == 0 {
         return Err(Error::InvalidArgument(
             "give at least one address".to_owned(),
         ));
     }
     for cidr in cidrs {
-        validate_cidr(cidr)?;
+        validate_cidr(cidr.trim())?;
     }
-    let value = cidrs.join(",");
-    modify(features, name, "ips", |feature| {
-        set_list_strategy(feature, "remoteAddress", "IPs", value);
-        Ok(())
-    })
+    Ok(())
 }
 
 pub(crate) fn delete(features: &mut ClientFeatures, name: &str) -> Result<Change> {

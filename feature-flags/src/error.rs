@@ -20,6 +20,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A flag store file that does not exist, read by a command that only reads. Only a
+    /// command that writes creates the store.
+    #[error(
+        "no flag store at `{path}`; `fig flags --store {path} create NAME` makes one",
+        path = .0.display()
+    )]
+    NoStore(PathBuf),
+    /// A flag store file that is empty (or only whitespace): not client API JSON, and never
+    /// read as "no flags", so a file caught half-written cannot switch every flag off.
+    #[error(
+        "`{path}` is empty, not a flag store; `fig flags --store {path} create NAME` writes a store into it",
+        path = .0.display()
+    )]
+    EmptyStore(PathBuf),
     /// A flags file is not valid client API JSON; carries the position serde_json reported.
     #[error("{path}:{line}:{column}: {reason}")]
     Parse {
@@ -31,6 +45,18 @@ pub enum Error {
         column: usize,
         /// What is wrong there.
         reason: String,
+    },
+    /// A key the flags file format does not have (most often a typo, such as `enable`).
+    #[error("{path}: unknown key `{key}` in {place}{hint}", path = path.display(), hint = nearest.map(|name| format!("; did you mean `{name}`?")).unwrap_or_default())]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// Where: `the file`, `flag `f``, `flag `f`, strategy 0, constraint 1`, ...
+        place: String,
+        /// The key.
+        key: String,
+        /// The valid key nearest to it, if one is close.
+        nearest: Option<&'static str>,
     },
     /// A flag's strategies or constraints cannot be compiled (for example a bad operator).
     #[error("{path}: flag `{flag}`: {reason}")]

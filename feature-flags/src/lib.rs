@@ -64,7 +64,9 @@ mod constant;
 mod context;
 mod edit;
 mod error;
+mod explain;
 mod file;
+mod hint;
 mod snapshot;
 mod unleash;
 
@@ -79,11 +81,12 @@ use unleash_types::client_metrics::ToggleStats;
 pub use admin::UnleashAdmin;
 pub use atomic::{FileMode, create_atomically, write_atomically, write_atomically_with};
 pub use context::{Context, ContextRef};
-pub use edit::{Change, Stickiness, describe, describe_strategy};
+pub use edit::{Change, ListEdit, Stickiness, describe, describe_strategy};
 pub use error::{Error, Result};
 pub use file::{AuditEntry, FileConfig, FileStore, load_file, parse_features, to_json};
+pub use hint::{did_you_mean, nearest_name};
 pub use snapshot::{Evaluation, FlagSummary, Payload, Reason, Variant};
-pub use unleash::{UnleashConfig, fetch_features};
+pub use unleash::{UnleashConfig, fetch_features, wait_until_visible};
 pub use unleash_types::client_features::{ClientFeature, ClientFeatures};
 
 use snapshot::{Defaults, Snapshot};
@@ -108,7 +111,8 @@ struct Inner {
     defaults: Defaults,
     revision: watch::Sender<u64>,
     ready: AtomicBool,
-    /// When flags were last fetched or confirmed unchanged (Unleash only).
+    /// When the flags served were last fetched or confirmed current (the server answered, or
+    /// the watcher found the file good).
     refreshed: Mutex<Option<Instant>>,
     /// Why the last reload or poll failed, cleared by the next success.
     last_error: Mutex<Option<String>>,
@@ -146,8 +150,9 @@ impl Flags {
     /// Flags whose rules cannot be compiled are off, as in every Unleash SDK, and logged.
     pub fn from_features(features: ClientFeatures) -> Flags {
         let flags = Flags::new(Defaults::default());
-        for warning in flags.apply(features) {
-            tracing::warn!(flag = %warning.toggle_name, "{}", warning.message);
+        let warnings = flags.apply(features);
+        for (flag, reason) in explain::explain_warnings(&flags, warnings) {
+            tracing::warn!(flag = %flag, "{reason}");
         }
         flags
     }
@@ -217,8 +222,9 @@ impl Flags {
         self.inner.ready.load(Ordering::Acquire)
     }
 
-    /// Time since the server last answered (Unleash); `None` for a file store or before the
-    /// first answer.
+    /// How old the flags being served are: for Unleash, the time since the server last
+    /// answered; for a file store, the time since the watcher last found the file good and
+    /// served it (it grows while the file is missing or refused). `None` before the first load.
     pub fn staleness(&self) -> Option<Duration> {
         let refreshed = *self
             .inner

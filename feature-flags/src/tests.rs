@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::{Context, Flags, Reason, file};
+use crate::{Context, Flags, ListEdit, Reason, file};
 
 #[track_caller]
 fn flags(json: &str) -> Flags {
@@ -171,4 +171,178 @@ fn create_atomically_never_replaces() {
         ["admin-token"],
         "no temporary file is left"
     );
+}
+
+#[test]
+fn did_you_mean_names_the_nearest_expected_key() {
+    use crate::did_you_mean;
+    assert_eq!(
+        did_you_mean("unknown field `max_cycle`, expected one of `max_cycles`, `baseline`"),
+        "unknown field `max_cycle`, expected one of `max_cycles`, `baseline`; did you mean `max_cycles`?"
+    );
+    assert_eq!(
+        did_you_mean("unknown field `fille`, expected `file` or `unleash`"),
+        "unknown field `fille`, expected `file` or `unleash`; did you mean `file`?"
+    );
+    // Nothing close: no guess.
+    assert_eq!(
+        did_you_mean("unknown field `zzz`, expected `file` or `unleash`"),
+        "unknown field `zzz`, expected `file` or `unleash`"
+    );
+    assert_eq!(did_you_mean("expected a string"), "expected a string");
+}
+
+#[track_caller]
+fn check_list_edit(current: &[&str], edit: ListEdit, expect: Result<&[&str], &str>) {
+    let current: Vec<String> = current.iter().map(|s| (*s).to_owned()).collect();
+    let res = crate::edit::edit_list(&current, &edit, "user");
+    match expect {
+        Ok(want) => assert_eq!(res.expect("an edit that works"), want),
+        Err(want) => assert!(
+            res.as_ref()
+                .is_err_and(|err| err.to_string().contains(want)),
+            "{res:?}"
+        ),
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+// Issue 17, item 5: `users` replaced the list; --add and --remove edit it.
+#[test]
+fn a_list_edit_adds_removes_or_replaces() {
+    let change = |add: &[&str], remove: &[&str]| ListEdit::Change {
+        add: strings(add),
+        remove: strings(remove),
+    };
+    check_list_edit(&["a", "b"], change(&["c"], &[]), Ok(&["a", "b", "c"]));
+    check_list_edit(&["a", "b"], change(&["b", "c"], &["a"]), Ok(&["b", "c"]));
+    check_list_edit(
+        &["a"],
+        ListEdit::Set(strings(&["x", "x", "y"])),
+        Ok(&["x", "y"]),
+    );
+    check_list_edit(&[], change(&["a"], &[]), Ok(&["a"]));
+    check_list_edit(
+        &["a"],
+        change(&[], &["z"]),
+        Err("`z` is not in the flag's user list (a)"),
+    );
+    check_list_edit(
+        &["a"],
+        change(&[], &["a"]),
+        Err("leaves the user list empty"),
+    );
+}
+
+#[test]
+fn users_on_a_flag_that_is_off_says_when_it_takes_effect() {
+    let mut features =
+        file::parse_features(Path::new("t.json"), r#"{"version":2,"features":[]}"#).expect("valid");
+    crate::edit::create(&mut features, "f", None).expect("create");
+    let change =
+        crate::edit::users(&mut features, "f", &ListEdit::Set(strings(&["alice"]))).expect("users");
+    assert!(
+        change.note().is_some_and(|note| note.contains("is off")),
+        "{:?}",
+        change.note()
+    );
+    // `enable` keeps the list: on for alice only, not for everyone.
+    crate::edit::set_enabled(&mut features, "f", true).expect("enable");
+    let flags = Flags::from_features(features.clone());
+    let user = |id: &str| Context {
+        user_id: Some(id.to_owned()),
+        ..Context::default()
+    };
+    assert!(flags.is_enabled("f", &user("alice")));
+    assert!(!flags.is_enabled("f", &user("bob")));
+    // Beside a 100% rollout the list changes nobody's answer, and the note says so.
+    crate::edit::rollout(&mut features, "f", 100, None).expect("rollout");
+    let change = crate::edit::users(
+        &mut features,
+        "f",
+        &ListEdit::Change {
+            add: strings(&["carol"]),
+            remove: Vec::new(),
+        },
+    )
+    .expect("users --add");
+    assert!(
+        change
+            .note()
+            .is_some_and(|note| note.contains("on for everyone"))
+    );
+    assert_eq!(
+        change.list_change(),
+        Some((
+            strings(&["carol"]),
+            Vec::new(),
+            strings(&["alice", "carol"])
+        ))
+    );
+}
+
+// Issue 17, item 8: the engine's `StrategyParseError("Failed to parse rule ...")` dump becomes
+// the strategy and constraint at fault and what the operator needs.
+#[test]
+fn engine_errors_name_the_constraint_at_fault() {
+    let check = |constraint: &str, want: &str| {
+        let json = format!(
+            r#"{{"version":2,"features":[{{"name":"f","enabled":true,"strategies":[
+                {{"name":"default"}},
+                {{"name":"flexibleRollout","parameters":{{"rollout":"50","groupId":"f"}},
+                  "constraints":[{{"contextName":"userId","operator":"IN","values":["a"]}},{constraint}]}}]}}]}}"#
+        );
+        let err = file::parse_features(Path::new("flags.json"), &json)
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(err, format!("flags.json: flag `f`: {want}"));
+        assert!(!err.contains("StrategyParseError"));
+    };
+    check(
+        r#"{"contextName":"n","operator":"NUM_EQ","value":"abc"}"#,
+        "strategy 1 (flexibleRollout): constraint `n NUM_EQ abc` cannot be compiled: the operator needs a number as `value`",
+    );
+    check(
+        r#"{"contextName":"appVersion","operator":"SEMVER_EQ","value":"1.x"}"#,
+        "strategy 1 (flexibleRollout): constraint `appVersion SEMVER_EQ 1.x` cannot be compiled: the operator needs a version as `value`, such as 1.2.3",
+    );
+    check(
+        r#"{"contextName":"userId","operator":"STR_EQUALS","values":["a"]}"#,
+        "strategy 1 (flexibleRollout): constraint `userId STR_EQUALS [a]` cannot be compiled: the operator is not one Unleash knows (IN, NOT_IN, STR_CONTAINS, STR_STARTS_WITH, STR_ENDS_WITH, NUM_EQ, NUM_GT, NUM_GTE, NUM_LT, NUM_LTE, DATE_AFTER, DATE_BEFORE, SEMVER_EQ, SEMVER_GT, SEMVER_LT)",
+    );
+}
+
+// Issue 17, item 1 ("same rule for every file Fig reads"): serde skipped unknown keys, so
+// `"enable": true` left the flag off without a word.
+#[test]
+fn an_unknown_key_in_a_flags_file_is_refused_with_the_nearest_one() {
+    let check = |json: &str, want: &str| {
+        let err = file::parse_features(Path::new("flags.json"), json)
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(err, want);
+    };
+    check(
+        r#"{"version":2,"features":[{"name":"f","enable":true}]}"#,
+        "flags.json: unknown key `enable` in flag `f`; did you mean `enabled`?",
+    );
+    check(
+        r#"{"version":2,"feature":[]}"#,
+        "flags.json: unknown key `feature` in the file; did you mean `features`?",
+    );
+    check(
+        r#"{"version":2,"features":[{"name":"f","enabled":true,"strategies":[{"name":"default","constraints":[{"contextName":"userId","operator":"IN","value":["a"],"invert":true}]}]}]}"#,
+        "flags.json: unknown key `invert` in flag `f`, strategy 0, constraint 0; did you mean `inverted`?",
+    );
+    // What an Unleash server adds to its answer is not a typo.
+    file::parse_features(
+        Path::new("flags.json"),
+        r#"{"version":2,"features":[{"name":"f","enabled":true,"stale":false,"impressionData":false,
+            "strategies":[{"id":"6f1c","name":"default","title":"","disabled":false,"constraints":[]}]}],
+            "query":{"project":["default"],"inlineSegmentConstraints":true},"meta":{"revisionId":3}}"#,
+    )
+    .expect("a server's answer is a valid flags file");
 }

@@ -212,12 +212,40 @@ pub async fn fetch_features(config: &UnleashConfig) -> Result<ClientFeatures> {
     }
 }
 
+/// Waits until the client API shows every one of `changes`, asking every 100 ms for at most
+/// `limit`: how long it took, or `None` if it still did not show them.
+///
+/// Unleash answers its client API from a cache it refreshes about every second, so a flag
+/// created through the Admin API is missing from it for a moment; `fig flags` waits here after
+/// a write so that the next command (and a proxy's next poll) reads what was written.
+pub async fn wait_until_visible(
+    config: &UnleashConfig,
+    changes: &[crate::Change],
+    limit: Duration,
+) -> Result<Option<Duration>> {
+    let client = Client::new(config)?;
+    let start = std::time::Instant::now();
+    loop {
+        if let Fetched::Features(features, _) = client.fetch(None).await?
+            && changes
+                .iter()
+                .all(|change| crate::edit::shows(&features, change))
+        {
+            return Ok(Some(start.elapsed()));
+        }
+        if start.elapsed() >= limit {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn apply(flags: &Flags, features: ClientFeatures, backup_path: &std::path::Path, url: &str) {
     let n_flags = features.features.len();
     let text = to_json(&features);
     let warnings = flags.apply(features);
-    for warning in warnings {
-        tracing::warn!(flag = %warning.toggle_name, url, "{}", warning.message);
+    for (flag, reason) in crate::explain::explain_warnings(flags, warnings) {
+        tracing::warn!(flag = %flag, url, "{reason}");
     }
     tracing::info!(
         n_flags,

@@ -1,9 +1,11 @@
 //! `fig check`: architecture rules for CI, read from the `[check]` table of `fig.toml`.
 //!
 //! The configuration is parsed into raw types that keep their spans, then validated into
-//! `analyzer::check::Rules`; every problem is reported as `file:line: reason` and exits 2. The
-//! rules themselves are pure functions in `analyzer::check`. Exit 1 when a rule is violated, 0
-//! when the workspace passes.
+//! `analyzer::check::Rules`; every problem is reported as `file:line:column: reason` and exits 2.
+//! A table or key `fig.toml` does not have is such a problem, with the nearest valid name, so a
+//! typo cannot turn the gate off; a file that sets no rule is a note (an error with `--strict`).
+//! The rules themselves are pure functions in `analyzer::check`. Exit 1 when a rule is
+//! violated, 0 when the workspace passes.
 
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -46,6 +48,11 @@ pub struct Args {
     /// Output format of the findings.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Fail (exit 2) when there is nothing to check: no fig.toml, or one that sets no rule and
+    /// no baseline. Without it, that is a note on stderr and the check passes.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Output formats of `fig check`.
@@ -88,9 +95,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Err(errors) => {
                     for error in errors {
                         eprintln!(
-                            "error: {}:{}: {}",
+                            "error: {}:{}:{}: {}",
                             path.display(),
                             error.line,
+                            error.column,
                             error.message
                         );
                     }
@@ -98,18 +106,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        None => {
-            let what = if args.baseline.is_some() || args.write_baseline.is_some() {
-                "only the baseline comparison runs"
-            } else {
-                "there is nothing to check"
-            };
-            eprintln!(
-                "note: no fig.toml found and no --config given: {what} (see docs/guide/architect.md)"
-            );
-            Config::empty()
-        }
+        None => Config::empty(),
     };
+    let with_baseline = args.baseline.is_some() || args.write_baseline.is_some();
+    if !config.sets_a_rule() && !with_baseline {
+        let what = match &config_path {
+            None => "no fig.toml found and no --config given".to_owned(),
+            Some(path) => format!("{} sets no rule and no baseline", path.display()),
+        };
+        if args.strict {
+            eprintln!(
+                "error: {what}: there is nothing to check (--strict); see docs/guide/architect.md"
+            );
+            return Ok(ExitCode::from(exit::ERROR));
+        }
+        eprintln!("note: {what}: there is nothing to check (see docs/guide/architect.md)");
+    } else if config_path.is_none() {
+        eprintln!(
+            "note: no fig.toml found and no --config given: only the baseline comparison runs (see docs/guide/architect.md)"
+        );
+    }
     let baseline_path = args.baseline.clone().or_else(|| {
         let (relative, dir) = (config.baseline.as_ref()?, config_path.as_ref()?.parent()?);
         Some(dir.join(relative))
@@ -180,8 +196,24 @@ fn read_baseline(path: &Path) -> anyhow::Result<Baseline> {
             path.display()
         )
     })?;
-    let json: BaselineJson = serde_json::from_str(&text)
-        .with_context(|| format!("`{}` is not a fig baseline", path.display()))?;
+    if text.trim().is_empty() {
+        anyhow::bail!(
+            "baseline `{}` is empty; write one with `fig check --write-baseline {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    let json: BaselineJson = serde_json::from_str(&text).map_err(|err| {
+        let full = err.to_string();
+        let suffix = format!(" at line {} column {}", err.line(), err.column());
+        anyhow::anyhow!(
+            "{}:{}:{}: not a fig baseline: {}",
+            path.display(),
+            err.line(),
+            err.column(),
+            feature_flags::did_you_mean(full.strip_suffix(&suffix).unwrap_or(&full))
+        )
+    })?;
     if json.schema_version != output::SCHEMA_VERSION {
         anyhow::bail!(
             "`{}` has baseline schema version {}, this fig reads version {}",
@@ -278,6 +310,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether the file asks for any check: a rule, a limit or a baseline.
+    fn sets_a_rule(&self) -> bool {
+        let rules = &self.rules;
+        !rules.forbid.is_empty()
+            || !rules.allow_only.is_empty()
+            || !rules.layers.is_empty()
+            || rules.max_cycles.is_some()
+            || rules.max_bidirectional.is_some()
+            || self.baseline.is_some()
+            || self.explicit_baseline_rule
+    }
+
     fn empty() -> Config {
         Config {
             rules: Rules {
@@ -296,21 +340,32 @@ impl Config {
     }
 }
 
-/// A problem in the configuration, at a line (1-based).
+/// A problem in the configuration, at a line and column (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub line: usize,
+    pub column: usize,
     pub message: String,
 }
 
-/// The file as written. Tables other than `[check]` belong to other commands and are ignored.
+/// The file as written: `[check]` is its only table (`parse_config` refuses any other key
+/// before serde reads it, so a misspelled table cannot turn the rules off).
 #[derive(Debug, Deserialize)]
 struct RawFile {
     check: Option<RawCheck>,
-    max_cycles: Option<Spanned<toml::Value>>,
-    max_bidirectional: Option<Spanned<toml::Value>>,
-    forbid: Option<Spanned<toml::Value>>,
 }
+
+/// The keys of `[check]`, for "belongs in the [check] table".
+const CHECK_KEYS: [&str; 8] = [
+    "max_cycles",
+    "max_bidirectional",
+    "no_new_cycles",
+    "no_new_bidirectional",
+    "baseline",
+    "forbid",
+    "allow",
+    "layer",
+];
 
 /// `[check]`, documented option by option in `docs/guide/architect.md`.
 #[derive(Debug, Deserialize)]
@@ -360,28 +415,60 @@ struct RawLayer {
     modules: Vec<Spanned<String>>,
 }
 
-/// Parses and validates `fig.toml`; on failure, every problem found with its line.
+/// Parses and validates `fig.toml`; on failure, every problem found with its line and column.
+///
+/// Unknown keys are mistakes, with the nearest valid name: a table other than `[check]`
+/// (`[checks]`), a key of `[check]` at the top level, a misspelled key inside `[check]`.
 pub fn parse_config(text: &str) -> Result<Config, Vec<ConfigError>> {
-    let line_of = |span: Range<usize>| text[..span.start.min(text.len())].matches('\n').count() + 1;
-    let raw: RawFile = toml::from_str(text).map_err(|err| {
-        vec![ConfigError {
-            line: err.span().map_or(1, line_of),
-            message: err.message().trim().to_owned(),
-        }]
-    })?;
-    let mut errors = Vec::new();
-    for (key, value) in [
-        ("max_cycles", &raw.max_cycles),
-        ("max_bidirectional", &raw.max_bidirectional),
-        ("forbid", &raw.forbid),
-    ] {
-        if let Some(value) = value {
-            errors.push(ConfigError {
-                line: line_of(value.span()),
-                message: format!("`{key}` belongs in the [check] table"),
-            });
+    let position = |span: Range<usize>| {
+        let start = span.start.min(text.len());
+        let line_start = text[..start].rfind('\n').map_or(0, |idx| idx + 1);
+        (
+            text[..start].matches('\n').count() + 1,
+            text[line_start..start].chars().count() + 1,
+        )
+    };
+    let error_at = |span: Range<usize>, message: String| {
+        let (line, column) = position(span);
+        ConfigError {
+            line,
+            column,
+            message,
         }
+    };
+    let line_of = |span: Range<usize>| position(span).0;
+    let mut errors = Vec::new();
+    let document = toml::de::DeTable::parse(text).map_err(|err| {
+        vec![error_at(
+            err.span().unwrap_or(0..0),
+            err.message().trim().to_owned(),
+        )]
+    })?;
+    for (key, _) in document.get_ref().iter() {
+        let name: &str = key.get_ref();
+        if name == "check" {
+            continue;
+        }
+        let message = if CHECK_KEYS.contains(&name) {
+            format!("`{name}` belongs in the [check] table")
+        } else {
+            let hint = feature_flags::nearest_name(name, ["check"])
+                .map(|near| format!("; did you mean `{near}`?"))
+                .unwrap_or_default();
+            format!("unknown table or key `{name}`: fig.toml has one table, [check]{hint}")
+        };
+        errors.push(error_at(key.span(), message));
     }
+    if !errors.is_empty() {
+        errors.sort_by_key(|error| (error.line, error.column));
+        return Err(errors);
+    }
+    let raw: RawFile = toml::from_str(text).map_err(|err| {
+        vec![error_at(
+            err.span().unwrap_or(0..0),
+            feature_flags::did_you_mean(err.message()),
+        )]
+    })?;
     let mut config = Config::empty();
     let Some(check) = raw.check else {
         return if errors.is_empty() {
@@ -392,12 +479,7 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<ConfigError>> {
     };
     let pattern = |spanned: &Spanned<String>, errors: &mut Vec<ConfigError>| {
         Pattern::parse(spanned.get_ref())
-            .map_err(|err| {
-                errors.push(ConfigError {
-                    line: line_of(spanned.span()),
-                    message: err.to_string(),
-                })
-            })
+            .map_err(|err| errors.push(error_at(spanned.span(), err.to_string())))
             .ok()
     };
     for rule in &check.forbid {
@@ -428,16 +510,16 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<ConfigError>> {
     let mut layer_names = std::collections::BTreeSet::new();
     for layer in &check.layer {
         if !layer_names.insert(layer.name.get_ref().clone()) {
-            errors.push(ConfigError {
-                line: line_of(layer.name.span()),
-                message: format!("layer `{}` is declared twice", layer.name.get_ref()),
-            });
+            errors.push(error_at(
+                layer.name.span(),
+                format!("layer `{}` is declared twice", layer.name.get_ref()),
+            ));
         }
         if layer.modules.is_empty() {
-            errors.push(ConfigError {
-                line: line_of(layer.name.span()),
-                message: format!("layer `{}` has no module patterns", layer.name.get_ref()),
-            });
+            errors.push(error_at(
+                layer.name.span(),
+                format!("layer `{}` has no module patterns", layer.name.get_ref()),
+            ));
         }
         let modules: Vec<Option<Pattern>> = layer
             .modules
@@ -464,10 +546,10 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<ConfigError>> {
         if let Some(value) = value {
             match usize::try_from(*value.get_ref()) {
                 Ok(max) => *slot = Some(max),
-                Err(_) => errors.push(ConfigError {
-                    line: line_of(value.span()),
-                    message: format!("`{key}` must be 0 or more, not {}", value.get_ref()),
-                }),
+                Err(_) => errors.push(error_at(
+                    value.span(),
+                    format!("`{key}` must be 0 or more, not {}", value.get_ref()),
+                )),
             }
         }
     }
@@ -490,7 +572,7 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<ConfigError>> {
     if errors.is_empty() {
         Ok(config)
     } else {
-        errors.sort_by_key(|error| error.line);
+        errors.sort_by_key(|error| (error.line, error.column));
         Err(errors)
     }
 }

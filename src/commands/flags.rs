@@ -18,8 +18,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use feature_flags::{
-    Change, ClientFeature, ClientFeatures, Context, FileStore, Flags, Stickiness, UnleashAdmin,
-    UnleashConfig,
+    Change, ClientFeature, ClientFeatures, Context, FileStore, Flags, ListEdit, Stickiness,
+    UnleashAdmin, UnleashConfig,
 };
 use serde_json::json;
 
@@ -120,21 +120,39 @@ pub enum FlagsCommand {
         #[arg(long, value_enum)]
         stickiness: Option<StickinessArg>,
     },
-    /// Turn a flag on for these user ids (an allow-list).
+    /// Set or edit the flag's list of user ids: a strategy that turns the flag on for them
+    /// while the flag is on (`enable` keeps it). Strategies add up: a user gets the flag when
+    /// any of them says so, so beside a 100% rollout the list changes nothing.
+    #[command(group(clap::ArgGroup::new("edit").required(true).multiple(true).args(["ids", "add", "remove"])))]
     Users {
         /// The flag.
         name: String,
-        /// User ids.
-        #[arg(required = true)]
+        /// The whole list: replaces the one the flag has.
+        #[arg(conflicts_with_all = ["add", "remove"])]
         ids: Vec<String>,
+        /// Add these user ids to the list (repeatable, or comma-separated).
+        #[arg(long, value_name = "ID", value_delimiter = ',')]
+        add: Vec<String>,
+        /// Remove these user ids from the list (repeatable, or comma-separated).
+        #[arg(long, value_name = "ID", value_delimiter = ',')]
+        remove: Vec<String>,
     },
-    /// Turn a flag on for these IP addresses or CIDR blocks (remoteAddress).
+    /// Set or edit the flag's list of IP addresses or CIDR blocks (remoteAddress): a strategy
+    /// that turns the flag on for them while the flag is on (`enable` keeps it); strategies add
+    /// up, as for `users`.
+    #[command(group(clap::ArgGroup::new("edit").required(true).multiple(true).args(["cidrs", "add", "remove"])))]
     Ips {
         /// The flag.
         name: String,
-        /// Addresses such as 10.0.0.0/8 or 192.168.1.7.
-        #[arg(required = true)]
+        /// The whole list, such as 10.0.0.0/8 192.168.1.7: replaces the one the flag has.
+        #[arg(conflicts_with_all = ["add", "remove"])]
         cidrs: Vec<String>,
+        /// Add these addresses to the list (repeatable, or comma-separated).
+        #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+        add: Vec<String>,
+        /// Remove these addresses from the list (repeatable, or comma-separated).
+        #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+        remove: Vec<String>,
     },
     /// Delete a flag (on Unleash: archive it, as its UI does).
     Delete {
@@ -285,8 +303,18 @@ fn run_file(args: &Args, path: PathBuf) -> anyhow::Result<String> {
             percent,
             stickiness: stick,
         } => print_change(&store.rollout(name, *percent, stickiness(*stick))?, format),
-        FlagsCommand::Users { name, ids } => print_change(&store.users(name, ids)?, format),
-        FlagsCommand::Ips { name, cidrs } => print_change(&store.ips(name, cidrs)?, format),
+        FlagsCommand::Users {
+            name,
+            ids,
+            add,
+            remove,
+        } => print_change(&store.users(name, &list_edit(ids, add, remove))?, format),
+        FlagsCommand::Ips {
+            name,
+            cidrs,
+            add,
+            remove,
+        } => print_change(&store.ips(name, &list_edit(cidrs, add, remove))?, format),
         FlagsCommand::Delete { name } => print_change(&store.delete(name)?, format),
         FlagsCommand::Eval {
             name,
@@ -343,27 +371,55 @@ async fn run_unleash(args: &Args, server: &Server) -> anyhow::Result<String> {
     let res = match &args.command {
         FlagsCommand::List => print_list(&read().await?, format),
         FlagsCommand::Show { name } => print_show(&read().await?, name, format)?,
-        FlagsCommand::Create { name, description } => print_change(
-            &admin()?.create(name, description.as_deref()).await?,
-            format,
-        ),
-        FlagsCommand::Enable { name } => print_change(&admin()?.enable(name).await?, format),
-        FlagsCommand::Disable { name } => print_change(&admin()?.disable(name).await?, format),
+        FlagsCommand::Create { name, description } => {
+            let change = admin()?.create(name, description.as_deref()).await?;
+            settle(args, server, std::slice::from_ref(&change)).await;
+            print_change(&change, format)
+        }
+        FlagsCommand::Enable { name } => {
+            let change = admin()?.enable(name).await?;
+            settle(args, server, std::slice::from_ref(&change)).await;
+            print_change(&change, format)
+        }
+        FlagsCommand::Disable { name } => {
+            let change = admin()?.disable(name).await?;
+            settle(args, server, std::slice::from_ref(&change)).await;
+            print_change(&change, format)
+        }
         FlagsCommand::Rollout {
             name,
             percent,
             stickiness: stick,
-        } => print_change(
-            &admin()?.rollout(name, *percent, stickiness(*stick)).await?,
-            format,
-        ),
-        FlagsCommand::Users { name, ids } => {
-            print_change(&admin()?.users(name, ids).await?, format)
+        } => {
+            let change = admin()?.rollout(name, *percent, stickiness(*stick)).await?;
+            settle(args, server, std::slice::from_ref(&change)).await;
+            print_change(&change, format)
         }
-        FlagsCommand::Ips { name, cidrs } => {
-            print_change(&admin()?.ips(name, cidrs).await?, format)
+        FlagsCommand::Users {
+            name,
+            ids,
+            add,
+            remove,
+        } => {
+            let change = admin()?.users(name, &list_edit(ids, add, remove)).await?;
+            settle(args, server, std::slice::from_ref(&change)).await;
+            print_change(&change, format)
         }
-        FlagsCommand::Delete { name } => print_change(&admin()?.delete(name).await?, format),
+        FlagsCommand::Ips {
+            name,
+            cidrs,
+            add,
+            remove,
+        } => {
+            let change = admin()?.ips(name, &list_edit(cidrs, add, remove)).await?;
+            settle(args, server, std::slice::from_ref(&change)).await;
+            print_change(&change, format)
+        }
+        FlagsCommand::Delete { name } => {
+            let change = admin()?.delete(name).await?;
+            settle(args, server, std::slice::from_ref(&change)).await;
+            print_change(&change, format)
+        }
         FlagsCommand::Eval {
             name,
             user,
@@ -382,10 +438,58 @@ async fn run_unleash(args: &Args, server: &Server) -> anyhow::Result<String> {
         FlagsCommand::Export { to } => export(&read().await?, to.as_deref())?,
         FlagsCommand::Import { file } => {
             let features = feature_flags::load_file(file)?;
-            print_changes(&admin()?.import(&features).await?, format)
+            let changes = admin()?.import(&features).await?;
+            settle(args, server, &changes).await;
+            print_changes(&changes, format)
         }
     };
     Ok(res)
+}
+
+/// How long a write waits for Unleash's client API to show it (see [`settle`]).
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// After a write through the Admin API, waits (at most [`SETTLE_LIMIT`]) until the client API
+/// shows it, so that the next `fig flags list`/`show`/`eval`, which read the client API, see what
+/// was just written: Unleash serves the client API from a cache refreshed about every second.
+/// Says so on stderr when it cannot wait (no client token) or gave up; the write stands either
+/// way.
+async fn settle(args: &Args, server: &Server, changes: &[Change]) {
+    if changes.is_empty() {
+        return;
+    }
+    let Some(token) = &server.token else {
+        eprintln!(
+            "note: without a client token fig cannot wait for the change to reach Unleash's client API; readers may not see it for a second or two"
+        );
+        return;
+    };
+    let mut config = UnleashConfig::new(server.url.clone(), token.clone());
+    config.project = args.project.clone();
+    config.environment = args.environment.clone();
+    match feature_flags::wait_until_visible(&config, changes, SETTLE_LIMIT).await {
+        Ok(Some(_)) => {}
+        Ok(None) => eprintln!(
+            "note: Unleash's client API does not show the change after {}s; readers see it once the server's cache refreshes (is the client token for environment `{}`?)",
+            SETTLE_LIMIT.as_secs(),
+            args.environment.as_deref().unwrap_or("development")
+        ),
+        Err(err) => eprintln!(
+            "note: the change is written, but fig could not read it back through the client API: {err}"
+        ),
+    }
+}
+
+/// The list edit of `users`/`ips`: the positional list replaces, `--add`/`--remove` edit.
+fn list_edit(set: &[String], add: &[String], remove: &[String]) -> ListEdit {
+    if set.is_empty() {
+        ListEdit::Change {
+            add: add.to_vec(),
+            remove: remove.to_vec(),
+        }
+    } else {
+        ListEdit::Set(set.to_vec())
+    }
 }
 
 fn eval_context(
@@ -503,21 +607,52 @@ fn print_show(features: &ClientFeatures, name: &str, format: Format) -> anyhow::
 }
 
 fn print_change(change: &Change, format: Format) -> String {
+    // Said once, on stderr, so that JSON on stdout stays data.
+    if let Some(note) = change.note() {
+        eprintln!("note: {note}");
+    }
+    let list_change = change.list_change();
     match format {
-        Format::Json => json_text(&json!({
-            "schema_version": SCHEMA_VERSION,
-            "flag": change.flag,
-            "action": change.action,
-            "summary": change.summary(),
-            "old": change.old,
-            "new": change.new,
-        })),
-        Format::Table => format!(
-            "{} {}: {}\n",
-            past(&change.action),
-            change.flag,
-            change.summary()
-        ),
+        Format::Json => {
+            let mut doc = json!({
+                "schema_version": SCHEMA_VERSION,
+                "flag": change.flag,
+                "action": change.action,
+                "summary": change.summary(),
+                "old": change.old,
+                "new": change.new,
+            });
+            if let Some((added, removed, now)) = &list_change {
+                doc["added"] = json!(added);
+                doc["removed"] = json!(removed);
+                doc["list"] = json!(now);
+            }
+            json_text(&doc)
+        }
+        Format::Table => {
+            let mut res = format!(
+                "{} {}: {}\n",
+                past(&change.action),
+                change.flag,
+                change.summary()
+            );
+            if let Some((added, removed, now)) = &list_change {
+                let words = |entries: &[String]| {
+                    if entries.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        entries.join(", ")
+                    }
+                };
+                res.push_str(&format!(
+                    "  added: {}; removed: {}; list now: {}\n",
+                    words(added),
+                    words(removed),
+                    words(now)
+                ));
+            }
+            res
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use feature_flags::{FileConfig, Flags, StoreConfig, UnleashConfig};
+use feature_flags::{FileConfig, FileStore, Flags, StoreConfig, UnleashConfig};
 use strangler_proxy::config::FlagStoreConfig;
 use strangler_proxy::{Config, FlagSource, Listeners, NoFlags, Overrides, Proxy};
 
@@ -106,6 +106,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.check {
         for warning in &warnings {
             eprintln!("warning: {file}: {warning}");
+        }
+        // A flag store the proxy could not read would leave it not ready (issue 17, item 8).
+        if let Some(FlagStoreConfig::File(path)) = &config.flags
+            && let Err(err) = FileStore::new(path, "fig proxy --check").read()
+        {
+            eprintln!("error: {file}: [flags] file: {err}");
+            return Ok(ExitCode::from(crate::exit::ERROR));
         }
         println!(
             "config is valid: {} route(s), {} upstream(s)",

@@ -357,7 +357,7 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
             route.fallback.clone(),
             describe_state(route),
             requests.to_string(),
-            route.errors.to_string(),
+            errors_seen(route).to_string(),
         ]);
     }
     let mut out = align(&rows);
@@ -374,20 +374,51 @@ fn list(admin: &Admin, format: Format) -> anyhow::Result<String> {
         }
     }
     if routes.routes.iter().any(|route| route.flag.is_some()) {
-        // The admin API evaluates each flag for a request without user or session, so a gradual
-        // rollout reads as off here while it sends some users to the service.
-        out.push_str("flag on/off: for a request without a user; a gradual rollout still sends its share of users to the service\n");
+        out.push_str("flag: on or off for everyone, or `varies` when its strategies decide per user (a gradual rollout, a user list)\n");
     }
     out.push_str(&format!(
         "requests no route matches go to `{}`; flags {}\n",
         routes.default_upstream,
-        if routes.flags_ready {
-            "loaded"
-        } else {
-            "NOT loaded yet (flagged routes use their fallback)"
-        }
+        describe_flag_store(&routes)
     ));
     Ok(out)
+}
+
+/// The errors a route saw: the responses with a 5xx status it answered (the service's, the
+/// fallback's or the proxy's own 502/504), plus the requests whose service failed (a failure
+/// status, no connection, a timeout) and that the fallback answered instead. An SLO rollback's
+/// error rate counts the service's answers, so this is never 0 on a route rolled back for errors.
+fn errors_seen(route: &RouteDoc) -> u64 {
+    // `circuit-open` fallbacks never tried the service: a protection at work, not an error seen.
+    let service_failed: u64 = route
+        .fallbacks
+        .iter()
+        .filter(|(cause, _)| cause.as_str() != "circuit-open")
+        .map(|(_, count)| count)
+        .sum();
+    route.responses_5xx + service_failed
+}
+
+/// The flag store in words: loaded or not, how old the flags are, and its error.
+fn describe_flag_store(routes: &RoutesDoc) -> String {
+    let mut res = if routes.flags_ready {
+        "loaded".to_owned()
+    } else {
+        "NOT loaded yet (flagged routes use their fallback)".to_owned()
+    };
+    // How old the flags are matters once the store fails; a healthy one is a poll away.
+    if let Some(error) = &routes.flags_error {
+        res.push_str(&format!("; STORE ERROR: {error}"));
+        if routes.flags_ready {
+            let age = routes
+                .flags_staleness_seconds
+                .map_or_else(String::new, |seconds| {
+                    format!(", last confirmed {seconds:.1}s ago")
+                });
+            res.push_str(&format!(" (the last good flags keep serving{age})"));
+        }
+    }
+    res
 }
 
 fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
@@ -418,6 +449,8 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
         "healthy": health.status == StatusCode::OK,
         "ready": ready.status == StatusCode::OK,
         "flags_ready": routes.flags_ready,
+        "flags_error": routes.flags_error,
+        "flags_staleness_seconds": routes.flags_staleness_seconds,
         "default_upstream": routes.default_upstream,
         "state_file": routes.state_file,
         "routes": all.len(),
@@ -440,6 +473,7 @@ fn status(admin: &Admin, format: Format) -> anyhow::Result<String> {
         ["admin".to_owned(), admin.base.clone()],
         ["health".to_owned(), text(&health.body)],
         ["ready".to_owned(), text(&ready.body)],
+        ["flags".to_owned(), describe_flag_store(&routes)],
         [
             "routes".to_owned(),
             if rolled_back.is_empty() {
@@ -670,9 +704,10 @@ fn slo_pin(route: &RouteDoc) -> Option<&PinInfo> {
 
 fn describe_match(matcher: &MatchDoc) -> String {
     let mut out = match &matcher.path {
-        PathDoc::Prefix(path) if path != "/" => format!("{}/**", path.trim_end_matches('/')),
-        PathDoc::Prefix(_) => "/**".to_owned(),
-        PathDoc::Exact(path) | PathDoc::Pattern(path) => path.clone(),
+        // As written in the config, so that it can be found there.
+        PathDoc::Prefix(path) => format!("prefix {path}"),
+        PathDoc::Exact(path) => format!("exact {path}"),
+        PathDoc::Pattern(path) => path.clone(),
     };
     if !matcher.methods.is_empty() {
         out = format!("{} {out}", matcher.methods.join(","));
@@ -687,11 +722,12 @@ fn describe_match(matcher: &MatchDoc) -> String {
 }
 
 fn describe_flag(route: &RouteDoc) -> String {
-    match (&route.flag, route.flag_enabled) {
-        (Some(flag), Some(true)) => format!("{flag} (on)"),
-        // Off for a request without a user: a gradual rollout reads as off here.
-        (Some(flag), _) => format!("{flag} (off)"),
-        (None, _) => "-".to_owned(),
+    match (&route.flag, &route.flag_state, route.flag_enabled) {
+        (Some(flag), Some(state), _) => format!("{flag} ({state})"),
+        // A proxy older than `flag_state`: the flag for a request without a user.
+        (Some(flag), None, Some(true)) => format!("{flag} (on)"),
+        (Some(flag), None, _) => format!("{flag} (off)"),
+        (None, _, _) => "-".to_owned(),
     }
 }
 

@@ -173,7 +173,7 @@ impl Config {
         let mut ctx = Ctx::new(&file, text, path, overrides);
         let raw: RawConfig = toml::from_str(text).map_err(|err| {
             let span = err.span().unwrap_or(0..0);
-            ctx.mistake(span, err.message().trim_end_matches('.').to_owned())
+            ctx.mistake(span, feature_flags::did_you_mean(err.message()))
         })?;
         let config = validate(raw, &mut ctx);
         ctx.finish(config)

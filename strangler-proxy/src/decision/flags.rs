@@ -24,9 +24,17 @@ pub trait FlagSource: Send + Sync + 'static {
     /// routes to their fallback and `/readyz` answers 503.
     fn is_ready(&self) -> bool;
 
-    /// Time since the flag server last answered, for a store that polls one (Unleash); `None`
-    /// otherwise. Rendered as `fig_proxy_flags_staleness_seconds`.
+    /// How old the flags being served are (Unleash: since the server last answered; file:
+    /// since the watcher last found the file good); `None` for a source that is never stale.
+    /// Rendered as `fig_proxy_flags_staleness_seconds`.
     fn staleness(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Why the store's last reload or poll failed, while nothing has succeeded since (a flags
+    /// file that is missing or refused, a server that does not answer). Shown by `/readyz`,
+    /// `GET /routes` (`fig route status`) and `fig_proxy_flags_error`.
+    fn last_error(&self) -> Option<String> {
         None
     }
 }
@@ -46,6 +54,10 @@ impl<T: FlagSource + ?Sized> FlagSource for Arc<T> {
 
     fn staleness(&self) -> Option<Duration> {
         (**self).staleness()
+    }
+
+    fn last_error(&self) -> Option<String> {
+        (**self).last_error()
     }
 }
 
@@ -79,6 +91,10 @@ impl FlagSource for feature_flags::Flags {
 
     fn staleness(&self) -> Option<Duration> {
         feature_flags::Flags::staleness(self)
+    }
+
+    fn last_error(&self) -> Option<String> {
+        feature_flags::Flags::last_error(self)
     }
 }
 

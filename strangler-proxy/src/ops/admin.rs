@@ -122,14 +122,7 @@ pub(crate) fn handle(
         return text(StatusCode::OK, "ok\n");
     }
     if method == Method::GET && path == "/readyz" {
-        return if proxy.shared.flags.is_ready() {
-            text(StatusCode::OK, "ready\n")
-        } else {
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: flags are not loaded yet\n",
-            )
-        };
+        return readyz(proxy.shared.flags.as_ref());
     }
     if !authorized(proxy, &req) {
         let mut response = json_response(
@@ -331,6 +324,40 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `/readyz`: 200 once flags are loaded, else 503. A store error shows in the body either way;
+/// while flags are loaded it stays 200, since the last good flags keep serving and taking every
+/// replica out of its load balancer for one bad file would be an outage.
+fn readyz(flags: &dyn crate::decision::flags::FlagSource) -> Response<Full<Bytes>> {
+    let error = flags.last_error();
+    match (flags.is_ready(), error) {
+        (true, None) => text(StatusCode::OK, "ready\n"),
+        (true, Some(error)) => text_owned(
+            StatusCode::OK,
+            format!(
+                "ready, on flags last confirmed {} ago; flag store error: {error}\n",
+                describe_age(flags.staleness())
+            ),
+        ),
+        (false, None) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: flags are not loaded yet\n",
+        ),
+        (false, Some(error)) => text_owned(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: flags are not loaded yet; flag store error: {error}\n"),
+        ),
+    }
+}
+
+/// `1.2s`, `3m 4s`; `an unknown time` without one.
+fn describe_age(age: Option<std::time::Duration>) -> String {
+    match age {
+        None => "an unknown time".to_owned(),
+        Some(age) if age.as_secs() < 60 => format!("{:.1}s", age.as_secs_f64()),
+        Some(age) => format!("{}m {}s", age.as_secs() / 60, age.as_secs() % 60),
+    }
+}
+
 fn routes(proxy: &Proxy) -> RoutesDoc {
     let shared = &proxy.shared;
     let active = shared.active.load();
@@ -345,9 +372,11 @@ fn routes(proxy: &Proxy) -> RoutesDoc {
             let pinned = compiled.pin.load(Ordering::SeqCst);
             let mut requests = std::collections::BTreeMap::new();
             let mut errors = 0;
+            let mut responses_5xx = 0;
             for (upstream, series) in shared.metrics.route_series(&config.name) {
                 requests.insert(upstream, series.requests());
                 errors += series.error_count();
+                responses_5xx += series.by_class[4].load(Ordering::Relaxed);
             }
             let path = match &config.matcher.path {
                 PathMatch::Exact(p) => PathDoc::Exact(p.clone()),
@@ -388,10 +417,24 @@ fn routes(proxy: &Proxy) -> RoutesDoc {
                 fallback: config.fallback.clone(),
                 flag: config.flag.clone(),
                 flag_enabled,
+                flag_state: config.flag.as_ref().map(|flag| {
+                    let for_everyone = if flags_ready {
+                        shared.flags.is_enabled_for_everyone(flag)
+                    } else {
+                        Some(false)
+                    };
+                    match for_everyone {
+                        Some(true) => "on",
+                        Some(false) => "off",
+                        None => "varies",
+                    }
+                    .to_owned()
+                }),
                 last_decision: Reason::from_u8(compiled.last_reason.load(Ordering::Relaxed))
                     .map(|reason| reason.as_str().to_owned()),
                 requests,
                 errors,
+                responses_5xx,
                 pin: pinned.then(|| shared.pins.info(&config.name)).flatten(),
                 slo: compiled
                     .slo
@@ -417,6 +460,8 @@ fn routes(proxy: &Proxy) -> RoutesDoc {
         schema_version: SCHEMA_VERSION,
         default_upstream: active.config.default_upstream.clone(),
         flags_ready,
+        flags_error: shared.flags.last_error(),
+        flags_staleness_seconds: shared.flags.staleness().map(|age| age.as_secs_f64()),
         state_file: shared.pins.file().map(|p| p.display().to_string()),
         routes,
         certificates: certificates(&active.config),
@@ -479,6 +524,7 @@ fn metrics(proxy: &Proxy) -> String {
             .collect(),
         flags_ready: shared.flags.is_ready(),
         flags_staleness: shared.flags.staleness(),
+        flags_error: shared.flags.last_error().is_some(),
         circuits: circuits(&active),
     };
     let mut out = shared.metrics.render(&extra);

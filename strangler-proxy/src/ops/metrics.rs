@@ -133,7 +133,10 @@ impl Metrics {
         out.push_str("# HELP fig_proxy_flags_ready Whether the flag store has loaded.\n");
         out.push_str("# TYPE fig_proxy_flags_ready gauge\n");
         let _ = writeln!(out, "fig_proxy_flags_ready {}", u8::from(extra.flags_ready));
-        out.push_str("# HELP fig_proxy_flags_staleness_seconds Seconds since the flag server (Unleash) last answered; absent for a file store.\n");
+        out.push_str("# HELP fig_proxy_flags_error Whether the flag store's last reload or poll failed (the last good flags keep serving; /readyz says why).\n");
+        out.push_str("# TYPE fig_proxy_flags_error gauge\n");
+        let _ = writeln!(out, "fig_proxy_flags_error {}", u8::from(extra.flags_error));
+        out.push_str("# HELP fig_proxy_flags_staleness_seconds Seconds since the flags served were last confirmed current: Unleash answered, or the watcher found the flags file good.\n");
         out.push_str("# TYPE fig_proxy_flags_staleness_seconds gauge\n");
         if let Some(staleness) = extra.flags_staleness {
             let _ = writeln!(
@@ -159,8 +162,10 @@ pub struct Extra {
     pub health: Vec<(String, String, bool)>,
     /// Whether flags are loaded.
     pub flags_ready: bool,
-    /// Time since the flag server last answered (Unleash only).
+    /// How old the flags served are (see `FlagSource::staleness`).
     pub flags_staleness: Option<Duration>,
+    /// Whether the flag store's last reload or poll failed.
+    pub flags_error: bool,
     /// (upstream, circuit state) of every upstream whose breaker is on.
     pub circuits: Vec<(String, crate::protection::breaker::State)>,
 }

@@ -213,7 +213,7 @@ fn unknown_key() {
         &format!(
             "{MONOLITH}[[routes]]\nname = \"a\"\nmatch = {{ prefix = \"/a\" }}\nservice = \"monolith\"\nflagg = \"x\"\n"
         ),
-        "fig-proxy.toml:7:1: unknown field `flagg`, expected one of `name`, `match`, `service`, `flag`, `fallback`, `slo`, `shadow`, `retry`, `rate_limit`, `upgrades`",
+        "fig-proxy.toml:7:1: unknown field `flagg`, expected one of `name`, `match`, `service`, `flag`, `fallback`, `slo`, `shadow`, `retry`, `rate_limit`, `upgrades`; did you mean `flag`?",
     );
 }
 

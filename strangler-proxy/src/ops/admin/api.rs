@@ -23,6 +23,12 @@ pub struct RoutesDoc {
     pub default_upstream: String,
     /// Whether the flag store has loaded.
     pub flags_ready: bool,
+    /// Why the flag store's last reload or poll failed, while nothing has succeeded since.
+    #[serde(default)]
+    pub flags_error: Option<String>,
+    /// How old the flags served are, in seconds (see `FlagSource::staleness`).
+    #[serde(default)]
+    pub flags_staleness_seconds: Option<f64>,
     /// Where rollbacks are kept; `None` when they are kept in memory only.
     #[serde(default)]
     pub state_file: Option<String>,
@@ -73,15 +79,24 @@ pub struct RouteDoc {
     /// The flag evaluated for a request without user or session; `None` without a flag.
     #[serde(default)]
     pub flag_enabled: Option<bool>,
+    /// The flag for every request: `on` (for everyone), `off` (for everyone, or not loaded) or
+    /// `varies` (its strategies decide per user: a gradual rollout, a user list); `None`
+    /// without a flag.
+    #[serde(default)]
+    pub flag_state: Option<String>,
     /// The reason of the last decision (`flag-on`, `pinned`, ...); `None` before the first.
     #[serde(default)]
     pub last_decision: Option<String>,
     /// Responses per upstream since start.
     #[serde(default)]
     pub requests: BTreeMap<String, u64>,
-    /// Failed upstream requests since start.
+    /// Failed upstream attempts since start (refused, reset, timed out: no response).
     #[serde(default)]
     pub errors: u64,
+    /// Responses with a 5xx status the route answered since start, whoever made them (the
+    /// service, the fallback or the proxy): what its SLO counts as errors.
+    #[serde(default)]
+    pub responses_5xx: u64,
     /// Who rolled it back, when and why; `None` unless it is rolled back.
     #[serde(default)]
     pub pin: Option<PinInfo>,
