@@ -474,7 +474,7 @@ fn write_state_dir(
     upstreams: &Upstreams,
 ) -> anyhow::Result<()> {
     let token_file = layout.admin_token();
-    let token = random_token()?;
+    let token = crate::commands::proxy::random_token()?;
     write_secret(&token_file, &format!("{token}\n"))
         .with_context(|| format!("cannot write the admin token {}", token_file.display()))?;
 
@@ -957,18 +957,6 @@ fn shell_quote(text: &str) -> String {
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
-}
-
-/// 32 random bytes from the operating system, as hex (also the token `fig proxy` generates).
-pub(crate) fn random_token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|err| anyhow::anyhow!("cannot get random bytes for the admin token: {err}"))?;
-    let mut token = String::with_capacity(64);
-    for byte in bytes {
-        let _ = write!(token, "{byte:02x}");
-    }
-    Ok(token)
 }
 
 /// Writes a file only its owner can read (mode 0600 on Unix), also when it already existed.
