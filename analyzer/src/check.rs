@@ -513,8 +513,8 @@ fn check_limits(report: &Report, rules: &Rules, acc: &mut Vec<Finding>) {
         acc.push(Finding {
             code: Code::CycleLimit,
             message: format!(
-                "{} module cycles, at most {max} allowed",
-                report.cycles.len()
+                "{}, at most {max} allowed",
+                crate::count(report.cycles.len(), "module cycle", "module cycles")
             ),
             modules: Vec::new(),
             locations: Vec::new(),
@@ -559,8 +559,12 @@ fn check_limits(report: &Report, rules: &Rules, acc: &mut Vec<Finding>) {
         acc.push(Finding {
             code: Code::BidirectionalLimit,
             message: format!(
-                "{} two-way module pairs, at most {max} allowed",
-                report.bidirectional.len()
+                "{}, at most {max} allowed",
+                crate::count(
+                    report.bidirectional.len(),
+                    "two-way module pair",
+                    "two-way module pairs"
+                )
             ),
             modules: Vec::new(),
             locations: Vec::new(),

@@ -135,6 +135,15 @@ impl std::fmt::Debug for Options {
     }
 }
 
+/// `1 module cycle`, `2 module cycles`: a count and its noun, singular for one (messages only).
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// Whether an edge counts for cycles, the cut list, suggestions, metrics and services.
 pub fn in_scope(edge: &Edge, scope: EdgeScope) -> bool {
     (scope.include_hierarchical || edge.hierarchy == Hierarchy::Cross)

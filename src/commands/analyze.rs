@@ -189,9 +189,9 @@ pub fn load(args: &ReportArgs) -> anyhow::Result<Report> {
     let report = res?;
     if interactive {
         eprintln!(
-            "analysed {} modules in {} crates in {:.2}s",
-            report.modules.len(),
-            report.crates.len(),
+            "analysed {} in {} in {:.2}s",
+            render::text::count(report.modules.len(), "module", "modules"),
+            render::text::count(report.crates.len(), "crate", "crates"),
             started.elapsed().as_secs_f64()
         );
     }

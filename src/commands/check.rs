@@ -20,6 +20,7 @@ use analyzer::report::Report;
 use crate::commands::analyze::{self, ReportArgs};
 use crate::exit;
 use crate::output::{self, BaselineJson};
+use crate::render::text::count;
 
 /// Arguments of `fig check`.
 #[derive(Debug, clap::Args)]
@@ -32,7 +33,7 @@ pub struct Args {
     pub report: ReportArgs,
 
     /// The rules; default: `fig.toml` in the workspace directory, if there is one.
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Compare cycles and two-way pairs with this baseline (written by `--write-baseline`).
@@ -46,6 +47,10 @@ pub struct Args {
     /// Output format of the findings.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Write the findings to this file instead of stdout (the exit code is the same).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Output formats of `fig check`.
@@ -131,10 +136,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let text = analyze::json(&output::baseline(&baseline))?;
             std::fs::write(path, text).with_context(|| format!("writing `{}`", path.display()))?;
             eprintln!(
-                "wrote baseline {}: {} cycle edges, {} two-way pairs",
+                "wrote baseline {}: {}, {}",
                 path.display(),
-                baseline.cycle_edges.len(),
-                baseline.bidirectional.len()
+                count(baseline.cycle_edges.len(), "cycle edge", "cycle edges"),
+                count(baseline.bidirectional.len(), "two-way pair", "two-way pairs")
             );
             Some(baseline)
         }
@@ -164,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .collect(),
         })?,
     };
-    analyze::emit(&text, None)?;
+    analyze::emit(&text, args.output.as_deref())?;
     Ok(if findings.is_empty() {
         ExitCode::SUCCESS
     } else {
