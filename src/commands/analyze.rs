@@ -48,7 +48,8 @@ pub struct ReportArgs {
     #[arg(long)]
     pub include_hierarchical: bool,
 
-    /// Count edges that exist only under `#[cfg(test)]` too.
+    /// Count test code too: edges that exist only under `#[cfg(test)]`, and test modules
+    /// (`#[cfg(test)] mod tests`, test and bench targets) in metrics and candidate services.
     #[arg(long)]
     pub include_test_only: bool,
 
