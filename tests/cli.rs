@@ -269,3 +269,67 @@ fn counts_of_one_are_singular() {
     let (stdout, _) = text(&output);
     assert!(stdout.contains("Replace the direct reference from"), "{stdout}");
 }
+
+/// Issue 17, item 11: the README's first command (`cargo run --release --no-default-features --
+/// analyze`) builds the analyzer only: no async runtime, HTTP stack, TLS or example app in its
+/// dependency tree, while the default build (what `cargo install --path .` installs) keeps
+/// every command.
+#[test]
+fn the_first_command_builds_only_the_analyzer() {
+    let root = crate::support::workspace_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
+    assert!(
+        readme.contains("cargo run --release --no-default-features -- analyze examples/shop"),
+        "the README's first command is the analyzer-only build"
+    );
+    let tree = |features: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args([
+                "tree",
+                "--offline",
+                "-p",
+                "fig",
+                "-e",
+                "normal,build",
+                "--prefix",
+                "none",
+                "--format",
+                "{p}",
+            ])
+            .args(features)
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            output.status.success(),
+            "cargo tree: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+            .collect::<BTreeSet<String>>()
+    };
+    let minimal = tree(&["--no-default-features"]);
+    let full = tree(&[]);
+    for heavy in [
+        "tokio",
+        "hyper",
+        "reqwest",
+        "rustls",
+        "axum",
+        "shop",
+        "payment-service",
+        "strangler-proxy",
+        "feature-flags",
+        "unleash-yggdrasil",
+        "mimalloc",
+    ] {
+        assert!(
+            !minimal.contains(heavy),
+            "`{heavy}` is built by the analyzer-only fig"
+        );
+        assert!(full.contains(heavy), "`{heavy}` is missing from the full fig");
+    }
+    assert!(minimal.contains("analyzer") && minimal.contains("templates"));
+}
