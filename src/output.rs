@@ -320,10 +320,8 @@ pub fn baseline_from_json(json: BaselineJson) -> Baseline {
         .collect();
     bidirectional.sort();
     let edges = json.edges.map(|edges| {
-        let mut edges: Vec<(String, String)> = edges
-            .into_iter()
-            .map(|[from, to]| (from, to))
-            .collect();
+        let mut edges: Vec<(String, String)> =
+            edges.into_iter().map(|[from, to]| (from, to)).collect();
         edges.sort();
         edges.dedup();
         edges

@@ -21,7 +21,10 @@ fn one_pair_workspace(dir: &Path) {
             "src/a.rs",
             "pub struct A;\npub fn make_b() -> crate::b::B {\n    crate::b::B\n}\n",
         ),
-        ("src/b.rs", "pub struct B;\npub fn take_a(_a: crate::a::A) {}\n"),
+        (
+            "src/b.rs",
+            "pub struct B;\npub fn take_a(_a: crate::a::A) {}\n",
+        ),
     ];
     for (name, text) in files {
         let path = dir.join(name);
@@ -41,7 +44,10 @@ fn text(output: &Output) -> (String, String) {
 #[test]
 fn completions_for_every_shell() {
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
-        let output = fig().args(["completions", shell]).output().expect("fig runs");
+        let output = fig()
+            .args(["completions", shell])
+            .output()
+            .expect("fig runs");
         let (stdout, stderr) = text(&output);
         assert!(output.status.success(), "{shell}: {stderr}");
         for word in ["analyze", "check", "flags", "format"] {
@@ -63,10 +69,20 @@ fn completions_for_every_shell() {
         .expect("bash runs");
     let (stdout, stderr) = text(&loaded);
     assert!(loaded.status.success(), "bash: {stderr}");
-    assert!(stdout.contains("-F _fig") && stdout.trim_end().ends_with(" fig"), "{stdout}");
+    assert!(
+        stdout.contains("-F _fig") && stdout.trim_end().ends_with(" fig"),
+        "{stdout}"
+    );
 
-    let output = fig().args(["completions", "tcsh"]).output().expect("fig runs");
-    assert_eq!(output.status.code(), Some(2), "an unknown shell is a usage error");
+    let output = fig()
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("fig runs");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
 }
 
 /// `fig man` prints roff for fig(1) listing every command; `fig man analyze` the command's own
@@ -77,7 +93,9 @@ fn man_pages() {
     let (page, stderr) = text(&output);
     assert!(output.status.success(), "{stderr}");
     assert!(page.contains(".TH fig 1"), "{page}");
-    for command in ["analyze", "suggest", "check", "flags", "proxy", "route", "demo"] {
+    for command in [
+        "analyze", "suggest", "check", "flags", "proxy", "route", "demo",
+    ] {
         assert!(page.contains(command), "fig(1) does not list `{command}`");
     }
     assert!(page.contains("Exit status"), "fig(1) gives the exit codes");
@@ -86,12 +104,18 @@ fn man_pages() {
     let (page, _) = text(&output);
     assert!(output.status.success());
     assert!(page.contains(".TH fig-analyze 1"), "{page}");
-    assert!(page.contains(r"\-\-format") && page.contains(r"\-\-output"), "{page}");
+    assert!(
+        page.contains(r"\-\-format") && page.contains(r"\-\-output"),
+        "{page}"
+    );
 
     let output = fig().args(["man", "nonsense"]).output().expect("fig runs");
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr.contains("`fig nonsense` is not a fig command"), "{stderr}");
+    assert!(
+        stderr.contains("`fig nonsense` is not a fig command"),
+        "{stderr}"
+    );
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("man1");
@@ -101,7 +125,12 @@ fn man_pages() {
         .output()
         .expect("fig runs");
     assert!(output.status.success(), "{}", text(&output).1);
-    for name in ["fig.1", "fig-analyze.1", "fig-check.1", "fig-flags-create.1"] {
+    for name in [
+        "fig.1",
+        "fig-analyze.1",
+        "fig-check.1",
+        "fig-flags-create.1",
+    ] {
         assert!(out.join(name).is_file(), "{name} was not written");
     }
 }
@@ -201,7 +230,11 @@ fn output_goes_to_the_file_and_old_spellings_still_work() {
     assert!(output.status.success(), "{}", text(&output).1);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).expect("read")).expect("JSON");
-    assert_eq!(json["suggestions"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(
+        json["suggestions"].as_array().map(Vec::len),
+        Some(1),
+        "{json}"
+    );
 
     let store = dir.path().join("flags.json");
     let flags = |args: &[&str]| {
@@ -267,7 +300,10 @@ fn counts_of_one_are_singular() {
         .output()
         .expect("fig runs");
     let (stdout, _) = text(&output);
-    assert!(stdout.contains("Replace the direct reference from"), "{stdout}");
+    assert!(
+        stdout.contains("Replace the direct reference from"),
+        "{stdout}"
+    );
 }
 
 /// Issue 17, item 11: the README's first command (`cargo run --release --no-default-features --
@@ -329,7 +365,10 @@ fn the_first_command_builds_only_the_analyzer() {
             !minimal.contains(heavy),
             "`{heavy}` is built by the analyzer-only fig"
         );
-        assert!(full.contains(heavy), "`{heavy}` is missing from the full fig");
+        assert!(
+            full.contains(heavy),
+            "`{heavy}` is missing from the full fig"
+        );
     }
     assert!(minimal.contains("analyzer") && minimal.contains("templates"));
 }

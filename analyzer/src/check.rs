@@ -791,8 +791,12 @@ fn check_baseline(report: &Report, rules: &Rules, baseline: &Baseline, acc: &mut
                     edges.contains(&(pair.a.as_str(), pair.b.as_str())),
                     edges.contains(&(pair.b.as_str(), pair.a.as_str())),
                 ) {
-                    (true, false) => Some((&pair.b, &pair.a, &pair.b_to_a_items, &pair.a_to_b_items)),
-                    (false, true) => Some((&pair.a, &pair.b, &pair.a_to_b_items, &pair.b_to_a_items)),
+                    (true, false) => {
+                        Some((&pair.b, &pair.a, &pair.b_to_a_items, &pair.a_to_b_items))
+                    }
+                    (false, true) => {
+                        Some((&pair.a, &pair.b, &pair.a_to_b_items, &pair.b_to_a_items))
+                    }
                     _ => None,
                 }
             });

@@ -416,7 +416,9 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
     } else {
         format!("the {count} direct references")
     };
-    res.push(format!("Replace {references} from `{from}` to `{to}`{example} with calls through `{trait_name}`."));
+    res.push(format!(
+        "Replace {references} from `{from}` to `{to}`{example} with calls through `{trait_name}`."
+    ));
     res.push(format!(
         "Remove the `use` of `{to}` from `{from}`: the edge `{from} -> {to}` is gone and both depend on `{trait_home}`."
     ));

@@ -139,7 +139,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "wrote baseline {}: {}, {}",
                 path.display(),
                 count(baseline.cycle_edges.len(), "cycle edge", "cycle edges"),
-                count(baseline.bidirectional.len(), "two-way pair", "two-way pairs")
+                count(
+                    baseline.bidirectional.len(),
+                    "two-way pair",
+                    "two-way pairs"
+                )
             );
             Some(baseline)
         }

@@ -4,8 +4,8 @@
 //! `fig-analyze(1)`; `fig man --out-dir DIR` writes every page (`fig.1`, `fig-analyze.1`, ...,
 //! and the nested ones such as `fig-flags-create.1`) into `DIR`, for `MANPATH`.
 
-use std::path::PathBuf;
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -13,8 +13,10 @@ use clap::CommandFactory as _;
 
 /// Arguments of `fig man`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Read it with `fig man | man -l -`, or install every page:
-  fig man --out-dir ~/.local/share/man/man1")]
+#[command(
+    after_help = "Read it with `fig man | man -l -`, or install every page:
+  fig man --out-dir ~/.local/share/man/man1"
+)]
 pub struct Args {
     /// The subcommand whose page to print, such as `analyze` or `flags create` [default: fig's own].
     #[arg(value_name = "COMMAND", conflicts_with = "out_dir")]

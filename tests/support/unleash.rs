@@ -312,7 +312,10 @@ fn every_test_that_needs_unleash_is_ignored_by_default() {
     }
     let output = run.output().expect("the test binary runs one test");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "it passed without a server:\n{stdout}");
+    assert!(
+        !output.status.success(),
+        "it passed without a server:\n{stdout}"
+    );
     assert!(
         stdout.contains("needs a real Unleash server, but UNLEASH_URL"),
         "{stdout}"
