@@ -1187,3 +1187,113 @@ fn every_proxy_config_key_is_documented() {
         "config keys with no entry in docs/proxy-config.md: {missing:?}"
     );
 }
+
+/// The `$NAME`s a command line reads: `$NAME` and `${NAME}`, not `$(...)` or `$1`.
+fn variables_read(text: &str) -> Vec<String> {
+    let mut res = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        let tail = rest[at + 1..].trim_start_matches('{');
+        let name: String = tail
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        {
+            res.push(name);
+        }
+        rest = &rest[at + 1..];
+    }
+    res
+}
+
+/// The names a command line sets: `NAME=...`, `export NAME=...`, `for NAME in`, `read NAME`.
+fn variables_set(text: &str) -> Vec<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut res = Vec::new();
+    for (idx, word) in words.iter().enumerate() {
+        let word = word.trim_start_matches(['(', ';', '&', '|']);
+        if let Some((name, _)) = word.split_once('=')
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            res.push(name.to_owned());
+        }
+        if matches!(words.get(idx.wrapping_sub(1)), Some(&("for" | "read")))
+            || (idx > 0 && words[idx - 1] == "export")
+        {
+            res.push(word.split('=').next().unwrap_or(word).to_owned());
+        }
+    }
+    res
+}
+
+/// Issue 17, item 4 (the README's Unleash line read `$CLIENT_TOKEN`, which nothing sets: HTTP
+/// 401): every variable a command in the docs reads is set on the page before it, or is one the
+/// shell or the system sets, or one `fig` reads (named in `src/`).
+#[test]
+fn commands_read_only_variables_that_something_sets() {
+    let root = workspace_root();
+    let mut source = String::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src/") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                source.push_str(&std::fs::read_to_string(&path).expect("read a source file"));
+            }
+        }
+    }
+    let from_system = ["HOME", "USER", "PATH", "PWD", "PROFILE", "MAINPID"];
+    let mut unset = Vec::new();
+    for page in pages() {
+        let file = page
+            .strip_prefix(&root)
+            .unwrap_or(&page)
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(&page).expect("read a page");
+        let mut set: BTreeSet<String> = BTreeSet::new();
+        for block in blocks(&text, &file) {
+            if !SHELL_LANGUAGES.contains(&block.language.as_str())
+                || matches!(block.mode, Mode::NotRun(_) | Mode::File(_))
+            {
+                continue;
+            }
+            for command in commands(&block, &file) {
+                let code = command.text.split(" #").next().unwrap_or("");
+                set.extend(variables_set(code));
+                // The development server's script prints the exports of its URL and tokens.
+                if code.contains("unleash-dev.sh env") {
+                    set.extend(
+                        ["UNLEASH_URL", "UNLEASH_CLIENT_TOKEN", "UNLEASH_ADMIN_TOKEN"]
+                            .map(str::to_owned),
+                    );
+                }
+                for name in variables_read(code) {
+                    if !set.contains(&name)
+                        && !from_system.contains(&name.as_str())
+                        && !source.contains(&format!("\"{name}\""))
+                    {
+                        unset.push(format!(
+                            "{}: `{}` reads `${name}`, which neither the page, the system nor \
+                             fig sets",
+                            command.place, command.text
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(unset.is_empty(), "{}", unset.join("\n"));
+    assert_eq!(variables_read("a $B ${C_1} $(d) $1"), ["B", "C_1"]);
+    assert_eq!(
+        variables_set("export A=1 B=2; for pod in x"),
+        ["A", "A", "B", "pod"]
+    );
+}
