@@ -5,6 +5,12 @@
 //! below (`analyzer`, `feature-flags`, `strangler-proxy`, `templates`) do the work.
 //!
 //! Exit codes: 0 success, 1 findings that fail a check, 2 usage or input error.
+//!
+//! The commands past the analyzer are cargo features of this package (`flags`, `proxy`, `demo`,
+//! all on by default; see `Cargo.toml`), so that `cargo run --release --no-default-features --
+//! analyze` builds no async runtime, HTTP stack or example app. A build without one keeps its
+//! subcommand as a hidden stub that says how to get it, rather than clap's "unrecognized
+//! subcommand".
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -18,7 +24,15 @@ pub mod render;
 
 /// Strangler-fig toolkit: split a Rust monolith into services step by step.
 #[derive(Debug, Parser)]
-#[command(name = "fig", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "fig",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_long_help = "Exit status: 0 success; 1 findings that fail a check (`fig check`); 2 usage or \
+                       input error (a bad path, a config with a mistake, an unreachable server)."
+)]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -38,13 +52,33 @@ pub enum Command {
     /// Check architecture rules for CI (layers, cycle caps, no new cycles against a baseline).
     Check(commands::check::Args),
     /// Read and flip feature flags, in the embedded file store or on an Unleash server.
+    #[cfg(feature = "flags")]
     Flags(commands::flags::Args),
     /// Run the strangler reverse proxy.
+    #[cfg(feature = "proxy")]
     Proxy(commands::proxy::Args),
     /// Inspect routes of a running proxy and roll them back or restore them.
+    #[cfg(feature = "proxy")]
     Route(commands::route::Args),
     /// Start the example monolith, the payment service and proxy replicas in front of them.
+    #[cfg(feature = "demo")]
     Demo(commands::demo::Args),
+    /// Print a shell completion script for bash, zsh, fish, PowerShell or elvish.
+    Completions(commands::completions::Args),
+    /// Print fig's man page (roff), or write one page per subcommand into a directory.
+    Man(commands::man::Args),
+    #[cfg(not(feature = "flags"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Flags(commands::Missing),
+    #[cfg(not(feature = "proxy"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Proxy(commands::Missing),
+    #[cfg(not(feature = "proxy"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Route(commands::Missing),
+    #[cfg(not(feature = "demo"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Demo(commands::Missing),
 }
 
 /// Runs `fig` with the given arguments and returns its exit code.
@@ -66,10 +100,24 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Analyze(args) => commands::analyze::run(args),
         Command::Suggest(args) => commands::suggest::run(args),
         Command::Check(args) => commands::check::run(args),
+        #[cfg(feature = "flags")]
         Command::Flags(args) => commands::flags::run(args),
+        #[cfg(feature = "proxy")]
         Command::Proxy(args) => commands::proxy::run(args),
+        #[cfg(feature = "proxy")]
         Command::Route(args) => commands::route::run(args),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => commands::demo::run(args),
+        Command::Completions(args) => commands::completions::run(&args),
+        Command::Man(args) => commands::man::run(&args),
+        #[cfg(not(feature = "flags"))]
+        Command::Flags(_) => commands::missing("flags", "flags"),
+        #[cfg(not(feature = "proxy"))]
+        Command::Proxy(_) => commands::missing("proxy", "proxy"),
+        #[cfg(not(feature = "proxy"))]
+        Command::Route(_) => commands::missing("route", "proxy"),
+        #[cfg(not(feature = "demo"))]
+        Command::Demo(_) => commands::missing("demo", "demo"),
     };
     match res {
         Ok(code) => code,

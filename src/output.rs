@@ -253,6 +253,10 @@ pub struct BaselineJson {
     pub cycle_edges: Vec<BaselineEdgeJson>,
     /// Two-way pairs, `a < b`.
     pub bidirectional: Vec<BaselinePairJson>,
+    /// Every in-scope edge, `[from, to]`, so that a later check can tell a new dependency from
+    /// old ones pulled into a cycle (absent in baselines written before it was added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges: Option<Vec<[String; 2]>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -295,6 +299,12 @@ pub fn baseline(baseline: &Baseline) -> BaselineJson {
                 b_to_a_items: pair.b_to_a_items.clone(),
             })
             .collect(),
+        edges: baseline.edges.as_ref().map(|edges| {
+            edges
+                .iter()
+                .map(|(from, to)| [from.clone(), to.clone()])
+                .collect()
+        }),
     }
 }
 
@@ -321,9 +331,17 @@ pub fn baseline_from_json(json: BaselineJson) -> Baseline {
         })
         .collect();
     bidirectional.sort();
+    let edges = json.edges.map(|edges| {
+        let mut edges: Vec<(String, String)> =
+            edges.into_iter().map(|[from, to]| (from, to)).collect();
+        edges.sort();
+        edges.dedup();
+        edges
+    });
     Baseline {
         cycle_edges,
         bidirectional,
+        edges,
     }
 }
 

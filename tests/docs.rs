@@ -8,9 +8,15 @@
 //!   are its expected output (stdout and stderr together). In the other languages every line
 //!   that is not blank and not a `#` comment is a command, whose output is not checked.
 //! - Unmarked blocks are **run**, in page order, by one `bash` per page, in a sandbox: a fresh
-//!   directory holding a copy of `examples/shop` (in a workspace of its own), with `fig` on the
-//!   `PATH`, `USER=dev`, and no `FIG_*` or `UNLEASH_*` variables. `cargo run [-q] [--release] --`
-//!   and `./target/release/fig` stand for `fig`.
+//!   directory holding a copy of `examples/shop` (in a workspace of its own), `USER=dev`, no
+//!   `FIG_*` or `UNLEASH_*` variables, and a `PATH` of the system directories and one `bin/`
+//!   that stands for `~/.cargo/bin`: rustup's `cargo` and `rustc`, and `fig` once it is
+//!   installed. On the pages under `docs/`, `fig` is installed from the start (they follow the
+//!   README's Quick start); in `README.md` only from its `install` block on, so a command that
+//!   uses `fig` before the README says how to get it fails with 127, as it would for a reader.
+//!   `cargo run --release [--no-default-features] --` and `./target/release/fig` stand for the
+//!   checkout's own build (the binary under test), installed or not; `cargo run [-q] --` (a
+//!   debug build that recompiles) is refused: write `fig`.
 //! - A comment on the line before the block changes that:
 //!   - `<!-- doc-test: demo -->`: run against a real `fig demo` started for the page (on free
 //!     ports; `127.0.0.1:8000`/`localhost:8000` in the block mean its proxy and `:8001` its
@@ -22,6 +28,9 @@
 //!     addresses); each `fn TEST` must exist in `tests/MODULE.rs`, which exercises the same
 //!     commands.
 //!   - `<!-- doc-test: ci -->`: each command appears, as written, in `.ci/run`.
+//!   - `<!-- doc-test: install -->`: the block is `cargo install --locked --path .`, which the
+//!     test does not run (a release build of the whole tool); it puts the binary under test,
+//!     built with the default features as `cargo install` builds it, in `bin/` instead.
 //!   - `<!-- doc-test: not-run REASON -->`: not run at all (a container engine, a cluster); the
 //!     reason is required and printed.
 //! - Expected output is compared line by line after collapsing runs of spaces; `...` alone on a
@@ -56,6 +65,7 @@ enum Mode {
     File(String),
     CoveredBy(String),
     Ci,
+    Install,
     NotRun(String),
 }
 
@@ -170,12 +180,13 @@ fn parse_mode(text: &str, file: &str, line: usize) -> Mode {
         "run" => Mode::Run,
         "demo" => Mode::Demo,
         "ci" => Mode::Ci,
+        "install" => Mode::Install,
         "file" if !rest.is_empty() => Mode::File(rest.to_owned()),
         "covered-by" if rest.contains("::") => Mode::CoveredBy(rest.to_owned()),
         "not-run" if !rest.is_empty() => Mode::NotRun(rest.to_owned()),
         _ => panic!(
             "{file}:{line}: unknown doc-test comment `{text}`; see docs/doc-tests.md \
-             (run, demo, file NAME, covered-by MODULE::TEST, ci, not-run REASON)"
+             (run, demo, file NAME, covered-by MODULE::TEST, ci, install, not-run REASON)"
         ),
     }
 }
@@ -270,19 +281,40 @@ fn new_command(place: String, text: String, console: bool, demo: bool) -> DocCom
     }
 }
 
-/// `cargo run ... --` and `./target/*/fig` are how a reader without `fig` installed runs it.
+/// How a reader runs the checkout's own build without installing it; each stands for the binary
+/// under test. (`cargo run --release` with or without `--no-default-features` prints the same
+/// for the commands both builds have.)
+const CHECKOUT_BUILDS: [&str; 4] = [
+    "cargo run --release --no-default-features -- ",
+    "cargo run --release -- ",
+    "./target/release/fig ",
+    "./target/debug/fig ",
+];
+
+/// Stand-ins that rebuild on every command and so make a reader wait: not in the docs.
+const SLOW_STAND_INS: [&str; 4] = [
+    "cargo run -q -- ",
+    "cargo run -- ",
+    "cargo run -q --release -- ",
+    "cargo run --release -q -- ",
+];
+
+/// The command as the docs mean it, with the checkout's build written `fig` (to recognise
+/// `fig demo`).
 fn as_fig(text: &str) -> String {
     let mut text = text.to_owned();
-    for alias in [
-        "cargo run -q --release -- ",
-        "cargo run --release -q -- ",
-        "cargo run --release -- ",
-        "cargo run -q -- ",
-        "cargo run -- ",
-        "./target/release/fig ",
-        "./target/debug/fig ",
-    ] {
+    for alias in CHECKOUT_BUILDS {
         text = text.replace(alias, "fig ");
+    }
+    text
+}
+
+/// The command as the sandbox runs it: the checkout's build is the binary under test, by its
+/// absolute path; a bare `fig` is whatever the sandbox's `PATH` holds.
+fn as_run(text: &str) -> String {
+    let mut text = text.to_owned();
+    for alias in CHECKOUT_BUILDS {
+        text = text.replace(alias, &format!("'{}' ", env!("CARGO_BIN_EXE_fig")));
     }
     text
 }
@@ -376,7 +408,21 @@ fn lines_match(expected: &[String], actual: &[String]) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Running a page.
 
-/// A fresh directory with `examples/shop` in a workspace of its own, and `fig` on a `PATH`.
+/// The directories a login shell's `PATH` has on a fresh Debian or Ubuntu machine.
+const SYSTEM_PATH: [&str; 6] = [
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// What rustup puts in `~/.cargo/bin` that the docs use (`cargo check` in the architect's guide).
+const TOOLCHAIN: [&str; 3] = ["cargo", "rustc", "rustup"];
+
+/// A fresh directory with `examples/shop` in a workspace of its own, and a `bin/` standing for
+/// `~/.cargo/bin`.
 struct Sandbox {
     _temp: tempfile::TempDir,
     home: PathBuf,
@@ -384,7 +430,8 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    fn new() -> Sandbox {
+    /// With `fig_installed`, `bin/` holds `fig` from the start, as after the README's install.
+    fn new(fig_installed: bool) -> Sandbox {
         let temp = tempfile::tempdir().expect("a temporary directory");
         let home = temp.path().join("home");
         let bin = temp.path().join("bin");
@@ -411,9 +458,18 @@ impl Sandbox {
             "members = [\"examples/shop\"]",
         );
         std::fs::write(home.join("Cargo.toml"), workspace).expect("write the sandbox workspace");
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fig"), bin.join("fig"))
-            .expect("link fig into bin/");
+        let real_path = std::env::var_os("PATH").unwrap_or_default();
+        for tool in TOOLCHAIN {
+            if let Some(found) = std::env::split_paths(&real_path)
+                .map(|dir| dir.join(tool))
+                .find(|path| path.is_file())
+            {
+                symlink(&found, &bin.join(tool));
+            }
+        }
+        if fig_installed {
+            symlink(Path::new(env!("CARGO_BIN_EXE_fig")), &bin.join("fig"));
+        }
         Sandbox {
             _temp: temp,
             home,
@@ -424,9 +480,8 @@ impl Sandbox {
     /// A command with the sandbox's environment, in its home directory.
     fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new(program);
-        let path = std::env::var_os("PATH").unwrap_or_default();
         let mut paths = vec![self.bin.clone()];
-        paths.extend(std::env::split_paths(&path));
+        paths.extend(SYSTEM_PATH.iter().map(PathBuf::from));
         let real_home = std::env::var_os("HOME").map(PathBuf::from);
         for (key, _) in std::env::vars_os() {
             let key_text = key.to_string_lossy();
@@ -462,6 +517,12 @@ impl Sandbox {
     }
 }
 
+fn symlink(original: &Path, link: &Path) {
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(original, link)
+        .unwrap_or_else(|err| panic!("link {} to {}: {err}", link.display(), original.display()));
+}
+
 /// The addresses of a page's demo, and what they are written as in the docs.
 struct DemoAddrs {
     proxy: String,
@@ -486,11 +547,14 @@ impl DemoAddrs {
 enum Step {
     Command(DocCommand),
     File(String, String),
+    /// `cargo install --locked --path .`: the binary under test goes into `bin/`.
+    Install,
 }
 
 /// Runs a page's steps in its sandbox and returns the failures, one paragraph each.
 fn run_page(file: &str, steps: &[Step]) -> Vec<String> {
-    let sandbox = Sandbox::new();
+    // README.md says how to get `fig`; the pages under docs/ come after it.
+    let sandbox = Sandbox::new(file != "README.md");
     let mut failures = Vec::new();
 
     // A page with demo blocks gets a demo, started as its `$ fig demo` line says.
@@ -540,11 +604,19 @@ fn run_page(file: &str, steps: &[Step]) -> Vec<String> {
                     "mkdir -p \"$(dirname '{name}')\" && cat > '{name}' <<'FIG_DOC_EOF'\n{body}FIG_DOC_EOF\n"
                 );
             }
+            Step::Install => {
+                let _ = writeln!(
+                    script,
+                    "ln -sf '{}' '{}'",
+                    env!("CARGO_BIN_EXE_fig"),
+                    sandbox.bin.join("fig").display()
+                );
+            }
             Step::Command(command) => {
                 let idx = commands.len();
                 commands.push(command.clone());
-                let mut text = as_fig(&command.text);
-                if command.demo && text.starts_with("fig demo") {
+                let mut text = as_run(&command.text);
+                if command.demo && as_fig(&command.text).starts_with("fig demo") {
                     // Started above.
                     text = ":".to_owned();
                 }
@@ -557,7 +629,7 @@ fn run_page(file: &str, steps: &[Step]) -> Vec<String> {
                 );
                 // A person takes a moment between commands; the demo's proxy sees a flag change
                 // within a second (two here, for a busy CI machine).
-                if demo.is_some() && text.starts_with("fig flags") {
+                if demo.is_some() && as_fig(&command.text).starts_with("fig flags") {
                     script.push_str("sleep 2\n");
                 }
             }
@@ -736,6 +808,19 @@ fn every_command_in_the_docs_is_run_or_covered() {
                             ));
                         }
                     }
+                    for command in &commands {
+                        if let Some(slow) = SLOW_STAND_INS
+                            .iter()
+                            .find(|slow| command.text.contains(**slow))
+                        {
+                            failures.push(format!(
+                                "{}: `{}` recompiles before every command; write `fig` (the \
+                                 README's Quick start says how to install it)",
+                                command.place,
+                                slow.trim()
+                            ));
+                        }
+                    }
                     if failures.iter().any(|failure| failure.starts_with(&file)) {
                         continue;
                     }
@@ -768,6 +853,21 @@ fn every_command_in_the_docs_is_run_or_covered() {
                             ));
                         }
                     }
+                }
+                Mode::Install => {
+                    *counts.entry("install").or_default() += commands.len();
+                    for command in &commands {
+                        if command.text.split(" #").next().unwrap_or("").trim()
+                            != "cargo install --locked --path ."
+                        {
+                            failures.push(format!(
+                                "{}: an install block holds `cargo install --locked --path .` \
+                                 only, not `{}`",
+                                command.place, command.text
+                            ));
+                        }
+                    }
+                    steps.push(Step::Install);
                 }
                 Mode::NotRun(reason) => {
                     *counts.entry("not run").or_default() += commands.len();
@@ -832,7 +932,45 @@ fn doc_test_conventions() {
         normalize("2026-11-22T05:42:07.572Z   dev  create"),
         "[TIME] dev create"
     );
-    assert_eq!(as_fig("cargo run -q -- analyze ."), "fig analyze .");
+    assert_eq!(
+        as_fig("cargo run --release --no-default-features -- analyze ."),
+        "fig analyze ."
+    );
+    assert_eq!(
+        as_run("./target/release/fig flags list"),
+        format!("'{}' flags list", env!("CARGO_BIN_EXE_fig"))
+    );
+}
+
+/// Issue 17, item 4: in README.md, `fig` is on the `PATH` only from the step that installs it
+/// (no `fig` of the machine's leaks in), while the checkout's build runs anywhere.
+#[test]
+fn fig_is_on_the_path_only_after_the_readme_installs_it() {
+    let command = |text: &str, status: i32| {
+        Step::Command(DocCommand {
+            place: "README.md:1".to_owned(),
+            text: text.to_owned(),
+            expected: None,
+            status,
+            demo: false,
+        })
+    };
+    let before = run_page("README.md", &[command("fig --version", 0)]);
+    assert!(
+        before.len() == 1 && before[0].contains("exited 127"),
+        "{before:?}"
+    );
+    let steps = [
+        command("cargo run --release --no-default-features -- --version", 0),
+        command("command -v fig # exit 1", 1),
+        Step::Install,
+        command("fig --version", 0),
+        command("cargo --version", 0),
+    ];
+    let after = run_page("README.md", &steps);
+    assert!(after.is_empty(), "{after:?}");
+    let guide = run_page("docs/guide/architect.md", &[command("fig --version", 0)]);
+    assert!(guide.is_empty(), "{guide:?}");
 }
 
 /// The keys a reference section documents: the first column of its table (`kind.usage` counts
@@ -1047,5 +1185,115 @@ fn every_proxy_config_key_is_documented() {
     assert!(
         missing.is_empty(),
         "config keys with no entry in docs/proxy-config.md: {missing:?}"
+    );
+}
+
+/// The `$NAME`s a command line reads: `$NAME` and `${NAME}`, not `$(...)` or `$1`.
+fn variables_read(text: &str) -> Vec<String> {
+    let mut res = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        let tail = rest[at + 1..].trim_start_matches('{');
+        let name: String = tail
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        {
+            res.push(name);
+        }
+        rest = &rest[at + 1..];
+    }
+    res
+}
+
+/// The names a command line sets: `NAME=...`, `export NAME=...`, `for NAME in`, `read NAME`.
+fn variables_set(text: &str) -> Vec<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut res = Vec::new();
+    for (idx, word) in words.iter().enumerate() {
+        let word = word.trim_start_matches(['(', ';', '&', '|']);
+        if let Some((name, _)) = word.split_once('=')
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            res.push(name.to_owned());
+        }
+        if matches!(words.get(idx.wrapping_sub(1)), Some(&("for" | "read")))
+            || (idx > 0 && words[idx - 1] == "export")
+        {
+            res.push(word.split('=').next().unwrap_or(word).to_owned());
+        }
+    }
+    res
+}
+
+/// Issue 17, item 4 (the README's Unleash line read `$CLIENT_TOKEN`, which nothing sets: HTTP
+/// 401): every variable a command in the docs reads is set on the page before it, or is one the
+/// shell or the system sets, or one `fig` reads (named in `src/`).
+#[test]
+fn commands_read_only_variables_that_something_sets() {
+    let root = workspace_root();
+    let mut source = String::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src/") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                source.push_str(&std::fs::read_to_string(&path).expect("read a source file"));
+            }
+        }
+    }
+    let from_system = ["HOME", "USER", "PATH", "PWD", "PROFILE", "MAINPID"];
+    let mut unset = Vec::new();
+    for page in pages() {
+        let file = page
+            .strip_prefix(&root)
+            .unwrap_or(&page)
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(&page).expect("read a page");
+        let mut set: BTreeSet<String> = BTreeSet::new();
+        for block in blocks(&text, &file) {
+            if !SHELL_LANGUAGES.contains(&block.language.as_str())
+                || matches!(block.mode, Mode::NotRun(_) | Mode::File(_))
+            {
+                continue;
+            }
+            for command in commands(&block, &file) {
+                let code = command.text.split(" #").next().unwrap_or("");
+                set.extend(variables_set(code));
+                // The development server's script prints the exports of its URL and tokens.
+                if code.contains("unleash-dev.sh env") {
+                    set.extend(
+                        ["UNLEASH_URL", "UNLEASH_CLIENT_TOKEN", "UNLEASH_ADMIN_TOKEN"]
+                            .map(str::to_owned),
+                    );
+                }
+                for name in variables_read(code) {
+                    if !set.contains(&name)
+                        && !from_system.contains(&name.as_str())
+                        && !source.contains(&format!("\"{name}\""))
+                    {
+                        unset.push(format!(
+                            "{}: `{}` reads `${name}`, which neither the page, the system nor \
+                             fig sets",
+                            command.place, command.text
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(unset.is_empty(), "{}", unset.join("\n"));
+    assert_eq!(variables_read("a $B ${C_1} $(d) $1"), ["B", "C_1"]);
+    assert_eq!(
+        variables_set("export A=1 B=2; for pod in x"),
+        ["A", "A", "B", "pod"]
     );
 }

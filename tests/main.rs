@@ -7,6 +7,9 @@ mod admin;
 mod analyze;
 /// The HTML report of examples/shop in headless Chromium.
 mod browser;
+/// What people expect of a CLI (issue 17): completions, man pages, the same option names
+/// everywhere, singular counts of one.
+mod cli;
 /// Every mistake of a config file at once: `fig proxy --check` and a refused reload name them all.
 mod config_errors;
 /// Connections that end: HTTP/2 handshake and idle deadlines, the connection cap, the file limit.

@@ -14,7 +14,7 @@
 //! matches `shop::display` itself and everything below it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use crate::in_scope;
 use crate::report::{Edge, Location, ModuleId, Report};
@@ -273,6 +273,10 @@ pub struct Baseline {
     pub cycle_edges: Vec<BaselineEdge>,
     /// Every two-way pair, `a < b`; sorted.
     pub bidirectional: Vec<BaselinePair>,
+    /// Every in-scope (lifted) edge, `(from, to)`, sorted: what tells a new dependency that
+    /// closes a cycle from the old ones it pulls into it. `None` in a baseline written before
+    /// the list existed; then every edge new to a cycle is reported.
+    pub edges: Option<Vec<(ModuleId, ModuleId)>>,
 }
 
 /// A module edge as the baseline knows it.
@@ -326,9 +330,17 @@ pub fn baseline(report: &Report) -> Baseline {
         })
         .collect();
     bidirectional.sort();
+    let mut edges: Vec<(ModuleId, ModuleId)> = lifted_edges(report)
+        .into_iter()
+        .filter(|edge| edge.from != edge.to)
+        .map(|edge| (edge.from, edge.to))
+        .collect();
+    edges.sort();
+    edges.dedup();
     Baseline {
         cycle_edges,
         bidirectional,
+        edges: Some(edges),
     }
 }
 
@@ -513,8 +525,8 @@ fn check_limits(report: &Report, rules: &Rules, acc: &mut Vec<Finding>) {
         acc.push(Finding {
             code: Code::CycleLimit,
             message: format!(
-                "{} module cycles, at most {max} allowed",
-                report.cycles.len()
+                "{}, at most {max} allowed",
+                crate::count(report.cycles.len(), "module cycle", "module cycles")
             ),
             modules: Vec::new(),
             locations: Vec::new(),
@@ -559,8 +571,12 @@ fn check_limits(report: &Report, rules: &Rules, acc: &mut Vec<Finding>) {
         acc.push(Finding {
             code: Code::BidirectionalLimit,
             message: format!(
-                "{} two-way module pairs, at most {max} allowed",
-                report.bidirectional.len()
+                "{}, at most {max} allowed",
+                crate::count(
+                    report.bidirectional.len(),
+                    "two-way module pair",
+                    "two-way module pairs"
+                )
             ),
             modules: Vec::new(),
             locations: Vec::new(),
@@ -583,6 +599,129 @@ fn check_limits(report: &Report, rules: &Rules, acc: &mut Vec<Finding>) {
     }
 }
 
+/// The `new-cycle` findings of one cycle whose edges `new` the baseline does not have in a cycle.
+///
+/// One added line can pull dozens of modules into a cycle, and every old edge between them is
+/// then new *to a cycle*: listing all their references buries the line that did it (issue 17,
+/// item 6: 290 annotations over a dozen untouched files for one line in regex-automata). So the
+/// cause is told apart: an edge the baseline did not have at all is a new dependency, and each
+/// one is a finding at its own references, with the path by which it closes the cycle and the
+/// cycle's members, once. The old edges it pulled in are only counted. A baseline written before
+/// it listed every edge cannot tell the two apart; then each new edge is a finding.
+fn new_cycle_findings(
+    baseline: &Baseline,
+    cycle: &crate::report::Cycle,
+    inside: &[&Edge],
+    new: &[&Edge],
+    acc: &mut Vec<Finding>,
+) {
+    if new.is_empty() {
+        return;
+    }
+    let added: Vec<&Edge> = match &baseline.edges {
+        Some(all) => {
+            let all: BTreeSet<(&str, &str)> = all
+                .iter()
+                .map(|(from, to)| (from.as_str(), to.as_str()))
+                .collect();
+            new.iter()
+                .copied()
+                .filter(|edge| !all.contains(&(edge.from.as_str(), edge.to.as_str())))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    // Without a new dependency (an old baseline, or one written with another scope), every edge
+    // new to the cycle is a possible cause.
+    let causes: &[&Edge] = if added.is_empty() { new } else { &added };
+    let pulled_in = new.len() - added.len();
+    for edge in causes {
+        let path = cycle_path(inside, edge);
+        let what = if added.is_empty() {
+            "edge new to a cycle"
+        } else {
+            "new dependency"
+        };
+        let mut message = format!(
+            "{what} `{}` -> `{}` closes the cycle `{}`",
+            edge.from,
+            edge.to,
+            path.join("` -> `")
+        );
+        let _ = write!(
+            message,
+            "; the cycle has {}: `{}`",
+            crate::count(cycle.members.len(), "module", "modules"),
+            cycle.members.join("`, `")
+        );
+        if !added.is_empty() && pulled_in > 0 {
+            let _ = write!(
+                message,
+                "; it pulls {} into the cycle",
+                crate::count(pulled_in, "existing dependency", "existing dependencies")
+            );
+        }
+        if baseline.edges.is_none() {
+            message.push_str(
+                "; the baseline does not list every edge (written by an older fig), so each edge \
+                 new to the cycle is reported: write it again to see only new dependencies",
+            );
+        }
+        acc.push(Finding {
+            code: Code::NewCycle,
+            message,
+            modules: cycle.members.clone(),
+            locations: edge.locations.clone(),
+        });
+    }
+}
+
+/// The cycle `edge` closes: `edge.from`, `edge.to`, then the shortest way back to `edge.from`
+/// along the cycle's other edges (breadth first, neighbours in id order, so it is deterministic).
+fn cycle_path(inside: &[&Edge], edge: &Edge) -> Vec<ModuleId> {
+    let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for other in inside {
+        if (other.from.as_str(), other.to.as_str()) != (edge.from.as_str(), edge.to.as_str()) {
+            next.entry(other.from.as_str())
+                .or_default()
+                .push(other.to.as_str());
+        }
+    }
+    for targets in next.values_mut() {
+        targets.sort_unstable();
+    }
+    let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([edge.to.as_str()]);
+    let mut found = edge.to == edge.from;
+    while let Some(node) = queue.pop_front() {
+        if node == edge.from {
+            found = true;
+            break;
+        }
+        for &target in next.get(node).map(Vec::as_slice).unwrap_or_default() {
+            if target != edge.to && !came_from.contains_key(target) {
+                came_from.insert(target, node);
+                queue.push_back(target);
+            }
+        }
+    }
+    let mut back = vec![edge.from.clone()];
+    if found {
+        let mut node = edge.from.as_str();
+        while node != edge.to {
+            node = came_from[node];
+            back.push(node.to_owned());
+        }
+    } else {
+        back.push(edge.to.clone());
+    }
+    back.reverse();
+    // `to ... from`, then closed by the edge itself: from -> to -> ... -> from.
+    let mut path = vec![edge.from.clone()];
+    path.extend(back);
+    path
+}
+
 fn check_baseline(report: &Report, rules: &Rules, baseline: &Baseline, acc: &mut Vec<Finding>) {
     if rules.no_new_cycles {
         let known: BTreeMap<(&str, &str), &BaselineEdge> = baseline
@@ -601,25 +740,7 @@ fn check_baseline(report: &Report, rules: &Rules, baseline: &Baseline, acc: &mut
                 .copied()
                 .filter(|edge| !known.contains_key(&(edge.from.as_str(), edge.to.as_str())))
                 .collect();
-            if !new.is_empty() {
-                let pairs: Vec<String> = new
-                    .iter()
-                    .map(|edge| format!("`{}` -> `{}`", edge.from, edge.to))
-                    .collect();
-                acc.push(Finding {
-                    code: Code::NewCycle,
-                    message: format!(
-                        "new cycle through `{}`: {} not in the baseline",
-                        cycle.members.join("`, `"),
-                        pairs.join(", ")
-                    ),
-                    modules: cycle.members.clone(),
-                    locations: new
-                        .iter()
-                        .flat_map(|edge| edge.locations.iter().cloned())
-                        .collect(),
-                });
-            }
+            new_cycle_findings(baseline, cycle, &inside, &new, acc);
             for edge in inside {
                 let Some(known_edge) = known.get(&(edge.from.as_str(), edge.to.as_str())) else {
                     continue;
@@ -653,8 +774,50 @@ fn check_baseline(report: &Report, rules: &Rules, baseline: &Baseline, acc: &mut
             .map(|pair| (pair.a.as_str(), pair.b.as_str()))
             .collect();
         let lifted = lifted_edges(report);
+        let old_edges: Option<BTreeSet<(&str, &str)>> = baseline.edges.as_ref().map(|edges| {
+            edges
+                .iter()
+                .map(|(from, to)| (from.as_str(), to.as_str()))
+                .collect()
+        });
         for pair in &report.bidirectional {
-            if !known.contains(&(pair.a.as_str(), pair.b.as_str())) {
+            if known.contains(&(pair.a.as_str(), pair.b.as_str())) {
+                continue;
+            }
+            // When one direction is old, the other is what changed: point at it alone, as a
+            // new cycle points at the new dependency (issue 17, item 6).
+            let old_direction = old_edges.as_ref().and_then(|edges| {
+                match (
+                    edges.contains(&(pair.a.as_str(), pair.b.as_str())),
+                    edges.contains(&(pair.b.as_str(), pair.a.as_str())),
+                ) {
+                    (true, false) => {
+                        Some((&pair.b, &pair.a, &pair.b_to_a_items, &pair.a_to_b_items))
+                    }
+                    (false, true) => {
+                        Some((&pair.a, &pair.b, &pair.a_to_b_items, &pair.b_to_a_items))
+                    }
+                    _ => None,
+                }
+            });
+            if let Some((from, to, new_items, old_items)) = old_direction {
+                acc.push(Finding {
+                    code: Code::NewBidirectionalDependency,
+                    message: format!(
+                        "new dependency `{from}` -> `{to}` ({}) makes a two-way pair: `{to}` already depends on `{from}` ({})",
+                        items(new_items),
+                        crate::count(old_items.len(), "item", "items")
+                    ),
+                    modules: vec![pair.a.clone(), pair.b.clone()],
+                    locations: lifted
+                        .iter()
+                        .filter(|edge| &edge.from == from && &edge.to == to)
+                        .flat_map(|edge| edge.locations.iter().cloned())
+                        .collect(),
+                });
+                continue;
+            }
+            {
                 acc.push(Finding {
                     code: Code::NewBidirectionalDependency,
                     message: format!(
@@ -935,11 +1098,58 @@ mod tests {
             ],
             &[&["w::a", "w::b", "w::c"]],
         );
-        check_codes(&joined, &rules(), Some(&known), &[("new-cycle", &[3, 4])]);
+        // Two new dependencies close it: each is a finding at its own reference.
+        check_codes(
+            &joined,
+            &rules(),
+            Some(&known),
+            &[("new-cycle", &[3]), ("new-cycle", &[4])],
+        );
         // Both comparisons can be turned off.
         let mut lenient = rules();
         lenient.no_new_cycles = false;
         lenient.no_new_bidirectional = false;
         check_codes(&joined, &lenient, Some(&known), &[]);
+    }
+
+    /// Issue 17, item 6: one new dependency that pulls a chain of old ones into a cycle is one
+    /// finding, at its own reference, naming the path it closes and the cycle's members; the old
+    /// edges are counted, not listed.
+    #[test]
+    fn a_new_cycle_is_reported_at_the_edge_that_closes_it() {
+        let chain: &[(&str, &str, &[&str])] = &[
+            ("w::a", "w::b", &["B"]),
+            ("w::b", "w::c", &["C"]),
+            ("w::c", "w::d", &["D"]),
+        ];
+        let before = report(chain, &[]);
+        let known = baseline(&before);
+        let mut edges = chain.to_vec();
+        edges.push(("w::d", "w::a", &["A"]));
+        let after = report(&edges, &[&["w::a", "w::b", "w::c", "w::d"]]);
+        check_codes(&after, &rules(), Some(&known), &[("new-cycle", &[4])]);
+        let findings = check(&after, &rules(), Some(&known));
+        assert_eq!(
+            findings[0].message,
+            "new dependency `w::d` -> `w::a` closes the cycle `w::d` -> `w::a` -> `w::b` -> \
+             `w::c` -> `w::d`; the cycle has 4 modules: `w::a`, `w::b`, `w::c`, `w::d`; it pulls 3 \
+             existing dependencies into the cycle"
+        );
+        // A baseline from before the edge list cannot tell the new dependency from the old ones.
+        let old = Baseline {
+            edges: None,
+            ..known
+        };
+        check_codes(
+            &after,
+            &rules(),
+            Some(&old),
+            &[
+                ("new-cycle", &[1]),
+                ("new-cycle", &[2]),
+                ("new-cycle", &[3]),
+                ("new-cycle", &[4]),
+            ],
+        );
     }
 }

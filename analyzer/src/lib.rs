@@ -147,6 +147,15 @@ impl std::fmt::Debug for Options {
     }
 }
 
+/// `1 module cycle`, `2 module cycles`: a count and its noun, singular for one (messages only).
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// Whether an edge counts for cycles, the cut list, suggestions, metrics and services.
 pub fn in_scope(edge: &Edge, scope: EdgeScope) -> bool {
     (scope.include_hierarchical || edge.hierarchy == Hierarchy::Cross)
@@ -228,8 +237,26 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
     let lifted_refs: Vec<&Edge> = lifted.iter().collect();
     let cycle_analysis = cycles::analyze(&modules, &lifted_refs, options.elementary_cycle_cap);
     let crate_cycles = cycles::crate_cycles(&crate_edges);
-    let metrics = metrics::compute(&modules, &crates, &scoped, &crate_edges);
-    let (services, service_edges) = services::candidates(&modules, &scoped);
+    // Metrics and services describe the code that ships: test modules (`#[cfg(test)] mod
+    // tests`, test and bench targets) would add their lines to a crate and join the group of
+    // the module they test, unless tests are asked for.
+    let test_code = test_code(&workspace, &extracted);
+    let shipped: Vec<report::Module> = modules
+        .iter()
+        .filter(|module| options.scope.include_test_only || !test_code.contains(module.id.as_str()))
+        .cloned()
+        .collect();
+    let shipped_ids: rustc_hash::FxHashSet<&str> =
+        shipped.iter().map(|module| module.id.as_str()).collect();
+    let shipped_edges: Vec<&Edge> = scoped
+        .iter()
+        .copied()
+        .filter(|edge| {
+            shipped_ids.contains(edge.from.as_str()) && shipped_ids.contains(edge.to.as_str())
+        })
+        .collect();
+    let metrics = metrics::compute(&shipped, &crates, &shipped_edges, &crate_edges);
+    let (services, service_edges) = services::candidates(&shipped, &shipped_edges);
 
     progress(Phase::Suggest);
     let suggestions = suggest::suggestions(&cycle_analysis.cut, &lifted, &mut resolver);
@@ -255,6 +282,28 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
         service_edges,
         skipped_files: extracted.skipped,
     })
+}
+
+/// The ids of test code: modules that exist only under `#[cfg(test)]`, and every module of a
+/// test or bench target (analysed with `--all-targets`).
+fn test_code<'m>(
+    workspace: &load::Workspace,
+    extracted: &'m modules::Extracted,
+) -> rustc_hash::FxHashSet<&'m str> {
+    let target_kinds: Vec<&str> = workspace
+        .crates
+        .iter()
+        .flat_map(|krate| krate.targets.iter().map(|target| target.kind.as_str()))
+        .collect();
+    extracted
+        .modules
+        .iter()
+        .filter(|facts| {
+            facts.module.test_only
+                || matches!(target_kinds.get(facts.target), Some(&("test" | "bench")))
+        })
+        .map(|facts| facts.module.id.as_str())
+        .collect()
 }
 
 /// The root module of every target: the lib is `crate_name`, a bin-only package's first bin is

@@ -411,7 +411,14 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
         ),
         None => (0, String::new()),
     };
-    res.push(format!("Replace the {count} direct references from `{from}` to `{to}`{example} with calls through `{trait_name}`."));
+    let references = if count == 1 {
+        "the direct reference".to_owned()
+    } else {
+        format!("the {count} direct references")
+    };
+    res.push(format!(
+        "Replace {references} from `{from}` to `{to}`{example} with calls through `{trait_name}`."
+    ));
     res.push(format!(
         "Remove the `use` of `{to}` from `{from}`: the edge `{from} -> {to}` is gone and both depend on `{trait_home}`."
     ));

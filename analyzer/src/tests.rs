@@ -803,3 +803,47 @@ pub struct C(pub crate::a::A);
     assert_eq!(report.cut.len(), 1, "{:?}", report.cut);
     assert_eq!(report.suggestions.len(), 1);
 }
+
+/// Issue 17, item 9: test modules (`#[cfg(test)] mod tests`, test targets) are not code that
+/// ships, so metrics and candidate services leave them out unless tests are in scope.
+#[test]
+fn test_modules_are_left_out_of_metrics_and_services_by_default() {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop");
+    let in_metrics_or_services = |report: &Report, id: &str| {
+        report.metrics.modules.iter().any(|unit| unit.id == id)
+            || report
+                .services
+                .iter()
+                .any(|service| service.modules.iter().any(|module| module == id))
+    };
+    let mut options = Options::new();
+    options.include_tests = true;
+    let report = analyze(&shop, &options).expect("analyse examples/shop with its tests");
+    let test_modules: Vec<&str> = report
+        .modules
+        .iter()
+        .filter(|module| module.test_only || module.id.starts_with("shop::test::"))
+        .map(|module| module.id.as_str())
+        .collect();
+    assert!(
+        test_modules.contains(&"shop::payment::tests")
+            && test_modules.iter().any(|id| id.starts_with("shop::test::")),
+        "the shop has unit-test modules and a test target: {test_modules:?}"
+    );
+    for id in &test_modules {
+        assert!(
+            !in_metrics_or_services(&report, id),
+            "{id} is test code, yet in the metrics or a candidate service"
+        );
+    }
+    assert!(in_metrics_or_services(&report, "shop::payment"));
+
+    options.scope.include_test_only = true;
+    let report = analyze(&shop, &options).expect("analyse examples/shop, tests in scope");
+    for id in &test_modules {
+        assert!(
+            report.metrics.modules.iter().any(|unit| unit.id == *id),
+            "{id}: asked for, test code is measured"
+        );
+    }
+}

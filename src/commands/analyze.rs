@@ -20,6 +20,7 @@ use analyzer::{Options, Phase};
 use crate::output;
 use crate::render::{self, Level};
 
+#[cfg(feature = "serve")]
 mod serve;
 
 /// Arguments of `fig analyze`.
@@ -73,7 +74,8 @@ pub struct ReportArgs {
     #[arg(long)]
     pub include_hierarchical: bool,
 
-    /// Count edges that exist only under `#[cfg(test)]` too.
+    /// Count test code too: edges that exist only under `#[cfg(test)]`, and test modules
+    /// (`#[cfg(test)] mod tests`, test and bench targets) in metrics and candidate services.
     #[arg(long)]
     pub include_test_only: bool,
 
@@ -125,7 +127,13 @@ pub enum LevelArg {
 /// Runs `fig analyze`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.serve {
+        #[cfg(feature = "serve")]
         return serve::run(&args.report, addr, args.watch, args.allow_remote);
+        #[cfg(not(feature = "serve"))]
+        {
+            let _ = addr;
+            return crate::commands::missing("analyze --serve", "serve");
+        }
     }
     let report = load(&args.report)?;
     let level = match args.level {
@@ -239,9 +247,9 @@ pub fn load(args: &ReportArgs) -> anyhow::Result<Report> {
     let report = res?;
     if interactive {
         eprintln!(
-            "analysed {} modules in {} crates in {:.2}s",
-            report.modules.len(),
-            report.crates.len(),
+            "analysed {} in {} in {:.2}s",
+            render::text::count(report.modules.len(), "module", "modules"),
+            render::text::count(report.crates.len(), "crate", "crates"),
             started.elapsed().as_secs_f64()
         );
     }

@@ -22,6 +22,7 @@ use analyzer::report::Report;
 use crate::commands::analyze::{self, ReportArgs};
 use crate::exit;
 use crate::output::{self, BaselineJson};
+use crate::render::text::count;
 
 /// Arguments of `fig check`.
 #[derive(Debug, clap::Args)]
@@ -34,7 +35,7 @@ pub struct Args {
     pub report: ReportArgs,
 
     /// The rules; default: `fig.toml` in the workspace directory, if there is one.
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Compare cycles and two-way pairs with this baseline (written by `--write-baseline`).
@@ -53,6 +54,10 @@ pub struct Args {
     /// no baseline. Without it, that is a note on stderr and the check passes.
     #[arg(long)]
     pub strict: bool,
+
+    /// Write the findings to this file instead of stdout (the exit code is the same).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Output formats of `fig check`.
@@ -147,10 +152,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let text = analyze::json(&output::baseline(&baseline))?;
             std::fs::write(path, text).with_context(|| format!("writing `{}`", path.display()))?;
             eprintln!(
-                "wrote baseline {}: {} cycle edges, {} two-way pairs",
+                "wrote baseline {}: {}, {}",
                 path.display(),
-                baseline.cycle_edges.len(),
-                baseline.bidirectional.len()
+                count(baseline.cycle_edges.len(), "cycle edge", "cycle edges"),
+                count(
+                    baseline.bidirectional.len(),
+                    "two-way pair",
+                    "two-way pairs"
+                )
             );
             Some(baseline)
         }
@@ -180,7 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .collect(),
         })?,
     };
-    analyze::emit(&text, None)?;
+    analyze::emit(&text, args.output.as_deref())?;
     Ok(if findings.is_empty() {
         ExitCode::SUCCESS
     } else {

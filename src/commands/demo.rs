@@ -487,7 +487,7 @@ fn write_state_dir(
     upstreams: &Upstreams,
 ) -> anyhow::Result<()> {
     let token_file = layout.admin_token();
-    let token = random_token()?;
+    let token = crate::commands::proxy::random_token()?;
     write_secret(&token_file, &format!("{token}\n"))
         .with_context(|| format!("cannot write the admin token {}", token_file.display()))?;
 
@@ -1004,6 +1004,7 @@ fn shell_quote(text: &str) -> String {
     }
 }
 
+<<<<<<< HEAD
 /// Writes a certificate authority (`ca.pem`) and a certificate it signs for localhost,
 /// 127.0.0.1, ::1 and the proxies' own addresses (`cert.pem`, `key.pem`, mode 0600) into `dir`
 /// (`fig demo --tls`). ECDSA P-256, valid for 90 days, as a public CA would issue.
@@ -1072,6 +1073,8 @@ pub(crate) fn random_token() -> anyhow::Result<String> {
     Ok(token)
 }
 
+=======
+>>>>>>> wt-cli
 /// Writes a file only its owner can read (mode 0600 on Unix), also when it already existed.
 fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     feature_flags::write_atomically(path, text.as_bytes(), feature_flags::FileMode::OwnerOnly)

@@ -60,7 +60,8 @@ pub struct Args {
 /// How `fig flags` prints its results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Aligned text for a person.
+    /// Aligned text for a person (`text` works too, as in the other commands).
+    #[value(alias = "text")]
     Table,
     /// One JSON document with a `schema_version`, for scripts.
     Json,
@@ -183,8 +184,8 @@ pub enum FlagsCommand {
     },
     /// Write every flag as client API JSON, to stdout or a file.
     Export {
-        /// The file to write (atomically) instead of stdout.
-        #[arg(long)]
+        /// The file to write (atomically) instead of stdout (`--to` is the old name).
+        #[arg(short = 'o', long = "output", value_name = "FILE", alias = "to")]
         to: Option<PathBuf>,
     },
     /// Replace the store's flags with a client API JSON file (file store), or create and update

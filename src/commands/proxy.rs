@@ -256,7 +256,7 @@ fn generated_token(path: &Path) -> anyhow::Result<String> {
     if let Some(token) = read(path)? {
         return Ok(token);
     }
-    let token = crate::commands::demo::random_token()?;
+    let token = random_token()?;
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create {} for the admin token", dir.display()))?;
@@ -339,4 +339,17 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         }
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// 32 random bytes from the operating system, as hex (the admin token `fig proxy` generates, and `fig demo`'s).
+pub(crate) fn random_token() -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| anyhow::anyhow!("cannot get random bytes for the admin token: {err}"))?;
+    let mut token = String::with_capacity(64);
+    for byte in bytes {
+        let _ = write!(token, "{byte:02x}");
+    }
+    Ok(token)
 }

@@ -23,6 +23,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
+    /// Write the suggestions to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
     /// Also write the generated code and PLAN.md into this directory (created if missing):
     /// a Cargo workspace with one crate per suggested trait.
     #[arg(long, value_name = "DIR")]
@@ -49,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             suggestions: report.suggestions.iter().map(output::suggestion).collect(),
         })?,
     };
-    analyze::emit(&text, None)?;
+    analyze::emit(&text, args.output.as_deref())?;
     if let Some(dir) = &args.emit {
         let tool = analyze::meta().tool;
         let files = templates::emit(&report, &tool).context("generating the trait code")?;
@@ -63,8 +67,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("writing `{}`", path.display()))?;
         }
         eprintln!(
-            "wrote {} files to {} (see {})",
-            files.len(),
+            "wrote {} to {} (see {})",
+            crate::render::text::count(files.len(), "file", "files"),
             dir.display(),
             dir.join("PLAN.md").display()
         );

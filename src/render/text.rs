@@ -77,6 +77,15 @@ fn paint(style: Style, text: impl std::fmt::Display) -> String {
     format!("{style}{text}{style:#}")
 }
 
+/// `1 crate`, `2 crates`: a count and its noun, singular for one.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 fn heading(out: &mut String, title: &str) -> std::fmt::Result {
     writeln!(out)?;
     writeln!(out, "{}", paint(HEADING, title))

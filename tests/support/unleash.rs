@@ -2,11 +2,16 @@
 //! take down and bring back.
 //!
 //! The server is found through `UNLEASH_URL`, `UNLEASH_CLIENT_TOKEN` and `UNLEASH_ADMIN_TOKEN`
-//! (`eval "$(../shared/tools/unleash-dev.sh env)"`; `.ci/run` exports them). Without them a test
-//! says loudly that it is skipped and passes, unless `FIG_REQUIRE_UNLEASH=1` (set by CI), which
-//! makes it fail. The server is shared: tests use flag names of their own ([`unique_name`]),
-//! archive them when done ([`DeleteOnDrop`]), and simulate an outage with a [`Forwarder`],
-//! never by stopping the server.
+//! (`eval "$(../shared/tools/unleash-dev.sh env)"`; `.ci/run` exports them). A test that needs
+//! it is marked `#[ignore = "needs a real Unleash server: ..."]` (issue 17, item 7): a plain
+//! `cargo test` lists it as `ignored` with that reason in its summary, instead of a pass that
+//! tested nothing, and `cargo test -- --ignored` (or `--include-ignored`) runs it, failing if
+//! the variables are not set. CI runs the ignored tests on a real server, so it cannot pass
+//! without one. [`every_test_that_needs_unleash_is_ignored_by_default`] keeps the marks honest.
+//!
+//! The server is shared: tests use flag names of their own ([`unique_name`]), archive them when
+//! done ([`DeleteOnDrop`]), and simulate an outage with a [`Forwarder`], never by stopping the
+//! server.
 
 use std::net::SocketAddr;
 use std::process::Output;
@@ -29,31 +34,26 @@ pub struct UnleashEnv {
     pub admin_token: String,
 }
 
-/// The server's coordinates, or `None` (after saying so on stderr) when the test must be
-/// skipped. Fails the test instead when `FIG_REQUIRE_UNLEASH=1`.
+/// The server's coordinates; fails the test, saying what to set, when they are missing (the
+/// test is `#[ignore]`d, so it runs only when asked for).
 #[track_caller]
-pub fn unleash_env(test: &str) -> Option<UnleashEnv> {
+pub fn unleash_env(test: &str) -> UnleashEnv {
     let var = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
     match (
         var("UNLEASH_URL"),
         var("UNLEASH_CLIENT_TOKEN"),
         var("UNLEASH_ADMIN_TOKEN"),
     ) {
-        (Some(url), Some(client_token), Some(admin_token)) => Some(UnleashEnv {
+        (Some(url), Some(client_token), Some(admin_token)) => UnleashEnv {
             url,
             client_token,
             admin_token,
-        }),
-        _ => {
-            let why = "UNLEASH_URL, UNLEASH_CLIENT_TOKEN and UNLEASH_ADMIN_TOKEN are not all set \
-                       (eval \"$(../shared/tools/unleash-dev.sh env)\" after unleash-dev.sh start)";
-            assert!(
-                std::env::var("FIG_REQUIRE_UNLEASH").as_deref() != Ok("1"),
-                "{test}: FIG_REQUIRE_UNLEASH=1 but {why}"
-            );
-            eprintln!("\n*** SKIPPED {test}: {why} ***\n");
-            None
-        }
+        },
+        _ => panic!(
+            "{test} needs a real Unleash server, but UNLEASH_URL, UNLEASH_CLIENT_TOKEN and \
+             UNLEASH_ADMIN_TOKEN are not all set (eval \"$(../shared/tools/unleash-dev.sh env)\" \
+             after unleash-dev.sh start)"
+        ),
     }
 }
 
@@ -217,4 +217,107 @@ impl Drop for Forwarder {
             runtime.shutdown_background();
         }
     }
+}
+
+/// The tests that call [`unleash_env`], by `module::name`, read from the sources.
+fn tests_that_need_unleash() -> Vec<(String, bool)> {
+    let root = crate::support::workspace_root().join("tests");
+    let mut found = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&root)
+        .expect("read tests/")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let module = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let source = std::fs::read_to_string(&path).expect("read a test module");
+        let mut attributes: Vec<&str> = Vec::new();
+        let mut current: Option<(String, bool)> = None;
+        for line in source.lines() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("#[") {
+                attributes.push(trimmed);
+                continue;
+            }
+            if let Some(rest) = trimmed
+                .strip_prefix("async fn ")
+                .or_else(|| trimmed.strip_prefix("fn "))
+                && attributes.iter().any(|attr| attr.contains("test"))
+            {
+                let name = rest.split('(').next().unwrap_or_default();
+                let ignored = attributes
+                    .iter()
+                    .any(|attr| attr.starts_with("#[ignore = \"needs a real Unleash server"));
+                current = Some((format!("{module}::{name}"), ignored));
+            } else if trimmed.starts_with("fn ") || trimmed.starts_with("async fn ") {
+                current = None;
+            }
+            if !trimmed.starts_with("///") && !trimmed.is_empty() {
+                attributes.clear();
+            }
+            if trimmed.contains("unleash_env(")
+                && let Some(test) = current.take()
+            {
+                found.push(test);
+            }
+        }
+    }
+    found
+}
+
+/// Issue 17, item 7: a test that needs Unleash is `ignored` in a plain run, listed as such by
+/// the test binary, and fails (not passes) when run without the server's variables.
+#[test]
+fn every_test_that_needs_unleash_is_ignored_by_default() {
+    let tests = tests_that_need_unleash();
+    assert!(tests.len() >= 7, "the Unleash tests were found: {tests:?}");
+    let unmarked: Vec<&String> = tests
+        .iter()
+        .filter(|(_, ignored)| !ignored)
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        unmarked.is_empty(),
+        "these tests need a real Unleash but are not `#[ignore = \"needs a real Unleash server: ...\"]`: {unmarked:?}"
+    );
+
+    // What libtest itself says: listed among the ignored tests.
+    let this = std::env::current_exe().expect("the test binary");
+    let listed = std::process::Command::new(&this)
+        .args(["--list", "--ignored"])
+        .output()
+        .expect("the test binary lists its tests");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for (name, _) in &tests {
+        assert!(
+            listed.contains(&format!("{name}: test")),
+            "`{name}` is not listed as ignored:\n{listed}"
+        );
+    }
+
+    // Asked for without a server, it fails and says what is missing.
+    let (name, _) = tests
+        .iter()
+        .find(|(name, _)| name == "flags::unleash_mistakes_exit_2_and_write_nothing")
+        .expect("a quick Unleash test");
+    let mut run = std::process::Command::new(&this);
+    run.args(["--ignored", "--exact", name]);
+    for key in ["UNLEASH_URL", "UNLEASH_CLIENT_TOKEN", "UNLEASH_ADMIN_TOKEN"] {
+        run.env_remove(key);
+    }
+    let output = run.output().expect("the test binary runs one test");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success(),
+        "it passed without a server:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("needs a real Unleash server, but UNLEASH_URL"),
+        "{stdout}"
+    );
 }
