@@ -927,6 +927,8 @@ fn fixture_report() -> Report {
             column: Some(1),
             error: "expected `;`".to_owned(),
         }],
+        endpoints: Vec::new(),
+        domains: Vec::new(),
     }
 }
 

@@ -35,6 +35,7 @@
 
 pub mod check;
 pub mod cycles;
+pub mod endpoints;
 mod error;
 mod load;
 pub mod metrics;
@@ -214,6 +215,10 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
     let metrics = metrics::compute(&modules, &crates, &scoped, &crate_edges);
     let (services, service_edges) = services::candidates(&modules, &scoped);
 
+    // Endpoints are found on the uncollapsed module tree: handlers are functions.
+    let (endpoints, domains) =
+        endpoints::discover(&extracted, &mut resolver, &scoped, &load::read_source);
+
     progress(Phase::Suggest);
     let suggestions = suggest::suggestions(&cycle_analysis.cut, &lifted, &mut resolver);
 
@@ -236,6 +241,8 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
         services,
         service_edges,
         skipped_files: extracted.skipped,
+        endpoints,
+        domains,
     })
 }
 
