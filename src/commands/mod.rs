@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod check;
 pub mod demo;
 pub mod flags;
+pub mod plan;
 pub mod proxy;
 pub mod route;
 pub mod suggest;
