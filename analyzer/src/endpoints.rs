@@ -162,15 +162,45 @@ pub(crate) fn discover(
     }
     let flat = std::mem::take(&mut flattener.out);
 
-    let domains = domain_roles(extracted, scoped_edges);
+    let mut spans = FnSpans::default();
+    let methods = MethodIndex::new(resolver);
+    let no_roles: FxHashMap<&str, DomainRole> = FxHashMap::default();
+    // Full reaches first: which domains host handlers and whose code endpoints run decide the
+    // roles, and the roles decide what each endpoint needs.
+    let full: Vec<Option<Reached>> = flat
+        .iter()
+        .map(|route| match &route.handler {
+            Some(Handler::Resolved(module, function)) => {
+                let walk = Walk {
+                    extracted,
+                    methods: &methods,
+                    role_of: &no_roles,
+                    read,
+                };
+                Some(walk.reach(resolver, &mut spans, &(*module, function.clone()), None))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut hosts: FxHashSet<&str> = FxHashSet::default();
+    let mut code_run: FxHashSet<&str> = FxHashSet::default();
+    for (route, reached) in flat.iter().zip(&full) {
+        if let Some(Handler::Resolved(module, _)) = &route.handler {
+            hosts.insert(domain_of(&extracted.modules[*module as usize].module.id));
+        }
+        for (module, &(_, code)) in reached.iter().flatten() {
+            if code {
+                code_run.insert(domain_of(&extracted.modules[*module as usize].module.id));
+            }
+        }
+    }
+    let domains = domain_roles(extracted, scoped_edges, &hosts, &code_run);
     let role_of: FxHashMap<&str, DomainRole> = domains
         .iter()
         .map(|domain| (domain.id.as_str(), domain.role))
         .collect();
-    let mut spans = FnSpans::default();
-    let methods = MethodIndex::new(resolver);
     let mut endpoints: BTreeMap<(String, String, String), Endpoint> = BTreeMap::new();
-    for route in flat {
+    for (route, reached) in flat.into_iter().zip(full) {
         let handler_name = match &route.handler {
             Some(Handler::Resolved(module, function)) => {
                 format!(
@@ -181,8 +211,8 @@ pub(crate) fn discover(
             Some(Handler::Written(text)) => text.clone(),
             None => "<service>".to_owned(),
         };
-        let (reaches, needs, owner) = match &route.handler {
-            Some(Handler::Resolved(module, function)) => {
+        let (reaches, needs, owner) = match (&route.handler, reached) {
+            (Some(Handler::Resolved(module, function)), Some(reaches)) => {
                 let start = (*module, function.clone());
                 let walk = Walk {
                     extracted,
@@ -190,7 +220,6 @@ pub(crate) fn discover(
                     role_of: &role_of,
                     read,
                 };
-                let reaches = walk.reach(resolver, &mut spans, &start, None);
                 let home = domain_of(&extracted.modules[*module as usize].module.id);
                 let needs_walk = walk.reach(resolver, &mut spans, &start, Some(home));
                 ownership(extracted, &reaches, &needs_walk, home, &role_of)
@@ -1140,7 +1169,12 @@ impl Flattener<'_, '_> {
                                 method: attribute.method.clone(),
                                 path: join(&prefix, &attribute.path),
                                 handler: Some(Handler::Resolved(key.0, key.1.clone())),
-                                framework: attribute.framework,
+                                // `routes!` is Rocket's, whatever the path looks like.
+                                framework: if *framework == Framework::Rocket {
+                                    Framework::Rocket
+                                } else {
+                                    attribute.framework
+                                },
                                 loc: attribute.loc,
                             });
                         }
@@ -1148,7 +1182,7 @@ impl Flattener<'_, '_> {
                         self.included.insert(key.clone());
                         self.flatten(key.0, entries, &prefix, depth + 1, sink);
                     } else {
-                        let _ = (framework, loc);
+                        let _ = loc;
                     }
                 }
             }
@@ -1184,8 +1218,23 @@ impl Flattener<'_, '_> {
 // ---------------------------------------------------------------------------------------------
 // Domains.
 
-/// The role of every top-level module, from the in-scope module edges lifted to them.
-fn domain_roles(extracted: &Extracted, edges: &[&Edge]) -> Vec<Domain> {
+/// The role of every top-level module, from the in-scope module edges lifted to them, the
+/// domains that host handlers (`hosts`) and those whose code some endpoint runs (`code_run`).
+///
+/// Wiring, found from the crate roots outwards: a module no non-wiring module depends on that
+/// hosts handlers and either defines no type or uses several domains (`http`, `routes`), or that
+/// uses several domains without any endpoint running its code (`state`). Kernel: a module that
+/// uses no domain and that several domains use (`money`). The rest are domains.
+fn domain_roles(
+    extracted: &Extracted,
+    edges: &[&Edge],
+    hosts: &FxHashSet<&str>,
+    code_run: &FxHashSet<&str>,
+) -> Vec<Domain> {
+    let mut n_types: FxHashMap<&str, u32> = FxHashMap::default();
+    for facts in &extracted.modules {
+        *n_types.entry(domain_of(&facts.module.id)).or_default() += facts.module.n_types;
+    }
     let mut all: BTreeSet<&str> = BTreeSet::new();
     let mut roots: FxHashSet<&str> = FxHashSet::default();
     for facts in &extracted.modules {
@@ -1219,7 +1268,12 @@ fn domain_roles(extracted: &Extracted, edges: &[&Edge]) -> Vec<Domain> {
             }
             let outs = out.get(domain).unwrap_or(&empty);
             let ins = incoming.get(domain).unwrap_or(&empty);
-            if outs.len() >= 2 && ins.iter().all(|from| wiring.contains(from)) {
+            let glue = if hosts.contains(domain) {
+                outs.len() >= 2 || n_types.get(domain).copied().unwrap_or(0) == 0
+            } else {
+                outs.len() >= 2 && !code_run.contains(domain)
+            };
+            if glue && ins.iter().all(|from| wiring.contains(from)) {
                 wiring.insert(domain);
                 changed = true;
             }
@@ -1573,3 +1627,7 @@ fn ownership(
         (reaches, needs.into_iter().collect(), owner)
     }
 }
+
+#[cfg(test)]
+#[path = "endpoints_tests.rs"]
+mod tests;
