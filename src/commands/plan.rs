@@ -58,6 +58,14 @@ pub struct Args {
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8081")]
     pub service_url: String,
 
+    /// The proxy's listen address in the emitted config.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    pub listen: String,
+
+    /// The admin API's listen address in the emitted config.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8001")]
+    pub admin_listen: String,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -897,7 +905,7 @@ shadow = {{ percent = 100 }}
 # when the service breaks it. Keys: docs/proxy-config.md.
 
 [server]
-listen = "127.0.0.1:8000"
+listen = {listen}
 access_log = "access.log"
 
 [upstreams.monolith]
@@ -910,7 +918,7 @@ addresses = [{service_url}]
 file = "flags.json"
 
 [admin]
-listen = "127.0.0.1:8001"
+listen = {admin}
 "#,
         extract = plan.extract,
         service = plan.service,
@@ -918,6 +926,8 @@ listen = "127.0.0.1:8001"
         monolith = toml_string(&args.monolith_url),
         service_url = toml_string(&args.service_url),
         upstream = toml_key(&plan.service),
+        listen = toml_string(&args.listen),
+        admin = toml_string(&args.admin_listen),
     ))
 }
 
