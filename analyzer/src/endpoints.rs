@@ -620,7 +620,11 @@ impl Body<'_> {
                 }
                 Value::Ref(text, self.loc(path.span()))
             }
-            syn::Expr::Closure(_) => Value::Ref("<closure>".to_owned(), self.loc(expr.span())),
+            // `configure(|cfg| routes::config(cfg, flag))`: the closure's call is what registers.
+            syn::Expr::Closure(closure) => match self.eval(&closure.body) {
+                value @ (Value::Ref(..) | Value::Router(..) | Value::Scope(..)) => value,
+                _ => Value::Ref("<closure>".to_owned(), self.loc(expr.span())),
+            },
             syn::Expr::Macro(mac) => self.eval_macro(&mac.mac),
             syn::Expr::Call(call) => self.eval_call(call),
             syn::Expr::MethodCall(call) => self.eval_method(call),
@@ -674,6 +678,12 @@ impl Body<'_> {
             ("web" | "", "scope") | ("Scope", "new") if first_string.is_some() => {
                 Value::Scope(first_string.unwrap_or_default(), Vec::new())
             }
+            // actix-files: a directory served under a prefix.
+            ("Files", "new") if first_string.is_some() => Value::Resource(
+                join(&first_string.unwrap_or_default(), "/{*path}"),
+                vec![("GET".to_owned(), Some("actix_files::Files".to_owned()))],
+                loc,
+            ),
             ("web" | "", "resource") | ("Resource", "new") if first_string.is_some() => {
                 Value::Resource(first_string.unwrap_or_default(), Vec::new(), loc)
             }
