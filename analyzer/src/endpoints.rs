@@ -199,7 +199,8 @@ pub(crate) fn discover(
         .iter()
         .map(|domain| (domain.id.as_str(), domain.role))
         .collect();
-    let mut endpoints: BTreeMap<(String, String, String), Endpoint> = BTreeMap::new();
+    let mut endpoints: BTreeMap<(String, String, String, std::path::PathBuf), Endpoint> =
+        BTreeMap::new();
     for (route, reached) in flat.into_iter().zip(full) {
         let handler_name = match &route.handler {
             Some(Handler::Resolved(module, function)) => {
@@ -245,11 +246,14 @@ pub(crate) fn discover(
             needs,
             owner,
         };
+        // One endpoint per (path, method, handler, file): a router served twice is listed
+        // once, two binaries that both serve `GET /` with a closure are two endpoints.
         endpoints
             .entry((
                 endpoint.path.clone(),
                 endpoint.method.clone(),
                 endpoint.handler.clone(),
+                endpoint.location.file.clone(),
             ))
             .or_insert(endpoint);
     }
@@ -717,6 +721,47 @@ impl Body<'_> {
                 let handler = self.handler(&call.args[1]);
                 Value::MethodRouter(vec![(method, handler)])
             }
+            (_, verb)
+                if call.args.len() == 1
+                    && matches!(before, "" | "routing")
+                    && verb
+                        .strip_suffix("_service")
+                        .is_some_and(|verb| HTTP_METHODS.contains(&verb) || verb == "any") =>
+            {
+                let verb = verb.trim_end_matches("_service");
+                let method = if verb == "any" {
+                    "ANY".to_owned()
+                } else {
+                    verb.to_uppercase()
+                };
+                Value::MethodRouter(vec![(method, None)])
+            }
+            // A helper of the application's own, `route("/foo", get(handler))`: a path and a
+            // method router make a route whatever the function is called.
+            _ if call.args.len() == 2
+                && first_string
+                    .as_deref()
+                    .is_some_and(|path| path.starts_with('/'))
+                && matches!(self.eval(&call.args[1]), Value::MethodRouter(_)) =>
+            {
+                let Value::MethodRouter(methods) = self.eval(&call.args[1]) else {
+                    return Value::Other;
+                };
+                let path = normalize_path(&first_string.unwrap_or_default());
+                Value::Router(
+                    Framework::Axum,
+                    methods
+                        .into_iter()
+                        .map(|(method, handler)| Entry::Route {
+                            method,
+                            path: path.clone(),
+                            handler,
+                            framework: Framework::Axum,
+                            loc,
+                        })
+                        .collect(),
+                )
+            }
             _ => Value::Ref(func, loc),
         }
     }
@@ -756,6 +801,24 @@ impl Body<'_> {
                         name.to_uppercase()
                     },
                     handler,
+                ));
+                Value::MethodRouter(methods)
+            }
+            // `get(h).post_service(svc)`: a service for one method.
+            (name, Value::MethodRouter(mut methods))
+                if args.len() == 1
+                    && name
+                        .strip_suffix("_service")
+                        .is_some_and(|verb| HTTP_METHODS.contains(&verb) || verb == "any") =>
+            {
+                let verb = name.trim_end_matches("_service");
+                methods.push((
+                    if verb == "any" {
+                        "ANY".to_owned()
+                    } else {
+                        verb.to_uppercase()
+                    },
+                    None,
                 ));
                 Value::MethodRouter(methods)
             }
@@ -827,6 +890,21 @@ impl Body<'_> {
                 entries.push(Entry::Route {
                     method: "ANY".to_owned(),
                     path: normalize_path(&first_string.unwrap_or_default()),
+                    handler: None,
+                    framework,
+                    loc,
+                });
+                close(framework, entries, scope)
+            }
+            // A service under a prefix (`ServeDir`): every method, every path below it.
+            ("nest_service", receiver) if args.len() == 2 && first_string.is_some() => {
+                let (framework, mut entries, scope) = open(receiver);
+                entries.push(Entry::Route {
+                    method: "ANY".to_owned(),
+                    path: join(
+                        &normalize_path(&first_string.unwrap_or_default()),
+                        "/{*path}",
+                    ),
                     handler: None,
                     framework,
                     loc,
@@ -1223,6 +1301,18 @@ impl Flattener<'_, '_> {
             _ => None,
         }
     }
+}
+
+/// A handler written as one name that is no module item: a function declared inside the
+/// function that builds the router (axum's "routes and handlers close together"). The reach
+/// walk finds it by its name in the module.
+fn nested_fn(module: u32, written: &str) -> Option<(u32, String)> {
+    let is_ident = !written.is_empty()
+        && !written.contains("::")
+        && written
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    is_ident.then(|| (module, written.to_owned()))
 }
 
 // ---------------------------------------------------------------------------------------------
