@@ -494,10 +494,9 @@ impl Collector {
         let syn::Expr::Lit(lit) = args.first()? else {
             return None;
         };
+        // actix-web inserts the leading slash (`#[post("login")]` in scope `/users` is
+        // `/users/login`; `#[get("")]` is the scope itself).
         let path = string_lit(&lit.lit)?;
-        if !path.starts_with('/') {
-            return None;
-        }
         Some(Attributed {
             framework: guess_framework(&path),
             path: normalize_path(&path),
@@ -1220,10 +1219,12 @@ impl Flattener<'_, '_> {
                     loc,
                 } => {
                     let handler = handler.as_ref().map(|written| {
-                        self.resolve_fn(module, written).map_or_else(
-                            || Handler::Written(written.clone()),
-                            |(m, name)| Handler::Resolved(m, name),
-                        )
+                        self.resolve_fn(module, written)
+                            .or_else(|| nested_fn(module, written))
+                            .map_or_else(
+                                || Handler::Written(written.clone()),
+                                |(m, name)| Handler::Resolved(m, name),
+                            )
                     });
                     sink.push(Flat {
                         method: method.clone(),

@@ -79,6 +79,15 @@ pub fn app() -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api", api::router())
         .merge(admin())
+        .merge(close_together())
+        .nest_service("/assets", ServeDir::new("assets"))
+}
+fn close_together() -> Router {
+    async fn handler() {}
+    route("/close", get(handler).post_service(ServeDir::new("x")))
+}
+fn route(path: &str, method_router: MethodRouter) -> Router {
+    Router::new().route(path, method_router)
 }
 fn admin() -> Router {
     Router::new().route("/admin/:name", axum::routing::delete(api::refund))
@@ -126,8 +135,10 @@ pub async fn run() {
                     .service(handlers::get_payment)
                     .service(web::resource("/orders").route(web::post().to(handlers::place)).route(web::get().to(handlers::list)))
                     .route("/coupons/{code:[A-Z]+}", web::get().to(handlers::coupon))
-                    .configure(handlers::config),
+                    .configure(|cfg| handlers::config(cfg)),
             )
+            .service(web::scope("/users").service(handlers::login).service(handlers::register))
+            .service(actix_files::Files::new("/static", "./static"))
     });
 }
 //- /handlers.rs
@@ -141,6 +152,10 @@ pub async fn get_payment() -> HttpResponse { let _ = PaymentId(1); HttpResponse:
 pub async fn refund() -> HttpResponse { PaymentService::new().refund(1); HttpResponse::Ok().finish() }
 pub async fn place() -> HttpResponse { crate::order::OrderService::new().place(); HttpResponse::Ok().finish() }
 pub async fn list() -> HttpResponse { HttpResponse::Ok().finish() }
+#[post("login")]
+pub async fn login() -> HttpResponse { HttpResponse::Ok().finish() }
+#[post("")]
+pub async fn register() -> HttpResponse { HttpResponse::Ok().finish() }
 pub async fn coupon() -> HttpResponse { crate::coupon::discount(crate::order::OrderId(1)); HttpResponse::Ok().finish() }
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(refund);
