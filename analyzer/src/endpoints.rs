@@ -1165,9 +1165,8 @@ pub fn normalize_path(path: &str) -> String {
             res.push_str(segment);
         }
     }
-    if res.is_empty() {
-        res.push('/');
-    } else if path.ends_with('/') && path.len() > 1 {
+    // The root, or a path written with a trailing slash (axum and actix-web tell them apart).
+    if res.is_empty() || (path.ends_with('/') && path.len() > 1) {
         res.push('/');
     }
     res
