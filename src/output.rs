@@ -210,6 +210,8 @@ pub struct ServiceJson {
     pub modules: Vec<String>,
     pub internal_weight: u32,
     pub external_weight: u32,
+    /// The endpoints it would own, `METHOD path`.
+    pub endpoints: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -547,6 +549,7 @@ pub fn report(report: &Report) -> ReportJson {
                 modules: service.modules.clone(),
                 internal_weight: service.internal_weight,
                 external_weight: service.external_weight,
+                endpoints: service.endpoints.clone(),
             })
             .collect(),
         service_edges: report

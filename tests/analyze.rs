@@ -905,12 +905,14 @@ fn fixture_report() -> Report {
                 modules: vec!["shop::money".to_owned(), "shop::order".to_owned()],
                 internal_weight: 3,
                 external_weight: 6,
+                endpoints: Vec::new(),
             },
             CandidateService {
                 name: "payment".to_owned(),
                 modules: vec!["shop::payment".to_owned()],
                 internal_weight: 0,
                 external_weight: 8,
+                endpoints: Vec::new(),
             },
         ],
         service_edges: vec![ServiceEdge {

@@ -213,11 +213,11 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
     let cycle_analysis = cycles::analyze(&modules, &lifted_refs, options.elementary_cycle_cap);
     let crate_cycles = cycles::crate_cycles(&crate_edges);
     let metrics = metrics::compute(&modules, &crates, &scoped, &crate_edges);
-    let (services, service_edges) = services::candidates(&modules, &scoped);
-
     // Endpoints are found on the uncollapsed module tree: handlers are functions.
     let (endpoints, domains) =
         endpoints::discover(&extracted, &mut resolver, &scoped, &load::read_source);
+    let (mut services, service_edges) = services::candidates(&modules, &scoped);
+    services::assign_endpoints(&mut services, &endpoints);
 
     progress(Phase::Suggest);
     let suggestions = suggest::suggestions(&cycle_analysis.cut, &lifted, &mut resolver);

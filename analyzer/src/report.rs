@@ -275,6 +275,8 @@ pub struct CandidateService {
     pub internal_weight: u32,
     /// Sum of edge weights leaving or entering the group.
     pub external_weight: u32,
+    /// The endpoints it would own, `METHOD path`, in the order of the report's endpoints.
+    pub endpoints: Vec<String>,
 }
 
 /// An in-scope module edge between two candidate services.

@@ -101,6 +101,9 @@ pub struct PlanJson {
     pub steps: Vec<String>,
     /// Every domain as a candidate extraction, easiest first.
     pub candidates: Vec<CandidateJson>,
+    /// Candidate services grouped by module coupling plus the endpoints that run modules
+    /// together (weighted by their requests with `--traffic`), each with the endpoints it owns.
+    pub services: Vec<output::ServiceJson>,
     /// Present with `--traffic`.
     pub traffic: Option<TrafficJson>,
 }
@@ -407,6 +410,7 @@ fn plan(report: &Report, args: &Args, traffic: Option<&Traffic>) -> anyhow::Resu
                 &b.domain,
             ))
     });
+    let services = services(report, traffic);
     Ok(PlanJson {
         schema_version: output::SCHEMA_VERSION,
         workspace_root: report.workspace_root.display().to_string(),
@@ -419,8 +423,39 @@ fn plan(report: &Report, args: &Args, traffic: Option<&Traffic>) -> anyhow::Resu
         routes,
         steps,
         candidates,
+        services,
         traffic: traffic.map(|traffic| traffic.json(&report.endpoints)),
     })
+}
+
+/// Louvain on the module edges plus endpoint affinity: each endpoint pulls together the
+/// modules whose code it runs, by 1 plus its requests.
+fn services(report: &Report, traffic: Option<&Traffic>) -> Vec<output::ServiceJson> {
+    let scoped: Vec<&analyzer::report::Edge> = report
+        .edges
+        .iter()
+        .filter(|edge| analyzer::in_scope(edge, report.scope))
+        .collect();
+    let weight_of = |endpoint: &Endpoint| {
+        1 + traffic
+            .and_then(|traffic| traffic.stats.get(&endpoint_key(endpoint)))
+            .map_or(0, |stats| stats.requests)
+    };
+    let affinity =
+        analyzer::services::endpoint_affinity(&report.endpoints, &report.domains, &weight_of);
+    let (mut services, _) =
+        analyzer::services::candidates_with_affinity(&report.modules, &scoped, &affinity);
+    analyzer::services::assign_endpoints(&mut services, &report.endpoints);
+    services
+        .into_iter()
+        .map(|service| output::ServiceJson {
+            name: service.name,
+            modules: service.modules,
+            internal_weight: service.internal_weight,
+            external_weight: service.external_weight,
+            endpoints: service.endpoints,
+        })
+        .collect()
 }
 
 fn endpoint_key(endpoint: &Endpoint) -> String {
@@ -726,6 +761,23 @@ fn text(plan: &PlanJson) -> String {
             candidate.shared,
             candidate.cut_edges,
             candidate.cut_weight
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nCandidate services (module coupling and the endpoints that run modules together)"
+    );
+    for service in plan
+        .services
+        .iter()
+        .filter(|service| !service.endpoints.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "  {:<16} {} module(s), endpoints: {}",
+            service.name,
+            service.modules.len(),
+            service.endpoints.join(", ")
         );
     }
     if let Some(traffic) = &plan.traffic {
