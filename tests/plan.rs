@@ -346,3 +346,18 @@ fn plan_refuses_unknown_modules_and_unreadable_traffic() {
     assert!(stderr.contains("access.log"), "{stderr}");
     assert!(stderr.contains("line 1"), "{stderr}");
 }
+
+/// `fig demo --plan` prints the plan that leads to the demo's own route: the two payment
+/// endpoints, `/payments/**`, the demo's flag.
+#[test]
+fn demo_prints_the_plan_behind_its_route() {
+    let output = fig()
+        .args(["demo", "--plan"])
+        .output()
+        .expect("fig demo runs");
+    let text = ok(output, "fig demo --plan");
+    assert!(text.contains("behind flag `payments-service`"), "{text}");
+    assert!(text.contains("GET     /payments/{id}"), "{text}");
+    assert!(text.contains("POST    /payments/{id}/refund"), "{text}");
+    assert!(text.contains(r#"pattern = "/payments/**""#), "{text}");
+}

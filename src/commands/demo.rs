@@ -105,6 +105,10 @@ pub struct Args {
     /// How often each replica asks Unleash for changes (at least 1s).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_refresh)]
     pub refresh: Duration,
+    /// Print the plan that leads to the demo's route (`fig plan examples/shop --extract
+    /// payment`, from this checkout's source of the shop) and exit.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 fn parse_flag_name(name: &str) -> Result<String, String> {
@@ -129,6 +133,9 @@ fn parse_refresh(text: &str) -> Result<Duration, String> {
 
 /// Runs `fig demo`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.plan {
+        return crate::commands::plan::print_shop_plan(&args.flag);
+    }
     std::fs::create_dir_all(&args.state_dir).with_context(|| {
         format!(
             "cannot create the state directory {}",

@@ -217,6 +217,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `fig demo --plan`: the plan for the bundled shop's payment module, with the demo's service
+/// and flag, from the shop's source in this checkout.
+pub fn print_shop_plan(flag: &str) -> anyhow::Result<ExitCode> {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
+    if !shop.join("Cargo.toml").is_file() {
+        bail!(
+            "the shop's source is not at {} (fig demo --plan reads the checkout fig was built from)",
+            shop.display()
+        );
+    }
+    // Parsed like the command line, so the defaults are `fig plan`'s own.
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+    let cli = <Cli as clap::Parser>::try_parse_from([
+        std::ffi::OsString::from("fig plan"),
+        shop.into_os_string(),
+        "--extract".into(),
+        "payment".into(),
+        "--service".into(),
+        "payment-service".into(),
+        "--flag".into(),
+        flag.into(),
+    ])?;
+    run(cli.args)
+}
+
 /// The domain `name` names: its id or its last segment.
 fn find_domain<'r>(report: &'r Report, name: &str) -> anyhow::Result<&'r str> {
     let matches: Vec<&str> = report
