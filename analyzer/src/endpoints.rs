@@ -68,6 +68,7 @@ pub(crate) fn discover(
     read: &(dyn Fn(&Path) -> std::io::Result<String> + Sync),
 ) -> (Vec<Endpoint>, Vec<Domain>) {
     let _span = tracing::info_span!("endpoints").entered();
+    let started = std::time::Instant::now();
     let file_modules = file_modules(extracted);
     let parsed: Vec<FileRoutes> = extracted
         .files
@@ -257,7 +258,14 @@ pub(crate) fn discover(
             ))
             .or_insert(endpoint);
     }
-    (endpoints.into_values().collect(), domains)
+    let endpoints: Vec<Endpoint> = endpoints.into_values().collect();
+    tracing::info!(
+        endpoints = endpoints.len(),
+        files_with_routes = parsed.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "endpoints found"
+    );
+    (endpoints, domains)
 }
 
 /// The top-level module a module belongs to: `shop::payment::card` -> `shop::payment`; a crate

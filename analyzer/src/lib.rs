@@ -11,8 +11,11 @@
 //! 2. `parse` (`modules.rs`): every file of every target's module tree, in parallel, reduced to
 //!    plain facts per module (items, `use`s, paths, method calls).
 //! 3. `resolve` (`resolve.rs`): names to modules, references to weighted edges.
-//! 4. the graph algorithms (`cycles.rs`, `metrics.rs`, `services.rs`) on the in-scope edges.
-//! 5. `suggest` (`suggest.rs`): an extracted interface per edge of the cut list.
+//! 4. the graph algorithms (`cycles.rs`, `metrics.rs`) on the in-scope edges.
+//! 5. `endpoints` (`endpoints.rs`): the HTTP routes declared in the code (axum, actix-web,
+//!    Rocket; the files that declare routes are parsed again), what each handler reaches, the
+//!    domain that owns it; then the candidate services (`services.rs`), with their endpoints.
+//! 6. `suggest` (`suggest.rs`): an extracted interface per edge of the cut list.
 //!
 //! A key design decision is that resolution is purely syntactic: no type inference, no macro
 //! expansion, no dependency sources. That makes a 400k-line workspace take about as long as
@@ -70,8 +73,10 @@ pub enum Phase {
     Parse,
     /// Resolving names into module edges.
     Resolve,
-    /// Cycles, cut list, metrics, services.
+    /// Cycles, cut list, metrics.
     Graph,
+    /// HTTP endpoints, what they reach, candidate services.
+    Endpoints,
     /// Interface suggestions.
     Suggest,
 }
@@ -214,6 +219,7 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
     let crate_cycles = cycles::crate_cycles(&crate_edges);
     let metrics = metrics::compute(&modules, &crates, &scoped, &crate_edges);
     // Endpoints are found on the uncollapsed module tree: handlers are functions.
+    progress(Phase::Endpoints);
     let (endpoints, domains) =
         endpoints::discover(&extracted, &mut resolver, &scoped, &load::read_source);
     let (mut services, service_edges) = services::candidates(&modules, &scoped);
