@@ -361,3 +361,41 @@ fn demo_prints_the_plan_behind_its_route() {
     assert!(text.contains("POST    /payments/{id}/refund"), "{text}");
     assert!(text.contains(r#"pattern = "/payments/**""#), "{text}");
 }
+
+/// Routes are merged into `/prefix/**` only where every endpoint of the code below the prefix
+/// moves: `order` keeps `POST /orders` (shared with `payment`) in the monolith, so `/orders` gets
+/// a GET-only exact route; the actix-web example's loans move whole under `/api/loans/**`, not
+/// `/api/**` (books and members stay).
+#[test]
+fn routes_merge_only_where_exact() {
+    let routes_of = |path: PathBuf, module: &str| -> Vec<String> {
+        let output = fig()
+            .arg("plan")
+            .arg(path)
+            .args(["--extract", module, "--format", "json"])
+            .output()
+            .expect("fig plan runs");
+        let plan: Value = serde_json::from_str(&ok(output, "fig plan")).expect("JSON");
+        plan["routes"]
+            .as_array()
+            .expect("routes")
+            .iter()
+            .map(|route| {
+                format!(
+                    "{} {} {}",
+                    route["kind"].as_str().unwrap_or(""),
+                    route["path"].as_str().unwrap_or(""),
+                    route["methods"]
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        routes_of(shop(), "order"),
+        ["exact /orders [\"GET\"]", "pattern /orders/* []"]
+    );
+    assert_eq!(
+        routes_of(workspace_root().join("examples/library"), "loans"),
+        ["pattern /api/loans/** []"]
+    );
+}

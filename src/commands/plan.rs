@@ -512,56 +512,89 @@ fn proxy_pattern(path: &str) -> (String, bool) {
     (format!("/{}", segments.join("/")), literal)
 }
 
-/// The first path segment, when it is a literal.
-fn first_literal(path: &str) -> Option<&str> {
-    let first = path.split('/').find(|segment| !segment.is_empty())?;
-    (!first.contains('{')).then_some(first)
+/// The leading literal segments of a path pattern.
+fn literal_prefix(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter(|segment| !segment.is_empty())
+        .take_while(|segment| !segment.contains('{'))
+        .collect()
 }
 
-/// The routes that send exactly the owned endpoints: one `/prefix/**` where every endpoint of
-/// the code under that prefix is owned, else one route per path pattern, with methods when some
-/// endpoint on the same pattern stays.
+/// Whether some path of `pattern` (an endpoint's path) lies at or below `/prefix` (so that the
+/// proxy pattern `/prefix/**` would match it).
+fn overlaps(prefix: &[&str], pattern: &str) -> bool {
+    let segments: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    for (index, literal) in prefix.iter().enumerate() {
+        match segments.get(index) {
+            Some(segment) if segment.starts_with("{*") => return true,
+            Some(segment) if segment.starts_with('{') || segment == literal => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The routes that send exactly the owned endpoints: one `/prefix/**` for the shortest prefix
+/// under which every endpoint of the code is owned, else one route per path pattern, with
+/// methods when some endpoint on the same pattern stays.
 fn routes(owned: &[&Endpoint], all: &[Endpoint], short: &str) -> Vec<RouteJson> {
     let is_owned = |endpoint: &Endpoint| {
         owned
             .iter()
             .any(|own| own.method == endpoint.method && own.path == endpoint.path)
     };
-    let mut prefixes: BTreeMap<&str, Vec<&Endpoint>> = BTreeMap::new();
+    let mut prefixes: BTreeMap<String, Vec<&Endpoint>> = BTreeMap::new();
     let mut singles: BTreeMap<String, Vec<&Endpoint>> = BTreeMap::new();
     for endpoint in owned {
-        match first_literal(&endpoint.path) {
-            Some(first)
-                if all
-                    .iter()
-                    .filter(|other| first_literal(&other.path) == Some(first))
-                    .all(is_owned)
-                    // A parameter first segment elsewhere could match the prefix too.
-                    && !all.iter().any(|other| {
-                        !is_owned(other) && first_literal(&other.path).is_none() && other.path != "/"
-                    }) =>
-            {
-                prefixes.entry(first).or_default().push(endpoint);
-            }
-            _ => singles
+        let literals = literal_prefix(&endpoint.path);
+        let exclusive = (1..=literals.len()).find(|&len| {
+            all.iter()
+                .filter(|other| overlaps(&literals[..len], &other.path))
+                .all(is_owned)
+        });
+        match exclusive {
+            Some(len) => prefixes
+                .entry(format!("/{}", literals[..len].join("/")))
+                .or_default()
+                .push(endpoint),
+            None => singles
                 .entry(proxy_pattern(&endpoint.path).0)
                 .or_default()
                 .push(endpoint),
         }
     }
+    // A shorter exclusive prefix takes in the endpoints of longer ones below it.
+    let keys: Vec<String> = prefixes.keys().cloned().collect();
+    for key in &keys {
+        if let Some(parent) = keys
+            .iter()
+            .find(|other| *other != key && key.starts_with(&format!("{other}/")))
+            && let Some(moved) = prefixes.remove(key)
+        {
+            prefixes.entry(parent.clone()).or_default().extend(moved);
+        }
+    }
     let mut res = Vec::new();
     let mut names: BTreeSet<String> = BTreeSet::new();
-    let mut name_for = |base: &str| {
-        let base = base
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
+    let mut name_for = |path: &str| {
+        // `/api/loans/*/return` -> `api-loans-return`.
+        let base = path
+            .split('/')
+            .filter(|segment| !segment.is_empty() && !segment.starts_with('*'))
+            .map(|segment| {
+                segment
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '_' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect::<String>()
             })
-            .collect::<String>();
+            .collect::<Vec<_>>()
+            .join("-");
         let base = if base.trim_matches('-').is_empty() {
             short.to_owned()
         } else {
@@ -575,11 +608,11 @@ fn routes(owned: &[&Endpoint], all: &[Endpoint], short: &str) -> Vec<RouteJson> 
         }
         name
     };
-    for (first, endpoints) in prefixes {
+    for (prefix, endpoints) in prefixes {
         res.push(RouteJson {
-            name: name_for(first),
+            name: name_for(&prefix),
             kind: "pattern",
-            path: format!("/{first}/**"),
+            path: format!("{prefix}/**"),
             methods: Vec::new(),
             endpoints: endpoints.iter().map(|e| endpoint_key(e)).collect(),
         });
