@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     match analyzer::analyze(&path, &options) {
         Ok(report) => {
             println!(
-                "ok modules={} edges={} cycles={} bidirectional={} cut={} suggestions={} skipped={} loc={} ms={}",
+                "ok modules={} edges={} cycles={} bidirectional={} cut={} suggestions={} skipped={} endpoints={} loc={} ms={}",
                 report.modules.len(),
                 report.edges.len(),
                 report.cycles.len(),
@@ -38,6 +38,7 @@ fn main() -> ExitCode {
                 report.cut.len(),
                 report.suggestions.len(),
                 report.skipped_files.len(),
+                report.endpoints.len(),
                 report
                     .modules
                     .iter()
