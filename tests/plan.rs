@@ -333,7 +333,8 @@ fn plan_refuses_unknown_modules_and_unreadable_traffic() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("access.log");
-    std::fs::write(&log, "not a log line\n").expect("write");
+    // More bad lines than the plan lists as warnings: still an error, naming the first.
+    std::fs::write(&log, "not a log line\n".repeat(12)).expect("write");
     let output = fig()
         .arg("plan")
         .arg(shop())

@@ -46,6 +46,8 @@ use crate::resolve::{Res, Resolver, split_path};
 
 /// How many functions one endpoint's reach may visit (a bound on pathological graphs).
 const MAX_REACH_FUNCTIONS: usize = 4096;
+/// Stack size of the threads that parse and walk route files.
+const PARSER_STACK_SIZE: usize = 64 << 20;
 /// How deep includes of routers may nest (guards against a router that includes itself).
 const MAX_INCLUDE_DEPTH: usize = 32;
 
@@ -68,6 +70,23 @@ pub(crate) fn discover(
     read: &(dyn Fn(&Path) -> std::io::Result<String> + Sync),
 ) -> (Vec<Endpoint>, Vec<Domain>) {
     let _span = tracing::info_span!("endpoints").entered();
+    // syn and the evaluation of router expressions recurse on deeply nested code: big stacks,
+    // as for the first parse (`modules.rs`).
+    match rayon::ThreadPoolBuilder::new()
+        .stack_size(PARSER_STACK_SIZE)
+        .build()
+    {
+        Ok(pool) => pool.install(|| discover_in(extracted, resolver, scoped_edges, read)),
+        Err(_) => discover_in(extracted, resolver, scoped_edges, read),
+    }
+}
+
+fn discover_in(
+    extracted: &Extracted,
+    resolver: &mut Resolver<'_>,
+    scoped_edges: &[&Edge],
+    read: &(dyn Fn(&Path) -> std::io::Result<String> + Sync),
+) -> (Vec<Endpoint>, Vec<Domain>) {
     let started = std::time::Instant::now();
     let file_modules = file_modules(extracted);
     let parsed: Vec<FileRoutes> = extracted

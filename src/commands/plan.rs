@@ -1134,6 +1134,7 @@ fn read_traffic(path: &Path, endpoints: &[Endpoint]) -> anyhow::Result<Traffic> 
         stats: BTreeMap::new(),
         unmatched: BTreeMap::new(),
     };
+    let mut unreadable: u64 = 0;
     for (index, line) in text.lines().enumerate() {
         let line_number = index as u64 + 1;
         if line.trim().is_empty() {
@@ -1143,6 +1144,7 @@ fn read_traffic(path: &Path, endpoints: &[Endpoint]) -> anyhow::Result<Traffic> 
         let request = match parse_line(line) {
             Ok(request) => request,
             Err(reason) => {
+                unreadable += 1;
                 // At most a few warnings: a wrong file shows in the first lines.
                 if traffic.unreadable.len() < 10 {
                     traffic.unreadable.push(UnreadableJson {
@@ -1170,7 +1172,7 @@ fn read_traffic(path: &Path, endpoints: &[Endpoint]) -> anyhow::Result<Traffic> 
             lat.entry(key).or_default().push(ms);
         }
     }
-    if traffic.lines > 0 && traffic.unreadable.len() as u64 == traffic.lines {
+    if traffic.lines > 0 && unreadable == traffic.lines {
         bail!(
             "no line is a request of `fig proxy`'s access log (line 1: {})",
             traffic.unreadable[0].reason
