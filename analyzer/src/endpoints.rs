@@ -1485,6 +1485,8 @@ impl<'a> MethodIndex<'a> {
 struct FnSpans {
     /// file index -> (module id, `name` or `Type::name`, first line, last line).
     by_file: FxHashMap<u32, Vec<(String, String, u32, u32)>>,
+    /// module index -> index of its file.
+    file_of: FxHashMap<u32, Option<u32>>,
 }
 
 impl FnSpans {
@@ -1496,10 +1498,13 @@ impl FnSpans {
         function: &str,
     ) -> Option<(u32, u32, u32)> {
         let facts = &extracted.modules[module as usize];
-        let file = extracted
-            .files
-            .iter()
-            .position(|path| *path == facts.module.file)? as u32;
+        let file = (*self.file_of.entry(module).or_insert_with(|| {
+            extracted
+                .files
+                .iter()
+                .position(|path| *path == facts.module.file)
+                .map(|index| index as u32)
+        }))?;
         let spans = self.by_file.entry(file).or_insert_with(|| {
             let mut collector = SpanCollector {
                 module: vec![top_module(extracted, file)],
