@@ -117,10 +117,15 @@ fn discover_in(
     let mut attributed_order: Vec<(u32, String)> = Vec::new();
     let mut produced_order: Vec<(u32, String)> = Vec::new();
     for file in &parsed {
+        // Routers built by tests are not the application's endpoints.
+        let is_test = |module: u32| extracted.modules[module as usize].module.test_only;
         for (module, function, entries) in &file.routers {
             let Some(&module) = module_index.get(module.as_str()) else {
                 continue;
             };
+            if is_test(module) {
+                continue;
+            }
             let key = (module, function.clone());
             if !routers.contains_key(&key) {
                 produced_order.push(key.clone());
@@ -134,6 +139,9 @@ fn discover_in(
             let Some(&module) = module_index.get(module.as_str()) else {
                 continue;
             };
+            if is_test(module) {
+                continue;
+            }
             let key = (module, function.clone());
             if !attributed.contains_key(&key) {
                 attributed_order.push(key.clone());
@@ -431,6 +439,15 @@ impl Collector {
     }
 
     fn function(&mut self, attrs: &[syn::Attribute], sig: &syn::Signature, block: &syn::Block) {
+        // `#[test]`, `#[tokio::test]`, `#[actix_web::test]`: a test's router is no endpoint.
+        if attrs.iter().any(|attr| {
+            attr.path()
+                .segments
+                .last()
+                .is_some_and(|segment| segment.ident == "test")
+        }) {
+            return;
+        }
         let name = match &self.self_ty {
             Some(ty) => format!("{ty}::{}", sig.ident),
             None => sig.ident.to_string(),

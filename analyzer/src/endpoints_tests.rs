@@ -89,6 +89,17 @@ fn close_together() -> Router {
 fn route(path: &str, method_router: MethodRouter) -> Router {
     Router::new().route(path, method_router)
 }
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn in_a_test_module() {
+        let _ = axum::Router::new().route("/test-only", axum::routing::get(|| async {}));
+    }
+}
+#[tokio::test]
+async fn in_a_test_function() {
+    let _ = Router::new().route("/test-fn", get(|| async {}));
+}
 fn admin() -> Router {
     Router::new().route("/admin/:name", axum::routing::delete(api::refund))
 }
