@@ -1290,3 +1290,87 @@ fn match_endpoint<'e>(endpoints: &'e [Endpoint], method: &str, path: &str) -> Op
         .max_by_key(|(_, literals)| *literals)
         .map(|(endpoint, _)| endpoint)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{match_endpoint, parse_line};
+    use analyzer::report::{Endpoint, Location};
+
+    fn endpoint(method: &str, path: &str) -> Endpoint {
+        Endpoint {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            handler: String::new(),
+            framework: "axum".to_owned(),
+            location: Location {
+                file: "src/lib.rs".into(),
+                line: 1,
+                column: 1,
+            },
+            reaches: Vec::new(),
+            needs: Vec::new(),
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn reads_the_proxys_text_lines_and_json_lines() {
+        let text = r#"2026-12-07T19:41:32.512Z 127.0.0.1 "GET /payments/7?verbose=1" 200 route=payments upstream=monolith reason=flag-off ms=1.250"#;
+        let request = parse_line(text).expect("a request");
+        assert_eq!(
+            (
+                request.method.as_str(),
+                request.path.as_str(),
+                request.status
+            ),
+            ("GET", "/payments/7", 200)
+        );
+        assert_eq!(request.ms, Some(1.25));
+        let json = r#"{"method":"post","uri":"http://shop.test/orders?x=1","status":502,"latency_ms":12.5}"#;
+        let request = parse_line(json).expect("a request");
+        assert_eq!(
+            (
+                request.method.as_str(),
+                request.path.as_str(),
+                request.status
+            ),
+            ("POST", "/orders", 502)
+        );
+        assert!(parse_line("garbage").is_err());
+        assert!(parse_line(r#"{"method":"GET"}"#).is_err());
+    }
+
+    #[test]
+    fn the_most_literal_pattern_wins() {
+        let endpoints = [
+            endpoint("GET", "/payments/{id}"),
+            endpoint("GET", "/payments/latest"),
+            endpoint("ANY", "/files/{*path}"),
+            endpoint("POST", "/payments/{id}/refund"),
+        ];
+        let matched = |method: &str, path: &str| {
+            match_endpoint(&endpoints, method, path).map(|found| found.path.clone())
+        };
+        assert_eq!(
+            matched("GET", "/payments/latest").as_deref(),
+            Some("/payments/latest")
+        );
+        assert_eq!(
+            matched("GET", "/payments/7").as_deref(),
+            Some("/payments/{id}")
+        );
+        assert_eq!(
+            matched("HEAD", "/payments/7").as_deref(),
+            Some("/payments/{id}")
+        );
+        assert_eq!(
+            matched("GET", "/files/a/b/c").as_deref(),
+            Some("/files/{*path}")
+        );
+        assert_eq!(matched("GET", "/payments/7/refund"), None);
+        assert_eq!(
+            matched("POST", "/payments/7/refund").as_deref(),
+            Some("/payments/{id}/refund")
+        );
+    }
+}
