@@ -87,6 +87,8 @@ pub struct PlanJson {
     pub workspace_root: String,
     /// The domain extracted, `shop::payment`.
     pub extract: String,
+    /// Its role: `domain`, `kernel` or `wiring` (no endpoint belongs to the last two).
+    pub role: &'static str,
     pub service: String,
     pub flag: String,
     /// Endpoints that belong to the domain: they move first.
@@ -444,6 +446,11 @@ fn plan(report: &Report, args: &Args, traffic: Option<&Traffic>) -> anyhow::Resu
         schema_version: output::SCHEMA_VERSION,
         workspace_root: report.workspace_root.display().to_string(),
         extract: domain.to_owned(),
+        role: report
+            .domains
+            .iter()
+            .find(|candidate| candidate.id == domain)
+            .map_or("domain", |candidate| output::domain_role(candidate.role)),
         service,
         flag,
         owned,
@@ -735,6 +742,23 @@ fn text(plan: &PlanJson) -> String {
         "Plan: extract `{}` as service `{}` behind flag `{}`",
         plan.extract, plan.service, plan.flag
     );
+    match plan.role {
+        "kernel" => {
+            let _ = writeln!(
+                out,
+                "note: `{}` is the shared kernel (several domains use it, it uses none): no endpoint belongs to it; it goes along with every service that needs it",
+                plan.extract
+            );
+        }
+        "wiring" => {
+            let _ = writeln!(
+                out,
+                "note: `{}` is wiring (it hosts handlers or ties domains together): no endpoint belongs to it; extract a domain it wires",
+                plan.extract
+            );
+        }
+        _ => {}
+    }
     let show = |out: &mut String, planned: &PlannedEndpointJson| {
         let endpoint = &planned.endpoint;
         let _ = write!(
