@@ -200,32 +200,45 @@ fn analyze_shop_html_has_the_graph_and_the_cycle() {
     .expect("run fig");
     assert!(written.status.success(), "{written:?}");
     let html = std::fs::read_to_string(&out).expect("the report was written");
-    assert!(html.contains("<svg"), "the graph is inline SVG");
+    // Issue 19: the page draws its map from the JSON document it embeds.
     assert!(
-        html.contains(r#"class="edge cyc""#),
-        "cycle edges are drawn red"
+        html.contains(r#"<script type="application/json" id="fig-report">"#),
+        "the JSON report is embedded"
     );
+    assert!(html.contains(r#"id="fig-map""#), "there is a map");
     assert!(
-        html.contains(r#"class="dsm""#),
-        "there is a dependency matrix"
+        html.contains(r#"data-cycle="0""#),
+        "the cycle is listed and opens its tangle"
     );
     assert!(html.contains("shop::order") && html.contains("shop::payment"));
-    assert!(!html.contains("<script"), "no JavaScript");
     assert!(
-        !html.contains("<link") && !html.contains("src=\"http"),
+        !html.contains("<link") && !html.contains("src=\"http") && !html.contains("src=\""),
         "no external resources"
     );
 }
 
 #[test]
 fn html_report_of_a_fixture() {
+    let report = fixture_report();
+    let data = serde_json::to_string(&fig::output::report(&report)).expect("the JSON report");
     let html = templates::render_html(
-        &fixture_report(),
+        &report,
+        &data,
         &templates::Meta {
             tool: "fig [VERSION]".to_owned(),
+            live: None,
         },
     )
     .expect("the template renders");
+    // The inlined script and styles are the same for every report; the snapshot is the page.
+    let html = match (html.find("<style>"), html.find("</style>")) {
+        (Some(start), Some(end)) => format!("{}<style>[map.css]{}", &html[..start], &html[end..]),
+        _ => html,
+    };
+    let html = match html.rsplit_once("<script>") {
+        Some((page, _)) => format!("{page}<script>[map.js]</script>\n</body>\n</html>\n"),
+        None => html,
+    };
     insta::assert_snapshot!(html);
 }
 
@@ -979,5 +992,83 @@ fn proxy_crate_keeps_its_layers() {
              `strangler_proxy::ops::metrics` (layer `ops`, above it)"
         ),
         "{stdout}"
+    );
+}
+
+/// Covers issue 19: the text report at scale puts the summary first and cuts each long list at
+/// ten entries, heaviest first, with "and N more (--all)"; `--all` prints everything.
+#[test]
+fn text_report_cuts_long_lists_and_all_prints_them() {
+    use crate::support::synthetic::{self, Shape};
+
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let shape = Shape {
+        crates: 2,
+        subsystems: 4,
+        modules: 4,
+        leaves: 6,
+    };
+    synthetic::write_workspace(temp.path(), shape);
+    let root = path_str(temp.path());
+    let json = fig_in(&["analyze", root, "--format", "json"])
+        .output()
+        .expect("run fig");
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let n_cut = json["cut"].as_array().expect("cut").len();
+    let n_modules = json["metrics"]["modules"]
+        .as_array()
+        .expect("metrics")
+        .len();
+    assert!(
+        n_cut > 10 && n_modules > 10,
+        "{n_cut} cut edges, {n_modules} modules"
+    );
+
+    let text = fig_in(&["analyze", root]).output().expect("run fig");
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let summary = text.find("\nSummary\n").expect("a summary");
+    let cycles = text.find("\nCycles\n").expect("a cycles section");
+    assert!(summary < cycles, "the summary comes first: {text}");
+    assert!(
+        text.contains(&format!("… and {} more (--all)", n_cut - 10)),
+        "the cut list stops at 10: {text}"
+    );
+    assert!(
+        text.contains(&format!("… and {} more (--all)", n_modules - 10)),
+        "the module metrics stop at 10: {text}"
+    );
+    // The cut list is ranked: its weights never go up.
+    let cut_section = text
+        .split("Cut list")
+        .nth(1)
+        .and_then(|rest| rest.split("Suggestions").next())
+        .expect("a cut list");
+    let weights: Vec<u32> = cut_section
+        .lines()
+        .filter_map(|line| line.trim().rsplit_once("weight "))
+        .filter_map(|(_, weight)| weight.trim().parse().ok())
+        .collect();
+    assert_eq!(weights.len(), 10, "{cut_section}");
+    assert!(
+        weights.windows(2).all(|pair| pair[0] >= pair[1]),
+        "{weights:?}"
+    );
+
+    let all = fig_in(&["analyze", root, "--all"])
+        .output()
+        .expect("run fig");
+    let all = String::from_utf8_lossy(&all.stdout).into_owned();
+    assert!(!all.contains("(--all)"), "--all prints everything: {all}");
+    let all_cut = all
+        .split("Cut list")
+        .nth(1)
+        .and_then(|rest| rest.split("Suggestions").next())
+        .expect("a cut list");
+    assert_eq!(
+        all_cut
+            .lines()
+            .filter(|line| line.contains("weight "))
+            .count(),
+        n_cut
     );
 }

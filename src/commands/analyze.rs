@@ -1,9 +1,12 @@
-//! `fig analyze`: the dependency report of a workspace, as text, JSON, DOT, Mermaid or HTML.
+//! `fig analyze`: the dependency report of a workspace, as text, JSON, DOT, Mermaid or HTML,
+//! or the HTML report served on a local port and kept up to date (`--serve`, `--watch`, in
+//! `analyze/serve.rs`).
 //!
 //! [`ReportArgs`] (the path and which edges count) is shared with `fig suggest` and `fig check`,
 //! which run the same analysis and show a different part of it.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,6 +19,8 @@ use analyzer::{Options, Phase};
 
 use crate::output;
 use crate::render::{self, Level};
+
+mod serve;
 
 /// Arguments of `fig analyze`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +39,26 @@ pub struct Args {
     /// Describe modules, or only crates (text, dot and mermaid).
     #[arg(long, value_enum, default_value_t = LevelArg::Module)]
     pub level: LevelArg,
+
+    /// List everything in the text report; by default each long list shows its heaviest
+    /// entries and says how many more there are.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Serve the HTML report on this address (port 0 picks a free one; the address is printed)
+    /// instead of writing a report. Only loopback addresses unless `--allow-remote`.
+    #[arg(long, value_name = "ADDR", conflicts_with = "output")]
+    pub serve: Option<SocketAddr>,
+
+    /// With `--serve`: analyse again when a source file or manifest changes, and update the
+    /// open page (it keeps what was open and in focus).
+    #[arg(long, requires = "serve")]
+    pub watch: bool,
+
+    /// With `--serve`: allow an address that is not loopback. The report shows file paths and
+    /// code of the workspace to whoever reaches the port.
+    #[arg(long, requires = "serve")]
+    pub allow_remote: bool,
 }
 
 /// What to analyse and which edges count; shared by `analyze`, `suggest` and `check`.
@@ -93,28 +118,46 @@ pub enum LevelArg {
 
 /// Runs `fig analyze`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = args.serve {
+        return serve::run(&args.report, addr, args.watch, args.allow_remote);
+    }
     let report = load(&args.report)?;
     let level = match args.level {
         LevelArg::Module => Level::Module,
         LevelArg::Crate => Level::Crate,
     };
     let text = match args.format {
-        Format::Text => render::text::render(&report, level),
+        Format::Text => render::text::render(
+            &report,
+            level,
+            if args.all {
+                render::text::Limit::All
+            } else {
+                render::text::Limit::Default
+            },
+        ),
         Format::Json => json(&output::report(&report))?,
         Format::Dot => render::graph::dot(&report, level),
         Format::Mermaid => render::graph::mermaid(&report, level),
-        Format::Html => {
-            templates::render_html(&report, &meta()).context("rendering the HTML report")?
-        }
+        Format::Html => html(&report, None)?,
     };
     emit(&text, args.output.as_deref())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The HTML report: the page embeds the JSON document (`--format json`) and draws from it.
+/// `live` is the analysis version when `--serve --watch` serves the page.
+pub fn html(report: &Report, live: Option<u64>) -> anyhow::Result<String> {
+    let data = serde_json::to_string(&output::report(report)).context("serialising the report")?;
+    let meta = templates::Meta { live, ..meta() };
+    templates::render_html(report, &data, &meta).context("rendering the HTML report")
 }
 
 /// What the HTML page says made it.
 pub fn meta() -> templates::Meta {
     templates::Meta {
         tool: format!("fig {}", env!("CARGO_PKG_VERSION")),
+        live: None,
     }
 }
 

@@ -26,12 +26,51 @@ pub enum Level {
     Crate,
 }
 
+/// How much of each long list to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The first [`DEFAULT_LIST_LENGTH`] entries of each ranked list, then "and N more (--all)".
+    Default,
+    /// Everything (`--all`).
+    All,
+}
+
+/// How many entries of a long list the text report prints by default.
+pub const DEFAULT_LIST_LENGTH: usize = 10;
+
+impl Limit {
+    fn take(self) -> usize {
+        match self {
+            Limit::Default => DEFAULT_LIST_LENGTH,
+            Limit::All => usize::MAX,
+        }
+    }
+}
+
 /// Renders the report; the result holds ANSI styles.
-pub fn render(report: &Report, level: Level) -> String {
+pub fn render(report: &Report, level: Level, limit: Limit) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = write_report(&mut out, report, level);
+    let _ = write_report(&mut out, report, level, limit);
     out
+}
+
+/// Writes "and N more (--all)" under a list cut at its default length.
+fn more(out: &mut String, indent: &str, n_more: usize) -> std::fmt::Result {
+    if n_more == 0 {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{indent}{}",
+        paint(DIM, format!("… and {n_more} more (--all)"))
+    )
+}
+
+/// The subsystem a set of modules sits in: the parent module of their tangle (everything before
+/// the last `::` of the first), or the crate.
+fn subsystem(id: &str) -> &str {
+    id.rsplit_once("::").map_or(id, |(parent, _)| parent)
 }
 
 fn paint(style: Style, text: impl std::fmt::Display) -> String {
@@ -51,7 +90,7 @@ fn list(items: &[String]) -> String {
     }
 }
 
-fn write_report(out: &mut String, report: &Report, level: Level) -> std::fmt::Result {
+fn write_report(out: &mut String, report: &Report, level: Level, limit: Limit) -> std::fmt::Result {
     let n_in_scope = report
         .edges
         .iter()
@@ -91,8 +130,23 @@ fn write_report(out: &mut String, report: &Report, level: Level) -> std::fmt::Re
             format!("{} ({n_in_scope} in scope)", report.edges.len()),
         ),
         (
-            "cycles",
+            "cycles (SCCs)",
             paint(count_style(report.cycles.len()), report.cycles.len()),
+        ),
+        (
+            "elementary cycles",
+            format!(
+                "{}{}",
+                paint(
+                    count_style(report.elementary_cycles.len()),
+                    report.elementary_cycles.len()
+                ),
+                if report.elementary_cycles_truncated {
+                    " (capped)"
+                } else {
+                    ""
+                }
+            ),
         ),
         (
             "crate cycles",
@@ -156,10 +210,16 @@ fn write_report(out: &mut String, report: &Report, level: Level) -> std::fmt::Re
         }
     }
     if !report.crate_edges.is_empty() {
-        writeln!(out, "  Crate edges (from module references):")?;
-        for edge in &report.crate_edges {
+        writeln!(
+            out,
+            "  Crate edges (from module references), heaviest first:"
+        )?;
+        let mut edges: Vec<_> = report.crate_edges.iter().collect();
+        edges.sort_by_key(|edge| std::cmp::Reverse(edge.weight));
+        for edge in edges.iter().take(limit.take()) {
             writeln!(out, "    {} → {}  {}", edge.from, edge.to, edge.weight)?;
         }
+        more(out, "    ", edges.len().saturating_sub(limit.take()))?;
     }
     for cycle in &report.crate_cycles {
         writeln!(
@@ -171,13 +231,13 @@ fn write_report(out: &mut String, report: &Report, level: Level) -> std::fmt::Re
     }
 
     if level == Level::Module {
-        write_cycles(out, report)?;
-        write_suggestions(out, report)?;
+        write_cycles(out, report, limit)?;
+        write_suggestions(out, report, limit)?;
         heading(out, "Metrics (modules)")?;
-        write_metrics(out, &report.metrics.modules)?;
+        write_metrics(out, &report.metrics.modules, limit)?;
     }
     heading(out, "Metrics (crates)")?;
-    write_metrics(out, &report.metrics.crates)?;
+    write_metrics(out, &report.metrics.crates, Limit::All)?;
 
     if level == Level::Module {
         heading(out, "Candidate services")?;
@@ -203,8 +263,13 @@ fn write_report(out: &mut String, report: &Report, level: Level) -> std::fmt::Re
             }
         }
         if !report.service_edges.is_empty() {
-            writeln!(out, "  Edges that would become network calls:")?;
-            for edge in &report.service_edges {
+            writeln!(
+                out,
+                "  Edges that would become network calls, heaviest first:"
+            )?;
+            let mut edges: Vec<_> = report.service_edges.iter().collect();
+            edges.sort_by_key(|edge| std::cmp::Reverse(edge.weight));
+            for edge in edges.iter().take(limit.take()) {
                 writeln!(
                     out,
                     "    {} → {}: {} → {}  {} ({})",
@@ -216,6 +281,7 @@ fn write_report(out: &mut String, report: &Report, level: Level) -> std::fmt::Re
                     list(&edge.items)
                 )?;
             }
+            more(out, "    ", edges.len().saturating_sub(limit.take()))?;
         }
     }
 
@@ -264,7 +330,7 @@ fn write_report(out: &mut String, report: &Report, level: Level) -> std::fmt::Re
     Ok(())
 }
 
-fn write_cycles(out: &mut String, report: &Report) -> std::fmt::Result {
+fn write_cycles(out: &mut String, report: &Report, limit: Limit) -> std::fmt::Result {
     heading(out, "Cycles")?;
     if report.cycles.is_empty() {
         writeln!(
@@ -272,25 +338,79 @@ fn write_cycles(out: &mut String, report: &Report) -> std::fmt::Result {
             "  {}",
             paint(GOOD, "none: the module graph is acyclic")
         )?;
-    }
-    for (idx, cycle) in report.cycles.iter().enumerate() {
+    } else {
         writeln!(
             out,
-            "  {}. {}  {}",
-            idx + 1,
-            paint(BAD, cycle.members.join(", ")),
-            paint(DIM, format!("(weight {})", cycle.weight))
+            "  {}",
+            paint(
+                DIM,
+                format!(
+                    "{} strongly connected {} (tangles), heaviest first, by subsystem; {} elementary {}{} inside them.",
+                    report.cycles.len(),
+                    if report.cycles.len() == 1 {
+                        "component"
+                    } else {
+                        "components"
+                    },
+                    report.elementary_cycles.len(),
+                    if report.elementary_cycles.len() == 1 {
+                        "cycle"
+                    } else {
+                        "cycles"
+                    },
+                    if report.elementary_cycles_truncated {
+                        " (capped)"
+                    } else {
+                        ""
+                    },
+                )
+            )
         )?;
     }
+    // Ranked by weight; each one under the subsystem its members are in.
+    let mut cycles: Vec<(usize, &analyzer::report::Cycle)> =
+        report.cycles.iter().enumerate().collect();
+    cycles.sort_by(|left, right| {
+        right
+            .1
+            .weight
+            .cmp(&left.1.weight)
+            .then(left.0.cmp(&right.0))
+    });
+    let shown = &cycles[..cycles.len().min(limit.take())];
+    let mut groups: Vec<(&str, Vec<&(usize, &analyzer::report::Cycle)>)> = Vec::new();
+    for entry in shown {
+        let group = entry.1.members.first().map_or("", |id| subsystem(id));
+        match groups.iter_mut().find(|(name, _)| *name == group) {
+            Some((_, list)) => list.push(entry),
+            None => groups.push((group, vec![entry])),
+        }
+    }
+    for (group, list) in groups {
+        writeln!(out, "  in {}:", paint(NAME, group))?;
+        for (idx, cycle) in list {
+            writeln!(
+                out,
+                "    {}. {}  {}",
+                idx + 1,
+                paint(BAD, cycle.members.join(", ")),
+                paint(DIM, format!("(weight {})", cycle.weight))
+            )?;
+        }
+    }
+    more(out, "  ", cycles.len() - shown.len())?;
     if !report.elementary_cycles.is_empty() {
-        writeln!(out, "  Elementary cycles:")?;
-        for cycle in &report.elementary_cycles {
+        writeln!(out, "  Elementary cycles, shortest first:")?;
+        let mut paths: Vec<&Vec<String>> = report.elementary_cycles.iter().collect();
+        paths.sort_by_key(|path| path.len());
+        for cycle in paths.iter().take(limit.take()) {
             let mut path = cycle.join(" → ");
             if let Some(first) = cycle.first() {
                 write!(path, " → {first}")?;
             }
             writeln!(out, "    {path}")?;
         }
+        more(out, "    ", paths.len().saturating_sub(limit.take()))?;
         if report.elementary_cycles_truncated {
             writeln!(
                 out,
@@ -303,22 +423,47 @@ fn write_cycles(out: &mut String, report: &Report) -> std::fmt::Result {
     heading(out, "Two-way pairs")?;
     if report.bidirectional.is_empty() {
         writeln!(out, "  none")?;
-    }
-    for pair in &report.bidirectional {
-        writeln!(out, "  {} ⇄ {}", paint(BAD, &pair.a), paint(BAD, &pair.b))?;
+    } else {
         writeln!(
             out,
-            "    → {}  {}",
-            pair.a_to_b_weight,
-            list(&pair.a_to_b_items)
-        )?;
-        writeln!(
-            out,
-            "    ← {}  {}",
-            pair.b_to_a_weight,
-            list(&pair.b_to_a_items)
+            "  {}",
+            paint(DIM, "Heaviest first (weight both ways), by subsystem:")
         )?;
     }
+    let mut pairs: Vec<&analyzer::report::Bidirectional> = report.bidirectional.iter().collect();
+    pairs.sort_by(|left, right| {
+        (right.a_to_b_weight + right.b_to_a_weight)
+            .cmp(&(left.a_to_b_weight + left.b_to_a_weight))
+            .then_with(|| left.a.cmp(&right.a))
+    });
+    let shown_pairs = &pairs[..pairs.len().min(limit.take())];
+    let mut pair_groups: Vec<(&str, Vec<&analyzer::report::Bidirectional>)> = Vec::new();
+    for pair in shown_pairs {
+        let group = subsystem(&pair.a);
+        match pair_groups.iter_mut().find(|(name, _)| *name == group) {
+            Some((_, list)) => list.push(pair),
+            None => pair_groups.push((group, vec![pair])),
+        }
+    }
+    for (group, list) in pair_groups {
+        writeln!(out, "  in {}:", paint(NAME, group))?;
+        for pair in list {
+            writeln!(out, "    {} ⇄ {}", paint(BAD, &pair.a), paint(BAD, &pair.b))?;
+            writeln!(
+                out,
+                "      → {}  {}",
+                pair.a_to_b_weight,
+                list_items(&pair.a_to_b_items)
+            )?;
+            writeln!(
+                out,
+                "      ← {}  {}",
+                pair.b_to_a_weight,
+                list_items(&pair.b_to_a_items)
+            )?;
+        }
+    }
+    more(out, "  ", pairs.len() - shown_pairs.len())?;
 
     heading(out, "Cut list")?;
     if report.cut.is_empty() {
@@ -327,15 +472,20 @@ fn write_cycles(out: &mut String, report: &Report) -> std::fmt::Result {
         writeln!(
             out,
             "  {}",
-            paint(DIM, "Invert or remove these edges and no cycle is left:")
+            paint(
+                DIM,
+                "Invert or remove these edges and no cycle is left; heaviest first:"
+            )
         )?;
-        let width = report
-            .cut
+        let mut cut: Vec<_> = report.cut.iter().collect();
+        cut.sort_by_key(|edge| std::cmp::Reverse(edge.weight));
+        let shown_cut = &cut[..cut.len().min(limit.take())];
+        let width = shown_cut
             .iter()
             .map(|edge| edge.from.len() + edge.to.len() + 3)
             .max()
             .unwrap_or(0);
-        for edge in &report.cut {
+        for edge in shown_cut {
             let arrow = format!("{} → {}", edge.from, edge.to);
             writeln!(
                 out,
@@ -344,16 +494,36 @@ fn write_cycles(out: &mut String, report: &Report) -> std::fmt::Result {
                 width = width
             )?;
         }
+        more(out, "  ", cut.len() - shown_cut.len())?;
     }
     Ok(())
 }
 
-fn write_suggestions(out: &mut String, report: &Report) -> std::fmt::Result {
+/// Items of an edge, at most a dozen.
+fn list_items(items: &[String]) -> String {
+    if items.len() > 12 {
+        format!("{} and {} more", items[..12].join(", "), items.len() - 12)
+    } else {
+        list(items)
+    }
+}
+
+fn write_suggestions(out: &mut String, report: &Report, limit: Limit) -> std::fmt::Result {
     heading(out, "Suggestions")?;
     if report.suggestions.is_empty() {
         writeln!(out, "  none")?;
     }
-    for (idx, suggestion) in report.suggestions.iter().enumerate() {
+    // Ranked by the weight of the edge each one removes from a cycle.
+    let weight_of = |from: &str, to: &str| {
+        report
+            .cut
+            .iter()
+            .find(|edge| edge.from == from && edge.to == to)
+            .map_or(0, |edge| edge.weight)
+    };
+    let mut ranked: Vec<&analyzer::report::Suggestion> = report.suggestions.iter().collect();
+    ranked.sort_by_key(|suggestion| std::cmp::Reverse(weight_of(&suggestion.from, &suggestion.to)));
+    for (idx, suggestion) in ranked.into_iter().enumerate().take(limit.take()) {
         writeln!(
             out,
             "  {}. {} → {}: extract trait {}",
@@ -392,10 +562,15 @@ fn write_suggestions(out: &mut String, report: &Report) -> std::fmt::Result {
             writeln!(out, "     {}. {step}", step_idx + 1)?;
         }
     }
+    more(
+        out,
+        "  ",
+        report.suggestions.len().saturating_sub(limit.take()),
+    )?;
     Ok(())
 }
 
-fn write_metrics(out: &mut String, units: &[UnitMetrics]) -> std::fmt::Result {
+fn write_metrics(out: &mut String, units: &[UnitMetrics], limit: Limit) -> std::fmt::Result {
     if units.is_empty() {
         return writeln!(out, "  none");
     }
@@ -424,7 +599,8 @@ fn write_metrics(out: &mut String, units: &[UnitMetrics]) -> std::fmt::Result {
             .total_cmp(&left.distance)
             .then_with(|| left.id.cmp(&right.id))
     });
-    for unit in sorted {
+    let n_more = sorted.len().saturating_sub(limit.take());
+    for unit in sorted.into_iter().take(limit.take()) {
         writeln!(
             out,
             "  {:<width$}  {:>6} {:>7} {:>5.2} {:>5.2} {:>5.2} {:>6}",
@@ -437,5 +613,5 @@ fn write_metrics(out: &mut String, units: &[UnitMetrics]) -> std::fmt::Result {
             unit.lines_of_code
         )?;
     }
-    Ok(())
+    more(out, "  ", n_more)
 }

@@ -104,6 +104,7 @@ mod tests {
             &report,
             &Meta {
                 tool: "fig 0.0.0".to_owned(),
+                live: None,
             },
         )
         .unwrap();

@@ -2,7 +2,8 @@
 //!
 //! The templates live in `report/` (the HTML report and the shadow-traffic diff page) and `codegen/` (trait code, manifests, the
 //! extraction plan); `askama.toml` points askama at both. The Rust side holds view structs that
-//! reshape a [`analyzer::report::Report`] for a template, and the graph layout for the SVG.
+//! reshape a [`analyzer::report::Report`] for a template, the crate graph's SVG layout, and the
+//! report's map (`report/map.js`, `report/map.css`), inlined into the page.
 //!
 //! **Invariant:** no analysis here. Cycles, weights, suggestions and metrics come from the
 //! analyzer; this crate decides only how they look.

@@ -1,38 +1,113 @@
-//! The HTML report: one self-contained page (inline CSS, inline SVG, no script) built from a
-//! [`Report`].
+//! The HTML report: one self-contained page, the architect's map of a workspace.
 //!
-//! The view structs below only reshape the report for the template: which edges are drawn, in
-//! which order the matrix lists modules, what colour a crate gets. Nothing here finds a cycle or
+//! The page embeds the same document as `fig analyze --format json` in
+//! `<script type="application/json" id="fig-report">`, and its script (`report/map.js`, plain
+//! ES2020, inlined) draws the explorable map from it: the module tree collapsed to the level that
+//! fits, the layered graph of what is visible with edges lifted to it, search and focus, one view
+//! per tangle (strongly connected component), and the dependency matrix grouped by subtree. The
+//! parts a reader needs without a script (summary, cycles, cut list, suggestions with their steps,
+//! crate graph, services, skipped files) are rendered here, server-side, as plain HTML.
+//!
+//! The view structs below only reshape the report for the template. Nothing here finds a cycle or
 //! weighs an edge; that is the analyzer's work.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use askama::Template;
 
-use analyzer::check::lifted_edges;
 use analyzer::in_scope;
-use analyzer::report::{Access, Edge, Report, UnitMetrics};
+use analyzer::report::{Access, Report, UnitMetrics};
 
 use crate::codegen;
 use crate::layout::{self, EdgeIn, NodeIn};
 
-/// The graph shows at most this many modules; beyond that it keeps cycle members and their
-/// neighbours, and says so.
-pub const MAX_GRAPH_NODES: usize = 150;
-/// The dependency structure matrix shows at most this many modules.
-pub const MAX_MATRIX_NODES: usize = 60;
+/// The explorer's script, inlined into the page.
+const MAP_JS: &str = include_str!("../report/map.js");
+/// The explorer's styles, inlined into the page.
+const MAP_CSS: &str = include_str!("../report/map.css");
 
 /// What the page says about how it was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     /// E.g. `fig 0.1.0`.
     pub tool: String,
+    /// `Some(version)` when the page is served by `fig analyze --serve --watch` and shows that
+    /// version of the analysis: it asks the server for a newer one and reloads when there is one,
+    /// keeping what the reader had open.
+    pub live: Option<u64>,
 }
 
-/// Renders the whole report page.
-pub fn render_html(report: &Report, meta: &Meta) -> Result<String, askama::Error> {
-    let page = ReportPage::new(report, meta)?;
+/// Up to this size the page embeds the JSON document as it is, in
+/// `<script type="application/json" id="fig-report">`; above it, gzipped and base64-encoded in
+/// `<script type="application/gzip" id="fig-report" data-encoding="gzip+base64">`, which the page
+/// inflates with the browser's own `DecompressionStream`. Measured on rust-analyzer (1,306
+/// modules, 9,992 edges, 86,737 reference locations): 10.5 MB of JSON, 1.1 MB gzipped.
+pub const EMBED_PLAIN_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// Renders the whole report page. `data` is the report as `fig analyze --format json` prints it;
+/// the page embeds it and draws from it.
+pub fn render_html(report: &Report, data: &str, meta: &Meta) -> Result<String, askama::Error> {
+    let page = ReportPage::new(report, data, meta)?;
     page.render()
+}
+
+/// How the JSON document sits in the page: its text and, when it is compressed, the encoding.
+fn embed(json: &str) -> (String, Option<&'static str>) {
+    use std::io::Write as _;
+
+    use base64::Engine as _;
+
+    if json.len() <= EMBED_PLAIN_MAX_BYTES {
+        return (script_safe_json(json), None);
+    }
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(json.len() / 8),
+        flate2::Compression::default(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(json.as_bytes());
+    let gzipped = encoder.finish().unwrap_or_default();
+    // Base64 has no `<`, so it cannot close the element.
+    (
+        base64::engine::general_purpose::STANDARD.encode(gzipped),
+        Some("gzip+base64"),
+    )
+}
+
+/// Makes JSON safe inside `<script>`: `</` and `<!--` cannot appear in it, so the element cannot
+/// be closed early. Both escapes are valid JSON (`\/`, `\u0021`), so the text parses the same.
+pub fn script_safe_json(json: &str) -> String {
+    json.replace("</", "<\\/").replace("<!--", "<\\u0021--")
+}
+
+/// Renders a line of prose from the analyzer, where `code` is written between backticks, as HTML:
+/// the text escaped, each backticked span in `<code>`.
+pub fn inline_markup(text: &str) -> String {
+    let mut res = String::with_capacity(text.len() + 16);
+    // An odd last backtick stays a backtick rather than opening code that never ends.
+    let n_ticks = text.matches('`').count();
+    let paired = n_ticks - n_ticks % 2;
+    let mut seen = 0;
+    for c in text.chars() {
+        if c == '`' && seen < paired {
+            seen += 1;
+            res.push_str(if seen % 2 == 1 { "<code>" } else { "</code>" });
+        } else {
+            escape_char(&mut res, c);
+        }
+    }
+    res
+}
+
+fn escape_char(out: &mut String, c: char) {
+    match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '"' => out.push_str("&quot;"),
+        '\'' => out.push_str("&#39;"),
+        c => out.push(c),
+    }
 }
 
 #[derive(Template)]
@@ -40,18 +115,30 @@ pub fn render_html(report: &Report, meta: &Meta) -> Result<String, askama::Error
 struct ReportPage<'a> {
     report: &'a Report,
     tool: &'a str,
+    live: Option<u64>,
     title: String,
     scope: String,
-    counts: Vec<(&'static str, usize)>,
-    graph: Graph,
+    counts: Vec<Count>,
     crate_graph: Option<Graph>,
-    matrix: Matrix,
     cycles: Vec<CycleView>,
     elementary: Vec<String>,
     bidirectional: Vec<PairView>,
     suggestions: Vec<SuggestionView>,
     crate_edges: Vec<(String, String, u32)>,
-    metric_tables: Vec<(&'static str, &'a [UnitMetrics])>,
+    crate_metrics: &'a [UnitMetrics],
+    /// The JSON document, made safe for a `<script>` element, or compressed (`encoding`).
+    data: String,
+    encoding: Option<&'static str>,
+    css: &'static str,
+    script: &'static str,
+}
+
+/// One number of the summary; `key` names it for the page's script and tests.
+struct Count {
+    key: &'static str,
+    label: &'static str,
+    value: usize,
+    bad: bool,
 }
 
 struct Graph {
@@ -59,8 +146,6 @@ struct Graph {
     height: String,
     nodes: Vec<SvgNode>,
     edges: Vec<SvgEdge>,
-    note: Option<String>,
-    legend: Vec<(String, &'static str)>,
 }
 
 struct SvgNode {
@@ -86,25 +171,8 @@ struct SvgEdge {
     title: String,
 }
 
-struct Matrix {
-    headers: Vec<usize>,
-    rows: Vec<MatrixRow>,
-    note: Option<String>,
-}
-
-struct MatrixRow {
-    number: usize,
-    label: String,
-    cells: Vec<MatrixCell>,
-}
-
-struct MatrixCell {
-    text: String,
-    class: &'static str,
-    title: String,
-}
-
 struct CycleView {
+    index: usize,
     members: Vec<String>,
     weight: u32,
 }
@@ -124,6 +192,7 @@ struct SuggestionView {
     implemented_by: String,
     methods: Vec<(String, &'static str, String)>,
     moved_items: String,
+    /// Each step as HTML: escaped, code in `<code>`.
     steps: Vec<String>,
     code: String,
 }
@@ -138,7 +207,11 @@ fn px(value: f64) -> String {
 }
 
 impl<'a> ReportPage<'a> {
-    fn new(report: &'a Report, meta: &'a Meta) -> Result<ReportPage<'a>, askama::Error> {
+    fn new(
+        report: &'a Report,
+        data: &str,
+        meta: &'a Meta,
+    ) -> Result<ReportPage<'a>, askama::Error> {
         let root = report.workspace_root.display().to_string();
         let title = report
             .workspace_root
@@ -159,24 +232,65 @@ impl<'a> ReportPage<'a> {
             .iter()
             .filter(|edge| in_scope(edge, report.scope))
             .count();
+        let count = |key, label, value, bad| Count {
+            key,
+            label,
+            value,
+            bad,
+        };
         let counts = vec![
-            ("crates", report.crates.len()),
-            ("modules", report.modules.len()),
-            ("module edges", report.edges.len()),
-            ("edges in scope", in_scope_edges),
-            ("cycles", report.cycles.len()),
-            ("two-way pairs", report.bidirectional.len()),
-            ("edges to cut", report.cut.len()),
-            ("suggestions", report.suggestions.len()),
-            ("candidate services", report.services.len()),
-            ("skipped files", report.skipped_files.len()),
+            count("crates", "crates", report.crates.len(), false),
+            count("modules", "modules", report.modules.len(), false),
+            count("edges", "module edges", report.edges.len(), false),
+            count("edges-in-scope", "edges in scope", in_scope_edges, false),
+            count(
+                "sccs",
+                "cycles (strongly connected components)",
+                report.cycles.len(),
+                !report.cycles.is_empty(),
+            ),
+            count(
+                "elementary-cycles",
+                if report.elementary_cycles_truncated {
+                    "elementary cycles (capped)"
+                } else {
+                    "elementary cycles"
+                },
+                report.elementary_cycles.len(),
+                !report.elementary_cycles.is_empty(),
+            ),
+            count(
+                "pairs",
+                "two-way pairs",
+                report.bidirectional.len(),
+                !report.bidirectional.is_empty(),
+            ),
+            count("cut", "edges to cut", report.cut.len(), false),
+            count(
+                "suggestions",
+                "suggestions",
+                report.suggestions.len(),
+                false,
+            ),
+            count(
+                "services",
+                "candidate services",
+                report.services.len(),
+                false,
+            ),
+            count(
+                "skipped",
+                "skipped files",
+                report.skipped_files.len(),
+                !report.skipped_files.is_empty(),
+            ),
         ];
-        let (graph, order) = graph(report);
-        let matrix = matrix(report, &order);
         let cycles = report
             .cycles
             .iter()
-            .map(|cycle| CycleView {
+            .enumerate()
+            .map(|(index, cycle)| CycleView {
+                index,
                 members: cycle.members.clone(),
                 weight: cycle.weight,
             })
@@ -187,8 +301,7 @@ impl<'a> ReportPage<'a> {
             .map(|cycle| {
                 let mut path = cycle.join(" → ");
                 if let Some(first) = cycle.first() {
-                    path.push_str(" → ");
-                    path.push_str(first);
+                    let _ = write!(path, " → {first}");
                 }
                 path
             })
@@ -230,7 +343,11 @@ impl<'a> ReportPage<'a> {
                     })
                     .collect(),
                 moved_items: suggestion.moved_items.join(", "),
-                steps: suggestion.steps.clone(),
+                steps: suggestion
+                    .steps
+                    .iter()
+                    .map(|step| inline_markup(step))
+                    .collect(),
                 code: code.source,
             });
         }
@@ -239,162 +356,31 @@ impl<'a> ReportPage<'a> {
             .iter()
             .map(|edge| (edge.from.clone(), edge.to.clone(), edge.weight))
             .collect();
+        let (data, encoding) = embed(data);
         Ok(ReportPage {
             report,
             tool: &meta.tool,
+            live: meta.live,
             title,
             scope,
             counts,
-            graph,
             crate_graph: crate_graph(report),
-            matrix,
             cycles,
             elementary,
             bidirectional,
             suggestions,
             crate_edges,
-            metric_tables: vec![
-                ("Crates", report.metrics.crates.as_slice()),
-                ("Modules", report.metrics.modules.as_slice()),
-            ],
+            crate_metrics: report.metrics.crates.as_slice(),
+            data,
+            encoding,
+            css: MAP_CSS,
+            script: MAP_JS,
         })
     }
 }
 
-/// Cycle membership: module id -> index of its cycle.
-fn cycle_of(report: &Report) -> BTreeMap<&str, usize> {
-    let mut res = BTreeMap::new();
-    for (idx, cycle) in report.cycles.iter().enumerate() {
-        for member in &cycle.members {
-            res.insert(member.as_str(), idx);
-        }
-    }
-    res
-}
-
-/// Lays out the in-scope module graph; returns the drawing and the module order (layer by layer).
-fn graph(report: &Report) -> (Graph, Vec<String>) {
-    let cycle_of = cycle_of(report);
-    // The edges cycles and the cut list are computed on: lifted to where their ends part.
-    let lifted = lifted_edges(report);
-    let edges: Vec<&Edge> = lifted.iter().filter(|edge| edge.from != edge.to).collect();
-    let mut ids: BTreeSet<&str> = BTreeSet::new();
-    for edge in &edges {
-        ids.insert(&edge.from);
-        ids.insert(&edge.to);
-    }
-    let n_connected = ids.len();
-    let mut note = None;
-    if ids.len() > MAX_GRAPH_NODES {
-        // Keep what matters most: cycle members, then their direct neighbours.
-        let mut keep: BTreeSet<&str> = cycle_of.keys().copied().collect();
-        for edge in &edges {
-            if keep.len() >= MAX_GRAPH_NODES {
-                break;
-            }
-            if cycle_of.contains_key(edge.from.as_str()) || cycle_of.contains_key(edge.to.as_str())
-            {
-                keep.insert(&edge.from);
-                keep.insert(&edge.to);
-            }
-        }
-        // Then the most coupled modules, so an acyclic workspace still gets a picture.
-        let mut coupling: BTreeMap<&str, u64> = BTreeMap::new();
-        for edge in &edges {
-            *coupling.entry(&edge.from).or_default() += u64::from(edge.weight);
-            *coupling.entry(&edge.to).or_default() += u64::from(edge.weight);
-        }
-        let mut by_coupling: Vec<(&str, u64)> = coupling.into_iter().collect();
-        by_coupling.sort_by(|left, right| right.1.cmp(&left.1).then(left.0.cmp(right.0)));
-        for (id, _) in by_coupling {
-            if keep.len() >= MAX_GRAPH_NODES {
-                break;
-            }
-            keep.insert(id);
-        }
-        ids = keep.into_iter().take(MAX_GRAPH_NODES).collect();
-        note = Some(format!(
-            "{n_connected} modules have dependencies; the graph shows {}: those in or next to a cycle first, then the most coupled.",
-            ids.len()
-        ));
-    }
-    let ids: Vec<&str> = ids.into_iter().collect();
-    let index: BTreeMap<&str, usize> = ids.iter().enumerate().map(|(idx, id)| (*id, idx)).collect();
-    let crate_names: Vec<&str> = report
-        .crates
-        .iter()
-        .map(|krate| krate.name.as_str())
-        .collect();
-    let group_of = |id: &str| {
-        let krate = id.split("::").next().unwrap_or(id);
-        crate_names
-            .iter()
-            .position(|name| *name == krate)
-            .unwrap_or(0)
-    };
-    let cut: BTreeSet<(&str, &str)> = report
-        .cut
-        .iter()
-        .map(|edge| (edge.from.as_str(), edge.to.as_str()))
-        .collect();
-    let nodes_in: Vec<NodeIn> = ids
-        .iter()
-        .map(|id| NodeIn {
-            // The colour says which crate; the label keeps the path inside it, which keeps the
-            // boxes narrow. The tooltip has the full id.
-            label: id
-                .split_once("::")
-                .map_or_else(|| (*id).to_owned(), |(_, inside)| inside.to_owned()),
-            group: group_of(id),
-            highlight: cycle_of.contains_key(id),
-        })
-        .collect();
-    let mut drawn: Vec<&Edge> = Vec::new();
-    let mut edges_in: Vec<EdgeIn> = Vec::new();
-    for edge in &edges {
-        let (Some(&from), Some(&to)) = (index.get(edge.from.as_str()), index.get(edge.to.as_str()))
-        else {
-            continue;
-        };
-        let same_cycle = matches!(
-            (cycle_of.get(edge.from.as_str()), cycle_of.get(edge.to.as_str())),
-            (Some(a), Some(b)) if a == b
-        );
-        edges_in.push(EdgeIn {
-            from,
-            to,
-            weight: edge.weight,
-            highlight: same_cycle,
-            reversed: cut.contains(&(edge.from.as_str(), edge.to.as_str())),
-        });
-        drawn.push(edge);
-    }
-    let node_titles: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
-    let edge_titles: Vec<String> = drawn
-        .iter()
-        .map(|edge| {
-            format!(
-                "{} → {}: {} ({})",
-                edge.from,
-                edge.to,
-                edge.weight,
-                edge.items.join(", ")
-            )
-        })
-        .collect();
-    let (graph, order) = draw(
-        report,
-        &nodes_in,
-        &edges_in,
-        &node_titles,
-        &edge_titles,
-        note,
-    );
-    let order = order.into_iter().map(|idx| ids[idx].to_owned()).collect();
-    (graph, order)
-}
-
-/// The crate graph, when there is more than one crate to draw.
+/// The crate graph, when there is more than one crate to draw: small (one node per crate), so
+/// it is laid out here and needs no script.
 fn crate_graph(report: &Report) -> Option<Graph> {
     if report.crates.len() < 2 || report.crate_edges.is_empty() {
         return None;
@@ -431,34 +417,7 @@ fn crate_graph(report: &Report) -> Option<Graph> {
         });
         edge_titles.push(format!("{} → {}: {}", edge.from, edge.to, edge.weight));
     }
-    let node_titles: Vec<String> = report
-        .crates
-        .iter()
-        .map(|krate| krate.name.clone())
-        .collect();
-    Some(
-        draw(
-            report,
-            &nodes_in,
-            &edges_in,
-            &node_titles,
-            &edge_titles,
-            None,
-        )
-        .0,
-    )
-}
-
-/// Lays out and styles a graph; returns it with the node order (layer by layer).
-fn draw(
-    report: &Report,
-    nodes_in: &[NodeIn],
-    edges_in: &[EdgeIn],
-    node_titles: &[String],
-    edge_titles: &[String],
-    note: Option<String>,
-) -> (Graph, Vec<usize>) {
-    let placed = layout::layout(nodes_in, edges_in);
+    let placed = layout::layout(&nodes_in, &edges_in);
     let nodes = placed
         .nodes
         .iter()
@@ -473,9 +432,9 @@ fn draw(
                 text_y: px(node.y + node.height / 2.0 + 4.0),
                 label: input.label.clone(),
                 title: if input.highlight {
-                    format!("{} (in a cycle)", node_titles[node.index])
+                    format!("{} (in a crate cycle)", input.label)
                 } else {
-                    node_titles[node.index].clone()
+                    input.label.clone()
                 },
                 fill: PALETTE[input.group % PALETTE.len()],
                 class: if input.highlight { "node cyc" } else { "node" },
@@ -487,10 +446,10 @@ fn draw(
         .iter()
         .map(|placed_edge| {
             let input = &edges_in[placed_edge.index];
-            let (class, marker) = match (input.reversed, input.highlight) {
-                (true, _) => ("edge cut", "arrow-red"),
-                (false, true) => ("edge cyc", "arrow-red"),
-                (false, false) => ("edge", "arrow"),
+            let (class, marker) = if input.highlight {
+                ("edge cyc", "arrow-red")
+            } else {
+                ("edge", "arrow")
             };
             SvgEdge {
                 points: placed_edge
@@ -508,150 +467,60 @@ fn draw(
             }
         })
         .collect();
-    let legend = report
-        .crates
-        .iter()
-        .enumerate()
-        .map(|(idx, krate)| (krate.name.clone(), PALETTE[idx % PALETTE.len()]))
-        .collect();
-    (
-        Graph {
-            width: px(placed.width),
-            height: px(placed.height),
-            nodes,
-            edges,
-            note,
-            legend,
-        },
-        placed.order,
-    )
-}
-
-/// The dependency structure matrix over `order` (dependents first).
-fn matrix(report: &Report, order: &[String]) -> Matrix {
-    let cycle_of = cycle_of(report);
-    let shown: Vec<&String> = order.iter().take(MAX_MATRIX_NODES).collect();
-    let note = (order.len() > shown.len()).then(|| {
-        format!(
-            "The matrix shows the first {} of {} modules in graph order.",
-            shown.len(),
-            order.len()
-        )
-    });
-    let lifted = lifted_edges(report);
-    let weights: BTreeMap<(&str, &str), u32> = lifted
-        .iter()
-        .map(|edge| ((edge.from.as_str(), edge.to.as_str()), edge.weight))
-        .collect();
-    let rows = shown
-        .iter()
-        .enumerate()
-        .map(|(row_idx, row)| MatrixRow {
-            number: row_idx + 1,
-            label: (*row).clone(),
-            cells: shown
-                .iter()
-                .enumerate()
-                .map(|(col_idx, col)| {
-                    if row_idx == col_idx {
-                        return MatrixCell {
-                            text: String::new(),
-                            class: "diag",
-                            title: (*row).clone(),
-                        };
-                    }
-                    let weight = weights.get(&(row.as_str(), col.as_str()));
-                    let same_cycle = matches!(
-                        (cycle_of.get(row.as_str()), cycle_of.get(col.as_str())),
-                        (Some(a), Some(b)) if a == b
-                    );
-                    MatrixCell {
-                        text: weight.map(u32::to_string).unwrap_or_default(),
-                        class: match (weight.is_some(), same_cycle) {
-                            (true, true) => "dep cyc",
-                            (true, false) => "dep",
-                            (false, _) => "",
-                        },
-                        title: format!("{row} → {col}"),
-                    }
-                })
-                .collect(),
-        })
-        .collect();
-    Matrix {
-        headers: (1..=shown.len()).collect(),
-        rows,
-        note,
-    }
+    Some(Graph {
+        width: px(placed.width),
+        height: px(placed.height),
+        nodes,
+        edges,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
-    use analyzer::report::{EdgeScope, Hierarchy, Metrics, Usage};
-
     use super::*;
 
-    /// A chain `m0 -> m1 -> ... -> m(n-1)` in one crate, without a cycle.
-    fn chain(n_modules: usize) -> Report {
-        let id = |idx: usize| format!("big::m{idx:03}");
-        Report {
-            workspace_root: PathBuf::from("/big"),
-            scope: EdgeScope {
-                include_hierarchical: false,
-                include_test_only: false,
-            },
-            crates: Vec::new(),
-            modules: Vec::new(),
-            edges: (1..n_modules)
-                .map(|idx| Edge {
-                    from: id(idx - 1),
-                    to: id(idx),
-                    weight: 1,
-                    items: vec!["Item".to_owned()],
-                    hierarchy: Hierarchy::Cross,
-                    usage: Usage::Code,
-                    test_only: false,
-                    locations: Vec::new(),
-                })
-                .collect(),
-            crate_edges: Vec::new(),
-            cycles: Vec::new(),
-            crate_cycles: Vec::new(),
-            elementary_cycles: Vec::new(),
-            elementary_cycles_truncated: false,
-            bidirectional: Vec::new(),
-            cut: Vec::new(),
-            cut_exact: true,
-            suggestions: Vec::new(),
-            metrics: Metrics::default(),
-            services: Vec::new(),
-            service_edges: Vec::new(),
-            skipped_files: Vec::new(),
-            endpoints: Vec::new(),
-            domains: Vec::new(),
-        }
+    #[test]
+    fn backticks_become_code_and_text_is_escaped() {
+        assert_eq!(
+            inline_markup("Move `A<T>` to `b::c` & <i>re-export</i>"),
+            "Move <code>A&lt;T&gt;</code> to <code>b::c</code> &amp; &lt;i&gt;re-export&lt;/i&gt;"
+        );
+        assert_eq!(inline_markup("odd ` tick"), "odd ` tick");
+        assert_eq!(inline_markup("`a` and `"), "<code>a</code> and `");
     }
 
     #[test]
-    fn small_graphs_are_drawn_whole() {
-        let (drawn, order) = graph(&chain(10));
-        assert_eq!(drawn.nodes.len(), 10);
-        assert_eq!(drawn.edges.len(), 9);
-        assert!(drawn.note.is_none());
-        assert_eq!(order.first().map(String::as_str), Some("big::m000"));
+    fn a_large_document_is_embedded_gzipped_and_inflates_to_the_same_text() {
+        use std::io::Read as _;
+
+        use base64::Engine as _;
+
+        let small = r#"{"a":1}"#;
+        assert_eq!(embed(small), (small.to_owned(), None));
+        let large = format!(
+            "[{}]",
+            vec![r#"{"file":"crates/a/src/b.rs","line":1}"#; 200_000].join(",")
+        );
+        assert!(large.len() > EMBED_PLAIN_MAX_BYTES);
+        let (text, encoding) = embed(&large);
+        assert_eq!(encoding, Some("gzip+base64"));
+        assert!(text.len() < large.len() / 10, "{} bytes", text.len());
+        let gzipped = base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .expect("base64");
+        let mut inflated = String::new();
+        flate2::read::GzDecoder::new(gzipped.as_slice())
+            .read_to_string(&mut inflated)
+            .expect("gzip");
+        assert_eq!(inflated, large);
     }
 
     #[test]
-    fn large_acyclic_graphs_are_capped_and_say_so() {
-        let (drawn, order) = graph(&chain(400));
-        assert_eq!(drawn.nodes.len(), MAX_GRAPH_NODES);
-        assert_eq!(order.len(), MAX_GRAPH_NODES);
-        let note = drawn.note.expect("a note says the graph is partial");
-        assert!(note.starts_with("400 modules have dependencies"), "{note}");
-        let matrix = matrix(&chain(400), &order);
-        assert_eq!(matrix.rows.len(), MAX_MATRIX_NODES);
-        assert!(matrix.note.is_some());
+    fn embedded_json_cannot_close_its_script_element() {
+        let json = r#"{"item":"</script><script>alert(1)</script>","c":"<!--"}"#;
+        let safe = script_safe_json(json);
+        assert!(!safe.contains("</") && !safe.contains("<!--"), "{safe}");
+        // Still the same JSON (checked by hand: `\/` is `/`, `\u0021` is `!`).
+        assert!(safe.contains(r"<\/script>") && safe.contains(r"<\u0021--"));
     }
 }
