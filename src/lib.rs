@@ -51,6 +51,8 @@ pub enum Command {
     Suggest(commands::suggest::Args),
     /// Check architecture rules for CI (layers, cycle caps, no new cycles against a baseline).
     Check(commands::check::Args),
+    /// Plan the extraction of one module: its endpoints, the edges to cut, the proxy routes.
+    Plan(commands::plan::Args),
     /// Read and flip feature flags, in the embedded file store or on an Unleash server.
     #[cfg(feature = "flags")]
     Flags(commands::flags::Args),
@@ -100,6 +102,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Analyze(args) => commands::analyze::run(args),
         Command::Suggest(args) => commands::suggest::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Plan(args) => commands::plan::run(args),
         #[cfg(feature = "flags")]
         Command::Flags(args) => commands::flags::run(args),
         #[cfg(feature = "proxy")]

@@ -42,6 +42,33 @@ pub struct ReportJson {
     pub services: Vec<ServiceJson>,
     pub service_edges: Vec<ServiceEdgeJson>,
     pub skipped_files: Vec<SkippedFileJson>,
+    pub endpoints: Vec<EndpointJson>,
+    pub domains: Vec<DomainJson>,
+}
+
+/// An HTTP endpoint found in the code (`endpoints` of the report, `owned`/`shared` of a plan).
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointJson {
+    pub method: String,
+    pub path: String,
+    pub handler: String,
+    pub framework: String,
+    pub location: LocationJson,
+    /// Module ids the handler reaches, sorted.
+    pub reaches: Vec<String>,
+    /// Per reached module: references into it along the way.
+    pub reach_weights: std::collections::BTreeMap<String, u32>,
+    /// Domains whose code the endpoint calls itself.
+    pub needs: Vec<String>,
+    /// The one domain it belongs to; null when shared (or reaching none).
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DomainJson {
+    pub id: String,
+    /// `domain`, `kernel` or `wiring`.
+    pub role: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -112,7 +139,7 @@ pub struct EdgeKindJson {
     pub test_only: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct LocationJson {
     pub file: String,
     pub line: u32,
@@ -195,6 +222,8 @@ pub struct ServiceJson {
     pub modules: Vec<String>,
     pub internal_weight: u32,
     pub external_weight: u32,
+    /// The endpoints it would own, `METHOD path`.
+    pub endpoints: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -568,6 +597,7 @@ pub fn report(report: &Report) -> ReportJson {
                 modules: service.modules.clone(),
                 internal_weight: service.internal_weight,
                 external_weight: service.external_weight,
+                endpoints: service.endpoints.clone(),
             })
             .collect(),
         service_edges: report
@@ -592,5 +622,50 @@ pub fn report(report: &Report) -> ReportJson {
                 error: file.error.clone(),
             })
             .collect(),
+        endpoints: report
+            .endpoints
+            .iter()
+            .map(|found| endpoint(root, found))
+            .collect(),
+        domains: report
+            .domains
+            .iter()
+            .map(|domain| DomainJson {
+                id: domain.id.clone(),
+                role: domain_role(domain.role),
+            })
+            .collect(),
+    }
+}
+
+/// Maps an endpoint to JSON, its location relative to `root`.
+pub fn endpoint(root: &Path, found: &report::Endpoint) -> EndpointJson {
+    EndpointJson {
+        method: found.method.clone(),
+        path: found.path.clone(),
+        handler: found.handler.clone(),
+        framework: found.framework.clone(),
+        location: location(root, &found.location),
+        reaches: found
+            .reaches
+            .iter()
+            .map(|reach| reach.module.clone())
+            .collect(),
+        reach_weights: found
+            .reaches
+            .iter()
+            .map(|reach| (reach.module.clone(), reach.weight))
+            .collect(),
+        needs: found.needs.clone(),
+        owner: found.owner.clone(),
+    }
+}
+
+/// `domain`, `kernel` or `wiring`.
+pub fn domain_role(role: report::DomainRole) -> &'static str {
+    match role {
+        report::DomainRole::Domain => "domain",
+        report::DomainRole::Kernel => "kernel",
+        report::DomainRole::Wiring => "wiring",
     }
 }

@@ -1004,12 +1004,14 @@ fn fixture_report() -> Report {
                 modules: vec!["shop::money".to_owned(), "shop::order".to_owned()],
                 internal_weight: 3,
                 external_weight: 6,
+                endpoints: Vec::new(),
             },
             CandidateService {
                 name: "payment".to_owned(),
                 modules: vec!["shop::payment".to_owned()],
                 internal_weight: 0,
                 external_weight: 8,
+                endpoints: Vec::new(),
             },
         ],
         service_edges: vec![ServiceEdge {
@@ -1026,6 +1028,8 @@ fn fixture_report() -> Report {
             column: Some(1),
             error: "expected `;`".to_owned(),
         }],
+        endpoints: Vec::new(),
+        domains: Vec::new(),
     }
 }
 

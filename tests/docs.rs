@@ -1035,6 +1035,7 @@ fn the_reference_pages_match_the_code() {
         ("## pair (`bidirectional`)", &report["bidirectional"][0]),
         ("## suggestion", &report["suggestions"][0]),
         ("## unit metrics", &report["metrics"]["modules"][0]),
+        ("## endpoint", &report["endpoints"][0]),
     ] {
         assert_eq!(
             documented_keys(&schema, heading),

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     match analyzer::analyze(&path, &options) {
         Ok(report) => {
             println!(
-                "ok modules={} edges={} uncertain_edges={} cycles={} bidirectional={} cut={} suggestions={} skipped={} loc={} ms={}",
+                "ok modules={} edges={} uncertain_edges={} cycles={} bidirectional={} cut={} suggestions={} skipped={} endpoints={} loc={} ms={}",
                 report.modules.len(),
                 report.edges.len(),
                 report.uncertain_edges.len(),
@@ -43,6 +43,7 @@ fn main() -> ExitCode {
                 report.cut.len(),
                 report.suggestions.len(),
                 report.skipped_files.len(),
+                report.endpoints.len(),
                 report
                     .modules
                     .iter()

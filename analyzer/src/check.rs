@@ -971,6 +971,8 @@ mod tests {
             services: Vec::new(),
             service_edges: Vec::new(),
             skipped_files: Vec::new(),
+            endpoints: Vec::new(),
+            domains: Vec::new(),
         }
     }
 

@@ -13,7 +13,10 @@
 //! 3. `resolve` (`resolve.rs`): names to modules, references to weighted edges; method calls by
 //!    their receiver's type (`infer.rs`).
 //! 4. the graph algorithms (`cycles.rs`, `metrics.rs`, `services.rs`) on the in-scope edges.
-//! 5. `suggest` (`suggest.rs`): an extracted interface per edge of the cut list.
+//! 5. `endpoints` (`endpoints.rs`): the HTTP routes declared in the code (axum, actix-web,
+//!    Rocket; the files that declare routes are parsed again), what each handler reaches, the
+//!    domain that owns it; then the candidate services (`services.rs`), with their endpoints.
+//! 6. `suggest` (`suggest.rs`): an extracted interface per edge of the cut list.
 //!
 //! A key design decision is that resolution is purely syntactic: no macro expansion, no
 //! dependency sources, and type inference only for method receivers, local to a function body
@@ -40,6 +43,7 @@
 
 pub mod check;
 pub mod cycles;
+pub mod endpoints;
 mod error;
 mod infer;
 mod load;
@@ -75,8 +79,10 @@ pub enum Phase {
     Parse,
     /// Resolving names into module edges.
     Resolve,
-    /// Cycles, cut list, metrics, services.
+    /// Cycles, cut list, metrics.
     Graph,
+    /// HTTP endpoints, what they reach, candidate services.
+    Endpoints,
     /// Interface suggestions.
     Suggest,
 }
@@ -256,7 +262,12 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
         })
         .collect();
     let metrics = metrics::compute(&shipped, &crates, &shipped_edges, &crate_edges);
-    let (services, service_edges) = services::candidates(&shipped, &shipped_edges);
+    // Endpoints are found on the uncollapsed module tree: handlers are functions.
+    progress(Phase::Endpoints);
+    let (endpoints, domains) =
+        endpoints::discover(&extracted, &mut resolver, &scoped, &load::read_source);
+    let (mut services, service_edges) = services::candidates(&shipped, &shipped_edges);
+    services::assign_endpoints(&mut services, &endpoints);
 
     progress(Phase::Suggest);
     let suggestions = suggest::suggestions(&cycle_analysis.cut, &lifted, &mut resolver);
@@ -281,6 +292,8 @@ pub fn analyze(path: &Path, options: &Options) -> Result<Report, Error> {
         services,
         service_edges,
         skipped_files: extracted.skipped,
+        endpoints,
+        domains,
     })
 }
 

@@ -55,6 +55,10 @@ pub struct Report {
     pub service_edges: Vec<ServiceEdge>,
     /// Source files that could not be read or parsed; the run went on without them.
     pub skipped_files: Vec<SkippedFile>,
+    /// HTTP endpoints found in the code (axum, actix-web, Rocket), sorted by (path, method).
+    pub endpoints: Vec<Endpoint>,
+    /// The top-level modules endpoints are attributed to, with their role, sorted by id.
+    pub domains: Vec<Domain>,
 }
 
 /// Which edges count for cycles, the cut list, suggestions and services.
@@ -322,6 +326,8 @@ pub struct CandidateService {
     pub internal_weight: u32,
     /// Sum of edge weights leaving or entering the group.
     pub external_weight: u32,
+    /// The endpoints it would own, `METHOD path`, in the order of the report's endpoints.
+    pub endpoints: Vec<String>,
 }
 
 /// An in-scope module edge between two candidate services.
@@ -343,4 +349,56 @@ pub struct SkippedFile {
     pub line: Option<u32>,
     pub column: Option<u32>,
     pub error: String,
+}
+
+/// An HTTP endpoint declared in the code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// `GET`, `POST`, ...; `ANY` when the route takes every method.
+    pub method: String,
+    /// The path pattern with nesting resolved; parameters as `{name}`, a catch-all as `{*name}`.
+    pub path: String,
+    /// The handler: a module path (`shop::http::api::get_payment`) when it resolves into the
+    /// workspace, else the path as written (`<closure>` for a closure).
+    pub handler: String,
+    /// `axum`, `actix-web` or `rocket`.
+    pub framework: String,
+    /// Where the route is declared (the `.route(..)` call or the attribute).
+    pub location: Location,
+    /// Workspace modules the handler reaches through calls and types, transitively.
+    pub reaches: Vec<Reach>,
+    /// The domains whose code the endpoint calls itself (not through another domain's code).
+    pub needs: Vec<ModuleId>,
+    /// The one domain the endpoint belongs to; `None` when it needs several (shared) or none.
+    pub owner: Option<ModuleId>,
+}
+
+/// A module an endpoint reaches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reach {
+    pub module: ModuleId,
+    /// Number of references into the module along the way.
+    pub weight: u32,
+    /// Whether code of the module runs (a function or method is called), not only its types.
+    pub code: bool,
+}
+
+/// A top-level module (`crate::name`), the unit endpoints are owned by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Domain {
+    pub id: ModuleId,
+    pub role: DomainRole,
+}
+
+/// What a top-level module is to the endpoints that reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DomainRole {
+    /// Business code an endpoint can belong to.
+    Domain,
+    /// Depended on by several domains and depending on none (`money`, `store`): goes along
+    /// with any service, never makes an endpoint shared.
+    Kernel,
+    /// Depends on several domains and only wiring depends on it (`http`, `state`, the crate
+    /// root): the glue every endpoint passes through.
+    Wiring,
 }

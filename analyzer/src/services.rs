@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::cycles::Digraph;
-use crate::report::{CandidateService, Edge, Module, ServiceEdge};
+use crate::endpoints::domain_of;
+use crate::report::{CandidateService, Domain, DomainRole, Edge, Endpoint, Module, ServiceEdge};
 
 /// Groups modules into candidate services (sorted by name, modules sorted) and lists the in-scope
 /// edges between two different groups, sorted by `(from_service, to_service, from, to)`.
@@ -29,13 +30,43 @@ pub fn candidates(
     modules: &[Module],
     edges: &[&Edge],
 ) -> (Vec<CandidateService>, Vec<ServiceEdge>) {
+    candidates_with_affinity(modules, edges, &[])
+}
+
+/// Two modules that should land in one service for a reason other than their edges: an
+/// endpoint runs the code of both (see [`endpoint_affinity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Affinity {
+    pub a: String,
+    pub b: String,
+    pub weight: u64,
+}
+
+/// [`candidates`], with `affinity` added to the weight between two modules for the grouping
+/// (the internal, external and crossing weights stay those of the edges). Modules that serve
+/// the same requests then tend to share a service, as in request-based decomposition.
+pub fn candidates_with_affinity(
+    modules: &[Module],
+    edges: &[&Edge],
+    affinity: &[Affinity],
+) -> (Vec<CandidateService>, Vec<ServiceEdge>) {
     let _span =
         tracing::info_span!("services", modules = modules.len(), edges = edges.len()).entered();
+    let known: rustc_hash::FxHashSet<&str> =
+        modules.iter().map(|module| module.id.as_str()).collect();
     let graph = Digraph::new(
         modules.iter().map(|module| module.id.as_str()),
         edges
             .iter()
-            .map(|edge| (edge.from.as_str(), edge.to.as_str(), u64::from(edge.weight))),
+            .map(|edge| (edge.from.as_str(), edge.to.as_str(), u64::from(edge.weight)))
+            .chain(
+                affinity
+                    .iter()
+                    .filter(|pair| {
+                        known.contains(pair.a.as_str()) && known.contains(pair.b.as_str())
+                    })
+                    .map(|pair| (pair.a.as_str(), pair.b.as_str(), pair.weight)),
+            ),
     );
     let n = graph.len();
     let undirected = UndirectedGraph::from_digraph(&graph);
@@ -145,6 +176,7 @@ pub fn candidates(
                 .collect(),
             internal_weight: 0,
             external_weight: 0,
+            endpoints: Vec::new(),
         });
     }
 
@@ -157,8 +189,11 @@ pub fn candidates(
         if edge.from == edge.to {
             continue;
         }
-        let from_node = index[edge.from.as_str()];
-        let to_node = index[edge.to.as_str()];
+        let (Some(&from_node), Some(&to_node)) =
+            (index.get(edge.from.as_str()), index.get(edge.to.as_str()))
+        else {
+            continue;
+        };
         let weight = u64::from(edge.weight);
         match (service_of[from_node], service_of[to_node]) {
             (Some(a), Some(b)) if a == b => internal[a] += weight,
@@ -196,6 +231,83 @@ pub fn candidates(
         .collect();
     services.sort_by(|a, b| a.name.cmp(&b.name));
     (services, service_edges)
+}
+
+/// The affinity endpoints give: for each endpoint, every pair of the modules whose code it
+/// runs outside wiring, weighted by `weight_of(endpoint)` (1, or its requests when traffic is
+/// known). Pairs are summed over endpoints and sorted.
+pub fn endpoint_affinity(
+    endpoints: &[Endpoint],
+    domains: &[Domain],
+    weight_of: &dyn Fn(&Endpoint) -> u64,
+) -> Vec<Affinity> {
+    let wiring: rustc_hash::FxHashSet<&str> = domains
+        .iter()
+        .filter(|domain| domain.role == DomainRole::Wiring)
+        .map(|domain| domain.id.as_str())
+        .collect();
+    let mut acc: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for endpoint in endpoints {
+        let weight = weight_of(endpoint);
+        if weight == 0 {
+            continue;
+        }
+        let run: Vec<&str> = endpoint
+            .reaches
+            .iter()
+            .filter(|reach| reach.code && !wiring.contains(domain_of(&reach.module)))
+            .map(|reach| reach.module.as_str())
+            .collect();
+        for (index, a) in run.iter().enumerate() {
+            for b in &run[index + 1..] {
+                let entry = acc.entry((a, b)).or_default();
+                *entry = entry.saturating_add(weight);
+            }
+        }
+    }
+    acc.into_iter()
+        .map(|((a, b), weight)| Affinity {
+            a: a.to_owned(),
+            b: b.to_owned(),
+            weight,
+        })
+        .collect()
+}
+
+/// Fills each candidate's `endpoints` with the endpoints it would own: those whose owner domain
+/// has most of its reached weight in the candidate's modules.
+pub fn assign_endpoints(services: &mut [CandidateService], endpoints: &[Endpoint]) {
+    let mut service_of: HashMap<&str, usize> = HashMap::default();
+    for (index, service) in services.iter().enumerate() {
+        for module in &service.modules {
+            service_of.insert(module.as_str(), index);
+        }
+    }
+    let mut owned: Vec<Vec<String>> = vec![Vec::new(); services.len()];
+    for endpoint in endpoints {
+        let Some(owner) = endpoint.owner.as_deref() else {
+            continue;
+        };
+        let mut weight: BTreeMap<usize, u64> = BTreeMap::new();
+        for reach in &endpoint.reaches {
+            if domain_of(&reach.module) == owner
+                && let Some(&service) = service_of.get(reach.module.as_str())
+            {
+                *weight.entry(service).or_default() += u64::from(reach.weight);
+            }
+        }
+        let best = weight
+            .iter()
+            .max_by_key(|(service, weight)| (**weight, std::cmp::Reverse(**service)))
+            .map(|(service, _)| *service)
+            .or_else(|| service_of.get(owner).copied());
+        if let Some(service) = best {
+            owned[service].push(format!("{} {}", endpoint.method, endpoint.path));
+        }
+    }
+    for (service, list) in services.iter_mut().zip(owned) {
+        service.endpoints = list;
+    }
 }
 
 /// An undirected weighted graph; `adj` holds each edge at both ends, `self_weight` the weight of

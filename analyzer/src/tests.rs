@@ -24,7 +24,7 @@ struct FixtureCrate {
 }
 
 /// Writes `fixture` into `dir` as a Cargo workspace.
-fn write_fixture(dir: &Path, fixture: &str) {
+pub(crate) fn write_fixture(dir: &Path, fixture: &str) {
     let mut crates: Vec<FixtureCrate> = Vec::new();
     let mut manifest: Option<String> = None;
     let mut current: Option<(String, String)> = None;

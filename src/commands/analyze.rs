@@ -232,7 +232,8 @@ pub fn load(args: &ReportArgs) -> anyhow::Result<Report> {
                 Phase::Load => "loading the workspace (cargo metadata)",
                 Phase::Parse => "parsing source files",
                 Phase::Resolve => "resolving names into module edges",
-                Phase::Graph => "finding cycles, the cut list, metrics and services",
+                Phase::Graph => "finding cycles, the cut list and metrics",
+                Phase::Endpoints => "finding HTTP endpoints and candidate services",
                 Phase::Suggest => "writing suggestions",
                 _ => "working",
             };

@@ -113,6 +113,11 @@ pub struct Args {
     /// printed use `curl --cacert`.
     #[arg(long)]
     pub tls: bool,
+
+    /// Print the plan that leads to the demo's route (`fig plan examples/shop --extract
+    /// payment`, from this checkout's source of the shop) and exit.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 fn parse_flag_name(name: &str) -> Result<String, String> {
@@ -137,6 +142,9 @@ fn parse_refresh(text: &str) -> Result<Duration, String> {
 
 /// Runs `fig demo`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.plan {
+        return crate::commands::plan::print_shop_plan(&args.flag);
+    }
     std::fs::create_dir_all(&args.state_dir).with_context(|| {
         format!(
             "cannot create the state directory {}",
@@ -1004,7 +1012,6 @@ fn shell_quote(text: &str) -> String {
     }
 }
 
-<<<<<<< HEAD
 /// Writes a certificate authority (`ca.pem`) and a certificate it signs for localhost,
 /// 127.0.0.1, ::1 and the proxies' own addresses (`cert.pem`, `key.pem`, mode 0600) into `dir`
 /// (`fig demo --tls`). ECDSA P-256, valid for 90 days, as a public CA would issue.
@@ -1061,20 +1068,6 @@ fn write_demo_certificate(dir: &Path, addresses: &[SocketAddr]) -> anyhow::Resul
     Ok(())
 }
 
-/// 32 random bytes from the operating system, as hex (also the token `fig proxy` generates).
-pub(crate) fn random_token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|err| anyhow::anyhow!("cannot get random bytes for the admin token: {err}"))?;
-    let mut token = String::with_capacity(64);
-    for byte in bytes {
-        let _ = write!(token, "{byte:02x}");
-    }
-    Ok(token)
-}
-
-=======
->>>>>>> wt-cli
 /// Writes a file only its owner can read (mode 0600 on Unix), also when it already existed.
 fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     feature_flags::write_atomically(path, text.as_bytes(), feature_flags::FileMode::OwnerOnly)

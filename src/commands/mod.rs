@@ -11,6 +11,7 @@ pub mod demo;
 #[cfg(feature = "flags")]
 pub mod flags;
 pub mod man;
+pub mod plan;
 #[cfg(feature = "proxy")]
 pub mod proxy;
 #[cfg(feature = "proxy")]

@@ -278,6 +278,9 @@ fn write_report(out: &mut String, report: &Report, level: Level, limit: Limit) -
                 )
             )?;
             writeln!(out, "    {}", service.modules.join(", "))?;
+            if !service.endpoints.is_empty() {
+                writeln!(out, "    endpoints: {}", service.endpoints.join(", "))?;
+            }
         }
         if !report.service_edges.is_empty() {
             writeln!(
@@ -299,6 +302,32 @@ fn write_report(out: &mut String, report: &Report, level: Level, limit: Limit) -
                 )?;
             }
             more(out, "    ", edges.len().saturating_sub(limit.take()))?;
+        }
+    }
+
+    if !report.endpoints.is_empty() {
+        heading(out, "Endpoints")?;
+        for endpoint in &report.endpoints {
+            let owner = match (&endpoint.owner, endpoint.needs.len()) {
+                (Some(owner), _) => paint(NAME, owner),
+                (None, 0) => paint(DIM, "no domain"),
+                (None, _) => paint(WARN, format!("shared: {}", endpoint.needs.join(", "))),
+            };
+            writeln!(
+                out,
+                "  {:<7} {:<36} {owner}  {} {}",
+                endpoint.method,
+                endpoint.path,
+                endpoint.handler,
+                paint(
+                    DIM,
+                    format!(
+                        "({}:{})",
+                        relative(&report.workspace_root, &endpoint.location.file),
+                        endpoint.location.line
+                    )
+                )
+            )?;
         }
     }
 
