@@ -52,7 +52,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     analyze::emit(&text, None)?;
     if let Some(dir) = &args.emit {
         let tool = analyze::meta().tool;
-        let files = templates::emit(&report, &tool).context("generating the trait code")?;
+        let context = emit_context(&report);
+        let files =
+            templates::codegen::emit_with(&report, &tool, &context).context("generating the trait code")?;
         for file in &files {
             let path = dir.join(&file.path);
             if let Some(parent) = path.parent() {
@@ -72,6 +74,137 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How the analysed crates depend on other crates, read from their manifests, and the
+/// workspace's lock file: the generated crates name a dependency's type by its real path and
+/// depend on it as the analysed crate does, at the version the workspace is locked to. A manifest
+/// that cannot be read leaves its crate without dependencies (its types become placeholders).
+fn emit_context(report: &Report) -> templates::codegen::EmitContext {
+    let root_manifest = read_manifest(&report.workspace_root.join("Cargo.toml"));
+    let workspace_dependencies = root_manifest
+        .as_ref()
+        .and_then(|manifest| manifest.get("workspace"))
+        .and_then(|workspace| workspace.get("dependencies"))
+        .and_then(toml::Value::as_table);
+    let mut dependencies = std::collections::BTreeMap::new();
+    for krate in &report.crates {
+        let Some(manifest) = read_manifest(&krate.manifest_path) else {
+            continue;
+        };
+        let dir = krate.manifest_path.parent().unwrap_or(&report.workspace_root);
+        let mut tables: Vec<&toml::Table> = Vec::new();
+        if let Some(table) = manifest.get("dependencies").and_then(toml::Value::as_table) {
+            tables.push(table);
+        }
+        if let Some(targets) = manifest.get("target").and_then(toml::Value::as_table) {
+            tables.extend(
+                targets
+                    .values()
+                    .filter_map(|target| target.get("dependencies"))
+                    .filter_map(toml::Value::as_table),
+            );
+        }
+        let mut specs = std::collections::BTreeMap::new();
+        for table in tables {
+            for (key, value) in table {
+                if let Some(spec) = dependency_spec(
+                    key,
+                    value,
+                    dir,
+                    workspace_dependencies.map(|table| (table, report.workspace_root.as_path())),
+                ) {
+                    specs.entry(key.replace('-', "_")).or_insert(spec);
+                }
+            }
+        }
+        dependencies.insert(krate.name.clone(), specs);
+    }
+    templates::codegen::EmitContext {
+        dependencies,
+        lockfile: std::fs::read_to_string(report.workspace_root.join("Cargo.lock")).ok(),
+    }
+}
+
+fn read_manifest(path: &std::path::Path) -> Option<toml::Table> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match text.parse::<toml::Table>() {
+        Ok(table) => Some(table),
+        Err(err) => {
+            tracing::warn!(path = %path.display(), "manifest not read for --emit: {err}");
+            None
+        }
+    }
+}
+
+/// One `[dependencies]` entry of a manifest in `dir`, as a generated crate's entry: the same
+/// package, version, source and features, never optional, paths absolute; `workspace = true`
+/// takes the workspace's entry (in `root`'s manifest).
+fn dependency_spec(
+    key: &str,
+    value: &toml::Value,
+    dir: &std::path::Path,
+    workspace: Option<(&toml::Table, &std::path::Path)>,
+) -> Option<String> {
+    const KEPT: &[&str] = &[
+        "version",
+        "path",
+        "git",
+        "branch",
+        "tag",
+        "rev",
+        "registry",
+        "package",
+        "features",
+        "default-features",
+        "default_features",
+    ];
+    let mut spec = toml::Table::new();
+    let mut entries: Vec<(&toml::Value, &std::path::Path)> = Vec::new();
+    let inherits = value
+        .get("workspace")
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(false);
+    if inherits {
+        let (table, root) = workspace?;
+        entries.push((table.get(key)?, root));
+    }
+    entries.push((value, dir));
+    for (entry, entry_dir) in entries {
+        match entry {
+            toml::Value::String(version) => {
+                spec.insert("version".to_owned(), toml::Value::String(version.clone()));
+            }
+            toml::Value::Table(table) => {
+                for (name, field) in table {
+                    if !KEPT.contains(&name.as_str()) {
+                        continue;
+                    }
+                    let field = match (name.as_str(), field) {
+                        ("path", toml::Value::String(path)) => {
+                            toml::Value::String(entry_dir.join(path).display().to_string())
+                        }
+                        ("features", toml::Value::Array(features)) => {
+                            let mut all = spec
+                                .get("features")
+                                .and_then(toml::Value::as_array)
+                                .cloned()
+                                .unwrap_or_default();
+                            all.extend(features.iter().cloned());
+                            toml::Value::Array(all)
+                        }
+                        _ => field.clone(),
+                    };
+                    spec.insert(name.clone(), field);
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !spec.contains_key("package") && key.contains('-') {
+        spec.insert("package".to_owned(), toml::Value::String(key.to_owned()));
+    }
+    Some(toml::Value::Table(spec).to_string())
+}
+
 fn text(report: &Report) -> String {
     let mut out = String::new();
     if report.suggestions.is_empty() {
@@ -79,19 +212,40 @@ fn text(report: &Report) -> String {
         return out;
     }
     for (idx, suggestion) in report.suggestions.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{}. {} → {}: extract trait {}",
-            idx + 1,
-            suggestion.from,
-            suggestion.to,
-            suggestion.trait_name
-        );
-        let _ = writeln!(
-            out,
-            "   put it in {}; {} implements it, {} calls it",
-            suggestion.trait_home, suggestion.implemented_by, suggestion.from
-        );
+        let from = std::iter::once(&suggestion.from)
+            .chain(&suggestion.also_from)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if suggestion.trait_name.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}. {from} → {}: move types (no function is called)",
+                idx + 1,
+                suggestion.to,
+            );
+            let _ = writeln!(out, "   put them in {}", suggestion.trait_home);
+        } else {
+            let _ = writeln!(
+                out,
+                "{}. {from} → {}: extract trait {}",
+                idx + 1,
+                suggestion.to,
+                suggestion.trait_name
+            );
+            let _ = writeln!(
+                out,
+                "   put it in {}; {} implements it, {from} calls it",
+                suggestion.trait_home, suggestion.implemented_by
+            );
+        }
+        if !suggestion.after.is_empty() {
+            let _ = writeln!(
+                out,
+                "   after the suggestion into {}",
+                suggestion.after.join(", ")
+            );
+        }
         for method in &suggestion.methods {
             let class = match method.class {
                 Access::Query => "query  ",

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use askama::Template;
 use syn::visit_mut::VisitMut;
 
-use analyzer::report::{Access, Report, Suggestion};
+use analyzer::report::{Access, Import, ImportOrigin, Report, Suggestion};
 
 /// One file to write, relative to the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,37 +34,94 @@ pub struct TraitCode {
     pub source: String,
     /// Method signatures that could not be parsed and were left out, with the parse error.
     pub left_out: Vec<(String, String)>,
+    /// The dependencies of the analysed crate it names types of, by the name code uses.
+    pub dependencies: BTreeSet<String>,
+    /// The crates of earlier suggestions it imports moved types from.
+    pub packages: BTreeSet<String>,
+    /// The types it declares (placeholders of moved types), with their generic arity.
+    pub declared: BTreeMap<String, (usize, usize)>,
+}
+
+/// What `emit` needs to know of the analysed workspace beyond the report: how its crates depend
+/// on other crates, so that a generated crate can name a dependency's type by its real path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmitContext {
+    /// Per crate of the workspace (Rust name): its dependencies by the name its code uses, each
+    /// as the TOML value of a `[dependencies]` entry (`{ version = "1", features = ["rt"] }`,
+    /// paths absolute). A dependency missing here is named through a placeholder instead.
+    pub dependencies: BTreeMap<String, BTreeMap<String, String>>,
+    /// The workspace's `Cargo.lock`, written next to the generated crates so that they resolve
+    /// the versions the workspace builds with (and so offline).
+    pub lockfile: Option<String>,
 }
 
 /// Every file `fig suggest --emit DIR` writes: a Cargo workspace with one crate per suggestion and
-/// `PLAN.md`.
+/// `PLAN.md`, with no dependency but the standard library.
 pub fn emit(report: &Report, tool: &str) -> Result<Vec<EmittedFile>, askama::Error> {
+    emit_with(report, tool, &EmitContext::default())
+}
+
+/// Every file `fig suggest --emit DIR` writes: a Cargo workspace with one crate per suggestion,
+/// in the order of the suggestions, and `PLAN.md`. A crate whose trait names a type another
+/// suggestion moves depends on that suggestion's crate and imports it from there; one that names
+/// a dependency's type depends on that dependency as `context` says the workspace does.
+pub fn emit_with(
+    report: &Report,
+    tool: &str,
+    context: &EmitContext,
+) -> Result<Vec<EmittedFile>, askama::Error> {
     let mut taken = BTreeSet::new();
     let mut files = Vec::new();
     let mut plans = Vec::new();
+    // Crates written so far, by the `to` of their suggestion.
+    let mut earlier: BTreeMap<String, Emitted> = BTreeMap::new();
     for suggestion in &report.suggestions {
-        let mut package = to_kebab(&suggestion.trait_name);
-        if package.is_empty() {
-            package = "extracted-interface".to_owned();
-        }
-        let mut candidate = package.clone();
-        let mut n = 2;
-        while !taken.insert(candidate.clone()) {
-            candidate = format!("{package}-{n}");
-            n += 1;
-        }
-        let code = trait_code(suggestion, &candidate, tool)?;
+        let package = unique_package(&mut taken, suggestion);
+        let krate = suggestion.to.split("::").next().unwrap_or_default();
+        let no_dependencies = BTreeMap::new();
+        let dependencies = context.dependencies.get(krate).unwrap_or(&no_dependencies);
+        let code = trait_code_in(
+            suggestion,
+            &package,
+            tool,
+            &CodeContext {
+                dependencies: Some(dependencies),
+                earlier: &earlier,
+            },
+        )?;
+        let mut manifest_dependencies: Vec<String> = code
+            .dependencies
+            .iter()
+            .filter_map(|name| {
+                dependencies
+                    .get(name)
+                    .map(|spec| format!("{} = {spec}", toml_key(name)))
+            })
+            .collect();
+        manifest_dependencies.extend(
+            code.packages
+                .iter()
+                .map(|other| format!("{other} = {{ path = \"../{other}\" }}")),
+        );
         files.push(EmittedFile {
-            path: format!("{candidate}/Cargo.toml"),
+            path: format!("{package}/Cargo.toml"),
             contents: CrateManifest {
-                package: &candidate,
+                package: &package,
+                dependencies: &manifest_dependencies,
             }
             .render()?,
         });
         files.push(EmittedFile {
-            path: format!("{candidate}/src/lib.rs"),
+            path: format!("{package}/src/lib.rs"),
             contents: code.source.clone(),
         });
+        earlier.insert(
+            suggestion.to.clone(),
+            Emitted {
+                package: package.clone(),
+                types: code.declared.clone(),
+            },
+        );
         plans.push(PlanEntry::new(suggestion, code));
     }
     let members: Vec<String> = plans.iter().map(|plan| plan.package.clone()).collect();
@@ -72,6 +129,12 @@ pub fn emit(report: &Report, tool: &str) -> Result<Vec<EmittedFile>, askama::Err
         path: "Cargo.toml".to_owned(),
         contents: WorkspaceManifest { members: &members }.render()?,
     });
+    if let Some(lockfile) = &context.lockfile {
+        files.push(EmittedFile {
+            path: "Cargo.lock".to_owned(),
+            contents: lockfile.clone(),
+        });
+    }
     files.push(EmittedFile {
         path: "PLAN.md".to_owned(),
         contents: Plan {
@@ -84,12 +147,94 @@ pub fn emit(report: &Report, tool: &str) -> Result<Vec<EmittedFile>, askama::Err
     Ok(files)
 }
 
-/// The trait of one suggestion as a compilable `lib.rs` (see the module docs).
+/// The package name of a suggestion's crate: its trait's (or, for moved types, its module's)
+/// name in kebab-case, numbered when taken.
+fn unique_package(taken: &mut BTreeSet<String>, suggestion: &Suggestion) -> String {
+    let mut package = if suggestion.trait_name.is_empty() {
+        let module = last_segment(&suggestion.to);
+        format!("{}-types", to_kebab(&module.replace('_', "-")))
+    } else {
+        to_kebab(&suggestion.trait_name)
+    };
+    if package.is_empty() || package == "-types" {
+        package = "extracted-interface".to_owned();
+    }
+    let mut candidate = package.clone();
+    let mut n = 2;
+    while !taken.insert(candidate.clone()) {
+        candidate = format!("{package}-{n}");
+        n += 1;
+    }
+    candidate
+}
+
+/// A dependency's name as a TOML key.
+fn toml_key(name: &str) -> String {
+    if name
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+    {
+        name.to_owned()
+    } else {
+        format!("\"{name}\"")
+    }
+}
+
+/// A crate already generated, which later ones may import moved types from.
+struct Emitted {
+    package: String,
+    /// The types it declares, with their generic arity.
+    types: BTreeMap<String, (usize, usize)>,
+}
+
+/// What the code of one suggestion may use besides the standard library.
+struct CodeContext<'c> {
+    /// The dependencies of the suggestion's crate, by the name its code uses; `None`: assume
+    /// every dependency is there (the code is shown, not built).
+    dependencies: Option<&'c BTreeMap<String, String>>,
+    /// Crates generated before this one, by the `to` of their suggestion.
+    earlier: &'c BTreeMap<String, Emitted>,
+}
+
+/// The trait of one suggestion as a `lib.rs` (see the module docs), as the HTML report shows it:
+/// standard-library and dependency types by their real paths.
 pub fn trait_code(
     suggestion: &Suggestion,
     package: &str,
     tool: &str,
 ) -> Result<TraitCode, askama::Error> {
+    trait_code_in(
+        suggestion,
+        package,
+        tool,
+        &CodeContext {
+            dependencies: None,
+            earlier: &BTreeMap::new(),
+        },
+    )
+}
+
+fn trait_code_in(
+    suggestion: &Suggestion,
+    package: &str,
+    tool: &str,
+    context: &CodeContext<'_>,
+) -> Result<TraitCode, askama::Error> {
+    // Names whose paths stay as written: the standard library's, and a dependency's the crate
+    // can depend on.
+    let mut kept: BTreeMap<String, &Import> = BTreeMap::new();
+    for import in &suggestion.imports {
+        let keep = match &import.origin {
+            ImportOrigin::Std => true,
+            ImportOrigin::Dependency(krate) => context
+                .dependencies
+                .is_none_or(|dependencies| dependencies.contains_key(krate)),
+            ImportOrigin::Workspace { .. } => false,
+        };
+        if keep {
+            kept.insert(import.name.clone(), import);
+        }
+    }
     let mut collector = Placeholders {
         types: BTreeMap::new(),
         traits: BTreeMap::new(),
@@ -98,6 +243,7 @@ pub fn trait_code(
         method_types: BTreeMap::new(),
         trait_assocs: BTreeMap::new(),
         generic_bounds: BTreeMap::new(),
+        kept: kept.keys().cloned().collect(),
     };
     let mut methods = Vec::new();
     let mut left_out = Vec::new();
@@ -169,10 +315,54 @@ pub fn trait_code(
             && name.chars().any(|ch| ch.is_ascii_lowercase())
             && !collector.traits.contains_key(name)
             && !KNOWN_TYPES.contains(&name)
+            && !collector.kept.contains(name)
         {
             record(&mut collector.types, name.to_owned(), (0, 0));
         }
     }
+    // Types another suggestion moves come from its crate, generated before this one.
+    let mut uses: Vec<String> = Vec::new();
+    let mut packages: BTreeSet<String> = BTreeSet::new();
+    for import in &suggestion.imports {
+        let ImportOrigin::Workspace {
+            moved_by: Some(moved_by),
+        } = &import.origin
+        else {
+            continue;
+        };
+        if *moved_by == suggestion.to {
+            continue;
+        }
+        if let Some(other) = context.earlier.get(moved_by)
+            && let Some(arity) = collector.types.get(&import.name)
+            && other.types.get(&import.name) == Some(arity)
+        {
+            collector.types.remove(&import.name);
+            uses.push(format!(
+                "use {}::{};",
+                other.package.replace('-', "_"),
+                import.name
+            ));
+            packages.insert(other.package.clone());
+        }
+    }
+    let mut dependencies: BTreeSet<String> = BTreeSet::new();
+    for (name, import) in &kept {
+        if let ImportOrigin::Dependency(krate) = &import.origin {
+            dependencies.insert(krate.clone());
+        }
+        if import.path == *name {
+            // A dependency written out (`bytes::Bytes`): the path needs no `use`.
+            continue;
+        }
+        if last_segment(&import.path) == name {
+            uses.push(format!("use {};", import.path));
+        } else {
+            uses.push(format!("use {} as {name};", import.path));
+        }
+    }
+    uses.sort();
+    uses.dedup();
     let placeholder_types = collector
         .types
         .iter()
@@ -203,6 +393,7 @@ pub fn trait_code(
         suggestion,
         package,
         tool,
+        uses: &uses,
         methods: &methods,
         placeholder_types: &placeholder_types,
         placeholder_traits: &placeholder_traits,
@@ -221,6 +412,9 @@ pub fn trait_code(
         package: package.to_owned(),
         source,
         left_out,
+        dependencies,
+        packages,
+        declared: collector.types,
     })
 }
 
@@ -276,6 +470,7 @@ struct TraitFile<'a> {
     suggestion: &'a Suggestion,
     package: &'a str,
     tool: &'a str,
+    uses: &'a [String],
     methods: &'a [TraitMethod],
     placeholder_types: &'a [Placeholder],
     placeholder_traits: &'a [Placeholder],
@@ -288,6 +483,7 @@ struct TraitFile<'a> {
 #[template(path = "Cargo.toml.txt", escape = "none")]
 struct CrateManifest<'a> {
     package: &'a str,
+    dependencies: &'a [String],
 }
 
 #[derive(Template)]
@@ -363,6 +559,17 @@ impl Placeholder {
                 } else {
                     format!("{}::{item}", suggestion.to)
                 }
+            })
+            .or_else(|| {
+                // A workspace item no suggestion moves: where it is.
+                suggestion
+                    .imports
+                    .iter()
+                    .find(|import| {
+                        import.name == name
+                            && matches!(import.origin, ImportOrigin::Workspace { .. })
+                    })
+                    .map(|import| import.path.clone())
             });
         Placeholder {
             name: name.to_owned(),
@@ -434,6 +641,9 @@ struct Placeholders {
     trait_assocs: BTreeMap<String, BTreeSet<String>>,
     /// The method's type parameters and the last segment of each trait bounding them.
     generic_bounds: BTreeMap<String, Vec<String>>,
+    /// First segments whose paths stay as written: imported from the standard library or a
+    /// dependency.
+    kept: BTreeSet<String>,
 }
 
 /// Type parameters of a signature and the names of the traits that bound them.
@@ -610,12 +820,15 @@ impl Placeholders {
         let first = path.segments.first()?.ident.to_string();
         if path.leading_colon.is_none() && path.segments.len() == 1 {
             let name = first;
-            if self.generics.contains(&name) {
+            if self.generics.contains(&name) || self.kept.contains(&name) {
                 return None;
             }
             return Some((name, arity(path)));
         }
-        if STD_ROOTS.contains(&first.as_str()) || self.generics.contains(&first) {
+        if STD_ROOTS.contains(&first.as_str())
+            || self.generics.contains(&first)
+            || self.kept.contains(&first)
+        {
             // `std::...` is visible everywhere; `I::Item` is an associated type of the method's
             // own type parameter.
             return None;
@@ -672,11 +885,10 @@ impl VisitMut for Placeholders {
                 let name = trait_segment.ident.to_string();
                 let rest: Vec<syn::PathSegment> =
                     node.path.segments.iter().skip(position).cloned().collect();
-                let trait_is_std = node
-                    .path
-                    .segments
-                    .first()
-                    .is_some_and(|first| STD_ROOTS.contains(&first.ident.to_string().as_str()));
+                let trait_is_std = node.path.segments.first().is_some_and(|first| {
+                    let first = first.ident.to_string();
+                    STD_ROOTS.contains(&first.as_str()) || self.kept.contains(&first)
+                });
                 let self_type_is_generic = match &qself.ty.as_ref() {
                     syn::Type::Path(path) => path
                         .path
@@ -725,7 +937,9 @@ impl VisitMut for Placeholders {
                 segment.ident = syn::Ident::new(RESULT_ALIAS, segment.ident.span());
             }
             self.result_alias = true;
-            record(&mut self.types, "Error".to_owned(), (0, 0));
+            if !self.kept.contains("Error") {
+                record(&mut self.types, "Error".to_owned(), (0, 0));
+            }
         } else if KNOWN_TYPES.contains(&name.as_str()) {
             if !std_arity_fits(&name, arity) {
                 // The crate's own type shadows the prelude's (`bumpalo::boxed::Box<'a, T>`, a
