@@ -864,6 +864,7 @@ fn fixture_report() -> Report {
             kind: "extract-interface".to_owned(),
             from: "shop::payment".to_owned(),
             to: "shop::order".to_owned(),
+            also_from: Vec::new(),
             trait_name: "OrderLookup".to_owned(),
             trait_home: "shop::ports::order".to_owned(),
             implemented_by: "shop::order".to_owned(),
@@ -886,6 +887,8 @@ fn fixture_report() -> Report {
                 },
             ],
             moved_items: vec!["OrderId".to_owned()],
+            imports: Vec::new(),
+            after: Vec::new(),
             steps: vec![
                 "Create the module `shop::ports::order`.".to_owned(),
                 "Implement `OrderLookup` for `OrderRepository`.".to_owned(),

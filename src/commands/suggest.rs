@@ -235,8 +235,14 @@ fn text(report: &Report) -> String {
             );
             let _ = writeln!(
                 out,
-                "   put it in {}; {} implements it, {from} calls it",
-                suggestion.trait_home, suggestion.implemented_by
+                "   put it in {}; {} implements it, {from} {} it",
+                suggestion.trait_home,
+                suggestion.implemented_by,
+                if suggestion.also_from.is_empty() {
+                    "calls"
+                } else {
+                    "call"
+                }
             );
         }
         if !suggestion.after.is_empty() {

@@ -144,6 +144,11 @@ pub fn emit_with(
         }
         .render()?,
     });
+    for file in &mut files {
+        if !file.contents.ends_with('\n') {
+            file.contents.push('\n');
+        }
+    }
     Ok(files)
 }
 
@@ -429,6 +434,7 @@ fn separate_items(source: &str) -> String {
             && !line.starts_with("//!");
         if let Some(previous) = previous
             && starts_item
+            && !(previous.starts_with("use ") && line.starts_with("use "))
             && !previous.is_empty()
             && !previous.starts_with("///")
             && !previous.starts_with("#[")
