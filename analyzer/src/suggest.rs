@@ -769,6 +769,14 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
         [only] => (format!("`{only}`"), format!("`{only}`")),
         _ => (format!("each of {from}"), from.clone()),
     };
+    let whose = match input.froms {
+        [only] => format!("`{only}`'s"),
+        _ => "their".to_owned(),
+    };
+    let gone = match input.froms {
+        [only] => format!("the edge `{only} -> {to}` is gone"),
+        _ => format!("the edges into `{to}` are gone"),
+    };
     let mut res = Vec::new();
     for (needed, home) in input.needed.iter().zip(input.needed_homes) {
         if needed.earlier {
@@ -812,8 +820,11 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
     }
     if !others.is_empty() {
         res.push(format!(
-            "Move {} to `{trait_home}` too (the trait names them, and its home cannot depend on {from_all}), and re-export them where they were.",
-            quoted_list(&others)
+            "Move {} to `{trait_home}` too (the trait names {them}, and its home cannot depend on {from_all}), and re-export {them} where {} {}.",
+            quoted_list(&others),
+            if others.len() == 1 { "it" } else { "they" },
+            if others.len() == 1 { "was" } else { "were" },
+            them = if others.len() == 1 { "it" } else { "them" },
         ));
     }
     let (count, example) = input.edges.iter().flatten().fold(
@@ -856,11 +867,11 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
     };
     res.push(format!("Implement `{trait_name}` for {implementer} in `{to}`, each method calling the existing code."));
     res.push(format!(
-        "In {from_one}, take the implementation as a parameter instead of naming `{to}`: a generic `impl {trait_name}` / `T: {trait_name}`, or `Box<dyn {trait_name}>` (`Arc<dyn {trait_name} + Send + Sync>` when shared), handed over where its values are built."
+        "In {from_one}, take the implementation as a parameter instead of naming `{to}`: a generic `impl {trait_name}` / `T: {trait_name}`, or `Box<dyn {trait_name}>` (`Arc<dyn {trait_name} + Send + Sync>` when shared), handed over where {whose} values are built."
     ));
     res.push(format!("Replace the {count} direct references from {from_all} to `{to}`{example} with calls through `{trait_name}`."));
     res.push(format!(
-        "Remove the `use` of `{to}` from {from_all}: the edge into `{to}` is gone and both sides depend on `{trait_home}`."
+        "Remove the `use` of `{to}` from {from_all}: {gone} and both depend on `{trait_home}`."
     ));
     let commands: Vec<&Method> = input
         .methods
@@ -871,7 +882,7 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
         let events = quoted_list(commands.iter().filter_map(|method| method.event.as_deref()));
         let names = quoted_list(commands.iter().map(|method| method.name.as_str()));
         res.push(format!(
-            "Alternative for the commands ({names}): instead of calling them, {from_all} publishes {events} on a queue (or an in-process event bus) that `{to}` consumes, so the caller no longer waits on `{to}`; the event types live in `{trait_home}`."
+            "Alternative for the commands ({names}): instead of calling them, {from_all} publishes {events} on a queue (or an in-process event bus) that `{to}` consumes, so {from_all} no longer waits on `{to}`; the event types live in `{trait_home}`."
         ));
     }
     res
