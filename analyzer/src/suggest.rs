@@ -1,22 +1,40 @@
-//! Interface-extraction suggestions, one per edge of the cut list.
+//! Interface-extraction suggestions, one per module the cut list points into.
 //!
-//! For a cut edge `from -> to` we propose a trait that `to` implements and `from` calls, so that
+//! For cut edges `from -> to` we propose a trait that `to` implements and `from` calls, so that
 //! the dependency can point the other way (`from` and `to` both depend on the trait's home). The
 //! trait is made of what `from` actually uses of `to`, taken from the edge's items:
 //!
 //! - `Type::method` of an inherent impl becomes that method, signature as written in the source
 //!   (receiver included); a constructor (no receiver, returns `Self` or the type) is not part of
-//!   the trait: `from` will receive the value instead of building it.
+//!   the trait: `from` will receive the value instead of building it, and a type that is only
+//!   built is an entity that moves, not the implementer.
 //! - `Trait::method` of a trait of `to` becomes that method.
 //! - A free function `f` becomes a method taking `&self`.
 //! - Types and constants used, and the types of `to` named in the chosen signatures, must move to
 //!   the trait's home (`moved_items`); the types whose methods make up the trait stay and
 //!   implement it.
 //!
+//! How the suggestions fit together:
+//!
+//! - Cut edges into the same module make *one* suggestion (one port, `also_from`), and each
+//!   suggestion gets a home module of its own (`<crate>::ports::<path of to>`, or a crate
+//!   `<crate>_api` when a caller is in another crate), so no two traits of one name share a home.
+//! - When `from` calls no function of `to`, the suggestion is `move-types`: no trait, only types
+//!   to move.
+//! - Every name the signatures use is looked up where the signature is written (its `use`s, then
+//!   the resolver): the standard library, a dependency, or a workspace item ([`Import`]). A
+//!   workspace item outside `to` is moved by the suggestion into the module that holds it, when
+//!   there is one, and this suggestion comes after it (`after`, and a first step that says so);
+//!   one of `from` moves with this suggestion, since the home cannot depend on `from`.
+//!
 //! Each method is a *command* when it takes `&mut self` or a `&mut` argument, or when its name is
 //! a writing verb (`set_`, `insert`, `create`, `charge`, ...); otherwise a *query*. A command also
 //! gets an event name (`charge` on `payment` gives `PaymentChargeRequested`) for the
 //! queue/event alternative.
+//!
+//! What the resolver does not tell us, we do not guess: a method call's receiver type (the edge's
+//! items name `Type::method` from the resolver's heuristic), and names brought by glob imports of
+//! dependencies; such names stay unresolved and the generated code declares a placeholder.
 
 use std::collections::{BTreeMap, BTreeSet};
 

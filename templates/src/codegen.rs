@@ -1,12 +1,20 @@
-//! Generated interface code for `extract-interface` suggestions (`fig suggest --emit`).
+//! Generated interface code for suggestions (`fig suggest --emit`).
 //!
-//! A key design decision: the generated trait must compile *on its own*, before the user has
-//! moved anything. Signatures copied from the source name types of the monolith (`Money`,
-//! `crate::order::OrderId`, ...) that a fresh crate cannot see, so each suggestion becomes a small
-//! crate of its own: the trait, plus one placeholder declaration per type or trait the signatures
-//! name. Paths are shortened to their last segment, so the placeholders stand in for them. The
-//! user then replaces each placeholder by a `pub use` of the real item, or moves the item there,
-//! as `PLAN.md` says step by step.
+//! A key design decision: the generated code must compile *before* the user has moved anything,
+//! and name what it can by its real path. Each suggestion becomes a small crate of its own, in
+//! the order of the suggestions:
+//!
+//! - names the suggestion's `imports` trace to the standard library keep their paths and get a
+//!   `use` (`use std::sync::Arc;`), and so do a dependency's, when [`EmitContext`] says how the
+//!   analysed crate depends on it: the crate then depends on it the same way, and the workspace's
+//!   `Cargo.lock` is copied next to it, so the versions are the ones the workspace builds with;
+//! - a type an earlier suggestion moves is imported from that suggestion's crate, which the crate
+//!   depends on by path;
+//! - everything else of the monolith (the types this suggestion moves, a type nothing moves, a
+//!   name that could not be traced) is a placeholder declaration, with its path shortened to the
+//!   last segment; the user replaces each placeholder by the real item, as `PLAN.md` says.
+//!
+//! A `move-types` suggestion gets a crate with the placeholders and no trait.
 //!
 //! The text comes from askama templates (`codegen/*`); the Rust source is then parsed by syn and
 //! printed by prettyplease, which also proves it is syntactically valid.
