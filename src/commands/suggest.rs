@@ -74,10 +74,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How the analysed crates depend on other crates, read from their manifests, and the
-/// workspace's lock file: the generated crates name a dependency's type by its real path and
-/// depend on it as the analysed crate does, at the version the workspace is locked to. A manifest
-/// that cannot be read leaves its crate without dependencies (its types become placeholders).
+/// How the analysed crates depend on other crates, read from their manifests: the generated
+/// crates name a dependency's type by its real path and depend on it as the analysed crate does.
+/// A manifest that cannot be read leaves its crate without dependencies (its types become
+/// placeholders).
 fn emit_context(report: &Report) -> templates::codegen::EmitContext {
     let root_manifest = read_manifest(&report.workspace_root.join("Cargo.toml"));
     let workspace_dependencies = root_manifest
@@ -118,10 +118,7 @@ fn emit_context(report: &Report) -> templates::codegen::EmitContext {
         }
         dependencies.insert(krate.name.clone(), specs);
     }
-    templates::codegen::EmitContext {
-        dependencies,
-        lockfile: std::fs::read_to_string(report.workspace_root.join("Cargo.lock")).ok(),
-    }
+    templates::codegen::EmitContext { dependencies }
 }
 
 fn read_manifest(path: &std::path::Path) -> Option<toml::Table> {

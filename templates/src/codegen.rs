@@ -6,8 +6,10 @@
 //!
 //! - names the suggestion's `imports` trace to the standard library keep their paths and get a
 //!   `use` (`use std::sync::Arc;`), and so do a dependency's, when [`EmitContext`] says how the
-//!   analysed crate depends on it: the crate then depends on it the same way, and the workspace's
-//!   `Cargo.lock` is copied next to it, so the versions are the ones the workspace builds with;
+//!   analysed crate depends on it: the crate then depends on it the same way (same version
+//!   requirement, source and features). No lock file is written: a published crate's own
+//!   `Cargo.lock` may name versions that were never downloaded, while without one cargo resolves
+//!   offline to the versions that are, which is what the workspace builds with;
 //! - a type an earlier suggestion moves is imported from that suggestion's crate, which the crate
 //!   depends on by path;
 //! - everything else of the monolith (the types this suggestion moves, a type nothing moves, a
@@ -58,9 +60,6 @@ pub struct EmitContext {
     /// as the TOML value of a `[dependencies]` entry (`{ version = "1", features = ["rt"] }`,
     /// paths absolute). A dependency missing here is named through a placeholder instead.
     pub dependencies: BTreeMap<String, BTreeMap<String, String>>,
-    /// The workspace's `Cargo.lock`, written next to the generated crates so that they resolve
-    /// the versions the workspace builds with (and so offline).
-    pub lockfile: Option<String>,
 }
 
 /// Every file `fig suggest --emit DIR` writes: a Cargo workspace with one crate per suggestion and
@@ -137,12 +136,6 @@ pub fn emit_with(
         path: "Cargo.toml".to_owned(),
         contents: WorkspaceManifest { members: &members }.render()?,
     });
-    if let Some(lockfile) = &context.lockfile {
-        files.push(EmittedFile {
-            path: "Cargo.lock".to_owned(),
-            contents: lockfile.clone(),
-        });
-    }
     files.push(EmittedFile {
         path: "PLAN.md".to_owned(),
         contents: Plan {
