@@ -219,7 +219,8 @@ pub struct Suggestion {
     /// Items used across the edge that are not functions (types, constants) and so must move
     /// to `trait_home` or be mirrored there.
     pub moved_items: Vec<String>,
-    /// The names the signatures use that are defined outside them, and what each stands for.
+    /// What each name the generated code uses or declares stands for: the names the signatures
+    /// use that are defined outside them, and the items that move to the home.
     pub imports: Vec<Import>,
     /// The `to` of each earlier suggestion this one must come after: they move types this one's
     /// signatures name.

@@ -157,6 +157,8 @@ fn draft<'e>(resolver: &mut Resolver<'_>, to: u32, froms: Vec<(u32, Option<&'e E
     let mut implementers: BTreeSet<String> = BTreeSet::new();
     let mut constructed: BTreeSet<String> = BTreeSet::new();
     let mut moved: BTreeSet<String> = BTreeSet::new();
+    // Where each moved item of `to`'s subtree is defined: (name, its module).
+    let mut moved_from: BTreeMap<String, u32> = BTreeMap::new();
     let mut seen_methods: BTreeSet<String> = BTreeSet::new();
     // The item may live in a submodule of `to` when the report collapses modules (`depth`).
     let subtree: Vec<u32> = std::iter::once(to)
@@ -208,6 +210,7 @@ fn draft<'e>(resolver: &mut Resolver<'_>, to: u32, froms: Vec<(u32, Option<&'e E
                                     // A constructor: `from` will be handed the value instead,
                                     // and the type is an entity that moves, not the implementer.
                                     constructed.insert(head.to_owned());
+                                    moved_from.entry(head.to_owned()).or_insert(item_module);
                                     continue;
                                 }
                                 implementers.insert(head.to_owned());
@@ -223,6 +226,7 @@ fn draft<'e>(resolver: &mut Resolver<'_>, to: u32, froms: Vec<(u32, Option<&'e E
                             // An enum variant or an associated constant: the type moves.
                             None => {
                                 moved.insert(head.to_owned());
+                                moved_from.entry(head.to_owned()).or_insert(item_module);
                             }
                         }
                     }
@@ -245,6 +249,7 @@ fn draft<'e>(resolver: &mut Resolver<'_>, to: u32, froms: Vec<(u32, Option<&'e E
                     ItemKind::Macro => {}
                     _ => {
                         moved.insert(item_name.clone());
+                        moved_from.entry(item_name.clone()).or_insert(item_module);
                     }
                 }
             }
@@ -267,6 +272,8 @@ fn draft<'e>(resolver: &mut Resolver<'_>, to: u32, froms: Vec<(u32, Option<&'e E
             let Some(found) = origin(resolver, module, &segments, &generics) else {
                 continue;
             };
+            // The name as the signature writes it (`Future`, maybe a `use ... as` of another).
+            let written = segments.last().cloned().unwrap_or_default();
             match found {
                 Found::Import(import) => {
                     imports.entry(import.name.clone()).or_insert(import);
@@ -276,14 +283,15 @@ fn draft<'e>(resolver: &mut Resolver<'_>, to: u32, froms: Vec<(u32, Option<&'e E
                     if in_to {
                         if !implementers.contains(&name) {
                             moved.insert(name.clone());
+                            moved_from.entry(name.clone()).or_insert(item_module);
                         }
                     } else if !foreign.contains(&(item_module, name.clone())) {
                         foreign.push((item_module, name.clone()));
                     }
                     let path = format!("{}::{name}", facts[item_module as usize].module.id);
                     let moved_by = in_to.then(|| to_id.clone());
-                    imports.entry(name.clone()).or_insert(Import {
-                        name,
+                    imports.entry(written.clone()).or_insert(Import {
+                        name: written,
                         path,
                         origin: ImportOrigin::Workspace { moved_by },
                     });
@@ -293,6 +301,18 @@ fn draft<'e>(resolver: &mut Resolver<'_>, to: u32, froms: Vec<(u32, Option<&'e E
     }
     for implementer in &implementers {
         moved.remove(implementer);
+    }
+    // The generated crate declares the moved items: say what each stands for.
+    for name in &moved {
+        if let Some(&module) = moved_from.get(name) {
+            imports.entry(name.clone()).or_insert_with(|| Import {
+                name: name.clone(),
+                path: format!("{}::{name}", facts[module as usize].module.id),
+                origin: ImportOrigin::Workspace {
+                    moved_by: Some(to_id.clone()),
+                },
+            });
+        }
     }
 
     Draft {
@@ -326,7 +346,20 @@ fn link(resolver: &Resolver<'_>, drafts: &mut [Draft<'_>]) {
             let path = format!("{}::{name}", facts[*item_module as usize].module.id);
             let moved_by = match owner {
                 Some(other) => {
+                    let other_to = facts[drafts[other].to as usize].module.id.clone();
                     drafts[other].moved.insert(name.clone());
+                    // Unless another item of that name is there already (then this one is not
+                    // what the other crate declares, and stays a placeholder here).
+                    drafts[other]
+                        .imports
+                        .entry(name.clone())
+                        .or_insert_with(|| Import {
+                            name: name.clone(),
+                            path: path.clone(),
+                            origin: ImportOrigin::Workspace {
+                                moved_by: Some(other_to),
+                            },
+                        });
                     drafts[index].needs.insert(other);
                     Some(facts[drafts[other].to as usize].module.id.clone())
                 }
@@ -340,10 +373,12 @@ fn link(resolver: &Resolver<'_>, drafts: &mut [Draft<'_>]) {
                     })
                 }
             };
-            if let Some(import) = drafts[index].imports.get_mut(name)
-                && import.path == path
-            {
-                import.origin = ImportOrigin::Workspace { moved_by };
+            for import in drafts[index].imports.values_mut() {
+                if import.path == path {
+                    import.origin = ImportOrigin::Workspace {
+                        moved_by: moved_by.clone(),
+                    };
+                }
             }
         }
         drafts[index].foreign = foreign;
@@ -627,8 +662,9 @@ fn origin<'a>(
         }
         if matches!(root, "crate" | "self" | "super") || is_workspace_name(resolver, module, root)
         {
-            // Into the workspace, but not to an item we know (a module, a macro's item).
-            return None;
+            // Into the workspace, but not to an item: maybe a re-export of the standard library
+            // or of a dependency (`crate::loom::sync::Arc`), else a module or a macro's item.
+            return reexport(resolver, module, &path, first, 0).map(Found::Import);
         }
         return Some(Found::Import(Import {
             name: first.clone(),
@@ -655,6 +691,55 @@ fn origin<'a>(
         }));
     }
     None
+}
+
+/// Follows `use` re-exports of the workspace (`use crate::loom::sync::Arc;` where `loom::sync`
+/// has `pub(crate) use std::sync::Arc;`) to a path of the standard library or of a dependency.
+fn reexport(
+    resolver: &mut Resolver<'_>,
+    module: u32,
+    path: &[&str],
+    name: &str,
+    depth: u32,
+) -> Option<Import> {
+    if depth > 8 {
+        return None;
+    }
+    let (&last, prefix) = path.split_last()?;
+    let prefix: Option<Vec<&str>> = prefix.iter().map(|segment| resolver.intern(segment)).collect();
+    let (Res::Module(holder), rest) = resolver.resolve_path(module, &prefix?, true, 0)? else {
+        return None;
+    };
+    if !rest.is_empty() {
+        return None;
+    }
+    let facts = resolver.facts;
+    let use_decl = facts[holder as usize]
+        .uses
+        .iter()
+        .find(|use_decl| matches!(&use_decl.binding, Binding::Name(bound) if bound == last))?;
+    let inner: Vec<&str> = use_decl
+        .path
+        .iter()
+        .map(String::as_str)
+        .filter(|segment| *segment != "::")
+        .collect();
+    let root = *inner.first()?;
+    if STD_ROOTS.contains(&root) {
+        return Some(Import {
+            name: name.to_owned(),
+            path: inner.join("::"),
+            origin: ImportOrigin::Std,
+        });
+    }
+    if matches!(root, "crate" | "self" | "super") || is_workspace_name(resolver, holder, root) {
+        return reexport(resolver, holder, &inner, name, depth + 1);
+    }
+    Some(Import {
+        name: name.to_owned(),
+        path: inner.join("::"),
+        origin: ImportOrigin::Dependency(root.to_owned()),
+    })
 }
 
 /// Whether `name`, written in `module`, names something of the workspace (a module, an item, a

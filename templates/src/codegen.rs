@@ -127,6 +127,17 @@ pub fn emit_with(
             Emitted {
                 package: package.clone(),
                 types: code.declared.clone(),
+                paths: suggestion
+                    .imports
+                    .iter()
+                    .filter(|import| {
+                        import.origin
+                            == ImportOrigin::Workspace {
+                                moved_by: Some(suggestion.to.clone()),
+                            }
+                    })
+                    .map(|import| (import.name.clone(), import.path.clone()))
+                    .collect(),
             },
         );
         plans.push(PlanEntry::new(suggestion, code));
@@ -191,6 +202,8 @@ struct Emitted {
     package: String,
     /// The types it declares, with their generic arity.
     types: BTreeMap<String, (usize, usize)>,
+    /// The item each declared type stands for, by name.
+    paths: BTreeMap<String, String>,
 }
 
 /// What the code of one suggestion may use besides the standard library.
@@ -250,6 +263,7 @@ fn trait_code_in(
         trait_assocs: BTreeMap::new(),
         generic_bounds: BTreeMap::new(),
         kept: kept.keys().cloned().collect(),
+        uses_alloc: false,
     };
     let mut methods = Vec::new();
     let mut left_out = Vec::new();
@@ -339,16 +353,20 @@ fn trait_code_in(
         if *moved_by == suggestion.to {
             continue;
         }
+        let real = last_segment(&import.path);
+        // The other crate's placeholder of that name must stand for this very item.
         if let Some(other) = context.earlier.get(moved_by)
             && let Some(arity) = collector.types.get(&import.name)
-            && other.types.get(&import.name) == Some(arity)
+            && other.types.get(real) == Some(arity)
+            && other.paths.get(real) == Some(&import.path)
         {
             collector.types.remove(&import.name);
-            uses.push(format!(
-                "use {}::{};",
-                other.package.replace('-', "_"),
-                import.name
-            ));
+            let krate = other.package.replace('-', "_");
+            uses.push(if real == import.name {
+                format!("use {krate}::{real};")
+            } else {
+                format!("use {krate}::{real} as {};", import.name)
+            });
             packages.insert(other.package.clone());
         }
     }
@@ -369,6 +387,9 @@ fn trait_code_in(
     }
     uses.sort();
     uses.dedup();
+    if collector.uses_alloc || uses.iter().any(|line| line.starts_with("use alloc::")) {
+        uses.insert(0, "extern crate alloc;".to_owned());
+    }
     let placeholder_types = collector
         .types
         .iter()
@@ -555,28 +576,27 @@ impl Placeholder {
                 .collect();
             format!("({})", fields.join(", "))
         };
-        // Moved items are named as `to` sees them: a full path, or a name defined in `to`.
+        // What the name stands for: the import's path when the suggestion says, else a moved
+        // item as `to` sees it (a full path, or a name defined in `to`).
         let origin = suggestion
-            .moved_items
+            .imports
             .iter()
-            .find(|item| last_segment(item) == name)
-            .map(|item| {
-                if item.contains("::") {
-                    item.clone()
-                } else {
-                    format!("{}::{item}", suggestion.to)
-                }
+            .find(|import| {
+                import.name == name && matches!(import.origin, ImportOrigin::Workspace { .. })
             })
+            .map(|import| import.path.clone())
             .or_else(|| {
-                // A workspace item no suggestion moves: where it is.
                 suggestion
-                    .imports
+                    .moved_items
                     .iter()
-                    .find(|import| {
-                        import.name == name
-                            && matches!(import.origin, ImportOrigin::Workspace { .. })
+                    .find(|item| last_segment(item) == name)
+                    .map(|item| {
+                        if item.contains("::") {
+                            item.clone()
+                        } else {
+                            format!("{}::{item}", suggestion.to)
+                        }
                     })
-                    .map(|import| import.path.clone())
             });
         Placeholder {
             name: name.to_owned(),
@@ -651,6 +671,8 @@ struct Placeholders {
     /// First segments whose paths stay as written: imported from the standard library or a
     /// dependency.
     kept: BTreeSet<String>,
+    /// Some path starts with `alloc::`, which a `std` crate must declare.
+    uses_alloc: bool,
 }
 
 /// Type parameters of a signature and the names of the traits that bound them.
@@ -831,6 +853,9 @@ impl Placeholders {
                 return None;
             }
             return Some((name, arity(path)));
+        }
+        if first == "alloc" {
+            self.uses_alloc = true;
         }
         if STD_ROOTS.contains(&first.as_str())
             || self.generics.contains(&first)
