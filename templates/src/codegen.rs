@@ -845,7 +845,7 @@ const STD_ROOTS: &[&str] = &["std", "core", "alloc"];
 impl Placeholders {
     /// Shortens a path that points into the monolith or a third-party crate; returns the name
     /// that then needs a declaration, with its generic arity.
-    fn shorten(&self, path: &mut syn::Path) -> Option<(String, (usize, usize))> {
+    fn shorten(&mut self, path: &mut syn::Path) -> Option<(String, (usize, usize))> {
         let first = path.segments.first()?.ident.to_string();
         if path.leading_colon.is_none() && path.segments.len() == 1 {
             let name = first;
