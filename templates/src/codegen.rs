@@ -282,6 +282,7 @@ fn trait_code_in(
                 collector.method_types.clear();
                 collector.visit_signature_mut(&mut signature);
                 declare_free_lifetimes(&mut signature);
+                declare_array_lengths(&mut signature);
                 strip_patterns(&mut signature);
                 if returns_or_takes_self(&signature) {
                     // `-> Option<Self>` needs a sized `Self`; asking for it on this method only
@@ -1023,6 +1024,39 @@ impl Placeholders {
             .entry(trait_name.to_owned())
             .or_default()
             .insert(assoc.to_owned());
+    }
+}
+
+/// Makes the array lengths the signature names but does not declare (`[Limb; LIMBS]`, a const
+/// parameter of the `impl` block or a constant of the monolith) const parameters of the method.
+fn declare_array_lengths(signature: &mut syn::Signature) {
+    struct Lengths(BTreeSet<String>);
+    impl syn::visit::Visit<'_> for Lengths {
+        fn visit_type_array(&mut self, array: &syn::TypeArray) {
+            if let syn::Expr::Path(path) = &array.len
+                && path.qself.is_none()
+                && let Some(ident) = path.path.get_ident()
+            {
+                self.0.insert(ident.to_string());
+            }
+            syn::visit::visit_type_array(self, array);
+        }
+    }
+    let mut lengths = Lengths(BTreeSet::new());
+    syn::visit::visit_signature(&mut lengths, signature);
+    let declared: BTreeSet<String> = signature
+        .generics
+        .const_params()
+        .map(|param| param.ident.to_string())
+        .collect();
+    for name in lengths.0 {
+        if !declared.contains(&name) {
+            let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
+            signature
+                .generics
+                .params
+                .push(syn::parse_quote!(const #ident: usize));
+        }
     }
 }
 
