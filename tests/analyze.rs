@@ -505,15 +505,25 @@ fn suggestions_are_one_port_per_home_module() {
         .filter(|suggestion| suggestion["trait_name"] != "")
         .map(|suggestion| {
             (
-                suggestion["trait_home"].as_str().unwrap_or_default().to_owned(),
-                suggestion["trait_name"].as_str().unwrap_or_default().to_owned(),
+                suggestion["trait_home"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                suggestion["trait_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             )
         })
         .collect();
     let n_traits = homes.len();
     homes.sort();
     homes.dedup();
-    assert_eq!(homes.len(), n_traits, "a trait name twice in one home: {homes:?}");
+    assert_eq!(
+        homes.len(),
+        n_traits,
+        "a trait name twice in one home: {homes:?}"
+    );
     let index = suggestion_into(&suggestions, "monolith::index");
     let mut callers = vec![index["from"].clone()];
     callers.extend(index["also_from"].as_array().cloned().unwrap_or_default());
@@ -552,7 +562,10 @@ fn a_type_only_edge_moves_types_and_gets_no_trait() {
     assert_eq!(ledger["methods"], serde_json::json!([]));
     assert_eq!(ledger["moved_items"], serde_json::json!(["Account"]));
     let steps = ledger["steps"].to_string();
-    assert!(!steps.contains("Define `trait"), "no trait to define: {steps}");
+    assert!(
+        !steps.contains("Define `trait"),
+        "no trait to define: {steps}"
+    );
     let out = emit(&root, temp.path());
     let lib = std::fs::read_to_string(out.join("ledger-types/src/lib.rs")).expect("ledger-types");
     assert!(!lib.contains("pub trait"), "{lib}");
@@ -608,7 +621,10 @@ fn std_and_dependency_types_keep_their_paths_in_emitted_code() {
     }
     let manifest =
         std::fs::read_to_string(out.join("store-queries/Cargo.toml")).expect("store manifest");
-    assert!(manifest.contains("bytes = { version = \"1\" }"), "{manifest}");
+    assert!(
+        manifest.contains("bytes = { version = \"1\" }"),
+        "{manifest}"
+    );
     cargo_check(&out, temp.path());
 }
 
@@ -628,7 +644,8 @@ fn a_suggestion_comes_after_the_one_that_moves_its_types() {
     assert_eq!(coupon["after"], serde_json::json!(["shop::member"]));
     let first_step = coupon["steps"][0].as_str().unwrap_or_default();
     assert!(
-        first_step.starts_with("Do this after suggestion 1 (into `shop::member`): it moves `MemberId`"),
+        first_step
+            .starts_with("Do this after suggestion 1 (into `shop::member`): it moves `MemberId`"),
         "{first_step}"
     );
     let temp = tempfile::tempdir().expect("temporary directory");
@@ -642,6 +659,62 @@ fn a_suggestion_comes_after_the_one_that_moves_its_types() {
         "{manifest}"
     );
     cargo_check(&out, temp.path());
+}
+
+/// The source directory of each named registry package of this project's own dependency tree.
+fn registry_packages(names: &[&str]) -> Vec<PathBuf> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(out.status.success(), "{out:?}");
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    names
+        .iter()
+        .map(|name| {
+            let package = metadata["packages"]
+                .as_array()
+                .expect("packages")
+                .iter()
+                .find(|package| {
+                    package["name"] == *name
+                        && package["source"]
+                            .as_str()
+                            .is_some_and(|source| source.starts_with("registry+"))
+                })
+                .unwrap_or_else(|| panic!("{name} is no longer in the dependency tree"));
+            Path::new(package["manifest_path"].as_str().expect("manifest path"))
+                .parent()
+                .expect("a directory")
+                .to_path_buf()
+        })
+        .collect()
+}
+
+// Issue 18, the fast subset of the emit corpus (templates/scripts/emit-compiles.sh runs all of
+// it): real crates whose generated crates name a dependency's type (`clap_lex`), the standard
+// library's (`std::io`, `core::borrow`) and types earlier suggestions move.
+#[test]
+fn emitted_code_compiles_for_registry_crates() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let mut manifests = String::new();
+    for (idx, dir) in registry_packages(&["clap_builder", "console", "chrono"])
+        .iter()
+        .enumerate()
+    {
+        let scratch = temp.path().join(idx.to_string());
+        let out = emit(dir, &scratch);
+        for entry in std::fs::read_dir(&out).expect("read the emitted directory") {
+            let manifest = entry.expect("an entry").path().join("Cargo.toml");
+            if let Ok(text) = std::fs::read_to_string(&manifest) {
+                manifests.push_str(&text);
+            }
+        }
+        cargo_check(&out, temp.path());
+    }
+    assert!(manifests.contains("clap_lex = { version"), "{manifests}");
+    assert!(manifests.contains("= { path = \"../"), "{manifests}");
 }
 
 /// `cargo check --offline` in `dir`, with its own target directory under `scratch`.

@@ -59,12 +59,61 @@ const STD_ROOTS: &[&str] = &["std", "core", "alloc"];
 
 /// Names every crate sees without an import: the prelude's types and traits, primitive types.
 const PRELUDE: &[&str] = &[
-    "Self", "Option", "Result", "Vec", "String", "Box", "bool", "char", "str", "u8", "u16", "u32",
-    "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64", "Fn",
-    "FnMut", "FnOnce", "Iterator", "IntoIterator", "DoubleEndedIterator", "ExactSizeIterator",
-    "Extend", "Clone", "Copy", "Send", "Sync", "Sized", "Unpin", "Drop", "Default", "Eq",
-    "PartialEq", "Ord", "PartialOrd", "AsRef", "AsMut", "Into", "From", "TryFrom", "TryInto",
-    "ToOwned", "ToString", "Some", "None", "Ok", "Err",
+    "Self",
+    "Option",
+    "Result",
+    "Vec",
+    "String",
+    "Box",
+    "bool",
+    "char",
+    "str",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "u128",
+    "usize",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "i128",
+    "isize",
+    "f32",
+    "f64",
+    "Fn",
+    "FnMut",
+    "FnOnce",
+    "Iterator",
+    "IntoIterator",
+    "DoubleEndedIterator",
+    "ExactSizeIterator",
+    "Extend",
+    "Clone",
+    "Copy",
+    "Send",
+    "Sync",
+    "Sized",
+    "Unpin",
+    "Drop",
+    "Default",
+    "Eq",
+    "PartialEq",
+    "Ord",
+    "PartialOrd",
+    "AsRef",
+    "AsMut",
+    "Into",
+    "From",
+    "TryFrom",
+    "TryInto",
+    "ToOwned",
+    "ToString",
+    "Some",
+    "None",
+    "Ok",
+    "Err",
 ];
 
 /// Builds the suggestions for `cut`: one per module the cut list points into, ordered so that a
@@ -139,7 +188,11 @@ struct Draft<'e> {
     needs: BTreeSet<usize>,
 }
 
-fn draft<'e>(resolver: &mut Resolver<'_>, to: u32, froms: Vec<(u32, Option<&'e Edge>)>) -> Draft<'e> {
+fn draft<'e>(
+    resolver: &mut Resolver<'_>,
+    to: u32,
+    froms: Vec<(u32, Option<&'e Edge>)>,
+) -> Draft<'e> {
     let facts = resolver.facts;
     let to_facts = &facts[to as usize];
     let to_id = to_facts.module.id.clone();
@@ -411,7 +464,8 @@ fn dependency_order(drafts: &[Draft<'_>]) -> Vec<usize> {
                     .all(|&need| done[need] || need == index)
         });
         // A cycle of needs: take the first left, in the cut list's order.
-        let next = ready.unwrap_or_else(|| (0..drafts.len()).find(|&index| !done[index]).unwrap_or(0));
+        let next =
+            ready.unwrap_or_else(|| (0..drafts.len()).find(|&index| !done[index]).unwrap_or(0));
         done[next] = true;
         res.push(next);
     }
@@ -522,7 +576,11 @@ fn finish(
         methods: &draft.methods,
         moved_items: &moved_items,
         implementers: &draft.implementers,
-        edges: &draft.froms.iter().map(|(_, edge)| *edge).collect::<Vec<_>>(),
+        edges: &draft
+            .froms
+            .iter()
+            .map(|(_, edge)| *edge)
+            .collect::<Vec<_>>(),
         needed: &needed,
         needed_homes: &homes,
     });
@@ -615,7 +673,9 @@ fn origin<'a>(
         match resolver.resolve_path(module, interned, false, 0) {
             Some((Res::Item(found_module, item), rest)) if rest.is_empty() => Some(Found::Item(
                 found_module,
-                facts[found_module as usize].items[item as usize].name.clone(),
+                facts[found_module as usize].items[item as usize]
+                    .name
+                    .clone(),
             )),
             _ => None,
         }
@@ -660,8 +720,7 @@ fn origin<'a>(
         if let Some(found) = workspace_item(resolver) {
             return Some(found);
         }
-        if matches!(root, "crate" | "self" | "super") || is_workspace_name(resolver, module, root)
-        {
+        if matches!(root, "crate" | "self" | "super") || is_workspace_name(resolver, module, root) {
             // Into the workspace, but not to an item: maybe a re-export of the standard library
             // or of a dependency (`crate::loom::sync::Arc`), else a module or a macro's item.
             return reexport(resolver, module, &path, first, 0).map(Found::Import);
@@ -681,7 +740,10 @@ fn origin<'a>(
     // `bytes::Bytes` written out: a dependency's path, when the first segment names nothing of
     // the workspace.
     if !rest.is_empty()
-        && first.chars().next().is_some_and(|ch| ch.is_ascii_lowercase())
+        && first
+            .chars()
+            .next()
+            .is_some_and(|ch| ch.is_ascii_lowercase())
         && !is_workspace_name(resolver, module, first)
     {
         return Some(Found::Import(Import {
@@ -706,7 +768,10 @@ fn reexport(
         return None;
     }
     let (&last, prefix) = path.split_last()?;
-    let prefix: Option<Vec<&str>> = prefix.iter().map(|segment| resolver.intern(segment)).collect();
+    let prefix: Option<Vec<&str>> = prefix
+        .iter()
+        .map(|segment| resolver.intern(segment))
+        .collect();
     let (Res::Module(holder), rest) = resolver.resolve_path(module, &prefix?, true, 0)? else {
         return None;
     };
@@ -930,22 +995,24 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
             them = if others.len() == 1 { "it" } else { "them" },
         ));
     }
-    let (count, example) = input.edges.iter().flatten().fold(
-        (0u32, String::new()),
-        |(count, example), edge| {
-            let example = if example.is_empty() {
-                edge.locations
-                    .first()
-                    .map(|location| {
-                        format!(" (first at {}:{})", location.file.display(), location.line)
-                    })
-                    .unwrap_or_default()
-            } else {
-                example
-            };
-            (count.saturating_add(edge.weight), example)
-        },
-    );
+    let (count, example) =
+        input
+            .edges
+            .iter()
+            .flatten()
+            .fold((0u32, String::new()), |(count, example), edge| {
+                let example = if example.is_empty() {
+                    edge.locations
+                        .first()
+                        .map(|location| {
+                            format!(" (first at {}:{})", location.file.display(), location.line)
+                        })
+                        .unwrap_or_default()
+                } else {
+                    example
+                };
+                (count.saturating_add(edge.weight), example)
+            });
     if trait_name.is_empty() {
         // A type-only edge: no function of `to` is called, so there is no trait to extract.
         res.push(format!(

@@ -53,8 +53,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.emit {
         let tool = analyze::meta().tool;
         let context = emit_context(&report);
-        let files =
-            templates::codegen::emit_with(&report, &tool, &context).context("generating the trait code")?;
+        let files = templates::codegen::emit_with(&report, &tool, &context)
+            .context("generating the trait code")?;
         for file in &files {
             let path = dir.join(&file.path);
             if let Some(parent) = path.parent() {
@@ -90,7 +90,10 @@ fn emit_context(report: &Report) -> templates::codegen::EmitContext {
         let Some(manifest) = read_manifest(&krate.manifest_path) else {
             continue;
         };
-        let dir = krate.manifest_path.parent().unwrap_or(&report.workspace_root);
+        let dir = krate
+            .manifest_path
+            .parent()
+            .unwrap_or(&report.workspace_root);
         let mut tables: Vec<&toml::Table> = Vec::new();
         if let Some(table) = manifest.get("dependencies").and_then(toml::Value::as_table) {
             tables.push(table);
