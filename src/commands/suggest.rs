@@ -64,14 +64,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::fs::write(&path, &file.contents)
                 .with_context(|| format!("writing `{}`", path.display()))?;
         }
+        let locked = copy_lockfile(&report.workspace_root, dir);
         eprintln!(
-            "wrote {} files to {} (see {})",
-            files.len(),
+            "wrote {} files to {}{} (see {})",
+            files.len() + usize::from(locked),
             dir.display(),
+            if locked {
+                ", with the workspace's Cargo.lock"
+            } else {
+                ""
+            },
             dir.join("PLAN.md").display()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Copies the workspace's `Cargo.lock` next to the generated crates, so that they use the versions
+/// the workspace builds with, when the generated workspace then resolves offline (`cargo metadata
+/// --offline`): a lock that names versions never downloaded here (a published crate's own lock,
+/// say) is removed again, and cargo picks among the downloaded versions by itself.
+fn copy_lockfile(workspace_root: &std::path::Path, dir: &std::path::Path) -> bool {
+    let Ok(lock) = std::fs::read(workspace_root.join("Cargo.lock")) else {
+        return false;
+    };
+    let target = dir.join("Cargo.lock");
+    if std::fs::write(&target, lock).is_err() {
+        return false;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let resolves = std::process::Command::new(cargo)
+        .args(["metadata", "--offline", "--format-version", "1", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !resolves {
+        tracing::info!("the workspace's Cargo.lock does not resolve offline here; not copied");
+        let _ = std::fs::remove_file(&target);
+    }
+    resolves
 }
 
 /// How the analysed crates depend on other crates, read from their manifests: the generated
