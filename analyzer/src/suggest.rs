@@ -135,7 +135,7 @@ pub(crate) fn suggestions(
         .map(|edge| ((edge.from.as_str(), edge.to.as_str()), edge))
         .collect();
     // Cut edges into the same module make one port: grouped by `to`, in the order of the cut.
-    let mut groups: Vec<(u32, Vec<(u32, Option<&Edge>)>)> = Vec::new();
+    let mut groups: Vec<(u32, Callers<'_>)> = Vec::new();
     for cut_edge in cut {
         let (Some(&from), Some(&to)) = (
             module_index.get(cut_edge.from.as_str()),
@@ -170,11 +170,14 @@ pub(crate) fn suggestions(
         .collect()
 }
 
+/// The modules whose cut edges point into one module, with those edges.
+type Callers<'e> = Vec<(u32, Option<&'e Edge>)>;
+
 /// A suggestion before it is ordered among the others.
 struct Draft<'e> {
     to: u32,
     /// The modules whose cut edges point into `to`, and those edges.
-    froms: Vec<(u32, Option<&'e Edge>)>,
+    froms: Callers<'e>,
     methods: Vec<Method>,
     /// The types whose methods make up the trait.
     implementers: BTreeSet<String>,

@@ -94,7 +94,13 @@ fn copy_lockfile(workspace_root: &std::path::Path, dir: &std::path::Path) -> boo
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let resolves = std::process::Command::new(cargo)
-        .args(["metadata", "--offline", "--format-version", "1", "--manifest-path"])
+        .args([
+            "metadata",
+            "--offline",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
         .arg(dir.join("Cargo.toml"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
