@@ -961,7 +961,7 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
             ));
         } else {
             res.push(format!(
-                "Do this together with suggestion {} (into `{}`), which names types this one moves: it moves {} to `{home}`, which this one names.",
+                "Do this together with suggestion {} (into `{}`): it moves {} to `{home}`, which this trait names, and its trait names types this one moves.",
                 needed.number,
                 needed.to,
                 quoted_list(&needed.names),
