@@ -612,6 +612,7 @@ impl Placeholder {
 /// What `PLAN.md` says about one suggestion.
 struct PlanEntry {
     package: String,
+    /// The callers, each in backticks.
     from: String,
     to: String,
     trait_name: String,
@@ -640,7 +641,11 @@ impl PlanEntry {
         };
         PlanEntry {
             package: code.package,
-            from: suggestion.from.clone(),
+            from: std::iter::once(&suggestion.from)
+                .chain(&suggestion.also_from)
+                .map(|from| format!("`{from}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             to: suggestion.to.clone(),
             trait_name: suggestion.trait_name.clone(),
             trait_home: suggestion.trait_home.clone(),
