@@ -282,6 +282,11 @@ fn trait_code_in(
                 collector.method_types.clear();
                 collector.visit_signature_mut(&mut signature);
                 declare_free_lifetimes(&mut signature);
+                let lifetimes: Vec<syn::Lifetime> = signature
+                    .generics
+                    .lifetimes()
+                    .map(|param| param.lifetime.clone())
+                    .collect();
                 declare_array_lengths(&mut signature);
                 strip_patterns(&mut signature);
                 if returns_or_takes_self(&signature) {
@@ -302,7 +307,17 @@ fn trait_code_in(
                         signature
                             .generics
                             .params
-                            .push(syn::GenericParam::Type(ident.into()));
+                            .push(syn::GenericParam::Type(ident.clone().into()));
+                        // The `impl` block's self type implied `T: 'a` (`&'a K` in
+                        // `impl<'a, K> Iter<'a, K>`, or a `&'a self` on `Slice<K>`); in a trait
+                        // the method must say so.
+                        for lifetime in &lifetimes {
+                            signature
+                                .generics
+                                .make_where_clause()
+                                .predicates
+                                .push(syn::parse_quote!(#ident: #lifetime));
+                        }
                     } else {
                         record(&mut collector.types, name, arity);
                     }
