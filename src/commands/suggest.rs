@@ -24,7 +24,8 @@ pub struct Args {
     pub format: Format,
 
     /// Also write the generated code and PLAN.md into this directory (created if missing):
-    /// a Cargo workspace with one crate per suggested trait.
+    /// a Cargo workspace with one crate per suggestion, which names std and dependency types by
+    /// their paths (plus the workspace's Cargo.lock when the crates resolve offline with it).
     #[arg(long, value_name = "DIR")]
     pub emit: Option<PathBuf>,
 }
