@@ -485,7 +485,6 @@ fn finish(
     let draft = &drafts[index];
     let to_facts = &facts[draft.to as usize];
     let to_id = to_facts.module.id.clone();
-    let krate = to_facts.module.krate.as_str();
     let from_ids: Vec<String> = draft
         .froms
         .iter()
@@ -512,17 +511,7 @@ fn finish(
         .froms
         .iter()
         .any(|&(from, _)| facts[from as usize].module.krate != to_facts.module.krate);
-    // One home per `to`: its path below the crate root, under `ports` (or in a crate of its own).
-    let below_root = to_id
-        .strip_prefix(krate)
-        .and_then(|rest| rest.strip_prefix("::"))
-        .filter(|rest| !rest.is_empty());
-    let trait_home = match (crosses_crates, below_root) {
-        (true, Some(rest)) => format!("{krate}_api::{rest}"),
-        (true, None) => format!("{krate}_api"),
-        (false, Some(rest)) => format!("{krate}::ports::{rest}"),
-        (false, None) => format!("{krate}::ports::{}", to_facts.name),
-    };
+    let trait_home = home_of(facts, draft);
     // Earlier suggestions this one needs, in the final order.
     let mut after: Vec<usize> = draft
         .needs
@@ -614,7 +603,8 @@ fn after_index(drafts: &[Draft<'_>], facts: &[crate::modules::ModuleFacts], to: 
         .unwrap_or(0)
 }
 
-/// The home [`finish`] gives a draft (repeated here for the steps of the drafts that need it).
+/// One home per `to`: its path below the crate root, under `ports` (or in a crate of its own
+/// when a caller is in another crate).
 fn home_of(facts: &[crate::modules::ModuleFacts], draft: &Draft<'_>) -> String {
     let to_facts = &facts[draft.to as usize];
     let krate = to_facts.module.krate.as_str();
