@@ -15,7 +15,7 @@
 //! - everything else of the monolith (the types this suggestion moves, a type nothing moves, a
 //!   name that could not be traced) is a placeholder declaration, with its path shortened to the
 //!   last segment; the user replaces each placeholder by the real item, as `PLAN.md` says. A
-//!   placeholder type derives the common traits (`Clone`, `Eq`, `Hash`, ...), so that a standard
+//!   placeholder type derives the common traits (`Clone`, `Copy`, `Eq`, `Hash`, ...), so that a standard
 //!   type that wraps it in a signature (`Cow<BigUint>` needs `Clone`) accepts it.
 //!
 //! A `move-types` suggestion gets a crate with the placeholders and no trait.
