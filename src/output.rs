@@ -181,12 +181,29 @@ pub struct SuggestionJson {
     pub kind: String,
     pub from: String,
     pub to: String,
+    pub also_from: Vec<String>,
     pub trait_name: String,
     pub trait_home: String,
     pub implemented_by: String,
     pub methods: Vec<MethodJson>,
     pub moved_items: Vec<String>,
+    pub imports: Vec<ImportJson>,
+    pub after: Vec<String>,
     pub steps: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportJson {
+    pub name: String,
+    pub path: String,
+    /// `"std"`, `"dependency"` or `"workspace"`.
+    pub origin: &'static str,
+    /// For a dependency, the name its code uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<String>,
+    /// For a workspace item, the `to` of the suggestion that moves it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_by: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -400,6 +417,7 @@ pub fn suggestion(suggestion: &report::Suggestion) -> SuggestionJson {
         kind: suggestion.kind.clone(),
         from: suggestion.from.clone(),
         to: suggestion.to.clone(),
+        also_from: suggestion.also_from.clone(),
         trait_name: suggestion.trait_name.clone(),
         trait_home: suggestion.trait_home.clone(),
         implemented_by: suggestion.implemented_by.clone(),
@@ -415,6 +433,29 @@ pub fn suggestion(suggestion: &report::Suggestion) -> SuggestionJson {
             })
             .collect(),
         moved_items: suggestion.moved_items.clone(),
+        imports: suggestion
+            .imports
+            .iter()
+            .map(|import| {
+                let (origin, dependency, moved_by) = match &import.origin {
+                    report::ImportOrigin::Std => ("std", None, None),
+                    report::ImportOrigin::Dependency(name) => {
+                        ("dependency", Some(name.clone()), None)
+                    }
+                    report::ImportOrigin::Workspace { moved_by } => {
+                        ("workspace", None, moved_by.clone())
+                    }
+                };
+                ImportJson {
+                    name: import.name.clone(),
+                    path: import.path.clone(),
+                    origin,
+                    dependency,
+                    moved_by,
+                }
+            })
+            .collect(),
+        after: suggestion.after.clone(),
         steps: suggestion.steps.clone(),
     }
 }

@@ -560,6 +560,260 @@ fn emitted_code_compiles_for_awkward_signatures() {
     cargo_check(&out, temp.path());
 }
 
+/// `fig suggest --format json` on `root`: the suggestions.
+#[track_caller]
+fn suggestions_json(root: &Path) -> Vec<serde_json::Value> {
+    let out = fig_in(&["suggest", path_str(root), "--format", "json"])
+        .output()
+        .expect("run fig");
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    json["suggestions"].as_array().expect("suggestions").clone()
+}
+
+/// The suggestion into module `to`.
+#[track_caller]
+fn suggestion_into<'s>(suggestions: &'s [serde_json::Value], to: &str) -> &'s serde_json::Value {
+    suggestions
+        .iter()
+        .find(|suggestion| suggestion["to"] == to)
+        .unwrap_or_else(|| panic!("no suggestion into {to}: {suggestions:#?}"))
+}
+
+/// `fig suggest --emit` into `scratch/emitted`, which is returned.
+#[track_caller]
+fn emit(root: &Path, scratch: &Path) -> PathBuf {
+    let out = scratch.join("emitted");
+    let emitted = fig_in(&["suggest", path_str(root), "--emit", path_str(&out)])
+        .output()
+        .expect("run fig");
+    assert!(emitted.status.success(), "{emitted:?}");
+    out
+}
+
+// Issue 18: never two traits of one name in one home module. Two cut edges into
+// `monolith::index` make one port; `web::search` and `cli::search` get a home each.
+#[test]
+fn suggestions_are_one_port_per_home_module() {
+    let (_temp, root) = fixture_copy("suggest");
+    let suggestions = suggestions_json(&root);
+    let mut homes: Vec<(String, String)> = suggestions
+        .iter()
+        .filter(|suggestion| suggestion["trait_name"] != "")
+        .map(|suggestion| {
+            (
+                suggestion["trait_home"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                suggestion["trait_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let n_traits = homes.len();
+    homes.sort();
+    homes.dedup();
+    assert_eq!(
+        homes.len(),
+        n_traits,
+        "a trait name twice in one home: {homes:?}"
+    );
+    let index = suggestion_into(&suggestions, "monolith::index");
+    let mut callers = vec![index["from"].clone()];
+    callers.extend(index["also_from"].as_array().cloned().unwrap_or_default());
+    assert_eq!(
+        callers,
+        ["monolith::catalog", "monolith::orders"],
+        "one port for both callers: {index:#}"
+    );
+    let methods: Vec<&str> = index["methods"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .filter_map(|method| method["name"].as_str())
+        .collect();
+    assert_eq!(methods, ["count_products", "has_order"]);
+    assert_eq!(
+        suggestions
+            .iter()
+            .filter(|suggestion| suggestion["to"] == "monolith::index")
+            .count(),
+        1
+    );
+    let web = suggestion_into(&suggestions, "monolith::web::search");
+    let cli = suggestion_into(&suggestions, "monolith::cli::search");
+    assert_ne!(web["trait_home"], cli["trait_home"]);
+}
+
+// Issue 18: a type-only edge gets a "move these types" step, never an empty trait.
+#[test]
+fn a_type_only_edge_moves_types_and_gets_no_trait() {
+    let (temp, root) = fixture_copy("suggest");
+    let suggestions = suggestions_json(&root);
+    let ledger = suggestion_into(&suggestions, "monolith::ledger");
+    assert_eq!(ledger["kind"], "move-types", "{ledger:#}");
+    assert_eq!(ledger["trait_name"], "");
+    assert_eq!(ledger["methods"], serde_json::json!([]));
+    assert_eq!(ledger["moved_items"], serde_json::json!(["Account"]));
+    let steps = ledger["steps"].to_string();
+    assert!(
+        !steps.contains("Define `trait"),
+        "no trait to define: {steps}"
+    );
+    let out = emit(&root, temp.path());
+    let lib = std::fs::read_to_string(out.join("ledger-types/src/lib.rs")).expect("ledger-types");
+    assert!(!lib.contains("pub trait"), "{lib}");
+    assert!(lib.contains("pub struct Account;"), "{lib}");
+}
+
+// Issue 18: the implementer is the type whose methods are called, not an entity the caller
+// only builds (`Entry::new`, `Coupon::new`): that one moves.
+#[test]
+fn the_implementer_is_the_type_whose_methods_are_called() {
+    let (_temp, root) = fixture_copy("suggest");
+    let suggestions = suggestions_json(&root);
+    let store = suggestion_into(&suggestions, "monolith::store");
+    let steps = store["steps"].to_string();
+    assert!(
+        steps.contains("Implement `StoreQueries` for `Store` in"),
+        "{steps}"
+    );
+    assert_eq!(store["moved_items"], serde_json::json!(["Entry"]));
+    let shop = suggestions_json(&shop());
+    let coupon = suggestion_into(&shop, "shop::coupon");
+    let steps = coupon["steps"].to_string();
+    assert!(
+        steps.contains("Implement `CouponPort` for `CouponRepository` in"),
+        "{steps}"
+    );
+    assert!(
+        coupon["moved_items"]
+            .as_array()
+            .is_some_and(|items| items.contains(&serde_json::json!("Coupon"))),
+        "{coupon:#}"
+    );
+}
+
+// Issue 18: standard-library and dependency types keep their real paths in the generated code,
+// and a receiver such as `self: Arc<Self>` stays as written; the emitted crates compile.
+#[test]
+fn std_and_dependency_types_keep_their_paths_in_emitted_code() {
+    let (temp, root) = fixture_copy("suggest");
+    let out = emit(&root, temp.path());
+    let lib = std::fs::read_to_string(out.join("store-queries/src/lib.rs")).expect("store crate");
+    for line in [
+        "use std::sync::Arc;",
+        "use std::borrow::Cow;",
+        "use bytes::Bytes;",
+        "fn snapshot(self: Arc<Self>) -> Cow<'static, str>;",
+        "fn raw(&self, entry: &Entry) -> Bytes;",
+    ] {
+        assert!(lib.contains(line), "`{line}` missing:\n{lib}");
+    }
+    for placeholder in ["struct Arc", "struct Cow", "struct Bytes"] {
+        assert!(!lib.contains(placeholder), "{placeholder}:\n{lib}");
+    }
+    let manifest =
+        std::fs::read_to_string(out.join("store-queries/Cargo.toml")).expect("store manifest");
+    assert!(
+        manifest.contains("bytes = { version = \"1\" }"),
+        "{manifest}"
+    );
+    cargo_check(&out, temp.path());
+}
+
+// Issue 18: a suggestion whose trait names a type another one moves comes after it, says so,
+// and its generated crate imports the type from the other's.
+#[test]
+fn a_suggestion_comes_after_the_one_that_moves_its_types() {
+    let suggestions = suggestions_json(&shop());
+    let order: Vec<&str> = suggestions
+        .iter()
+        .filter_map(|suggestion| suggestion["to"].as_str())
+        .collect();
+    let member = order.iter().position(|to| *to == "shop::member");
+    let coupon = order.iter().position(|to| *to == "shop::coupon");
+    assert!(member < coupon, "{order:?}");
+    let coupon = suggestion_into(&suggestions, "shop::coupon");
+    assert_eq!(coupon["after"], serde_json::json!(["shop::member"]));
+    let first_step = coupon["steps"][0].as_str().unwrap_or_default();
+    assert!(
+        first_step
+            .starts_with("Do this after suggestion 1 (into `shop::member`): it moves `MemberId`"),
+        "{first_step}"
+    );
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let out = emit(&shop(), temp.path());
+    let lib = std::fs::read_to_string(out.join("coupon-port/src/lib.rs")).expect("coupon crate");
+    assert!(lib.contains("use member_port::MemberId;"), "{lib}");
+    assert!(!lib.contains("pub struct MemberId"), "{lib}");
+    let manifest = std::fs::read_to_string(out.join("coupon-port/Cargo.toml")).expect("manifest");
+    assert!(
+        manifest.contains("member-port = { path = \"../member-port\" }"),
+        "{manifest}"
+    );
+    cargo_check(&out, temp.path());
+}
+
+/// The source directory of each named registry package of this project's own dependency tree.
+fn registry_packages(names: &[&str]) -> Vec<PathBuf> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(out.status.success(), "{out:?}");
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    names
+        .iter()
+        .map(|name| {
+            let package = metadata["packages"]
+                .as_array()
+                .expect("packages")
+                .iter()
+                .find(|package| {
+                    package["name"] == *name
+                        && package["source"]
+                            .as_str()
+                            .is_some_and(|source| source.starts_with("registry+"))
+                })
+                .unwrap_or_else(|| panic!("{name} is no longer in the dependency tree"));
+            Path::new(package["manifest_path"].as_str().expect("manifest path"))
+                .parent()
+                .expect("a directory")
+                .to_path_buf()
+        })
+        .collect()
+}
+
+// Issue 18, the fast subset of the emit corpus (templates/scripts/emit-compiles.sh runs all of
+// it): real crates whose generated crates name a dependency's type (`clap_lex`), the standard
+// library's (`std::io`, `core::borrow`) and types earlier suggestions move.
+#[test]
+fn emitted_code_compiles_for_registry_crates() {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let mut manifests = String::new();
+    for (idx, dir) in registry_packages(&["clap_builder", "console", "chrono"])
+        .iter()
+        .enumerate()
+    {
+        let scratch = temp.path().join(idx.to_string());
+        let out = emit(dir, &scratch);
+        for entry in std::fs::read_dir(&out).expect("read the emitted directory") {
+            let manifest = entry.expect("an entry").path().join("Cargo.toml");
+            if let Ok(text) = std::fs::read_to_string(&manifest) {
+                manifests.push_str(&text);
+            }
+        }
+        cargo_check(&out, temp.path());
+    }
+    assert!(manifests.contains("clap_lex = { version"), "{manifests}");
+    assert!(manifests.contains("= { path = \"../"), "{manifests}");
+}
+
 /// `cargo check --offline` in `dir`, with its own target directory under `scratch`.
 #[track_caller]
 fn cargo_check(dir: &Path, scratch: &Path) {
@@ -963,6 +1217,7 @@ fn fixture_report() -> Report {
             kind: "extract-interface".to_owned(),
             from: "shop::payment".to_owned(),
             to: "shop::order".to_owned(),
+            also_from: Vec::new(),
             trait_name: "OrderLookup".to_owned(),
             trait_home: "shop::ports::order".to_owned(),
             implemented_by: "shop::order".to_owned(),
@@ -985,6 +1240,8 @@ fn fixture_report() -> Report {
                 },
             ],
             moved_items: vec!["OrderId".to_owned()],
+            imports: Vec::new(),
+            after: Vec::new(),
             steps: vec![
                 "Create the module `shop::ports::order`.".to_owned(),
                 "Implement `OrderLookup` for `OrderRepository`.".to_owned(),

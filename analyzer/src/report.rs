@@ -249,17 +249,23 @@ pub struct CutEdge {
     pub weight: u32,
 }
 
-/// What to do about one edge of the cut list.
+/// What to do about the edges of the cut list into one module.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suggestion {
-    /// Stable kebab-case kind; today always `extract-interface`.
+    /// Stable kebab-case kind: `extract-interface` (a trait, and the types it names move), or
+    /// `move-types` when `from` calls nothing of `to` (only types move; no trait).
     pub kind: String,
     /// The module that uses (`from`) and the module used (`to`): the edge to invert.
     pub from: ModuleId,
     pub to: ModuleId,
-    /// Name of the trait to extract, e.g. `PaymentPort`.
+    /// Other modules whose cut edges into `to` this suggestion also turns around: one port per
+    /// `to`, so one trait per home module.
+    pub also_from: Vec<ModuleId>,
+    /// Name of the trait to extract, e.g. `PaymentPort`; empty for `move-types`. Unique within
+    /// `trait_home`, and `trait_home` is unique per suggestion.
     pub trait_name: String,
-    /// Where the trait should live: a new module id (or new crate) both sides depend on.
+    /// Where the trait (and the moved types) should live: a new module id (or new crate) both
+    /// sides depend on.
     pub trait_home: String,
     /// The module whose types implement the trait (usually `to`).
     pub implemented_by: ModuleId,
@@ -268,8 +274,37 @@ pub struct Suggestion {
     /// Items used across the edge that are not functions (types, constants) and so must move
     /// to `trait_home` or be mirrored there.
     pub moved_items: Vec<String>,
+    /// What each name the generated code uses or declares stands for: the names the signatures
+    /// use that are defined outside them, and the items that move to the home.
+    pub imports: Vec<Import>,
+    /// The `to` of each earlier suggestion this one must come after: they move types this one's
+    /// signatures name.
+    pub after: Vec<ModuleId>,
     /// Step-by-step plan, one sentence per step.
     pub steps: Vec<String>,
+}
+
+/// A name a suggested trait's signatures use, and the item it stands for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Import {
+    /// As the signature writes it: the first segment of a path (`Arc`, `io`, `bytes`), or for an
+    /// item of the workspace its own name (`MemberId`).
+    pub name: String,
+    /// The full path: `std::sync::Arc`, `std::io`, `bytes::Bytes`, `shop::member::MemberId`.
+    pub path: String,
+    pub origin: ImportOrigin,
+}
+
+/// Where an imported name comes from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ImportOrigin {
+    /// `std`, `core` or `alloc`: the path works in any crate.
+    Std,
+    /// A crate `to`'s crate depends on, by the name its code uses (`bytes`, a rename).
+    Dependency(String),
+    /// An item of the workspace. `moved_by` is the `to` of the suggestion that moves it to its
+    /// home (this one, or one listed in `after`), if any does.
+    Workspace { moved_by: Option<ModuleId> },
 }
 
 /// One method of a suggested trait.

@@ -28,7 +28,8 @@ pub struct Args {
     pub output: Option<PathBuf>,
 
     /// Also write the generated code and PLAN.md into this directory (created if missing):
-    /// a Cargo workspace with one crate per suggested trait.
+    /// a Cargo workspace with one crate per suggestion, which names std and dependency types by
+    /// their paths (plus the workspace's Cargo.lock when the crates resolve offline with it).
     #[arg(long, value_name = "DIR")]
     pub emit: Option<PathBuf>,
 }
@@ -56,7 +57,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     analyze::emit(&text, args.output.as_deref())?;
     if let Some(dir) = &args.emit {
         let tool = analyze::meta().tool;
-        let files = templates::emit(&report, &tool).context("generating the trait code")?;
+        let context = emit_context(&report);
+        let files = templates::codegen::emit_with(&report, &tool, &context)
+            .context("generating the trait code")?;
         for file in &files {
             let path = dir.join(&file.path);
             if let Some(parent) = path.parent() {
@@ -66,14 +69,184 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::fs::write(&path, &file.contents)
                 .with_context(|| format!("writing `{}`", path.display()))?;
         }
+        let locked = copy_lockfile(&report.workspace_root, dir);
         eprintln!(
-            "wrote {} to {} (see {})",
-            crate::render::text::count(files.len(), "file", "files"),
+            "wrote {} to {}{} (see {})",
+            crate::render::text::count(files.len() + usize::from(locked), "file", "files"),
             dir.display(),
+            if locked {
+                ", with the workspace's Cargo.lock"
+            } else {
+                ""
+            },
             dir.join("PLAN.md").display()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Copies the workspace's `Cargo.lock` next to the generated crates, so that they use the versions
+/// the workspace builds with, when the generated workspace then resolves offline (`cargo metadata
+/// --offline`): a lock that names versions never downloaded here (a published crate's own lock,
+/// say) is removed again, and cargo picks among the downloaded versions by itself.
+fn copy_lockfile(workspace_root: &std::path::Path, dir: &std::path::Path) -> bool {
+    let Ok(lock) = std::fs::read(workspace_root.join("Cargo.lock")) else {
+        return false;
+    };
+    let target = dir.join("Cargo.lock");
+    if std::fs::write(&target, lock).is_err() {
+        return false;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let resolves = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--offline",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(dir.join("Cargo.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !resolves {
+        tracing::info!("the workspace's Cargo.lock does not resolve offline here; not copied");
+        let _ = std::fs::remove_file(&target);
+    }
+    resolves
+}
+
+/// How the analysed crates depend on other crates, read from their manifests: the generated
+/// crates name a dependency's type by its real path and depend on it as the analysed crate does.
+/// A manifest that cannot be read leaves its crate without dependencies (its types become
+/// placeholders).
+fn emit_context(report: &Report) -> templates::codegen::EmitContext {
+    let root_manifest = read_manifest(&report.workspace_root.join("Cargo.toml"));
+    let workspace_dependencies = root_manifest
+        .as_ref()
+        .and_then(|manifest| manifest.get("workspace"))
+        .and_then(|workspace| workspace.get("dependencies"))
+        .and_then(toml::Value::as_table);
+    let mut dependencies = std::collections::BTreeMap::new();
+    for krate in &report.crates {
+        let Some(manifest) = read_manifest(&krate.manifest_path) else {
+            continue;
+        };
+        let dir = krate
+            .manifest_path
+            .parent()
+            .unwrap_or(&report.workspace_root);
+        let mut tables: Vec<&toml::Table> = Vec::new();
+        if let Some(table) = manifest.get("dependencies").and_then(toml::Value::as_table) {
+            tables.push(table);
+        }
+        if let Some(targets) = manifest.get("target").and_then(toml::Value::as_table) {
+            tables.extend(
+                targets
+                    .values()
+                    .filter_map(|target| target.get("dependencies"))
+                    .filter_map(toml::Value::as_table),
+            );
+        }
+        let mut specs = std::collections::BTreeMap::new();
+        for table in tables {
+            for (key, value) in table {
+                if let Some(spec) = dependency_spec(
+                    key,
+                    value,
+                    dir,
+                    workspace_dependencies.map(|table| (table, report.workspace_root.as_path())),
+                ) {
+                    specs.entry(key.replace('-', "_")).or_insert(spec);
+                }
+            }
+        }
+        dependencies.insert(krate.name.clone(), specs);
+    }
+    templates::codegen::EmitContext { dependencies }
+}
+
+fn read_manifest(path: &std::path::Path) -> Option<toml::Table> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match text.parse::<toml::Table>() {
+        Ok(table) => Some(table),
+        Err(err) => {
+            tracing::warn!(path = %path.display(), "manifest not read for --emit: {err}");
+            None
+        }
+    }
+}
+
+/// One `[dependencies]` entry of a manifest in `dir`, as a generated crate's entry: the same
+/// package, version, source and features, never optional, paths absolute; `workspace = true`
+/// takes the workspace's entry (in `root`'s manifest).
+fn dependency_spec(
+    key: &str,
+    value: &toml::Value,
+    dir: &std::path::Path,
+    workspace: Option<(&toml::Table, &std::path::Path)>,
+) -> Option<String> {
+    const KEPT: &[&str] = &[
+        "version",
+        "path",
+        "git",
+        "branch",
+        "tag",
+        "rev",
+        "registry",
+        "package",
+        "features",
+        "default-features",
+        "default_features",
+    ];
+    let mut spec = toml::Table::new();
+    let mut entries: Vec<(&toml::Value, &std::path::Path)> = Vec::new();
+    let inherits = value
+        .get("workspace")
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(false);
+    if inherits {
+        let (table, root) = workspace?;
+        entries.push((table.get(key)?, root));
+    }
+    entries.push((value, dir));
+    for (entry, entry_dir) in entries {
+        match entry {
+            toml::Value::String(version) => {
+                spec.insert("version".to_owned(), toml::Value::String(version.clone()));
+            }
+            toml::Value::Table(table) => {
+                for (name, field) in table {
+                    if !KEPT.contains(&name.as_str()) {
+                        continue;
+                    }
+                    let field = match (name.as_str(), field) {
+                        ("path", toml::Value::String(path)) => {
+                            toml::Value::String(entry_dir.join(path).display().to_string())
+                        }
+                        ("features", toml::Value::Array(features)) => {
+                            let mut all = spec
+                                .get("features")
+                                .and_then(toml::Value::as_array)
+                                .cloned()
+                                .unwrap_or_default();
+                            all.extend(features.iter().cloned());
+                            toml::Value::Array(all)
+                        }
+                        _ => field.clone(),
+                    };
+                    spec.insert(name.clone(), field);
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !spec.contains_key("package") && key.contains('-') {
+        spec.insert("package".to_owned(), toml::Value::String(key.to_owned()));
+    }
+    Some(toml::Value::Table(spec).to_string())
 }
 
 fn text(report: &Report) -> String {
@@ -83,19 +256,46 @@ fn text(report: &Report) -> String {
         return out;
     }
     for (idx, suggestion) in report.suggestions.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{}. {} → {}: extract trait {}",
-            idx + 1,
-            suggestion.from,
-            suggestion.to,
-            suggestion.trait_name
-        );
-        let _ = writeln!(
-            out,
-            "   put it in {}; {} implements it, {} calls it",
-            suggestion.trait_home, suggestion.implemented_by, suggestion.from
-        );
+        let from = std::iter::once(&suggestion.from)
+            .chain(&suggestion.also_from)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if suggestion.trait_name.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}. {from} → {}: move types (no function is called)",
+                idx + 1,
+                suggestion.to,
+            );
+            let _ = writeln!(out, "   put them in {}", suggestion.trait_home);
+        } else {
+            let _ = writeln!(
+                out,
+                "{}. {from} → {}: extract trait {}",
+                idx + 1,
+                suggestion.to,
+                suggestion.trait_name
+            );
+            let _ = writeln!(
+                out,
+                "   put it in {}; {} implements it, {from} {} it",
+                suggestion.trait_home,
+                suggestion.implemented_by,
+                if suggestion.also_from.is_empty() {
+                    "calls"
+                } else {
+                    "call"
+                }
+            );
+        }
+        if !suggestion.after.is_empty() {
+            let _ = writeln!(
+                out,
+                "   after the suggestion into {}",
+                suggestion.after.join(", ")
+            );
+        }
         for method in &suggestion.methods {
             let class = match method.class {
                 Access::Query => "query  ",

@@ -1,12 +1,24 @@
-//! Generated interface code for `extract-interface` suggestions (`fig suggest --emit`).
+//! Generated interface code for suggestions (`fig suggest --emit`).
 //!
-//! A key design decision: the generated trait must compile *on its own*, before the user has
-//! moved anything. Signatures copied from the source name types of the monolith (`Money`,
-//! `crate::order::OrderId`, ...) that a fresh crate cannot see, so each suggestion becomes a small
-//! crate of its own: the trait, plus one placeholder declaration per type or trait the signatures
-//! name. Paths are shortened to their last segment, so the placeholders stand in for them. The
-//! user then replaces each placeholder by a `pub use` of the real item, or moves the item there,
-//! as `PLAN.md` says step by step.
+//! A key design decision: the generated code must compile *before* the user has moved anything,
+//! and name what it can by its real path. Each suggestion becomes a small crate of its own, in
+//! the order of the suggestions:
+//!
+//! - names the suggestion's `imports` trace to the standard library keep their paths and get a
+//!   `use` (`use std::sync::Arc;`), and so do a dependency's, when [`EmitContext`] says how the
+//!   analysed crate depends on it: the crate then depends on it the same way (same version
+//!   requirement, source and features). No lock file is written: a published crate's own
+//!   `Cargo.lock` may name versions that were never downloaded, while without one cargo resolves
+//!   offline to the versions that are, which is what the workspace builds with;
+//! - a type an earlier suggestion moves is imported from that suggestion's crate, which the crate
+//!   depends on by path;
+//! - everything else of the monolith (the types this suggestion moves, a type nothing moves, a
+//!   name that could not be traced) is a placeholder declaration, with its path shortened to the
+//!   last segment; the user replaces each placeholder by the real item, as `PLAN.md` says. A
+//!   placeholder type derives the common traits (`Clone`, `Copy`, `Eq`, `Hash`, ...), so that a standard
+//!   type that wraps it in a signature (`Cow<BigUint>` needs `Clone`) accepts it.
+//!
+//! A `move-types` suggestion gets a crate with the placeholders and no trait.
 //!
 //! The text comes from askama templates (`codegen/*`); the Rust source is then parsed by syn and
 //! printed by prettyplease, which also proves it is syntactically valid.
@@ -16,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use askama::Template;
 use syn::visit_mut::VisitMut;
 
-use analyzer::report::{Access, Report, Suggestion};
+use analyzer::report::{Access, Import, ImportOrigin, Report, Suggestion};
 
 /// One file to write, relative to the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,37 +46,102 @@ pub struct TraitCode {
     pub source: String,
     /// Method signatures that could not be parsed and were left out, with the parse error.
     pub left_out: Vec<(String, String)>,
+    /// The dependencies of the analysed crate it names types of, by the name code uses.
+    pub dependencies: BTreeSet<String>,
+    /// The crates of earlier suggestions it imports moved types from.
+    pub packages: BTreeSet<String>,
+    /// The types it declares (placeholders of moved types), with their generic arity.
+    pub declared: BTreeMap<String, (usize, usize)>,
+}
+
+/// What `emit` needs to know of the analysed workspace beyond the report: how its crates depend
+/// on other crates, so that a generated crate can name a dependency's type by its real path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmitContext {
+    /// Per crate of the workspace (Rust name): its dependencies by the name its code uses, each
+    /// as the TOML value of a `[dependencies]` entry (`{ version = "1", features = ["rt"] }`,
+    /// paths absolute). A dependency missing here is named through a placeholder instead.
+    pub dependencies: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Every file `fig suggest --emit DIR` writes: a Cargo workspace with one crate per suggestion and
-/// `PLAN.md`.
+/// `PLAN.md`, with no dependency but the standard library.
 pub fn emit(report: &Report, tool: &str) -> Result<Vec<EmittedFile>, askama::Error> {
+    emit_with(report, tool, &EmitContext::default())
+}
+
+/// Every file `fig suggest --emit DIR` writes: a Cargo workspace with one crate per suggestion,
+/// in the order of the suggestions, and `PLAN.md`. A crate whose trait names a type another
+/// suggestion moves depends on that suggestion's crate and imports it from there; one that names
+/// a dependency's type depends on that dependency as `context` says the workspace does.
+pub fn emit_with(
+    report: &Report,
+    tool: &str,
+    context: &EmitContext,
+) -> Result<Vec<EmittedFile>, askama::Error> {
     let mut taken = BTreeSet::new();
     let mut files = Vec::new();
     let mut plans = Vec::new();
+    // Crates written so far, by the `to` of their suggestion.
+    let mut earlier: BTreeMap<String, Emitted> = BTreeMap::new();
     for suggestion in &report.suggestions {
-        let mut package = to_kebab(&suggestion.trait_name);
-        if package.is_empty() {
-            package = "extracted-interface".to_owned();
-        }
-        let mut candidate = package.clone();
-        let mut n = 2;
-        while !taken.insert(candidate.clone()) {
-            candidate = format!("{package}-{n}");
-            n += 1;
-        }
-        let code = trait_code(suggestion, &candidate, tool)?;
+        let package = unique_package(&mut taken, suggestion);
+        let krate = suggestion.to.split("::").next().unwrap_or_default();
+        let no_dependencies = BTreeMap::new();
+        let dependencies = context.dependencies.get(krate).unwrap_or(&no_dependencies);
+        let code = trait_code_in(
+            suggestion,
+            &package,
+            tool,
+            &CodeContext {
+                dependencies: Some(dependencies),
+                earlier: &earlier,
+            },
+        )?;
+        let mut manifest_dependencies: Vec<String> = code
+            .dependencies
+            .iter()
+            .filter_map(|name| {
+                dependencies
+                    .get(name)
+                    .map(|spec| format!("{} = {spec}", toml_key(name)))
+            })
+            .collect();
+        manifest_dependencies.extend(
+            code.packages
+                .iter()
+                .map(|other| format!("{other} = {{ path = \"../{other}\" }}")),
+        );
         files.push(EmittedFile {
-            path: format!("{candidate}/Cargo.toml"),
+            path: format!("{package}/Cargo.toml"),
             contents: CrateManifest {
-                package: &candidate,
+                package: &package,
+                dependencies: &manifest_dependencies,
             }
             .render()?,
         });
         files.push(EmittedFile {
-            path: format!("{candidate}/src/lib.rs"),
+            path: format!("{package}/src/lib.rs"),
             contents: code.source.clone(),
         });
+        earlier.insert(
+            suggestion.to.clone(),
+            Emitted {
+                package: package.clone(),
+                types: code.declared.clone(),
+                paths: suggestion
+                    .imports
+                    .iter()
+                    .filter(|import| {
+                        import.origin
+                            == ImportOrigin::Workspace {
+                                moved_by: Some(suggestion.to.clone()),
+                            }
+                    })
+                    .map(|import| (import.name.clone(), import.path.clone()))
+                    .collect(),
+            },
+        );
         plans.push(PlanEntry::new(suggestion, code));
     }
     let members: Vec<String> = plans.iter().map(|plan| plan.package.clone()).collect();
@@ -81,15 +158,104 @@ pub fn emit(report: &Report, tool: &str) -> Result<Vec<EmittedFile>, askama::Err
         }
         .render()?,
     });
+    for file in &mut files {
+        if !file.contents.ends_with('\n') {
+            file.contents.push('\n');
+        }
+    }
     Ok(files)
 }
 
-/// The trait of one suggestion as a compilable `lib.rs` (see the module docs).
+/// The package name of a suggestion's crate: its trait's (or, for moved types, its module's)
+/// name in kebab-case, numbered when taken.
+fn unique_package(taken: &mut BTreeSet<String>, suggestion: &Suggestion) -> String {
+    let mut package = if suggestion.trait_name.is_empty() {
+        let module = last_segment(&suggestion.to);
+        format!("{}-types", to_kebab(&module.replace('_', "-")))
+    } else {
+        to_kebab(&suggestion.trait_name)
+    };
+    if package.is_empty() || package == "-types" {
+        package = "extracted-interface".to_owned();
+    }
+    let mut candidate = package.clone();
+    let mut n = 2;
+    while !taken.insert(candidate.clone()) {
+        candidate = format!("{package}-{n}");
+        n += 1;
+    }
+    candidate
+}
+
+/// A dependency's name as a TOML key.
+fn toml_key(name: &str) -> String {
+    if name
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+    {
+        name.to_owned()
+    } else {
+        format!("\"{name}\"")
+    }
+}
+
+/// A crate already generated, which later ones may import moved types from.
+struct Emitted {
+    package: String,
+    /// The types it declares, with their generic arity.
+    types: BTreeMap<String, (usize, usize)>,
+    /// The item each declared type stands for, by name.
+    paths: BTreeMap<String, String>,
+}
+
+/// What the code of one suggestion may use besides the standard library.
+struct CodeContext<'c> {
+    /// The dependencies of the suggestion's crate, by the name its code uses; `None`: assume
+    /// every dependency is there (the code is shown, not built).
+    dependencies: Option<&'c BTreeMap<String, String>>,
+    /// Crates generated before this one, by the `to` of their suggestion.
+    earlier: &'c BTreeMap<String, Emitted>,
+}
+
+/// The trait of one suggestion as a `lib.rs` (see the module docs), as the HTML report shows it:
+/// standard-library and dependency types by their real paths.
 pub fn trait_code(
     suggestion: &Suggestion,
     package: &str,
     tool: &str,
 ) -> Result<TraitCode, askama::Error> {
+    trait_code_in(
+        suggestion,
+        package,
+        tool,
+        &CodeContext {
+            dependencies: None,
+            earlier: &BTreeMap::new(),
+        },
+    )
+}
+
+fn trait_code_in(
+    suggestion: &Suggestion,
+    package: &str,
+    tool: &str,
+    context: &CodeContext<'_>,
+) -> Result<TraitCode, askama::Error> {
+    // Names whose paths stay as written: the standard library's, and a dependency's the crate
+    // can depend on.
+    let mut kept: BTreeMap<String, &Import> = BTreeMap::new();
+    for import in &suggestion.imports {
+        let keep = match &import.origin {
+            ImportOrigin::Std => true,
+            ImportOrigin::Dependency(krate) => context
+                .dependencies
+                .is_none_or(|dependencies| dependencies.contains_key(krate)),
+            ImportOrigin::Workspace { .. } => false,
+        };
+        if keep {
+            kept.insert(import.name.clone(), import);
+        }
+    }
     let mut collector = Placeholders {
         types: BTreeMap::new(),
         traits: BTreeMap::new(),
@@ -98,6 +264,8 @@ pub fn trait_code(
         method_types: BTreeMap::new(),
         trait_assocs: BTreeMap::new(),
         generic_bounds: BTreeMap::new(),
+        kept: kept.keys().cloned().collect(),
+        uses_alloc: false,
     };
     let mut methods = Vec::new();
     let mut left_out = Vec::new();
@@ -116,6 +284,12 @@ pub fn trait_code(
                 collector.method_types.clear();
                 collector.visit_signature_mut(&mut signature);
                 declare_free_lifetimes(&mut signature);
+                let lifetimes: Vec<syn::Lifetime> = signature
+                    .generics
+                    .lifetimes()
+                    .map(|param| param.lifetime.clone())
+                    .collect();
+                declare_array_lengths(&mut signature);
                 strip_patterns(&mut signature);
                 if returns_or_takes_self(&signature) {
                     // `-> Option<Self>` needs a sized `Self`; asking for it on this method only
@@ -135,7 +309,17 @@ pub fn trait_code(
                         signature
                             .generics
                             .params
-                            .push(syn::GenericParam::Type(ident.into()));
+                            .push(syn::GenericParam::Type(ident.clone().into()));
+                        // The `impl` block's self type implied `T: 'a` (`&'a K` in
+                        // `impl<'a, K> Iter<'a, K>`, or a `&'a self` on `Slice<K>`); in a trait
+                        // the method must say so.
+                        for lifetime in &lifetimes {
+                            signature
+                                .generics
+                                .make_where_clause()
+                                .predicates
+                                .push(syn::parse_quote!(#ident: #lifetime));
+                        }
                     } else {
                         record(&mut collector.types, name, arity);
                     }
@@ -169,9 +353,60 @@ pub fn trait_code(
             && name.chars().any(|ch| ch.is_ascii_lowercase())
             && !collector.traits.contains_key(name)
             && !KNOWN_TYPES.contains(&name)
+            && !collector.kept.contains(name)
         {
             record(&mut collector.types, name.to_owned(), (0, 0));
         }
+    }
+    // Types another suggestion moves come from its crate, generated before this one.
+    let mut uses: Vec<String> = Vec::new();
+    let mut packages: BTreeSet<String> = BTreeSet::new();
+    for import in &suggestion.imports {
+        let ImportOrigin::Workspace {
+            moved_by: Some(moved_by),
+        } = &import.origin
+        else {
+            continue;
+        };
+        if *moved_by == suggestion.to {
+            continue;
+        }
+        let real = last_segment(&import.path);
+        // The other crate's placeholder of that name must stand for this very item.
+        if let Some(other) = context.earlier.get(moved_by)
+            && let Some(arity) = collector.types.get(&import.name)
+            && other.types.get(real) == Some(arity)
+            && other.paths.get(real) == Some(&import.path)
+        {
+            collector.types.remove(&import.name);
+            let krate = other.package.replace('-', "_");
+            uses.push(if real == import.name {
+                format!("use {krate}::{real};")
+            } else {
+                format!("use {krate}::{real} as {};", import.name)
+            });
+            packages.insert(other.package.clone());
+        }
+    }
+    let mut dependencies: BTreeSet<String> = BTreeSet::new();
+    for (name, import) in &kept {
+        if let ImportOrigin::Dependency(krate) = &import.origin {
+            dependencies.insert(krate.clone());
+        }
+        if import.path == *name {
+            // A dependency written out (`bytes::Bytes`): the path needs no `use`.
+            continue;
+        }
+        if last_segment(&import.path) == name {
+            uses.push(format!("use {};", import.path));
+        } else {
+            uses.push(format!("use {} as {name};", import.path));
+        }
+    }
+    uses.sort();
+    uses.dedup();
+    if collector.uses_alloc || uses.iter().any(|line| line.starts_with("use alloc::")) {
+        uses.insert(0, "extern crate alloc;".to_owned());
     }
     let placeholder_types = collector
         .types
@@ -203,6 +438,7 @@ pub fn trait_code(
         suggestion,
         package,
         tool,
+        uses: &uses,
         methods: &methods,
         placeholder_types: &placeholder_types,
         placeholder_traits: &placeholder_traits,
@@ -221,6 +457,9 @@ pub fn trait_code(
         package: package.to_owned(),
         source,
         left_out,
+        dependencies,
+        packages,
+        declared: collector.types,
     })
 }
 
@@ -235,6 +474,7 @@ fn separate_items(source: &str) -> String {
             && !line.starts_with("//!");
         if let Some(previous) = previous
             && starts_item
+            && !(previous.starts_with("use ") && line.starts_with("use "))
             && !previous.is_empty()
             && !previous.starts_with("///")
             && !previous.starts_with("#[")
@@ -276,6 +516,7 @@ struct TraitFile<'a> {
     suggestion: &'a Suggestion,
     package: &'a str,
     tool: &'a str,
+    uses: &'a [String],
     methods: &'a [TraitMethod],
     placeholder_types: &'a [Placeholder],
     placeholder_traits: &'a [Placeholder],
@@ -288,6 +529,7 @@ struct TraitFile<'a> {
 #[template(path = "Cargo.toml.txt", escape = "none")]
 struct CrateManifest<'a> {
     package: &'a str,
+    dependencies: &'a [String],
 }
 
 #[derive(Template)]
@@ -352,17 +594,27 @@ impl Placeholder {
                 .collect();
             format!("({})", fields.join(", "))
         };
-        // Moved items are named as `to` sees them: a full path, or a name defined in `to`.
+        // What the name stands for: the import's path when the suggestion says, else a moved
+        // item as `to` sees it (a full path, or a name defined in `to`).
         let origin = suggestion
-            .moved_items
+            .imports
             .iter()
-            .find(|item| last_segment(item) == name)
-            .map(|item| {
-                if item.contains("::") {
-                    item.clone()
-                } else {
-                    format!("{}::{item}", suggestion.to)
-                }
+            .find(|import| {
+                import.name == name && matches!(import.origin, ImportOrigin::Workspace { .. })
+            })
+            .map(|import| import.path.clone())
+            .or_else(|| {
+                suggestion
+                    .moved_items
+                    .iter()
+                    .find(|item| last_segment(item) == name)
+                    .map(|item| {
+                        if item.contains("::") {
+                            item.clone()
+                        } else {
+                            format!("{}::{item}", suggestion.to)
+                        }
+                    })
             });
         Placeholder {
             name: name.to_owned(),
@@ -377,6 +629,7 @@ impl Placeholder {
 /// What `PLAN.md` says about one suggestion.
 struct PlanEntry {
     package: String,
+    /// The callers, each in backticks.
     from: String,
     to: String,
     trait_name: String,
@@ -405,7 +658,11 @@ impl PlanEntry {
         };
         PlanEntry {
             package: code.package,
-            from: suggestion.from.clone(),
+            from: std::iter::once(&suggestion.from)
+                .chain(&suggestion.also_from)
+                .map(|from| format!("`{from}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             to: suggestion.to.clone(),
             trait_name: suggestion.trait_name.clone(),
             trait_home: suggestion.trait_home.clone(),
@@ -434,6 +691,11 @@ struct Placeholders {
     trait_assocs: BTreeMap<String, BTreeSet<String>>,
     /// The method's type parameters and the last segment of each trait bounding them.
     generic_bounds: BTreeMap<String, Vec<String>>,
+    /// First segments whose paths stay as written: imported from the standard library or a
+    /// dependency.
+    kept: BTreeSet<String>,
+    /// Some path starts with `alloc::`, which a `std` crate must declare.
+    uses_alloc: bool,
 }
 
 /// Type parameters of a signature and the names of the traits that bound them.
@@ -606,16 +868,22 @@ const STD_ROOTS: &[&str] = &["std", "core", "alloc"];
 impl Placeholders {
     /// Shortens a path that points into the monolith or a third-party crate; returns the name
     /// that then needs a declaration, with its generic arity.
-    fn shorten(&self, path: &mut syn::Path) -> Option<(String, (usize, usize))> {
+    fn shorten(&mut self, path: &mut syn::Path) -> Option<(String, (usize, usize))> {
         let first = path.segments.first()?.ident.to_string();
         if path.leading_colon.is_none() && path.segments.len() == 1 {
             let name = first;
-            if self.generics.contains(&name) {
+            if self.generics.contains(&name) || self.kept.contains(&name) {
                 return None;
             }
             return Some((name, arity(path)));
         }
-        if STD_ROOTS.contains(&first.as_str()) || self.generics.contains(&first) {
+        if first == "alloc" {
+            self.uses_alloc = true;
+        }
+        if STD_ROOTS.contains(&first.as_str())
+            || self.generics.contains(&first)
+            || self.kept.contains(&first)
+        {
             // `std::...` is visible everywhere; `I::Item` is an associated type of the method's
             // own type parameter.
             return None;
@@ -672,11 +940,10 @@ impl VisitMut for Placeholders {
                 let name = trait_segment.ident.to_string();
                 let rest: Vec<syn::PathSegment> =
                     node.path.segments.iter().skip(position).cloned().collect();
-                let trait_is_std = node
-                    .path
-                    .segments
-                    .first()
-                    .is_some_and(|first| STD_ROOTS.contains(&first.ident.to_string().as_str()));
+                let trait_is_std = node.path.segments.first().is_some_and(|first| {
+                    let first = first.ident.to_string();
+                    STD_ROOTS.contains(&first.as_str()) || self.kept.contains(&first)
+                });
                 let self_type_is_generic = match &qself.ty.as_ref() {
                     syn::Type::Path(path) => path
                         .path
@@ -725,7 +992,9 @@ impl VisitMut for Placeholders {
                 segment.ident = syn::Ident::new(RESULT_ALIAS, segment.ident.span());
             }
             self.result_alias = true;
-            record(&mut self.types, "Error".to_owned(), (0, 0));
+            if !self.kept.contains("Error") {
+                record(&mut self.types, "Error".to_owned(), (0, 0));
+            }
         } else if KNOWN_TYPES.contains(&name.as_str()) {
             if !std_arity_fits(&name, arity) {
                 // The crate's own type shadows the prelude's (`bumpalo::boxed::Box<'a, T>`, a
@@ -777,6 +1046,39 @@ impl Placeholders {
             .entry(trait_name.to_owned())
             .or_default()
             .insert(assoc.to_owned());
+    }
+}
+
+/// Makes the array lengths the signature names but does not declare (`[Limb; LIMBS]`, a const
+/// parameter of the `impl` block or a constant of the monolith) const parameters of the method.
+fn declare_array_lengths(signature: &mut syn::Signature) {
+    struct Lengths(BTreeSet<String>);
+    impl syn::visit::Visit<'_> for Lengths {
+        fn visit_type_array(&mut self, array: &syn::TypeArray) {
+            if let syn::Expr::Path(path) = &array.len
+                && path.qself.is_none()
+                && let Some(ident) = path.path.get_ident()
+            {
+                self.0.insert(ident.to_string());
+            }
+            syn::visit::visit_type_array(self, array);
+        }
+    }
+    let mut lengths = Lengths(BTreeSet::new());
+    syn::visit::visit_signature(&mut lengths, signature);
+    let declared: BTreeSet<String> = signature
+        .generics
+        .const_params()
+        .map(|param| param.ident.to_string())
+        .collect();
+    for name in lengths.0 {
+        if !declared.contains(&name) {
+            let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
+            signature
+                .generics
+                .params
+                .push(syn::parse_quote!(const #ident: usize));
+        }
     }
 }
 
