@@ -19,6 +19,10 @@ use clap::{Parser, Subcommand};
 
 pub mod commands;
 pub mod exit;
+// "Did you mean ...?" for `fig.toml`: the same file as `feature_flags::hint`, compiled in here
+// too so that the analyzer-only build (`--no-default-features`) needs no flag store.
+#[path = "../feature-flags/src/hint.rs"]
+mod hint;
 pub mod output;
 pub mod render;
 

@@ -1,7 +1,9 @@
 //! "Did you mean ...?": the nearest valid name for a mistyped key, table or variant.
 //!
 //! It lives in this crate because it is the lowest one the CLI (`fig.toml`), the proxy (its TOML
-//! config) and the flag files all read through; `strsim` is clap's own edit distance.
+//! config) and the flag files all read through; `strsim` is clap's own edit distance. The `fig`
+//! crate compiles this same file as its own module (`#[path]`) for `fig.toml`, so that its
+//! analyzer-only build needs no flag store: keep it to `std` and `strsim`.
 
 /// The name in `candidates` closest to `unknown`, if one is close enough to be a typo of it
 /// (Jaro similarity above 0.7, the threshold clap uses for its suggestions).

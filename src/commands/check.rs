@@ -220,7 +220,7 @@ fn read_baseline(path: &Path) -> anyhow::Result<Baseline> {
             path.display(),
             err.line(),
             err.column(),
-            feature_flags::did_you_mean(full.strip_suffix(&suffix).unwrap_or(&full))
+            crate::hint::did_you_mean(full.strip_suffix(&suffix).unwrap_or(&full))
         )
     })?;
     if json.schema_version != output::SCHEMA_VERSION {
@@ -461,7 +461,7 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<ConfigError>> {
         let message = if CHECK_KEYS.contains(&name) {
             format!("`{name}` belongs in the [check] table")
         } else {
-            let hint = feature_flags::nearest_name(name, ["check"])
+            let hint = crate::hint::nearest_name(name, ["check"])
                 .map(|near| format!("; did you mean `{near}`?"))
                 .unwrap_or_default();
             format!("unknown table or key `{name}`: fig.toml has one table, [check]{hint}")
@@ -475,7 +475,7 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<ConfigError>> {
     let raw: RawFile = toml::from_str(text).map_err(|err| {
         vec![error_at(
             err.span().unwrap_or(0..0),
-            feature_flags::did_you_mean(err.message()),
+            crate::hint::did_you_mean(err.message()),
         )]
     })?;
     let mut config = Config::empty();
