@@ -1143,9 +1143,9 @@ fn send<'a>(
 ) -> impl Future<Output = Result<Exchanged, ProxyErrorKind>> + 'a {
     async move {
         let body = match body {
-            Outbound::Whole(bytes) if own_client || upgrade => bytes,
+            Outbound::Whole(bytes) if (own_client || upgrade) && !address.via_hyper() => bytes,
             // `server.http1_client = "hyper"`: hyper's client sends it all (but upgrades, which
-            // take the connection over).
+            // take the connection over); so it does to an https or HTTP/2 upstream.
             Outbound::Whole(bytes) => {
                 let body = RequestBody {
                     inner: ClientBody::Read((!bytes.is_empty()).then_some(bytes)),
@@ -1154,9 +1154,11 @@ fn send<'a>(
                     // All there: it never waits.
                     idle: Idle::new(Duration::MAX),
                 };
+                // A copy of the head: a whole body may go again, to the route's fallback
+                // (`attempt`), with this head.
                 return Box::pin(send_through_hyper(
                     address,
-                    parts,
+                    &mut parts.clone(),
                     forwarded,
                     body,
                     connect_timeout,
@@ -1246,6 +1248,9 @@ async fn send_through_hyper(
             header::TRANSFER_ENCODING,
             HeaderValue::from_static("chunked"),
         );
+    }
+    if address.is_h2() {
+        address.h2_head(&mut parts);
     }
     let request = Request::from_parts(parts, body);
     send_streaming(address, request, connect_timeout).await
