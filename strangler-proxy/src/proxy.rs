@@ -388,6 +388,8 @@ struct Plan<'r> {
     now: Nanos,
     /// The client's HTTP version, which the response gets.
     client_version: Version,
+    /// Whether the request is a gRPC call: the proxy's own answers are then gRPC statuses.
+    grpc: bool,
     /// The connection's timer, for an HTTP/1 request.
     timer: Option<&'r ConnTimer>,
     /// The method and target for the access log, when there is one.
@@ -453,6 +455,7 @@ fn plan<'r>(
         shadow,
         now: crate::protection::breaker::nanos(start),
         client_version,
+        grpc: crate::http::framing::is_grpc(&parts.headers),
         timer,
         logged,
     }
@@ -691,6 +694,7 @@ fn respond(
     let upstream = &active.upstreams[decision.upstream];
     let series = active.routes.series(decision);
     let mut upstream_header = true;
+    let local = result.is_err();
     let mut response = match result {
         Ok(Sent {
             response,
@@ -780,11 +784,56 @@ fn respond(
             response = Response::from_parts(parts, body);
         }
     }
+    if local && plan.grpc {
+        response = grpc_answer(response);
+    }
     // The client's version, for the proxy's own answers too: hyper's HTTP/1 server reads it
     // to decide what `Connection` says to an HTTP/1.0 client.
     *response.version_mut() = client_version;
     response
 }
+
+/// The proxy's own answer to a gRPC call, as gRPC has it (and Envoy answers): HTTP 200, a
+/// trailers-only response whose `grpc-status` is the HTTP status mapped as gRPC's spec maps it
+/// (429, 502, 503 and 504 are UNAVAILABLE) and whose `grpc-message` is the text the proxy would
+/// have sent, percent-encoded. A client library reads a bare 502 as a protocol error instead.
+fn grpc_answer(response: Response<ProxyBody>) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    let code: u16 = match parts.status.as_u16() {
+        429 | 502..=504 => 14, // UNAVAILABLE
+        413 => 8,              // RESOURCE_EXHAUSTED
+        400 | 500 => 13,       // INTERNAL
+        _ => 2,                // UNKNOWN
+    };
+    let text = match &body.kind {
+        BodyKind::Full(Some(bytes)) => bytes.clone(),
+        _ => Bytes::new(),
+    };
+    let mut message = String::with_capacity(text.len());
+    for &byte in text.trim_ascii() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            message.push(char::from(byte));
+        } else {
+            message.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    parts.status = StatusCode::OK;
+    parts.headers.remove(header::CONNECTION);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    parts
+        .headers
+        .insert(GRPC_STATUS.clone(), HeaderValue::from(code));
+    if let Ok(value) = HeaderValue::from_str(&message) {
+        parts.headers.insert(GRPC_MESSAGE.clone(), value);
+    }
+    Response::from_parts(parts, ProxyBody::empty())
+}
+
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// Phase 5, log: the response in the metrics of its (route, upstream) and in the access log.
 fn log(
