@@ -302,3 +302,25 @@ fn tls_mistakes_are_reported_with_their_places() {
         assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
     }
 }
+
+/// A GET whose https service fails its handshake goes once to the route's fallback, with its
+/// whole head: hyper's client must not have taken the head with the failed attempt.
+#[test]
+fn a_failed_https_service_falls_back_with_the_whole_request() {
+    let pki = Pki::new();
+    let expired = TlsServer::start("service", &pki.server(&["127.0.0.1"], true), None);
+    let monolith = TlsServer::start("monolith", &pki.server(&["127.0.0.1"], false), None);
+    let ca = toml_path(&pki.ca_file());
+    let config = format!(
+        "[upstreams.monolith]\naddresses = [\"{}\"]\ntls = {{ ca = \"{ca}\" }}\n\n\
+         [upstreams.service]\naddresses = [\"{}\"]\ntls = {{ ca = \"{ca}\" }}\n\n\
+         [[routes]]\nname = \"orders\"\nmatch = {{ prefix = \"/orders\" }}\nservice = \"service\"\n",
+        monolith.url(),
+        expired.url()
+    );
+    let proxy = Proxy::start(&config, &[]);
+    let response = proxy.get("/orders/7?expand=items");
+    assert_eq!(response.status(), 200, "{}", proxy.proc.stderr());
+    assert_eq!(response.text(), "monolith /orders/7");
+    assert_eq!(response.header("x-fig-upstream"), Some("monolith"));
+}
