@@ -107,7 +107,10 @@ impl tonic::server::UnaryService<HelloRequest> for SayHello {
     fn call(&mut self, request: Request<HelloRequest>) -> Self::Future {
         let name = request.into_inner().name;
         std::future::ready(if name == "nobody" {
-            Err(Status::not_found(format!("{}: no one is called {name}", self.0)))
+            Err(Status::not_found(format!(
+                "{}: no one is called {name}",
+                self.0
+            )))
         } else {
             Ok(Response::new(HelloReply {
                 message: format!("{}: hello {name}", self.0),
@@ -308,8 +311,10 @@ fn server_streaming_calls_stream_through_unbuffered() {
         let monolith = Greeter::start("monolith").await;
         let service = Greeter::start("service").await;
         let setup = start_proxy(&monolith.url(), &service.url());
-        for (user, greeter, who) in [("alice", &service, "service"), ("bob", &monolith, "monolith")]
-        {
+        for (user, greeter, who) in [
+            ("alice", &service, "service"),
+            ("bob", &monolith, "monolith"),
+        ] {
             let mut client = client(setup.addr).await;
             client.ready().await.expect("ready");
             let request = as_user(
@@ -400,7 +405,9 @@ fn an_unreachable_upstream_is_a_grpc_unavailable() {
             .expect_err("the service is down");
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
         assert!(
-            status.message().contains("cannot connect to upstream `greeter`"),
+            status
+                .message()
+                .contains("cannot connect to upstream `greeter`"),
             "{status:?}"
         );
         // The monolith still answers on the same connection.

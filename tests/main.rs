@@ -19,11 +19,11 @@ mod deploy;
 mod docs;
 /// `fig flags` on the file store and on a real Unleash server.
 mod flags;
+/// A fleet of proxy replicas following one real Unleash: the whole migration, an outage, load.
+mod fleet;
 /// gRPC through `fig proxy` to tonic servers over HTTP/2 (issue 16): unary and streaming calls
 /// routed by service path and flag per call, statuses and trailers intact.
 mod grpc;
-/// A fleet of proxy replicas following one real Unleash: the whole migration, an outage, load.
-mod fleet;
 /// `fig proxy` and `fig route` in front of the example monolith and service.
 mod proxy;
 /// `fig proxy` hot reload: SIGHUP, file changes, bad configs, no failed request meanwhile.
@@ -43,7 +43,7 @@ mod scripts;
 mod shadow;
 /// Automatic rollback when a route's service breaks its SLO.
 mod slo;
+mod support;
 /// https upstreams (issue 16): verification, refusals with their reasons, SNI, upstream mTLS,
 /// `insecure_skip_verify`, connection reuse, shadow traffic and health checks over TLS.
 mod upstream_tls;
-mod support;

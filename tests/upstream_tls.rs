@@ -102,7 +102,12 @@ fn an_https_monolith_is_verified_against_the_ca_file_and_its_connection_reused()
         1,
         "twenty sequential requests reuse one pooled TLS connection"
     );
-    assert!(server.seen().iter().all(|seen| seen.version == http::Version::HTTP_11));
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|seen| seen.version == http::Version::HTTP_11)
+    );
 }
 
 /// An expired certificate, one for another host and a self-signed one are refused: the client
@@ -139,14 +144,17 @@ fn untrusted_upstream_certificates_are_refused_with_the_reason_logged() {
         let response = proxy.get(path);
         assert_eq!(response.status(), 502, "{path}");
         assert!(
-            proxy
-                .proc
-                .stderr_within(reason, Duration::from_secs(10)),
+            proxy.proc.stderr_within(reason, Duration::from_secs(10)),
             "{path}: the log names `{reason}`:\n{}",
             proxy.proc.stderr()
         );
     }
-    assert!(proxy.proc.stderr().contains("TLS handshake with the upstream failed"));
+    assert!(
+        proxy
+            .proc
+            .stderr()
+            .contains("TLS handshake with the upstream failed")
+    );
     for server in [&expired, &wrong_host, &unknown] {
         assert_eq!(server.accepted(), 0);
         assert!(server.seen().is_empty());
@@ -157,11 +165,7 @@ fn untrusted_upstream_certificates_are_refused_with_the_reason_logged() {
 #[test]
 fn server_name_is_the_sni_and_the_name_checked() {
     let pki = Pki::new();
-    let server = TlsServer::start(
-        "payments",
-        &pki.server(&["payments.internal"], false),
-        None,
-    );
+    let server = TlsServer::start("payments", &pki.server(&["payments.internal"], false), None);
     let config = format!(
         "[upstreams.monolith]\naddresses = [\"{}\"]\n\n[upstreams.monolith.tls]\nca = \"{}\"\nserver_name = \"payments.internal\"\n",
         server.url(),
@@ -171,10 +175,7 @@ fn server_name_is_the_sni_and_the_name_checked() {
     let response = proxy.get("/pay");
     assert_eq!(response.status(), 200, "{}", proxy.proc.stderr());
     assert_eq!(response.text(), "payments /pay");
-    assert_eq!(
-        server.seen()[0].sni.as_deref(),
-        Some("payments.internal")
-    );
+    assert_eq!(server.seen()[0].sni.as_deref(), Some("payments.internal"));
 }
 
 /// Upstream mTLS: an upstream that requires a client certificate gets the configured one; the
@@ -293,13 +294,19 @@ fn tls_mistakes_are_reported_with_their_places() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let file = path.display();
     for expected in [
-        format!("{file}:8:6: cannot read certificates from {}", dir.path().join("missing-ca.pem").display()),
+        format!(
+            "{file}:8:6: cannot read certificates from {}",
+            dir.path().join("missing-ca.pem").display()
+        ),
         format!("{file}:9:15: `client_cert` and `client_key` go together; give both"),
         format!("{file}:10:15: `not a name` is not a DNS name or an IP address"),
         format!("{file}:14:7: upstream `plain` has a [tls] table but no https:// address"),
         format!("{file}:17:13: upstream `mixed` mixes http:// and https:// addresses"),
     ] {
-        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
 }
 

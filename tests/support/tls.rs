@@ -59,10 +59,9 @@ impl Pki {
     /// A server certificate for `names` signed by the CA; `expired` makes one whose validity
     /// ended in 2020.
     pub fn server(&self, names: &[&str], expired: bool) -> Leaf {
-        let mut params = CertificateParams::new(
-            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
-        )
-        .expect("params");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .expect("params");
         if expired {
             params.not_before = rcgen::date_time_ymd(2019, 1, 1);
             params.not_after = rcgen::date_time_ymd(2020, 1, 1);
@@ -188,7 +187,8 @@ impl TlsServer {
                         },
                         _ = &mut stopped => return,
                     };
-                    let (acceptor, count, record) = (acceptor.clone(), count.clone(), record.clone());
+                    let (acceptor, count, record) =
+                        (acceptor.clone(), count.clone(), record.clone());
                     tokio::spawn(async move {
                         let Ok(tls) = acceptor.accept(tcp).await else {
                             return;
@@ -197,20 +197,25 @@ impl TlsServer {
                         let (_, session) = tls.get_ref();
                         let sni = session.server_name().map(str::to_owned);
                         let client_cert = session.peer_certificates().is_some();
-                        let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                            record.lock().unwrap_or_else(PoisonError::into_inner).push(Seen {
-                                path: request.uri().path().to_owned(),
-                                version: request.version(),
-                                sni: sni.clone(),
-                                client_cert,
-                            });
-                            let body = format!("{name} {}", request.uri().path());
-                            async move {
-                                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
-                                    Bytes::from(body),
-                                )))
-                            }
-                        });
+                        let service = hyper::service::service_fn(
+                            move |request: http::Request<hyper::body::Incoming>| {
+                                record
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .push(Seen {
+                                        path: request.uri().path().to_owned(),
+                                        version: request.version(),
+                                        sni: sni.clone(),
+                                        client_cert,
+                                    });
+                                let body = format!("{name} {}", request.uri().path());
+                                async move {
+                                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                                        Full::new(Bytes::from(body)),
+                                    ))
+                                }
+                            },
+                        );
                         let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                             .serve_connection(TokioIo::new(tls), service)
                             .await;

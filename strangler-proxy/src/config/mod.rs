@@ -51,8 +51,8 @@ pub use self::shadow::{
 };
 pub use self::timeouts::Timeouts;
 pub use self::upstreams::{
-    Balance, CircuitBreakerConfig, HealthCheck, OutlierConfig, Protocol, StatusSet,
-    UpstreamConfig, UpstreamTls, insecure_upstream_warnings, parse_upstream_address,
+    Balance, CircuitBreakerConfig, HealthCheck, OutlierConfig, Protocol, StatusSet, UpstreamConfig,
+    UpstreamTls, insecure_upstream_warnings, parse_upstream_address,
 };
 
 use self::ctx::{Ctx, UnvalidatedConfig};

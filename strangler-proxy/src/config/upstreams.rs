@@ -379,7 +379,9 @@ fn tls(
     if https > 0 && https < addresses.len() {
         ctx.report(
             upstream.addresses.span(),
-            format!("upstream `{name}` mixes http:// and https:// addresses; give each its own upstream"),
+            format!(
+                "upstream `{name}` mixes http:// and https:// addresses; give each its own upstream"
+            ),
         );
         return None;
     }

@@ -596,7 +596,10 @@ async fn probe(
         }
         let request = Request::from_parts(parts, body);
         let checked = async {
-            let mut sender = match address.handshake::<Empty<Bytes>>(check.timeout, false).await {
+            let mut sender = match address
+                .handshake::<Empty<Bytes>>(check.timeout, false)
+                .await
+            {
                 Ok(sender) => sender,
                 Err(err) => {
                     tracing::debug!(address = %address.authority, error = %err.reason, "health check cannot connect");
