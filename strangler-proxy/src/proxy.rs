@@ -455,7 +455,8 @@ fn plan<'r>(
         shadow,
         now: crate::protection::breaker::nanos(start),
         client_version,
-        grpc: crate::http::framing::is_grpc(&parts.headers),
+        // gRPC is HTTP/2 only: an HTTP/1 request costs no header lookup.
+        grpc: client_version == Version::HTTP_2 && crate::http::framing::is_grpc(&parts.headers),
         timer,
         logged,
     }
