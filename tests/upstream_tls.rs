@@ -331,3 +331,46 @@ fn a_failed_https_service_falls_back_with_the_whole_request() {
     assert_eq!(response.text(), "monolith /orders/7");
     assert_eq!(response.header("x-fig-upstream"), Some("monolith"));
 }
+
+/// `protocol = "h2"` over TLS: HTTP/2 is agreed over ALPN, and requests from many client
+/// connections at once share the one multiplexed connection.
+#[test]
+fn h2_over_alpn_multiplexes_one_connection() {
+    let pki = Pki::new();
+    let server = TlsServer::start("monolith", &pki.server(&["127.0.0.1"], false), None);
+    let config = format!(
+        "[upstreams.monolith]\naddresses = [\"{}\"]\nprotocol = \"h2\"\ntls = {{ ca = \"{}\" }}\n",
+        server.url(),
+        toml_path(&pki.ca_file())
+    );
+    let proxy = Proxy::start(&config, &[]);
+    let first = proxy.get("/first");
+    assert_eq!(first.status(), 200, "{}", proxy.proc.stderr());
+    let threads: Vec<_> = (0..8)
+        .map(|n| {
+            let addr = proxy.addr;
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                for round in 0..5 {
+                    client.send(
+                        format!("GET /{n}/{round} HTTP/1.1\r\nhost: shop.test\r\n\r\n").as_bytes(),
+                    );
+                    let response = client.response("GET");
+                    assert_eq!(response.status(), 200);
+                    assert_eq!(response.text(), format!("monolith /{n}/{round}"));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("client thread");
+    }
+    assert_eq!(server.seen().len(), 41);
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|seen| seen.version == http::Version::HTTP_2)
+    );
+    assert_eq!(server.accepted(), 1, "one multiplexed connection");
+}
