@@ -276,14 +276,22 @@ impl Body for Received {
         match &mut *self {
             Received::Own(body) => Pin::new(body).poll_frame(cx),
             Received::Streaming { body, .. } => {
-                let polled = Pin::new(body).poll_frame(cx);
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                let ended = body.is_end_stream();
                 match polled {
                     Poll::Ready(None) => {
                         self.release();
                         Poll::Ready(None)
                     }
                     Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(ClientError::Hyper(err)))),
-                    Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                    // The last frame: the connection goes back now, before the client has it
+                    // all and sends its next request, which would otherwise find no idle one.
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if ended {
+                            self.release();
+                        }
+                        Poll::Ready(Some(Ok(frame)))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }
