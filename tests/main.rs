@@ -27,6 +27,9 @@ mod fleet;
 /// `fig plan`: endpoints, the extraction plan, its emitted config through the real proxy,
 /// traffic from a real access log (issue 20).
 mod plan;
+/// gRPC through `fig proxy` to tonic servers over HTTP/2 (issue 16): unary and streaming calls
+/// routed by service path and flag per call, statuses and trailers intact.
+mod grpc;
 /// `fig proxy` and `fig route` in front of the example monolith and service.
 mod proxy;
 /// `fig proxy` hot reload: SIGHUP, file changes, bad configs, no failed request meanwhile.
@@ -50,3 +53,6 @@ mod support;
 /// TLS at the edge (issue 16): curl and a rustls client over HTTP/1.1 and HTTP/2, SNI, mTLS as
 /// the flag context's user, cleartext on the TLS port, certificates rotating under load.
 mod tls;
+/// https upstreams (issue 16): verification, refusals with their reasons, SNI, upstream mTLS,
+/// `insecure_skip_verify`, connection reuse, shadow traffic and health checks over TLS.
+mod upstream_tls;

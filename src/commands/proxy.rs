@@ -36,6 +36,10 @@ pub struct Args {
     /// The monolith's address, e.g. http://127.0.0.1:8080; overrides `upstreams.monolith`.
     #[arg(long, value_name = "URL")]
     pub monolith: Option<String>,
+    /// CA certificates (PEM) that `https://` upstreams are verified against, instead of the
+    /// system's roots; an upstream's own `tls.ca` comes first.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
     /// Runtime worker threads (default: one per core); 1 runs everything on one thread.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
@@ -77,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut overrides = Overrides {
         listen: args.listen.clone(),
         monolith: args.monolith.clone(),
+        upstream_ca: args.upstream_ca.clone(),
         workers: args.workers.map(usize::from),
         admin: args.admin,
         admin_token_file: args.admin_token_file.clone(),
@@ -102,7 +107,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         || "<command line>".to_owned(),
         |path| path.display().to_string(),
     );
-    let warnings = strangler_proxy::context::untrusted_user_id_warnings(&config);
+    let mut warnings = strangler_proxy::context::untrusted_user_id_warnings(&config);
+    warnings.extend(strangler_proxy::config::insecure_upstream_warnings(
+        &config.upstreams,
+    ));
     if args.check {
         for warning in &warnings {
             eprintln!("warning: {file}: {warning}");

@@ -276,14 +276,22 @@ impl Body for Received {
         match &mut *self {
             Received::Own(body) => Pin::new(body).poll_frame(cx),
             Received::Streaming { body, .. } => {
-                let polled = Pin::new(body).poll_frame(cx);
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                let ended = body.is_end_stream();
                 match polled {
                     Poll::Ready(None) => {
                         self.release();
                         Poll::Ready(None)
                     }
                     Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(ClientError::Hyper(err)))),
-                    Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                    // The last frame: the connection goes back now, before the client has it
+                    // all and sends its next request, which would otherwise find no idle one.
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if ended {
+                            self.release();
+                        }
+                        Poll::Ready(Some(Ok(frame)))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }
@@ -388,6 +396,8 @@ struct Plan<'r> {
     now: Nanos,
     /// The client's HTTP version, which the response gets.
     client_version: Version,
+    /// Whether the request is a gRPC call: the proxy's own answers are then gRPC statuses.
+    grpc: bool,
     /// The connection's timer, for an HTTP/1 request.
     timer: Option<&'r ConnTimer>,
     /// The method and target for the access log, when there is one.
@@ -459,6 +469,8 @@ fn plan<'r>(
         shadow,
         now: crate::protection::breaker::nanos(start),
         client_version,
+        // gRPC is HTTP/2 only: an HTTP/1 request costs no header lookup.
+        grpc: client_version == Version::HTTP_2 && crate::http::framing::is_grpc(&parts.headers),
         timer,
         logged,
     }
@@ -699,6 +711,7 @@ fn respond(
     let upstream = &active.upstreams[decision.upstream];
     let series = active.routes.series(decision);
     let mut upstream_header = true;
+    let local = result.is_err();
     let mut response = match result {
         Ok(Sent {
             response,
@@ -788,11 +801,56 @@ fn respond(
             response = Response::from_parts(parts, body);
         }
     }
+    if local && plan.grpc {
+        response = grpc_answer(response);
+    }
     // The client's version, for the proxy's own answers too: hyper's HTTP/1 server reads it
     // to decide what `Connection` says to an HTTP/1.0 client.
     *response.version_mut() = client_version;
     response
 }
+
+/// The proxy's own answer to a gRPC call, as gRPC has it (and Envoy answers): HTTP 200, a
+/// trailers-only response whose `grpc-status` is the HTTP status mapped as gRPC's spec maps it
+/// (429, 502, 503 and 504 are UNAVAILABLE) and whose `grpc-message` is the text the proxy would
+/// have sent, percent-encoded. A client library reads a bare 502 as a protocol error instead.
+fn grpc_answer(response: Response<ProxyBody>) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    let code: u16 = match parts.status.as_u16() {
+        429 | 502..=504 => 14, // UNAVAILABLE
+        413 => 8,              // RESOURCE_EXHAUSTED
+        400 | 500 => 13,       // INTERNAL
+        _ => 2,                // UNKNOWN
+    };
+    let text = match &body.kind {
+        BodyKind::Full(Some(bytes)) => bytes.clone(),
+        _ => Bytes::new(),
+    };
+    let mut message = String::with_capacity(text.len());
+    for &byte in text.trim_ascii() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            message.push(char::from(byte));
+        } else {
+            message.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    parts.status = StatusCode::OK;
+    parts.headers.remove(header::CONNECTION);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    parts
+        .headers
+        .insert(GRPC_STATUS.clone(), HeaderValue::from(code));
+    if let Ok(value) = HeaderValue::from_str(&message) {
+        parts.headers.insert(GRPC_MESSAGE.clone(), value);
+    }
+    Response::from_parts(parts, ProxyBody::empty())
+}
+
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// Phase 5, log: the response in the metrics of its (route, upstream) and in the access log.
 fn log(
@@ -1161,9 +1219,9 @@ fn send<'a>(
 ) -> impl Future<Output = Result<Exchanged, ProxyErrorKind>> + 'a {
     async move {
         let body = match body {
-            Outbound::Whole(bytes) if own_client || upgrade => bytes,
+            Outbound::Whole(bytes) if (own_client || upgrade) && !address.via_hyper() => bytes,
             // `server.http1_client = "hyper"`: hyper's client sends it all (but upgrades, which
-            // take the connection over).
+            // take the connection over); so it does to an https or HTTP/2 upstream.
             Outbound::Whole(bytes) => {
                 let body = RequestBody {
                     inner: ClientBody::Read((!bytes.is_empty()).then_some(bytes)),
@@ -1172,9 +1230,11 @@ fn send<'a>(
                     // All there: it never waits.
                     idle: Idle::new(Duration::MAX),
                 };
+                // A copy of the head: a whole body may go again, to the route's fallback
+                // (`attempt`), with this head.
                 return Box::pin(send_through_hyper(
                     address,
-                    parts,
+                    &mut parts.clone(),
                     forwarded,
                     body,
                     connect_timeout,
@@ -1264,6 +1324,9 @@ async fn send_through_hyper(
             header::TRANSFER_ENCODING,
             HeaderValue::from_static("chunked"),
         );
+    }
+    if address.is_h2() {
+        address.h2_head(&mut parts);
     }
     let request = Request::from_parts(parts, body);
     send_streaming(address, request, connect_timeout).await

@@ -319,7 +319,7 @@ pub(crate) struct Engine {
     slots: Arc<Semaphore>,
 }
 
-type ShadowSender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+type ShadowSender = crate::protection::upstream::HyperSender<Full<Bytes>>;
 
 /// Most idle shadow connections kept per address.
 const MAX_IDLE: usize = 256;
@@ -361,6 +361,11 @@ impl Engine {
         address: &Address,
         mut request: Request<Full<Bytes>>,
     ) -> Result<(http::Response<hyper::body::Incoming>, ShadowSender), String> {
+        if address.is_h2() {
+            let (mut parts, body) = request.into_parts();
+            address.h2_head(&mut parts);
+            request = Request::from_parts(parts, body);
+        }
         while let Some(mut sender) = self.checkout(address) {
             if sender.ready().await.is_err() {
                 continue;
@@ -373,32 +378,10 @@ impl Engine {
                 },
             }
         }
-        let host = address
-            .authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = address.authority.port_u16().unwrap_or(80);
-        let stream = match tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::TcpStream::connect((host, port)),
-        )
-        .await
-        {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => return Err(format!("cannot connect to {}: {err}", address.authority)),
-            Err(_) => return Err(format!("cannot connect to {} in time", address.authority)),
-        };
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(hyper_util::rt::TokioIo::new(stream))
+        let mut sender = address
+            .handshake(self.connect_timeout, false)
             .await
-            .map_err(|err| err.to_string())?;
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(error = %err, "shadow connection ended with an error");
-            }
-        });
+            .map_err(|err| err.reason)?;
         let response = sender
             .send_request(request)
             .await

@@ -6,6 +6,7 @@ use std::process::Command;
 pub mod faulty;
 pub mod procs;
 pub mod synthetic;
+pub mod tls;
 pub mod unleash;
 pub mod upstreams;
 pub mod wire;

@@ -54,8 +54,8 @@ pub use self::shadow::{
 pub use self::timeouts::Timeouts;
 pub use self::tls::{ClientAuthMode, TlsCertificate, TlsConfig, TlsFiles};
 pub use self::upstreams::{
-    Balance, CircuitBreakerConfig, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig,
-    parse_upstream_address,
+    Balance, CircuitBreakerConfig, HealthCheck, OutlierConfig, Protocol, StatusSet, UpstreamConfig,
+    UpstreamTls, insecure_upstream_warnings, parse_upstream_address,
 };
 
 use self::ctx::{Ctx, UnvalidatedConfig};
@@ -127,6 +127,9 @@ pub struct Overrides {
     pub listen: Vec<SocketAddr>,
     /// `--monolith URL`: the addresses of the `monolith` upstream.
     pub monolith: Option<String>,
+    /// `--upstream-ca FILE`: the CA certificates of every `https://` upstream whose `tls` names
+    /// no `ca` (instead of the system's roots).
+    pub upstream_ca: Option<PathBuf>,
     /// `--workers N`.
     pub workers: Option<usize>,
     /// `--admin ADDR`.

@@ -1,5 +1,7 @@
 //! `[upstreams.NAME]`: each upstream's addresses and balancing, its health check, and what
-//! protects requests to it (failure statuses, circuit breaker, outlier ejection, in-flight cap).
+//! protects requests to it (failure statuses, circuit breaker, outlier ejection, in-flight cap),
+//! and how the proxy speaks to it: `protocol` (HTTP/1.1 or HTTP/2) and, for `https://` addresses,
+//! `[upstreams.NAME.tls]` (CA file, SNI name, client certificate, `insecure_skip_verify`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +12,8 @@ use toml::Spanned;
 
 use super::RouteConfig;
 use super::ctx::{Ctx, UnvalidatedConfig};
+pub use crate::http::upstream_tls::UpstreamTls;
+use crate::http::upstream_tls::{self, Setting, TlsSettings};
 
 /// One upstream: a named pool of addresses.
 #[derive(Debug, Clone)]
@@ -33,6 +37,22 @@ pub struct UpstreamConfig {
     pub max_in_flight: Option<u32>,
     /// How long a request over `max_in_flight` may wait for a slot before it is shed.
     pub queue_timeout: Duration,
+    /// The HTTP version spoken to it.
+    pub protocol: Protocol,
+    /// TLS to its addresses, when they are `https://`.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// The HTTP version the proxy speaks to an upstream (Envoy's `http2_protocol_options`, NGINX's
+/// `grpc_pass`): gRPC needs `h2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Protocol {
+    /// HTTP/1.1 (the default).
+    #[serde(rename = "http1")]
+    Http1,
+    /// HTTP/2: negotiated over ALPN for `https://`, with prior knowledge (h2c) for `http://`.
+    #[serde(rename = "h2")]
+    H2,
 }
 
 /// A set of HTTP status codes (100..=599).
@@ -134,16 +154,17 @@ const OUTLIER_DEFAULTS: OutlierConfig = OutlierConfig {
     max_ejection_percent: 10,
 };
 
-/// Parses `http://host:port` (an optional trailing `/` is allowed) into a base URI.
+/// Parses `http://host:port` or `https://host:port` (an optional trailing `/` is allowed) into a
+/// base URI.
 pub fn parse_upstream_address(text: &str) -> Result<Uri, String> {
     let uri: Uri = text
         .parse()
         .map_err(|err| format!("invalid upstream address `{text}`: {err}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
+        Some("http" | "https") => {}
         Some(other) => {
             return Err(format!(
-                "upstream address `{text}` has scheme `{other}`; only http:// is supported"
+                "upstream address `{text}` has scheme `{other}`; use http:// or https://"
             ));
         }
         None => {
@@ -175,6 +196,19 @@ pub(super) struct RawUpstream {
     outlier_detection: Option<RawOutlier>,
     max_in_flight: Option<Spanned<i64>>,
     queue_timeout: Option<Spanned<String>>,
+    protocol: Option<Protocol>,
+    tls: Option<Spanned<RawTls>>,
+}
+
+/// `[upstreams.NAME.tls]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: Option<Spanned<String>>,
+    server_name: Option<Spanned<String>>,
+    client_cert: Option<Spanned<String>>,
+    client_key: Option<Spanned<String>>,
+    insecure_skip_verify: Option<Spanned<bool>>,
 }
 
 impl RawUpstream {
@@ -189,6 +223,8 @@ impl RawUpstream {
             outlier_detection: None,
             max_in_flight: None,
             queue_timeout: None,
+            protocol: None,
+            tls: None,
         }
     }
 
@@ -283,12 +319,14 @@ fn validate_upstream(ctx: &mut Ctx<'_>, name: String, upstream: RawUpstream) -> 
             format!("upstream `{name}` has no addresses"),
         );
     }
-    let addresses = upstream
+    let addresses: Vec<Uri> = upstream
         .addresses
         .get_ref()
         .iter()
         .filter_map(|address| ctx.check(address.span(), parse_upstream_address(address.get_ref())))
         .collect();
+    let protocol = upstream.protocol.unwrap_or(Protocol::Http1);
+    let tls = tls(ctx, &name, &upstream, &addresses, protocol);
     let health_check = upstream.health_check.as_ref().map(|check| {
         let path = check
             .path
@@ -320,7 +358,122 @@ fn validate_upstream(ctx: &mut Ctx<'_>, name: String, upstream: RawUpstream) -> 
             .as_ref()
             .map(|value| ctx.count(Some(value), 1, 1..=1_000_000, "max_in_flight")),
         queue_timeout: ctx.duration(upstream.queue_timeout.as_ref(), Duration::ZERO),
+        protocol,
+        tls,
     }
+}
+
+/// The TLS settings of an upstream whose addresses are `https://`, built (files read, keys
+/// checked) now, so that a mistake in them is a mistake of the file; `None` for `http://`.
+fn tls(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    upstream: &RawUpstream,
+    addresses: &[Uri],
+    protocol: Protocol,
+) -> Option<UpstreamTls> {
+    let https = addresses
+        .iter()
+        .filter(|uri| uri.scheme_str() == Some("https"))
+        .count();
+    if https > 0 && https < addresses.len() {
+        ctx.report(
+            upstream.addresses.span(),
+            format!(
+                "upstream `{name}` mixes http:// and https:// addresses; give each its own upstream"
+            ),
+        );
+        return None;
+    }
+    let raw = upstream.tls.as_ref();
+    if https == 0 {
+        if let Some(raw) = raw {
+            ctx.report(
+                raw.span(),
+                format!("upstream `{name}` has a [tls] table but no https:// address"),
+            );
+        }
+        return None;
+    }
+    let raw = raw.map(Spanned::get_ref);
+    let field = |pick: fn(&RawTls) -> Option<&Spanned<String>>| raw.and_then(pick);
+    let insecure = raw
+        .and_then(|raw| raw.insecure_skip_verify.as_ref())
+        .is_some_and(|value| *value.get_ref());
+    let ca_value = field(|raw| raw.ca.as_ref());
+    if insecure && let Some(ca) = ca_value {
+        ctx.report(
+            ca.span(),
+            "`ca` and `insecure_skip_verify = true` contradict each other; keep one",
+        );
+    }
+    let ca = match ca_value {
+        Some(ca) => Some(ctx.path(ca.get_ref())),
+        None => ctx.overrides.upstream_ca.clone(),
+    };
+    let cert = field(|raw| raw.client_cert.as_ref());
+    let key = field(|raw| raw.client_key.as_ref());
+    let cert_paths = match (cert, key) {
+        (Some(cert), Some(key)) => Some((ctx.path(cert.get_ref()), ctx.path(key.get_ref()))),
+        (Some(only), None) | (None, Some(only)) => {
+            ctx.report(
+                only.span(),
+                "`client_cert` and `client_key` go together; give both",
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    let server_name = field(|raw| raw.server_name.as_ref());
+    let settings = TlsSettings {
+        ca: ca.as_deref(),
+        server_name: server_name.map(|name| name.get_ref().as_str()),
+        client_cert: cert_paths
+            .as_ref()
+            .map(|(cert, key)| (cert.as_path(), key.as_path())),
+        insecure_skip_verify: insecure,
+        h2: protocol == Protocol::H2,
+    };
+    match upstream_tls::build(&settings) {
+        Ok(tls) => Some(tls),
+        Err(mistakes) => {
+            for (setting, reason) in mistakes {
+                let value = match setting {
+                    Setting::Ca => ca_value,
+                    Setting::ServerName => server_name,
+                    Setting::ClientCert => cert,
+                    Setting::ClientKey => key,
+                    Setting::Roots => None,
+                };
+                match value {
+                    Some(value) => ctx.report(value.span(), reason),
+                    // `--upstream-ca`, or the system's roots: no place in the file.
+                    None if setting == Setting::Ca => {
+                        ctx.report_command_line(format!("--upstream-ca: {reason}"));
+                    }
+                    None => ctx.report(
+                        upstream.addresses.span(),
+                        format!("upstream `{name}`: {reason}"),
+                    ),
+                }
+            }
+            None
+        }
+    }
+}
+
+/// A warning for each upstream whose certificate is not verified, said at every start.
+pub fn insecure_upstream_warnings(upstreams: &[UpstreamConfig]) -> Vec<String> {
+    upstreams
+        .iter()
+        .filter(|upstream| upstream.tls.as_ref().is_some_and(|tls| tls.insecure))
+        .map(|upstream| {
+            format!(
+                "upstream `{}` has `insecure_skip_verify = true`: its certificate is not verified, so anyone on the path can pose as it",
+                upstream.name
+            )
+        })
+        .collect()
 }
 
 fn failure_statuses(

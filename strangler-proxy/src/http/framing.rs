@@ -585,6 +585,13 @@ pub(crate) static HOP_BY_HOP: [&HeaderName; 7] = [
     &header::PROXY_AUTHORIZATION,
 ];
 
+/// Whether a message is gRPC (`content-type: application/grpc`, `application/grpc+proto`, ...).
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// Removes hop-by-hop headers, including those named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names finds what is there: most messages carry no hop-by-hop header or

@@ -4,7 +4,11 @@
 //! (`client.rs`): a connection goes back to the pool when its response body has been read to the
 //! end; no task is spawned per request or per connection. Requests whose body streams from the
 //! client take hyper's connection-level client instead (a second pool), which reads the response
-//! while the body is still being sent. Health checks use hyper-util's pooled client.
+//! while the body is still being sent. So does every request to an upstream the own client does
+//! not speak to: `https://` addresses (TLS by `http::upstream_tls`, the connections pooled the
+//! same way) and `protocol = "h2"` (one multiplexed connection per address, shared by every
+//! request, reopened when it closes). Health checks use hyper-util's pooled client for cleartext
+//! HTTP/1 and a new connection per check otherwise (as HAProxy's checks do).
 //! Balancing is round-robin or least-connections over the healthy addresses; when every address
 //! is unhealthy, all are used, since a health check that is wrong must not take the site down.
 //! Health checks run as background tasks that are aborted when their config is replaced.
@@ -24,10 +28,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use crate::config::{Balance, Config, HealthCheck, OutlierConfig, StatusSet, UpstreamConfig};
+use crate::config::{
+    Balance, Config, HealthCheck, OutlierConfig, Protocol, StatusSet, UpstreamConfig, UpstreamTls,
+};
 use crate::error::ProxyErrorKind;
 use crate::http::body::RequestBody;
 use crate::http::client::Conn;
+use crate::http::upstream_tls::{self, UpstreamIo};
 use crate::protection::breaker::{Nanos, Outlier};
 use crate::protection::guard::{GuardMetrics, UpstreamGuard};
 use crate::protection::limit::Concurrency;
@@ -71,14 +78,83 @@ pub struct Address {
     pub host_header: HeaderValue,
     /// Idle keep-alive connections, most recently used last.
     idle: Mutex<Vec<Conn>>,
-    /// Idle hyper connections, for requests that stream a body, most recently used last.
+    /// Idle hyper connections, for requests that stream a body, most recently used last. An
+    /// HTTP/2 address keeps its one connection here, shared (never taken out).
     idle_streaming: Mutex<Vec<Sender>>,
+    /// TLS to this address, for `https://`.
+    tls: Option<UpstreamTls>,
+    /// Whether it speaks HTTP/2.
+    h2: bool,
 }
 
-/// The sending half of one hyper HTTP/1 connection to an upstream address: requests whose body
-/// streams from the client go this way, since hyper reads the response while the body is still
-/// being sent (an upstream that answers as it reads, like an echo, needs that).
-pub type Sender = hyper::client::conn::http1::SendRequest<RequestBody>;
+/// The sending half of one hyper connection to an upstream address: requests whose body streams
+/// from the client go this way, since hyper reads the response while the body is still being
+/// sent (an upstream that answers as it reads, like an echo, needs that), and every request to
+/// an `https://` or HTTP/2 address.
+pub type Sender = HyperSender<RequestBody>;
+
+/// hyper's sending half of one connection, HTTP/1 or HTTP/2, for request bodies of type `B`.
+#[derive(Debug)]
+pub enum HyperSender<B> {
+    /// One request at a time.
+    Http1(hyper::client::conn::http1::SendRequest<B>),
+    /// Multiplexed; clones share the connection.
+    Http2(hyper::client::conn::http2::SendRequest<B>),
+}
+
+impl<B> HyperSender<B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            HyperSender::Http1(sender) => sender.is_closed(),
+            HyperSender::Http2(sender) => sender.is_closed(),
+        }
+    }
+
+    /// Waits until the connection can take a request.
+    pub async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            HyperSender::Http1(sender) => sender.ready().await,
+            HyperSender::Http2(sender) => sender.ready().await,
+        }
+    }
+
+    /// Sends `request`; hands it back when none of it was sent.
+    pub async fn try_send_request(
+        &mut self,
+        request: Request<B>,
+    ) -> Result<http::Response<hyper::body::Incoming>, hyper::client::conn::TrySendError<Request<B>>>
+    {
+        match self {
+            HyperSender::Http1(sender) => sender.try_send_request(request).await,
+            HyperSender::Http2(sender) => sender.try_send_request(request).await,
+        }
+    }
+
+    /// Sends `request`.
+    pub async fn send_request(
+        &mut self,
+        request: Request<B>,
+    ) -> hyper::Result<http::Response<hyper::body::Incoming>> {
+        match self {
+            HyperSender::Http1(sender) => sender.send_request(request).await,
+            HyperSender::Http2(sender) => sender.send_request(request).await,
+        }
+    }
+
+    /// A handle on the same connection, for HTTP/2 (which many requests share at once).
+    pub fn share(&self) -> Option<HyperSender<B>> {
+        match self {
+            HyperSender::Http1(_) => None,
+            HyperSender::Http2(sender) => Some(HyperSender::Http2(sender.clone())),
+        }
+    }
+}
 
 /// Most idle connections kept per address.
 const MAX_IDLE: usize = 512;
@@ -114,7 +190,7 @@ impl Address {
         }
     }
 
-    /// An idle pooled hyper connection, if one is still open.
+    /// An idle pooled hyper connection, if one is still open; for HTTP/2, the shared one.
     pub fn checkout_streaming(&self) -> Option<Sender> {
         let mut idle = self
             .idle_streaming
@@ -122,13 +198,18 @@ impl Address {
             .unwrap_or_else(PoisonError::into_inner);
         while let Some(sender) = idle.pop() {
             if !sender.is_closed() {
+                if let Some(shared) = sender.share() {
+                    idle.push(sender);
+                    return Some(shared);
+                }
                 return Some(sender);
             }
         }
         None
     }
 
-    /// Returns a hyper connection whose exchange has completed to the pool.
+    /// Returns a hyper connection whose exchange has completed to the pool (for HTTP/2, keeps
+    /// it as the shared connection unless one is kept already).
     pub fn checkin_streaming(&self, sender: Sender) {
         if sender.is_closed() {
             return;
@@ -137,39 +218,173 @@ impl Address {
             .idle_streaming
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        if matches!(sender, HyperSender::Http2(_)) {
+            if idle.iter().any(|kept| !kept.is_closed()) {
+                return;
+            }
+            idle.clear();
+        }
         if idle.len() < MAX_IDLE {
             idle.push(sender);
         }
     }
 
-    /// Opens a new hyper connection, within `timeout`; a task drives it.
+    /// Opens a new hyper connection, within `timeout`; a task drives it. An HTTP/2 one becomes
+    /// the address's shared connection.
     pub async fn connect_streaming(&self, timeout: Duration) -> Result<Sender, ProxyErrorKind> {
-        let conn = self.connect(timeout).await?;
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(conn.into_stream()))
+        let sender = self
+            .handshake(timeout, true)
             .await
-            .map_err(|_| ProxyErrorKind::Protocol)?;
+            .map_err(|err| err.kind)?;
+        if let Some(shared) = sender.share() {
+            self.checkin_streaming(shared);
+        }
+        Ok(sender)
+    }
+
+    /// Whether requests to this address go through hyper's client: TLS or HTTP/2, which the
+    /// proxy's own HTTP/1 client does not speak.
+    pub fn via_hyper(&self) -> bool {
+        self.tls.is_some() || self.h2
+    }
+
+    /// Whether it speaks HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        self.h2
+    }
+
+    /// Opens a connection, TCP then TLS for `https://`, within `timeout`. A failed TLS
+    /// handshake is logged with its reason (an unknown issuer, an expired certificate, a name
+    /// that does not match), since the client only sees a 502.
+    pub async fn open(&self, timeout: Duration) -> Result<UpstreamIo, OpenError> {
+        let opened = tokio::time::timeout(timeout, async {
+            let conn = self.connect(timeout).await.map_err(|kind| OpenError {
+                kind,
+                reason: format!("cannot connect to {}", self.authority),
+            })?;
+            let stream = conn.into_stream();
+            let Some(tls) = &self.tls else {
+                return Ok(UpstreamIo::Plain(stream));
+            };
+            match upstream_tls::connect(tls, self.host(), stream).await {
+                Ok(stream) => Ok(UpstreamIo::Tls(Box::new(stream))),
+                Err(err) => {
+                    tracing::warn!(address = %self.authority, error = %err, "TLS handshake with the upstream failed");
+                    Err(OpenError {
+                        kind: ProxyErrorKind::Connect,
+                        reason: format!("TLS handshake with {} failed: {err}", self.authority),
+                    })
+                }
+            }
+        })
+        .await;
+        opened.unwrap_or_else(|_| {
+            Err(OpenError {
+                kind: ProxyErrorKind::Connect,
+                reason: format!("cannot connect to {} in time", self.authority),
+            })
+        })
+    }
+
+    /// Opens a connection ([`Address::open`]) and starts hyper's client on it, HTTP/2 when the
+    /// upstream speaks it; a task drives the connection.
+    pub async fn handshake<B>(
+        &self,
+        timeout: Duration,
+        upgrades: bool,
+    ) -> Result<HyperSender<B>, OpenError>
+    where
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let io = TokioIo::new(self.open(timeout).await?);
+        let failed = |err: hyper::Error| OpenError {
+            kind: ProxyErrorKind::Protocol,
+            reason: format!("handshake with {} failed: {err}", self.authority),
+        };
+        if self.h2 {
+            let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(io)
+                .await
+                .map_err(failed)?;
+            tokio::spawn(async move {
+                if let Err(err) = conn.await {
+                    tracing::debug!(error = %err, "upstream HTTP/2 connection ended with an error");
+                }
+            });
+            return Ok(HyperSender::Http2(sender));
+        }
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(failed)?;
         tokio::spawn(async move {
-            if let Err(err) = conn.with_upgrades().await {
+            let ended = if upgrades {
+                conn.with_upgrades().await
+            } else {
+                conn.await
+            };
+            if let Err(err) = ended {
                 tracing::debug!(error = %err, "upstream connection ended with an error");
             }
         });
-        Ok(sender)
+        Ok(HyperSender::Http1(sender))
+    }
+
+    /// Rewrites a head for this address when it speaks HTTP/2: `:authority` carries what `Host`
+    /// would (the request URI is absolute, the `Host` field goes), and a gRPC call says
+    /// `te: trailers` again (gRPC requires it; the client's `TE` was hop-by-hop and removed).
+    pub fn h2_head(&self, parts: &mut http::request::Parts) {
+        let authority = parts
+            .headers
+            .remove(http::header::HOST)
+            .and_then(|host| Authority::try_from(host.as_bytes()).ok())
+            .unwrap_or_else(|| self.authority.clone());
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(self.scheme.clone());
+        uri.authority = Some(authority);
+        uri.path_and_query = parts.uri.path_and_query().cloned();
+        if let Ok(absolute) = Uri::from_parts(uri) {
+            parts.uri = absolute;
+        }
+        parts.version = http::Version::HTTP_2;
+        if crate::http::framing::is_grpc(&parts.headers) {
+            parts
+                .headers
+                .insert(http::header::TE, HeaderValue::from_static("trailers"));
+        }
+    }
+
+    /// The host, without the brackets of an IPv6 address.
+    fn host(&self) -> &str {
+        self.authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
     }
 
     /// Opens a new connection, within `timeout`.
     pub async fn connect(&self, timeout: Duration) -> Result<Conn, ProxyErrorKind> {
-        let host = self
-            .authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = self.authority.port_u16().unwrap_or(80);
-        Conn::connect(host, port, timeout).await.map_err(|err| {
-            tracing::debug!(address = %self.authority, error = %err, "connect failed");
-            ProxyErrorKind::Connect
-        })
+        let default_port = if self.tls.is_some() { 443 } else { 80 };
+        let port = self.authority.port_u16().unwrap_or(default_port);
+        Conn::connect(self.host(), port, timeout)
+            .await
+            .map_err(|err| {
+                tracing::debug!(address = %self.authority, error = %err, "connect failed");
+                ProxyErrorKind::Connect
+            })
     }
+}
+
+/// Why a connection to an upstream address could not be opened.
+#[derive(Debug)]
+pub struct OpenError {
+    /// How the request path counts it.
+    pub kind: ProxyErrorKind,
+    /// What happened, for logs and shadow samples.
+    pub reason: String,
 }
 
 /// Holds one in-flight slot of an address (and of its upstream's cap, if any) until dropped.
@@ -218,6 +433,8 @@ impl Upstream {
                     outlier: Outlier::default(),
                     idle: Mutex::new(Vec::new()),
                     idle_streaming: Mutex::new(Vec::new()),
+                    tls: config.tls.clone(),
+                    h2: config.protocol == Protocol::H2,
                 })
             })
             .collect();
@@ -371,10 +588,41 @@ async fn probe(
     else {
         return false;
     };
-    match tokio::time::timeout(check.timeout, client.request(request)).await {
-        Ok(Ok(response)) => response.status().is_success() || response.status().is_redirection(),
-        _ => false,
-    }
+    let status = if address.via_hyper() {
+        // TLS or HTTP/2: a connection of its own per check, closed after it.
+        let (mut parts, body) = request.into_parts();
+        if !address.h2 {
+            parts.uri = Uri::from_maybe_shared(check.path.clone()).unwrap_or_default();
+        }
+        let request = Request::from_parts(parts, body);
+        let checked = async {
+            let mut sender = match address
+                .handshake::<Empty<Bytes>>(check.timeout, false)
+                .await
+            {
+                Ok(sender) => sender,
+                Err(err) => {
+                    tracing::debug!(address = %address.authority, error = %err.reason, "health check cannot connect");
+                    return None;
+                }
+            };
+            sender
+                .send_request(request)
+                .await
+                .ok()
+                .map(|response| response.status())
+        };
+        tokio::time::timeout(check.timeout, checked)
+            .await
+            .ok()
+            .flatten()
+    } else {
+        match tokio::time::timeout(check.timeout, client.request(request)).await {
+            Ok(Ok(response)) => Some(response.status()),
+            _ => None,
+        }
+    };
+    status.is_some_and(|status| status.is_success() || status.is_redirection())
 }
 
 impl crate::http::client::Pool for Address {

@@ -549,7 +549,7 @@ fn a_wrong_value_is_reported_once_not_again_through_its_placeholder() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "<command line>: --monolith: upstream address `ftp://127.0.0.1:21` has scheme `ftp`; only http:// is supported"
+        "<command line>: --monolith: upstream address `ftp://127.0.0.1:21` has scheme `ftp`; use http:// or https://"
     );
 }
 
@@ -566,5 +566,49 @@ fn mistakes_with_no_place_in_the_file_come_last() {
     check_error(
         "[timeouts]\nconnect = \"soon\"\n",
         "fig-proxy.toml:2:11: invalid duration `soon` (expected number at 0); write e.g. \"500ms\", \"5s\", \"2m\"\nfig-proxy.toml: no upstream named `monolith`: add [upstreams.monolith] with its addresses, pass --monolith URL, or set server.default_upstream",
+    );
+}
+
+/// An `https://` upstream gets its TLS settings built at load (the CA file read then), and
+/// `protocol = "h2"` is kept; `--upstream-ca` is the CA of an https upstream that names none, and
+/// a CA file that cannot be read is a mistake of the command line.
+#[test]
+fn https_upstreams_are_built_at_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).expect("cert");
+    std::fs::write(dir.path().join("ca.pem"), ca.cert.pem()).expect("write");
+    let path = dir.path().join("fig-proxy.toml");
+    let text = "[upstreams.monolith]\naddresses = [\"https://127.0.0.1:8443\"]\nprotocol = \"h2\"\n\
+                tls = { ca = \"ca.pem\", server_name = \"monolith.test\" }\n";
+    let config = Config::parse(text, Some(&path), &Overrides::default()).expect("valid");
+    let monolith = config.upstream("monolith").expect("monolith");
+    assert_eq!(monolith.protocol, crate::config::Protocol::H2);
+    let tls = monolith.tls.as_ref().expect("tls");
+    assert!(!tls.insecure);
+    assert_eq!(tls.config.alpn_protocols, [b"h2".to_vec()]);
+    assert_eq!(
+        tls.server_name
+            .as_ref()
+            .map(|name| name.to_str().into_owned()),
+        Some("monolith.test".to_owned())
+    );
+
+    let overrides = Overrides {
+        monolith: Some("https://127.0.0.1:8443".to_owned()),
+        upstream_ca: Some(dir.path().join("ca.pem")),
+        ..Overrides::default()
+    };
+    let config = Config::from_overrides(&overrides).expect("valid");
+    let tls = config.upstreams[0].tls.as_ref().expect("tls");
+    assert_eq!(tls.config.alpn_protocols, [b"http/1.1".to_vec()]);
+    let err = Config::from_overrides(&Overrides {
+        upstream_ca: Some(dir.path().join("missing.pem")),
+        ..overrides
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("<command line>: --upstream-ca: cannot read certificates from"),
+        "{err}"
     );
 }
