@@ -24,12 +24,12 @@ mod docs;
 mod flags;
 /// A fleet of proxy replicas following one real Unleash: the whole migration, an outage, load.
 mod fleet;
-/// `fig plan`: endpoints, the extraction plan, its emitted config through the real proxy,
-/// traffic from a real access log (issue 20).
-mod plan;
 /// gRPC through `fig proxy` to tonic servers over HTTP/2 (issue 16): unary and streaming calls
 /// routed by service path and flag per call, statuses and trailers intact.
 mod grpc;
+/// `fig plan`: endpoints, the extraction plan, its emitted config through the real proxy,
+/// traffic from a real access log (issue 20).
+mod plan;
 /// `fig proxy` and `fig route` in front of the example monolith and service.
 mod proxy;
 /// `fig proxy` hot reload: SIGHUP, file changes, bad configs, no failed request meanwhile.

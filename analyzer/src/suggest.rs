@@ -1009,7 +1009,8 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
     if trait_name.is_empty() {
         // A type-only edge: no function of `to` is called, so there is no trait to extract.
         res.push(format!(
-            "In {from_one}, name the moved types through `{trait_home}` instead of `{to}`: {count} references{example}."
+            "In {from_one}, name the moved types through `{trait_home}` instead of `{to}`: {count} {}{example}.",
+            if count == 1 { "reference" } else { "references" }
         ));
         res.push(format!(
             "Remove the `use` of `{to}` from {from_all}: the edge is gone and both depend on `{trait_home}`. No trait is needed: {from_all} calls no function of `{to}`."
@@ -1037,7 +1038,9 @@ fn steps(input: &StepsInput<'_>) -> Vec<String> {
     } else {
         format!("the {count} direct references")
     };
-    res.push(format!("Replace {references} from {from_all} to `{to}`{example} with calls through `{trait_name}`."));
+    res.push(format!(
+        "Replace {references} from {from_all} to `{to}`{example} with calls through `{trait_name}`."
+    ));
     res.push(format!(
         "Remove the `use` of `{to}` from {from_all}: {gone} and both depend on `{trait_home}`."
     ));

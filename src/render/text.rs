@@ -533,7 +533,9 @@ fn write_suggestions(out: &mut String, report: &Report, limit: Limit) -> std::fm
     if report.suggestions.is_empty() {
         writeln!(out, "  none")?;
     }
-    // Ranked by the weight of the edge each one removes from a cycle.
+    // In the order to apply them: a suggestion that names types another one moves comes after
+    // it, and its steps say "Do this after suggestion N" by this number. Each shows the weight of
+    // the cycle edge it removes.
     let weight_of = |from: &str, to: &str| {
         report
             .cut
@@ -541,22 +543,37 @@ fn write_suggestions(out: &mut String, report: &Report, limit: Limit) -> std::fm
             .find(|edge| edge.from == from && edge.to == to)
             .map_or(0, |edge| edge.weight)
     };
-    let mut ranked: Vec<&analyzer::report::Suggestion> = report.suggestions.iter().collect();
-    ranked.sort_by_key(|suggestion| std::cmp::Reverse(weight_of(&suggestion.from, &suggestion.to)));
-    for (idx, suggestion) in ranked.into_iter().enumerate().take(limit.take()) {
-        writeln!(
-            out,
-            "  {}. {} → {}: extract trait {}",
-            idx + 1,
-            suggestion.from,
-            suggestion.to,
-            paint(NAME.bold(), &suggestion.trait_name)
-        )?;
-        writeln!(
-            out,
-            "     put it in {}; {} implements it",
-            suggestion.trait_home, suggestion.implemented_by
-        )?;
+    for (idx, suggestion) in report.suggestions.iter().enumerate().take(limit.take()) {
+        let weight = weight_of(&suggestion.from, &suggestion.to);
+        if suggestion.trait_name.is_empty() {
+            writeln!(
+                out,
+                "  {}. {} → {}: {}  (weight {weight})",
+                idx + 1,
+                suggestion.from,
+                suggestion.to,
+                paint(NAME.bold(), "move these types")
+            )?;
+            writeln!(
+                out,
+                "     put them in {}; no trait: {} calls nothing of {}",
+                suggestion.trait_home, suggestion.from, suggestion.to
+            )?;
+        } else {
+            writeln!(
+                out,
+                "  {}. {} → {}: extract trait {}  (weight {weight})",
+                idx + 1,
+                suggestion.from,
+                suggestion.to,
+                paint(NAME.bold(), &suggestion.trait_name)
+            )?;
+            writeln!(
+                out,
+                "     put it in {}; {} implements it",
+                suggestion.trait_home, suggestion.implemented_by
+            )?;
+        }
         for method in &suggestion.methods {
             let class = match method.class {
                 Access::Query => paint(GOOD, "query  "),
