@@ -49,6 +49,7 @@ mod infer;
 mod load;
 pub mod metrics;
 mod modules;
+pub mod prelude;
 pub mod report;
 mod resolve;
 pub mod services;

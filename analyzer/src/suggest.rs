@@ -41,6 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rustc_hash::FxHashMap;
 
 use crate::modules::{Binding, FnSig, ItemKind};
+use crate::prelude::STD_ROOTS;
 use crate::report::{Access, CutEdge, Edge, Import, ImportOrigin, Method, Suggestion};
 use crate::resolve::{Res, Resolver};
 
@@ -52,68 +53,6 @@ const COMMAND_VERBS: &[&str] = &[
     "post", "publish", "purge", "push", "put", "record", "redeem", "refund", "register", "reject",
     "release", "remove", "reserve", "reset", "revoke", "save", "send", "set", "ship", "store",
     "submit", "transfer", "update", "upsert", "withdraw", "write",
-];
-
-/// Path roots of the standard library: a path starting with one works in any crate.
-const STD_ROOTS: &[&str] = &["std", "core", "alloc"];
-
-/// Names every crate sees without an import: the prelude's types and traits, primitive types.
-const PRELUDE: &[&str] = &[
-    "Self",
-    "Option",
-    "Result",
-    "Vec",
-    "String",
-    "Box",
-    "bool",
-    "char",
-    "str",
-    "u8",
-    "u16",
-    "u32",
-    "u64",
-    "u128",
-    "usize",
-    "i8",
-    "i16",
-    "i32",
-    "i64",
-    "i128",
-    "isize",
-    "f32",
-    "f64",
-    "Fn",
-    "FnMut",
-    "FnOnce",
-    "Iterator",
-    "IntoIterator",
-    "DoubleEndedIterator",
-    "ExactSizeIterator",
-    "Extend",
-    "Clone",
-    "Copy",
-    "Send",
-    "Sync",
-    "Sized",
-    "Unpin",
-    "Drop",
-    "Default",
-    "Eq",
-    "PartialEq",
-    "Ord",
-    "PartialOrd",
-    "AsRef",
-    "AsMut",
-    "Into",
-    "From",
-    "TryFrom",
-    "TryInto",
-    "ToOwned",
-    "ToString",
-    "Some",
-    "None",
-    "Ok",
-    "Err",
 ];
 
 /// Builds the suggestions for `cut`: one per module the cut list points into, ordered so that a
@@ -727,7 +666,7 @@ fn origin<'a>(
     if let Some(found) = workspace_item(resolver) {
         return Some(found);
     }
-    if PRELUDE.contains(&first.as_str()) {
+    if crate::prelude::contains(first) {
         return None;
     }
     // `bytes::Bytes` written out: a dependency's path, when the first segment names nothing of

@@ -365,7 +365,11 @@ async fn accept_loop(
                     Err(refused) => {
                         metrics.metrics.connections.tls_refused(&refused, peer);
                         if let crate::http::tls::Refused::Cleartext(stream) = refused {
-                            crate::http::tls::refuse_cleartext(stream).await;
+                            crate::http::connections::refuse_with(
+                                stream,
+                                crate::http::tls::CLEARTEXT_REFUSAL,
+                            )
+                            .await;
                         }
                         return;
                     }

@@ -827,43 +827,7 @@ fn strip_patterns(signature: &mut syn::Signature) {
 /// What a crate's own `Result<T>` alias is renamed to in the generated code.
 const RESULT_ALIAS: &str = "CrateResult";
 
-/// Names every crate can use without an import (the prelude and primitive types).
-const KNOWN_TYPES: &[&str] = &[
-    "Self", "Option", "Result", "Vec", "String", "Box", "bool", "char", "str", "u8", "u16", "u32",
-    "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64",
-];
-const KNOWN_TRAITS: &[&str] = &[
-    "Fn",
-    "FnMut",
-    "FnOnce",
-    "Iterator",
-    "IntoIterator",
-    "DoubleEndedIterator",
-    "ExactSizeIterator",
-    "Extend",
-    "Clone",
-    "Copy",
-    "Send",
-    "Sync",
-    "Sized",
-    "Unpin",
-    "Drop",
-    "Default",
-    "Eq",
-    "PartialEq",
-    "Ord",
-    "PartialOrd",
-    "AsRef",
-    "AsMut",
-    "Into",
-    "From",
-    "TryFrom",
-    "TryInto",
-    "ToOwned",
-    "ToString",
-];
-/// Path roots that stay as written: the standard library is visible everywhere.
-const STD_ROOTS: &[&str] = &["std", "core", "alloc"];
+use analyzer::prelude::{STD_ROOTS, TRAITS as KNOWN_TRAITS, TYPES as KNOWN_TYPES};
 
 impl Placeholders {
     /// Shortens a path that points into the monolith or a third-party crate; returns the name

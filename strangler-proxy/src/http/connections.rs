@@ -559,10 +559,18 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 pub(crate) const MAX_REFUSING: u64 = 64;
 
 /// Answers a connection over the cap with [`AT_CAPACITY`] and closes it.
-pub(crate) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+pub(crate) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
+    refuse_with(stream, AT_CAPACITY).await;
+}
+
+/// Writes `answer` (a whole response that closes the connection) within [`REFUSAL_WRITE`], then
+/// reads what the client still sends for up to [`REFUSAL_LINGER`] before closing, so that the
+/// close does not reset the answer away. Used for a connection over the cap and for cleartext
+/// HTTP on a TLS port (`tls::CLEARTEXT_REFUSAL`, by the accept loop).
+pub(crate) async fn refuse_with<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, answer: &[u8]) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let answered = tokio::time::timeout(REFUSAL_WRITE, async {
-        stream.write_all(AT_CAPACITY).await?;
+        stream.write_all(answer).await?;
         stream.shutdown().await
     })
     .await;

@@ -32,7 +32,6 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -40,7 +39,7 @@ use tokio_rustls::server::TlsStream;
 pub(crate) const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// The answer to cleartext HTTP on a TLS port.
-const CLEARTEXT_REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 70\r\nconnection: close\r\n\r\nthis port speaks TLS: a plain HTTP request was sent to an HTTPS port\n";
+pub(crate) const CLEARTEXT_REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 70\r\nconnection: close\r\n\r\nthis port speaks TLS: a plain HTTP request was sent to an HTTPS port\n";
 
 /// The first byte of a TLS record that carries a handshake message (a ClientHello).
 const HANDSHAKE_RECORD: u8 = 0x16;
@@ -335,17 +334,14 @@ pub(crate) struct Session {
 /// Why a connection ended before its handshake was done.
 #[derive(Debug)]
 pub(crate) enum Refused {
-    /// Cleartext HTTP on the TLS port: to be answered with [`refuse_cleartext`].
+    /// Cleartext HTTP on the TLS port: to be answered with [`CLEARTEXT_REFUSAL`]
+    /// (`connections::refuse_with`).
     Cleartext(TcpStream),
     /// The handshake was not done within the deadline.
     Timeout,
     /// The handshake failed (not TLS, no common version or cipher, a bad client certificate).
     Handshake(io::Error),
 }
-
-/// How long a refusal of cleartext may take to write, and how long the connection is read from
-/// after it, so that closing it with the request unread does not reset the answer away.
-const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// Runs the TLS handshake of `stream` with `config` within `deadline`.
 pub(crate) async fn accept(
@@ -388,27 +384,4 @@ pub(crate) async fn accept(
             .and_then(ClientIdentity::of),
     };
     Ok((stream, session))
-}
-
-/// Answers cleartext HTTP with [`CLEARTEXT_REFUSAL`] and closes the connection.
-pub(crate) async fn refuse_cleartext(mut stream: TcpStream) {
-    let answered = tokio::time::timeout(REFUSAL_LINGER, async {
-        stream.write_all(CLEARTEXT_REFUSAL).await?;
-        stream.shutdown().await
-    })
-    .await;
-    if !matches!(answered, Ok(Ok(()))) {
-        return;
-    }
-    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
-        let mut sink = [0u8; 4096];
-        let mut left = 64usize << 10;
-        while left > 0 {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    })
-    .await;
 }
